@@ -1,0 +1,79 @@
+package graph
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/platform/httpx"
+)
+
+// ErrorPresenter gives client-safe errors their message and extensions.code, lets
+// gqlgen's own parse and validation errors through, and masks everything else as
+// INTERNAL_SERVER_ERROR with the request id, logging it in full.
+func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
+		if e, ok := apperr.As(err); ok {
+			out := &gqlerror.Error{Message: e.Message, Path: gqlErr.Path, Locations: gqlErr.Locations,
+				Extensions: map[string]any{"code": string(e.Code)}}
+			field := e.Field
+			if field == "" && e.Code == apperr.BadUserInput {
+				field = argPath(gqlErr.Path)
+			}
+			if field != "" {
+				out.Extensions["field"] = field
+			}
+			return out
+		}
+		if gqlErr.Err == nil {
+			// gqlgen's own parse, validation and limit errors: safe, and already coded.
+			if gqlErr.Extensions == nil {
+				gqlErr.Extensions = map[string]any{}
+			}
+			if _, ok := gqlErr.Extensions["code"]; !ok {
+				gqlErr.Extensions["code"] = string(apperr.BadUserInput)
+			}
+			return gqlErr
+		}
+		id := httpx.RequestID(ctx)
+		log.ErrorContext(ctx, "internal error", "request_id", id, "path", gqlErr.Path.String(), "error", err.Error())
+		return &gqlerror.Error{
+			Message:    "internal server error (request id " + id + ")",
+			Path:       gqlErr.Path,
+			Locations:  gqlErr.Locations,
+			Extensions: map[string]any{"code": string(apperr.Internal), "requestId": id},
+		}
+	}
+}
+
+// argPath names the argument a coercion error is about ("input.email").
+func argPath(p ast.Path) string {
+	var parts []string
+	for _, el := range p {
+		if n, ok := el.(ast.PathName); ok {
+			parts = append(parts, string(n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, ".")
+}
+
+// Recover turns a resolver panic into an internal error (masked by the presenter).
+func Recover(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "resolver panic", "request_id", httpx.RequestID(ctx), "panic", p)
+		return panicError{}
+	}
+}
+
+type panicError struct{}
+
+func (panicError) Error() string { return "resolver panic" }

@@ -1,0 +1,57 @@
+package graph
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"tenantgraph/internal/platform/httpx"
+)
+
+// Limits of the GraphQL endpoint.
+const (
+	ParserTokenLimit = 15_000
+	ComplexityLimit  = 5_000
+)
+
+// HandlerOptions configure the GraphQL handler.
+type HandlerOptions struct {
+	Production bool // no introspection, no field suggestions
+	Log        *slog.Logger
+}
+
+// NewHandler builds the GraphQL HTTP handler with explicit transports and extensions.
+func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: r, Directives: Directives()}))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetParserTokenLimit(ParserTokenLimit)
+	srv.Use(extension.FixedComplexityLimit(ComplexityLimit))
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	if o.Production {
+		srv.SetDisableSuggestion(true)
+	} else {
+		srv.Use(extension.Introspection{})
+	}
+	srv.SetErrorPresenter(ErrorPresenter(o.Log))
+	srv.SetRecoverFunc(Recover(o.Log))
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		if oc := graphql.GetOperationContext(ctx); oc != nil {
+			name := oc.OperationName
+			if name == "" && oc.Operation != nil {
+				name = string(oc.Operation.Operation)
+			}
+			httpx.Info(ctx).SetOperation(name)
+		}
+		return next(ctx)
+	})
+	return srv
+}

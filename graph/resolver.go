@@ -1,0 +1,14 @@
+// Package graph is the GraphQL edge: the generated executor, thin resolvers,
+// the authorization directives and the error presenter.
+package graph
+
+//go:generate go run github.com/99designs/gqlgen generate
+
+import (
+	"tenantgraph/internal/account"
+)
+
+// Resolver holds the services; resolvers only translate to and from them.
+type Resolver struct {
+	Accounts *account.Service
+}

@@ -1,0 +1,347 @@
+package account
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/auth"
+	"tenantgraph/internal/platform/db"
+	pmail "tenantgraph/internal/platform/mail"
+)
+
+// Lifetimes and limits of the emailed tokens.
+const (
+	VerifyTokenTTL  = 24 * time.Hour
+	ResetTokenTTL   = time.Hour
+	ResendInterval  = time.Minute
+	MinPasswordLen  = 8
+	MaxNameLen      = 100
+	maxEmailLen     = 254
+	invalidLoginMsg = "invalid email or password"
+)
+
+// Deps are what the service needs.
+type Deps struct {
+	DB         *sqlx.DB
+	Hasher     *auth.Hasher
+	Tokens     *auth.Tokens
+	RefreshTTL time.Duration
+	BaseURL    string // links in emails
+	Now        func() time.Time
+	Log        *slog.Logger
+}
+
+// Service holds the account rules.
+type Service struct {
+	d     Deps
+	store Store
+}
+
+// NewService returns the account service.
+func NewService(d Deps) *Service { return &Service{d: d} }
+
+// Users returns the users with the given ids (for loaders), in no particular order.
+func (s *Service) Users(ctx context.Context, ids []uuid.UUID) ([]*User, error) {
+	return s.store.UsersByIDs(ctx, s.d.DB, ids)
+}
+
+// Register creates an account, signs it in and queues the verification email.
+func (s *Service) Register(ctx context.Context, in RegisterInput) (*AuthPayload, error) {
+	email, err := NormalizeEmail(in.Email)
+	if err != nil {
+		return nil, err
+	}
+	name := strings.TrimSpace(in.Name)
+	if name == "" || utf8.RuneCountInString(name) > MaxNameLen {
+		return nil, apperr.Invalid("name", "name must be 1 to %d characters", MaxNameLen)
+	}
+	if err := validatePassword("password", in.Password); err != nil {
+		return nil, err
+	}
+	hash, err := s.d.Hasher.Hash(in.Password)
+	if err != nil {
+		return nil, err
+	}
+	var out *AuthPayload
+	err = db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		now := s.d.Now()
+		u, err := s.store.InsertUser(ctx, tx, email, name, hash, now)
+		if err != nil {
+			return err
+		}
+		if err := s.sendVerification(ctx, tx, u, now); err != nil {
+			return err
+		}
+		out, err = s.startSession(ctx, tx, u, uuid.New(), now)
+		return err
+	})
+	return out, err
+}
+
+// Login checks credentials. Unknown email and wrong password answer the same
+// error after the same hashing work.
+func (s *Service) Login(ctx context.Context, email, password string) (*AuthPayload, error) {
+	bad := apperr.New(apperr.Unauthenticated, invalidLoginMsg)
+	norm, err := NormalizeEmail(email)
+	if err != nil || len(password) > auth.MaxPasswordBytes {
+		s.d.Hasher.VerifyDummy(password)
+		return nil, bad
+	}
+	u, hash, err := s.store.UserCredentials(ctx, s.d.DB, norm)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		s.d.Hasher.VerifyDummy(password)
+		return nil, bad
+	}
+	ok, err := s.d.Hasher.Verify(hash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, bad
+	}
+	var out *AuthPayload
+	err = db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		out, err = s.startSession(ctx, tx, u, uuid.New(), s.d.Now())
+		return err
+	})
+	return out, err
+}
+
+// Refresh rotates a refresh token. Presenting a token that was already used
+// revokes its whole family (the session), since one of its holders is not the user.
+func (s *Service) Refresh(ctx context.Context, token string) (*AuthPayload, error) {
+	hash := auth.HashToken(token)
+	var out *AuthPayload
+	err := db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		now := s.d.Now()
+		userID, family, ok, err := s.store.ClaimRefreshToken(ctx, tx, hash, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errInvalidRefresh
+		}
+		u, err := s.store.UserForUpdate(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		out, err = s.startSession(ctx, tx, u, family, now)
+		return err
+	})
+	if err == errInvalidRefresh {
+		reused, rerr := s.store.RevokeReusedFamily(ctx, s.d.DB, hash, s.d.Now())
+		if rerr != nil {
+			return nil, rerr
+		}
+		if reused {
+			s.d.Log.WarnContext(ctx, "refresh token reuse detected; session revoked")
+		}
+	}
+	return out, err
+}
+
+var errInvalidRefresh = apperr.New(apperr.Unauthenticated, "invalid or expired refresh token")
+
+// Logout revokes the session the refresh token belongs to. Unknown tokens are ignored.
+func (s *Service) Logout(ctx context.Context, token string) error {
+	return s.store.RevokeFamilyOf(ctx, s.d.DB, auth.HashToken(token), s.d.Now())
+}
+
+// LogoutAll revokes every session of the viewer.
+func (s *Service) LogoutAll(ctx context.Context, v auth.Viewer) error {
+	return s.store.RevokeUserSessions(ctx, s.d.DB, v.UserID, uuid.Nil, s.d.Now())
+}
+
+// VerifyEmail uses an emailed verification token.
+func (s *Service) VerifyEmail(ctx context.Context, token string) (*User, error) {
+	var u *User
+	err := db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		now := s.d.Now()
+		id, ok, err := s.store.ClaimUserToken(ctx, tx, auth.HashToken(token), PurposeVerifyEmail, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return apperr.Invalid("token", "the verification link is invalid, used or expired")
+		}
+		u, err = s.store.MarkVerified(ctx, tx, id, now)
+		return err
+	})
+	return u, err
+}
+
+// ResendVerification emails a new verification link (at most one per minute);
+// the previous link stops working.
+func (s *Service) ResendVerification(ctx context.Context, v auth.Viewer) error {
+	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		now := s.d.Now()
+		u, err := s.store.UserForUpdate(ctx, tx, v.UserID)
+		if err != nil {
+			return err
+		}
+		if u.EmailVerified() {
+			return apperr.New(apperr.Conflict, "the email address is already verified")
+		}
+		last, err := s.store.LastUserTokenAt(ctx, tx, u.ID, PurposeVerifyEmail)
+		if err != nil {
+			return err
+		}
+		if now.Sub(last) < ResendInterval {
+			return apperr.New(apperr.RateLimited, "a verification email was sent less than a minute ago")
+		}
+		return s.sendVerification(ctx, tx, u, now)
+	})
+}
+
+// RequestPasswordReset emails a reset link when the address has an account.
+// It answers the same either way; repeated requests within a minute send nothing more.
+func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
+	norm, err := NormalizeEmail(email)
+	if err != nil {
+		return nil
+	}
+	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		now := s.d.Now()
+		u, _, err := s.store.UserCredentials(ctx, tx, norm)
+		if err != nil || u == nil {
+			return err
+		}
+		if _, err := s.store.UserForUpdate(ctx, tx, u.ID); err != nil {
+			return err
+		}
+		last, err := s.store.LastUserTokenAt(ctx, tx, u.ID, PurposeResetPassword)
+		if err != nil || now.Sub(last) < ResendInterval {
+			return err
+		}
+		token := auth.RandomToken()
+		if err := s.store.ReplaceUserToken(ctx, tx, u.ID, PurposeResetPassword, auth.HashToken(token), now, now.Add(ResetTokenTTL)); err != nil {
+			return err
+		}
+		return pmail.Enqueue(ctx, tx, pmail.Message{
+			To:      u.Email,
+			Subject: "Reset your tenantgraph password",
+			Body: fmt.Sprintf("Hello %s,\n\nSomeone asked to reset the password of your account. To choose a new one, open:\n\n%s/reset-password?token=%s\n\nThe link works once, within one hour. If it was not you, ignore this email.\n",
+				u.Name, s.d.BaseURL, token),
+		})
+	})
+}
+
+// ResetPassword sets a new password with an emailed token and revokes every session.
+// Receiving the email proves the address, so it is marked verified too.
+func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) error {
+	if err := validatePassword("newPassword", newPassword); err != nil {
+		return err
+	}
+	hash, err := s.d.Hasher.Hash(newPassword)
+	if err != nil {
+		return err
+	}
+	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		now := s.d.Now()
+		id, ok, err := s.store.ClaimUserToken(ctx, tx, auth.HashToken(token), PurposeResetPassword, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return apperr.Invalid("token", "the reset link is invalid, used or expired")
+		}
+		if err := s.store.SetPassword(ctx, tx, id, hash, now); err != nil {
+			return err
+		}
+		if _, err := s.store.MarkVerified(ctx, tx, id, now); err != nil {
+			return err
+		}
+		return s.store.RevokeUserSessions(ctx, tx, id, uuid.Nil, now)
+	})
+}
+
+// ChangePassword replaces the viewer's password and revokes their other sessions.
+func (s *Service) ChangePassword(ctx context.Context, v auth.Viewer, current, next string) error {
+	if err := validatePassword("newPassword", next); err != nil {
+		return err
+	}
+	hash, err := s.d.Hasher.Hash(next)
+	if err != nil {
+		return err
+	}
+	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		old, err := s.store.PasswordHashForUpdate(ctx, tx, v.UserID)
+		if err != nil {
+			return err
+		}
+		ok, err := s.d.Hasher.Verify(old, current)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return apperr.Invalid("currentPassword", "the current password is wrong")
+		}
+		now := s.d.Now()
+		if err := s.store.SetPassword(ctx, tx, v.UserID, hash, now); err != nil {
+			return err
+		}
+		return s.store.RevokeUserSessions(ctx, tx, v.UserID, v.SessionID, now)
+	})
+}
+
+// startSession issues an access token and a refresh token in family.
+func (s *Service) startSession(ctx context.Context, tx *sqlx.Tx, u *User, family uuid.UUID, now time.Time) (*AuthPayload, error) {
+	refresh := auth.RandomToken()
+	if err := s.store.InsertRefreshToken(ctx, tx, u.ID, family, auth.HashToken(refresh), now, now.Add(s.d.RefreshTTL)); err != nil {
+		return nil, err
+	}
+	access, exp, err := s.d.Tokens.Issue(u.ID, family)
+	if err != nil {
+		return nil, err
+	}
+	return &AuthPayload{AccessToken: access, AccessTokenExpiresAt: exp, RefreshToken: refresh, User: u}, nil
+}
+
+func (s *Service) sendVerification(ctx context.Context, tx *sqlx.Tx, u *User, now time.Time) error {
+	token := auth.RandomToken()
+	if err := s.store.ReplaceUserToken(ctx, tx, u.ID, PurposeVerifyEmail, auth.HashToken(token), now, now.Add(VerifyTokenTTL)); err != nil {
+		return err
+	}
+	return pmail.Enqueue(ctx, tx, pmail.Message{
+		To:      u.Email,
+		Subject: "Verify your email for tenantgraph",
+		Body: fmt.Sprintf("Hello %s,\n\nPlease confirm your email address by opening:\n\n%s/verify-email?token=%s\n\nThe link works once, within 24 hours.\n",
+			u.Name, s.d.BaseURL, token),
+	})
+}
+
+// NormalizeEmail trims and lower-cases an address and checks its form.
+func NormalizeEmail(raw string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(raw))
+	bad := apperr.Invalid("email", "enter a valid email address")
+	if e == "" || len(e) > maxEmailLen {
+		return "", bad
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || a.Name != "" {
+		return "", bad
+	}
+	return e, nil
+}
+
+func validatePassword(field, pw string) error {
+	if utf8.RuneCountInString(pw) < MinPasswordLen {
+		return apperr.Invalid(field, "the password must have at least %d characters", MinPasswordLen)
+	}
+	if len(pw) > auth.MaxPasswordBytes {
+		return apperr.Invalid(field, "the password must be at most %d bytes", auth.MaxPasswordBytes)
+	}
+	return nil
+}

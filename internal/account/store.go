@@ -1,0 +1,181 @@
+package account
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/platform/db"
+)
+
+// Store is the accounts' SQL. Methods take the querier so services choose the transaction.
+type Store struct{}
+
+const userCols = `id, email, name, email_verified_at, created_at`
+
+func (Store) InsertUser(ctx context.Context, q sqlx.ExtContext, email, name, hash string, now time.Time) (*User, error) {
+	var u User
+	err := sqlx.GetContext(ctx, q, &u, `
+		INSERT INTO users (email, name, password_hash, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $4)
+		RETURNING `+userCols, email, name, hash, now)
+	if db.IsViolation(err, db.UniqueViolation, "users_email_key") {
+		return nil, &apperr.Error{Code: apperr.Conflict, Message: "an account with this email already exists", Field: "email"}
+	}
+	return &u, err
+}
+
+// UserCredentials returns the user with email and their password hash; nil when there is none.
+func (Store) UserCredentials(ctx context.Context, q sqlx.QueryerContext, email string) (*User, string, error) {
+	var row struct {
+		User
+		Hash string `db:"password_hash"`
+	}
+	err := sqlx.GetContext(ctx, q, &row, `SELECT `+userCols+`, password_hash FROM users WHERE lower(email) = $1`, email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return &row.User, row.Hash, nil
+}
+
+// PasswordHashForUpdate locks the user's row and returns their password hash.
+func (Store) PasswordHashForUpdate(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (string, error) {
+	var h string
+	err := sqlx.GetContext(ctx, q, &h, `SELECT password_hash FROM users WHERE id = $1 FOR UPDATE`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", apperr.ErrUnauthenticated
+	}
+	return h, err
+}
+
+// UserForUpdate locks and returns the user.
+func (Store) UserForUpdate(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (*User, error) {
+	var u User
+	err := sqlx.GetContext(ctx, q, &u, `SELECT `+userCols+` FROM users WHERE id = $1 FOR UPDATE`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.ErrUnauthenticated
+	}
+	return &u, err
+}
+
+// UsersByIDs returns the users with the given ids, in no particular order.
+func (Store) UsersByIDs(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) ([]*User, error) {
+	var us []*User
+	err := sqlx.SelectContext(ctx, q, &us, `SELECT `+userCols+` FROM users WHERE id = ANY($1)`, pq.Array(ids))
+	return us, err
+}
+
+func (Store) SetPassword(ctx context.Context, q sqlx.ExecerContext, id uuid.UUID, hash string, now time.Time) error {
+	_, err := q.ExecContext(ctx, `UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1`, id, hash, now)
+	return err
+}
+
+func (Store) MarkVerified(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID, now time.Time) (*User, error) {
+	var u User
+	err := sqlx.GetContext(ctx, q, &u, `
+		UPDATE users SET email_verified_at = coalesce(email_verified_at, $2), updated_at = $2
+		WHERE id = $1 RETURNING `+userCols, id, now)
+	return &u, err
+}
+
+// --- refresh tokens ---
+
+func (Store) InsertRefreshToken(ctx context.Context, q sqlx.ExecerContext, user, family uuid.UUID, hash []byte, now, expires time.Time) error {
+	_, err := q.ExecContext(ctx, `
+		INSERT INTO refresh_tokens (user_id, family_id, token_hash, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5)`, user, family, hash, now, expires)
+	return err
+}
+
+// ClaimRefreshToken marks a live token used and returns its user and family. Of
+// concurrent claims of one token exactly one gets ok: the row lock serialises
+// them and the losers' WHERE no longer matches.
+func (Store) ClaimRefreshToken(ctx context.Context, q sqlx.QueryerContext, hash []byte, now time.Time) (user, family uuid.UUID, ok bool, err error) {
+	var row struct {
+		User   uuid.UUID `db:"user_id"`
+		Family uuid.UUID `db:"family_id"`
+	}
+	err = sqlx.GetContext(ctx, q, &row, `
+		UPDATE refresh_tokens SET used_at = $2
+		WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+		RETURNING user_id, family_id`, hash, now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return uuid.Nil, uuid.Nil, false, nil
+	}
+	return row.User, row.Family, err == nil, err
+}
+
+// RevokeReusedFamily revokes the family of hash when that token was already used,
+// and reports whether it did.
+func (Store) RevokeReusedFamily(ctx context.Context, q sqlx.ExecerContext, hash []byte, now time.Time) (bool, error) {
+	res, err := q.ExecContext(ctx, `
+		UPDATE refresh_tokens SET revoked_at = $2
+		WHERE revoked_at IS NULL AND family_id = (
+			SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL)`, hash, now)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// RevokeFamilyOf revokes the session the token belongs to.
+func (Store) RevokeFamilyOf(ctx context.Context, q sqlx.ExecerContext, hash []byte, now time.Time) error {
+	_, err := q.ExecContext(ctx, `
+		UPDATE refresh_tokens SET revoked_at = $2
+		WHERE revoked_at IS NULL AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)`, hash, now)
+	return err
+}
+
+// RevokeUserSessions revokes every session of user except keep (uuid.Nil keeps none).
+func (Store) RevokeUserSessions(ctx context.Context, q sqlx.ExecerContext, user, keep uuid.UUID, now time.Time) error {
+	_, err := q.ExecContext(ctx, `
+		UPDATE refresh_tokens SET revoked_at = $3
+		WHERE user_id = $1 AND revoked_at IS NULL AND family_id <> $2`, user, keep, now)
+	return err
+}
+
+// --- single-use emailed tokens ---
+
+// ReplaceUserToken voids the user's unused tokens of purpose and stores a new one.
+func (Store) ReplaceUserToken(ctx context.Context, q sqlx.ExecerContext, user uuid.UUID, purpose string, hash []byte, now, expires time.Time) error {
+	if _, err := q.ExecContext(ctx, `
+		UPDATE user_tokens SET used_at = $3
+		WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`, user, purpose, now); err != nil {
+		return err
+	}
+	_, err := q.ExecContext(ctx, `
+		INSERT INTO user_tokens (user_id, purpose, token_hash, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5)`, user, purpose, hash, now, expires)
+	return err
+}
+
+// LastUserTokenAt returns when the newest token of purpose was issued to user (zero if never).
+func (Store) LastUserTokenAt(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID, purpose string) (time.Time, error) {
+	var t sql.NullTime
+	err := sqlx.GetContext(ctx, q, &t, `SELECT max(created_at) FROM user_tokens WHERE user_id = $1 AND purpose = $2`, user, purpose)
+	return t.Time, err
+}
+
+// ClaimUserToken uses a live token of purpose and returns its user; ok is false when
+// the token is unknown, used, voided or expired.
+func (Store) ClaimUserToken(ctx context.Context, q sqlx.QueryerContext, hash []byte, purpose string, now time.Time) (uuid.UUID, bool, error) {
+	var user uuid.UUID
+	err := sqlx.GetContext(ctx, q, &user, `
+		UPDATE user_tokens SET used_at = $3
+		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+		RETURNING user_id`, hash, purpose, now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return uuid.Nil, false, nil
+	}
+	return user, err == nil, err
+}

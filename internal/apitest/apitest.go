@@ -1,0 +1,344 @@
+// Package apitest runs the real server (the same app.App as the binary) on a
+// real PostgreSQL database and speaks GraphQL to it over HTTP.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"tenantgraph/internal/app"
+	"tenantgraph/internal/auth"
+	"tenantgraph/internal/platform/config"
+	"tenantgraph/internal/platform/dbtest"
+	"tenantgraph/internal/platform/mail"
+)
+
+// Secret is the JWT secret the test server signs with.
+const Secret = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+// FastArgon2 keeps tests quick; production uses auth.DefaultArgon2.
+var FastArgon2 = auth.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// Server is a running test server.
+type Server struct {
+	URL     string
+	DB      *sqlx.DB
+	Clock   *Clock
+	MailDir string
+	App     *app.App
+	Config  config.Config
+	logs    *syncBuffer
+}
+
+// Main gives a test package its own database and server, exposed through *s.
+func Main(m *testing.M, s **Server) {
+	var d *dbtest.Database
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	d, err := dbtest.New(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apitest:", err)
+		os.Exit(1)
+	}
+	srv, stop, err := start(d)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apitest:", err)
+		d.Close()
+		os.Exit(1)
+	}
+	*s = srv
+	code := m.Run()
+	stop()
+	d.Close()
+	os.Exit(code)
+}
+
+func start(d *dbtest.Database) (*Server, func(), error) {
+	dir, err := os.MkdirTemp("", "tenantgraph-mail-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := config.Config{
+		Env: "development", DatabaseURL: d.URL, JWTSecret: []byte(Secret),
+		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
+		AppBaseURL: "http://app.test", MailDriver: "file", MailDir: dir, MailFrom: "tenantgraph <no-reply@test>",
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogSink()), nil))
+	clock := &Clock{}
+	a, err := app.New(app.Options{Config: cfg, DB: d.DB, Log: log, Now: clock.Now, Argon2: FastArgon2, MailPollInterval: 50 * time.Millisecond})
+	if err != nil {
+		return nil, nil, err
+	}
+	hs := httptest.NewServer(a.Handler)
+	wctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { a.MailWorker.Run(wctx) })
+	s := &Server{URL: hs.URL, DB: d.DB, Clock: clock, MailDir: dir, App: a, Config: cfg, logs: logs}
+	return s, func() {
+		hs.Close()
+		cancel()
+		wg.Wait()
+		os.RemoveAll(dir)
+	}, nil
+}
+
+func testLogSink() io.Writer {
+	if os.Getenv("TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
+}
+
+// Logs returns everything the server logged so far.
+func (s *Server) Logs() string { return s.logs.String() }
+
+// Clock is a controllable clock: real time plus an offset.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now returns the shifted time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the clock forward; the returned func moves it back.
+func (c *Clock) Advance(d time.Duration) (undo func()) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.offset -= d
+		c.mu.Unlock()
+	}
+}
+
+// Error is one GraphQL error.
+type Error struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+// Response is a GraphQL response.
+type Response struct {
+	Status int
+	Data   json.RawMessage `json:"data"`
+	Errors []Error         `json:"errors"`
+	Raw    string
+}
+
+// Code returns the first error's extensions.code, or "" when there is none.
+func (r Response) Code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// Field returns the first error's extensions.field.
+func (r Response) Field() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	f, _ := r.Errors[0].Extensions["field"].(string)
+	return f
+}
+
+// Decode unmarshals data into v.
+func (r Response) Decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Data, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Data, err)
+	}
+}
+
+// Post sends one GraphQL request as token (empty for anonymous).
+func (s *Server) Post(t testing.TB, token, query string, vars map[string]any) Response {
+	t.Helper()
+	return s.PostHeaders(t, http.Header{"Authorization": bearer(token)}, query, vars)
+}
+
+func bearer(token string) []string {
+	if token == "" {
+		return nil
+	}
+	return []string{"Bearer " + token}
+}
+
+// PostHeaders sends one GraphQL request with extra headers.
+func (s *Server) PostHeaders(t testing.TB, h http.Header, query string, vars map[string]any) Response {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/query", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, vs := range h {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /query: %v", err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := Response{Status: res.StatusCode, Raw: string(raw)}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("response is not JSON (%d): %s", res.StatusCode, raw)
+	}
+	return out
+}
+
+// MustOK fails the test when r has errors.
+func MustOK(t testing.TB, r Response) Response {
+	t.Helper()
+	if len(r.Errors) > 0 {
+		t.Fatalf("unexpected errors: %s", r.Raw)
+	}
+	return r
+}
+
+// Session is a signed-in user.
+type Session struct {
+	UserID       uuid.UUID
+	Email        string
+	Password     string
+	AccessToken  string
+	RefreshToken string
+}
+
+// UniqueEmail returns a fresh address for prefix.
+func UniqueEmail(prefix string) string {
+	return fmt.Sprintf("%s-%s@example.test", prefix, uuid.NewString()[:8])
+}
+
+const registerMutation = `mutation($in: RegisterInput!) { register(input: $in) {
+	accessToken refreshToken user { id email } } }`
+
+// Register signs up a new user (unverified).
+func (s *Server) Register(t testing.TB, prefix string) *Session {
+	t.Helper()
+	email := UniqueEmail(prefix)
+	pw := "correct horse battery"
+	r := MustOK(t, s.Post(t, "", registerMutation, map[string]any{"in": map[string]any{"email": email, "password": pw, "name": prefix}}))
+	var out struct {
+		Register struct {
+			AccessToken, RefreshToken string
+			User                      struct{ ID uuid.UUID }
+		}
+	}
+	r.Decode(t, &out)
+	return &Session{UserID: out.Register.User.ID, Email: email, Password: pw,
+		AccessToken: out.Register.AccessToken, RefreshToken: out.Register.RefreshToken}
+}
+
+// RegisterVerified signs up a user and verifies their email with the emailed link.
+func (s *Server) RegisterVerified(t testing.TB, prefix string) *Session {
+	t.Helper()
+	u := s.Register(t, prefix)
+	tok := LinkToken(t, s.WaitMail(t, u.Email, "Verify"), "verify-email")
+	MustOK(t, s.Post(t, "", `mutation($t: String!) { verifyEmail(token: $t) { id } }`, map[string]any{"t": tok}))
+	return u
+}
+
+// Mails returns every message sent to addr so far, oldest first.
+func (s *Server) Mails(t testing.TB, addr string) []mail.Message {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(s.MailDir, "*.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []mail.Message
+	for _, f := range files { // names start with the send time: sorted oldest first
+		m, err := mail.ParseFile(f)
+		if err != nil {
+			t.Fatalf("parse %s: %v", f, err)
+		}
+		if strings.EqualFold(m.To, addr) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitMail waits (up to 10 s) for the newest message to addr whose subject
+// contains subject, counting only messages beyond those already seen with it.
+func (s *Server) WaitMail(t testing.TB, addr, subject string) mail.Message {
+	t.Helper()
+	return s.WaitMailN(t, addr, subject, 1)
+}
+
+// WaitMailN waits for the n-th message to addr with subject and returns it.
+func (s *Server) WaitMailN(t testing.TB, addr, subject string, n int) mail.Message {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var hits []mail.Message
+		for _, m := range s.Mails(t, addr) {
+			if strings.Contains(m.Subject, subject) {
+				hits = append(hits, m)
+			}
+		}
+		if len(hits) >= n {
+			return hits[n-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no message %d %q to %s after 10s (have %d)", n, subject, addr, len(hits))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// LinkToken extracts the token of the link to path from a message body.
+func LinkToken(t testing.TB, m mail.Message, path string) string {
+	t.Helper()
+	re := regexp.MustCompile(regexp.QuoteMeta(path) + `\?token=([A-Za-z0-9_-]+)`)
+	sub := re.FindStringSubmatch(m.Body)
+	if sub == nil {
+		t.Fatalf("no %s link in mail body:\n%s", path, m.Body)
+	}
+	return sub[1]
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}

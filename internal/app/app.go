@@ -1,0 +1,108 @@
+// Package app wires configuration, services and the HTTP edge together. The
+// server binary and the end-to-end tests build the very same App.
+package app
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/jmoiron/sqlx"
+	"github.com/rs/cors"
+
+	"tenantgraph/graph"
+	"tenantgraph/internal/account"
+	"tenantgraph/internal/auth"
+	"tenantgraph/internal/loader"
+	"tenantgraph/internal/platform/config"
+	"tenantgraph/internal/platform/httpx"
+	"tenantgraph/internal/platform/mail"
+)
+
+// MaxBodyBytes caps GraphQL request bodies.
+const MaxBodyBytes = 1 << 20
+
+// Options build an App. Zero Now and Argon2 take the production defaults.
+type Options struct {
+	Config config.Config
+	DB     *sqlx.DB
+	Log    *slog.Logger
+	Now    func() time.Time
+	Argon2 auth.Argon2Params
+	// MailPollInterval overrides how often the mail worker looks for due messages.
+	MailPollInterval time.Duration
+}
+
+// App is the assembled server.
+type App struct {
+	Handler    http.Handler
+	MailWorker *mail.Worker
+	Accounts   *account.Service
+}
+
+// New assembles the App.
+func New(o Options) (*App, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Argon2 == (auth.Argon2Params{}) {
+		o.Argon2 = auth.DefaultArgon2
+	}
+	cfg := o.Config
+	tokens, err := auth.NewTokens(cfg.JWTSecret, cfg.AccessTokenTTL, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	sender, err := mail.NewSender(mail.Config{
+		Driver: cfg.MailDriver, Dir: cfg.MailDir, From: cfg.MailFrom,
+		SMTPHost: cfg.SMTPHost, SMTPPort: cfg.SMTPPort, SMTPUsername: cfg.SMTPUsername, SMTPPassword: cfg.SMTPPassword,
+	}, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	accounts := account.NewService(account.Deps{
+		DB: o.DB, Hasher: auth.NewHasher(o.Argon2), Tokens: tokens, RefreshTTL: cfg.RefreshTokenTTL,
+		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log,
+	})
+
+	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts}, graph.HandlerOptions{Production: cfg.Production(), Log: o.Log})
+	sources := loader.Sources{Users: accounts.Users}
+
+	mux := http.NewServeMux()
+	mux.Handle("/query", httpx.LimitBody(MaxBodyBytes, auth.Middleware(tokens, loader.Middleware(sources, gql))))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n")) //nolint:errcheck
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := o.DB.PingContext(ctx); err != nil {
+			http.Error(w, "database unreachable\n", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n")) //nolint:errcheck
+	})
+	if !cfg.Production() {
+		mux.Handle("GET /{$}", playground.Handler("tenantgraph", "/query"))
+	}
+
+	var h http.Handler = mux
+	if len(cfg.CORSOrigins) > 0 {
+		h = cors.New(cors.Options{
+			AllowedOrigins: cfg.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id", "Apollo-Require-Preflight"},
+			ExposedHeaders: []string{"X-Request-Id"},
+			MaxAge:         600,
+		}).Handler(h)
+	}
+	h = httpx.Edge(o.Log, h)
+
+	worker := mail.NewWorker(o.DB, sender, o.Log, mail.WorkerOptions{
+		PollInterval: o.MailPollInterval,
+		ListenURL:    cfg.DatabaseURL,
+	})
+	return &App{Handler: h, MailWorker: worker, Accounts: accounts}, nil
+}

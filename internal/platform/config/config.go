@@ -1,0 +1,155 @@
+// Package config reads the server's configuration from the environment.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting the server reads. README lists each variable.
+type Config struct {
+	Env             string // development | production
+	DatabaseURL     string
+	HTTPAddr        string
+	DataDir         string
+	JWTSecret       []byte
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	AppBaseURL      string
+	CORSOrigins     []string
+
+	MailDriver   string // console | file | smtp
+	MailDir      string
+	MailFrom     string
+	SMTPHost     string
+	SMTPPort     int
+	SMTPUsername string
+	SMTPPassword string
+}
+
+// Production reports whether the server runs in production mode.
+func (c Config) Production() bool { return c.Env == "production" }
+
+// Load reads the environment. In development a missing JWT_SECRET is generated
+// once and kept under DATA_DIR so tokens survive restarts.
+func Load() (Config, error) {
+	c := Config{
+		Env:          get("APP_ENV", "development"),
+		DatabaseURL:  os.Getenv("DATABASE_URL"),
+		HTTPAddr:     get("HTTP_ADDR", ":8080"),
+		DataDir:      get("DATA_DIR", ".data"),
+		AppBaseURL:   strings.TrimRight(get("APP_BASE_URL", "http://localhost:8080"), "/"),
+		MailDriver:   get("MAIL_DRIVER", "console"),
+		MailDir:      os.Getenv("MAIL_DIR"),
+		MailFrom:     get("MAIL_FROM", "tenantgraph <no-reply@localhost>"),
+		SMTPHost:     os.Getenv("SMTP_HOST"),
+		SMTPUsername: os.Getenv("SMTP_USERNAME"),
+		SMTPPassword: os.Getenv("SMTP_PASSWORD"),
+	}
+	var errs []error
+	if c.Env != "development" && c.Env != "production" {
+		errs = append(errs, fmt.Errorf("APP_ENV must be development or production, got %q", c.Env))
+	}
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL is required (`make run` sets one up for you)"))
+	}
+	var err error
+	if c.AccessTokenTTL, err = duration("ACCESS_TOKEN_TTL", 15*time.Minute); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RefreshTokenTTL, err = duration("REFRESH_TOKEN_TTL", 30*24*time.Hour); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SMTPPort, err = strconv.Atoi(get("SMTP_PORT", "587")); err != nil {
+		errs = append(errs, fmt.Errorf("SMTP_PORT: %w", err))
+	}
+	for _, o := range strings.Split(os.Getenv("CORS_ALLOWED_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
+	}
+	switch c.MailDriver {
+	case "console", "smtp":
+	case "file":
+		if c.MailDir == "" {
+			c.MailDir = filepath.Join(c.DataDir, "mail")
+		}
+	default:
+		errs = append(errs, fmt.Errorf("MAIL_DRIVER must be console, file or smtp, got %q", c.MailDriver))
+	}
+	if c.MailDriver == "smtp" && c.SMTPHost == "" {
+		errs = append(errs, errors.New("MAIL_DRIVER=smtp needs SMTP_HOST"))
+	}
+
+	secret := os.Getenv("JWT_SECRET")
+	switch {
+	case secret != "" && len(secret) < 32:
+		errs = append(errs, fmt.Errorf("JWT_SECRET must be at least 32 bytes, got %d", len(secret)))
+	case secret != "":
+		c.JWTSecret = []byte(secret)
+	case c.Production():
+		errs = append(errs, errors.New("JWT_SECRET is required in production (at least 32 random bytes, e.g. `openssl rand -hex 32`)"))
+	default:
+		s, err := devSecret(c.DataDir)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.JWTSecret = s
+	}
+	return c, errors.Join(errs...)
+}
+
+// devSecret reads DATA_DIR/jwt-secret, creating it with 32 random bytes the first time.
+func devSecret(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "jwt-secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, err
+	}
+	s := hex.EncodeToString(buf)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("JWT_SECRET: create %s: %w", dir, err)
+	}
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("JWT_SECRET: write %s: %w", path, err)
+	}
+	return []byte(s), nil
+}
+
+func get(key, def string) string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+// duration accepts Go durations plus a day suffix ("30d").
+func duration(key string, def time.Duration) (time.Duration, error) {
+	v := strings.TrimSpace(os.Getenv(key))
+	if v == "" {
+		return def, nil
+	}
+	var d time.Duration
+	var err error
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		var days int
+		days, err = strconv.Atoi(n)
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(v)
+	}
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: want a positive duration such as 15m or 30d, got %q", key, v)
+	}
+	return d, nil
+}

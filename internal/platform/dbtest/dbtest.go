@@ -1,0 +1,130 @@
+// Package dbtest gives each test package its own PostgreSQL database, cloned from a
+// migrated template, on the server named by TEST_DATABASE_URL.
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"tenantgraph/internal/platform/db"
+)
+
+const templateName = "tenantgraph_template"
+
+// lockKey serialises template (re)builds across test packages running in parallel.
+const lockKey = 7262_0001
+
+// Database is one test package's database.
+type Database struct {
+	URL  string
+	DB   *sqlx.DB
+	name string
+	srv  string
+}
+
+// New creates a fresh database for one test package from the migrated template.
+// It fails when TEST_DATABASE_URL is not set: the tests need a real PostgreSQL (run `make test`).
+func New(ctx context.Context) (*Database, error) {
+	srv := os.Getenv("TEST_DATABASE_URL")
+	if srv == "" {
+		return nil, fmt.Errorf("TEST_DATABASE_URL is not set: run the tests with `make test`, which starts a throwaway PostgreSQL")
+	}
+	admin, err := db.Open(ctx, srv)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	conn, err := admin.Connx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lockKey); err != nil {
+		return nil, fmt.Errorf("lock template: %w", err)
+	}
+	defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, lockKey) //nolint:errcheck
+
+	var exists bool
+	if err := conn.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, templateName); err != nil {
+		return nil, err
+	}
+	if !exists {
+		if _, err := conn.ExecContext(ctx, `CREATE DATABASE `+templateName); err != nil {
+			return nil, fmt.Errorf("create template: %w", err)
+		}
+	}
+	// Bring the template up to date (a no-op when it already is).
+	tpl, err := db.Open(ctx, withDB(srv, templateName))
+	if err != nil {
+		return nil, err
+	}
+	err = db.MigrateUp(ctx, tpl.DB)
+	tpl.Close()
+	if err != nil {
+		return nil, err
+	}
+
+	name := "test_" + randHex(6)
+	if _, err := conn.ExecContext(ctx, `CREATE DATABASE `+name+` TEMPLATE `+templateName); err != nil {
+		return nil, fmt.Errorf("create test database: %w", err)
+	}
+	u := withDB(srv, name)
+	d, err := db.Open(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return &Database{URL: u, DB: d, name: name, srv: srv}, nil
+}
+
+// Close drops the database.
+func (d *Database) Close() {
+	d.DB.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := db.Open(ctx, d.srv)
+	if err != nil {
+		return
+	}
+	defer admin.Close()
+	admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+d.name+` WITH (FORCE)`) //nolint:errcheck
+}
+
+// Main runs a test package's tests with its own database, exposed through *target.
+func Main(m *testing.M, target **Database) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	d, err := New(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dbtest:", err)
+		os.Exit(1)
+	}
+	*target = d
+	code := m.Run()
+	d.Close()
+	os.Exit(code)
+}
+
+func withDB(raw, name string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		// key=value form
+		return strings.TrimSpace(raw) + " dbname=" + name
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) //nolint:errcheck
+	return hex.EncodeToString(b)
+}

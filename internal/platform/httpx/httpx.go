@@ -1,0 +1,150 @@
+// Package httpx is the HTTP edge without business rules: request ids, access
+// logs, panic recovery and body limits.
+package httpx
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+type ctxKey int
+
+const (
+	reqInfoKey ctxKey = iota
+)
+
+// RequestInfo is what the edge knows about a request; handlers may fill Operation.
+type RequestInfo struct {
+	ID        string
+	IP        string
+	UserAgent string
+
+	mu        sync.Mutex
+	operation string
+}
+
+// SetOperation records the GraphQL operation name for the access log.
+func (ri *RequestInfo) SetOperation(name string) {
+	ri.mu.Lock()
+	ri.operation = name
+	ri.mu.Unlock()
+}
+
+func (ri *RequestInfo) op() string {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	return ri.operation
+}
+
+// Info returns the request's info (an empty one outside a request).
+func Info(ctx context.Context) *RequestInfo {
+	if ri, ok := ctx.Value(reqInfoKey).(*RequestInfo); ok {
+		return ri
+	}
+	return &RequestInfo{}
+}
+
+// RequestID returns the request's id, or "" outside a request.
+func RequestID(ctx context.Context) string { return Info(ctx).ID }
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
+
+func newID() string {
+	b := make([]byte, 12)
+	rand.Read(b) //nolint:errcheck
+	return hex.EncodeToString(b)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Edge wraps next with the request id (X-Request-Id, echoed back), the access log
+// and panic recovery. The client IP is the connection's address: put a proxy that
+// sets it correctly in front rather than trusting X-Forwarded-For here.
+func Edge(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validID.MatchString(id) {
+			id = newID()
+		}
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			ip = r.RemoteAddr
+		}
+		ri := &RequestInfo{ID: id, IP: ip, UserAgent: truncate(r.UserAgent(), 512)}
+		w.Header().Set("X-Request-Id", id)
+		sw := &statusWriter{ResponseWriter: w}
+		ctx := context.WithValue(r.Context(), reqInfoKey, ri)
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.ErrorContext(ctx, "panic", "request_id", id, "panic", p)
+				if sw.status == 0 {
+					http.Error(sw, `{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR","requestId":"`+id+`"}}]}`, http.StatusInternalServerError)
+				}
+			}
+			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+				return
+			}
+			log.InfoContext(ctx, "request",
+				"request_id", id, "method", r.Method, "path", r.URL.Path, "operation", ri.op(),
+				"status", sw.status, "bytes", sw.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+		}()
+		next.ServeHTTP(sw, r.WithContext(ctx))
+	})
+}
+
+// LimitBody caps request bodies at n bytes.
+func LimitBody(n int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

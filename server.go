@@ -1,0 +1,124 @@
+// Command tenantgraph serves the tenantgraph GraphQL API.
+//
+//	tenantgraph [serve]                 serve HTTP (development applies migrations first)
+//	tenantgraph migrate up|down|status  manage the database schema
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"tenantgraph/internal/app"
+	"tenantgraph/internal/platform/config"
+	"tenantgraph/internal/platform/db"
+)
+
+const shutdownTimeout = 20 * time.Second
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "tenantgraph:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	d, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	switch cmd {
+	case "serve":
+		if !cfg.Production() {
+			if err := db.MigrateUp(ctx, d.DB); err != nil {
+				return err
+			}
+		}
+		return serve(ctx, cfg, log, d)
+	case "migrate":
+		sub := ""
+		if len(args) > 1 {
+			sub = args[1]
+		}
+		switch sub {
+		case "up":
+			return db.MigrateUp(ctx, d.DB)
+		case "down":
+			return db.MigrateDown(ctx, d.DB)
+		case "status":
+			return db.MigrateStatus(ctx, d.DB, os.Stdout)
+		}
+		return errors.New("usage: tenantgraph migrate up|down|status")
+	}
+	return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB) error {
+	a, err := app.New(app.Options{Config: cfg, DB: d, Log: log})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+
+	workerCtx, stopWorker := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { a.MailWorker.Run(workerCtx) })
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("serving", "addr", cfg.HTTPAddr, "env", cfg.Env, "graphql", "/query", "mail", cfg.MailDriver)
+
+	select {
+	case err := <-errc:
+		stopWorker()
+		wg.Wait()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "timeout", shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	stopWorker()
+	wg.Wait()
+	log.Info("stopped")
+	return err
+}
+
+func newLogger(cfg config.Config) *slog.Logger {
+	if cfg.Production() {
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
