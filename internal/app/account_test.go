@@ -29,7 +29,9 @@ type tokens struct{ Access, Refresh string }
 func login(t *testing.T, email, pw string) tokens {
 	t.Helper()
 	r := MustOK(t, srv.Post(t, "", loginMutation, map[string]any{"e": email, "p": pw}))
-	var out struct{ Login struct{ AccessToken, RefreshToken string } }
+	var out struct {
+		Login struct{ AccessToken, RefreshToken string }
+	}
 	r.Decode(t, &out)
 	return tokens{out.Login.AccessToken, out.Login.RefreshToken}
 }
@@ -37,7 +39,9 @@ func login(t *testing.T, email, pw string) tokens {
 func refresh(t *testing.T, tok string) (tokens, Response) {
 	t.Helper()
 	r := srv.Post(t, "", refreshMut, map[string]any{"t": tok})
-	var out struct{ RefreshToken struct{ AccessToken, RefreshToken string } }
+	var out struct {
+		RefreshToken struct{ AccessToken, RefreshToken string }
+	}
 	if r.Code() == "" {
 		r.Decode(t, &out)
 	}
