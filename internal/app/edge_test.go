@@ -1,0 +1,161 @@
+package app_test
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"tenantgraph/internal/apitest"
+	"tenantgraph/internal/app"
+)
+
+func get(t *testing.T, u string, h http.Header) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if res, body := get(t, srv.URL+p, nil); res.StatusCode != 200 || body != "ok\n" {
+			t.Fatalf("GET %s = %d %q", p, res.StatusCode, body)
+		}
+	}
+}
+
+func TestRequestIDIsEchoedAndGenerated(t *testing.T) {
+	t.Parallel()
+	res, _ := get(t, srv.URL+"/healthz", http.Header{"X-Request-Id": {"client-supplied-123"}})
+	if got := res.Header.Get("X-Request-Id"); got != "client-supplied-123" {
+		t.Fatalf("X-Request-Id = %q", got)
+	}
+	res, _ = get(t, srv.URL+"/healthz", http.Header{"X-Request-Id": {"bad id with spaces"}})
+	if got := res.Header.Get("X-Request-Id"); len(got) < 16 || strings.Contains(got, " ") {
+		t.Fatalf("generated X-Request-Id = %q", got)
+	}
+}
+
+func TestGETTransportServesQueries(t *testing.T) {
+	t.Parallel()
+	u := srv.Register(t, "get")
+	res, body := get(t, srv.URL+"/query?query="+url.QueryEscape(`{ me { email } }`), http.Header{"Authorization": {"Bearer " + u.AccessToken}})
+	if res.StatusCode != 200 || !strings.Contains(body, u.Email) {
+		t.Fatalf("GET /query = %d %s", res.StatusCode, body)
+	}
+}
+
+func TestRequestBodyOverOneMiBIsRefused(t *testing.T) {
+	t.Parallel()
+	big := `{"query":"{ me { id } }","variables":{"pad":"` + strings.Repeat("x", 1<<20) + `"}}`
+	res, err := http.Post(srv.URL+"/query", "application/json", strings.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode == 200 && !strings.Contains(string(body), "errors") {
+		t.Fatalf("a 1 MiB body was accepted: %d %s", res.StatusCode, body)
+	}
+	if strings.Contains(string(body), `"data":{"me"`) {
+		t.Fatalf("the oversized request was executed: %s", body)
+	}
+}
+
+func TestQueryLimitsAndValidationErrorsCarryCodes(t *testing.T) {
+	t.Parallel()
+	r := srv.Post(t, "", `{ me { nope } }`, nil)
+	if r.Code() == "" {
+		t.Fatalf("validation error without a code: %s", r.Raw)
+	}
+	r = srv.Post(t, "", `{ me { id `, nil)
+	if r.Code() == "" {
+		t.Fatalf("parse error without a code: %s", r.Raw)
+	}
+	// Over the parser token limit.
+	r = srv.Post(t, "", "{ "+strings.Repeat("__typename ", 20000)+"}", nil)
+	if len(r.Errors) == 0 || r.Code() == "" {
+		t.Fatalf("huge query accepted or uncoded: %.300s", r.Raw)
+	}
+}
+
+func TestProductionModeHidesSchema(t *testing.T) {
+	t.Parallel()
+	cfg := srv.Config
+	cfg.Env = "production"
+	a, err := app.New(app.Options{Config: cfg, DB: srv.DB, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Argon2: apitest.FastArgon2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(a.Handler)
+	defer hs.Close()
+	post := func(q string) string {
+		res, err := http.Post(hs.URL+"/query", "application/json", bytes.NewReader([]byte(`{"query":`+q+`}`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	if body := post(`"{ __schema { types { name } } }"`); !strings.Contains(body, "errors") || strings.Contains(body, `"AuthPayload"`) {
+		t.Fatalf("introspection answered in production: %.300s", body)
+	}
+	if body := post(`"{ mee { id } }"`); strings.Contains(body, "Did you mean") {
+		t.Fatalf("field suggestions in production: %s", body)
+	}
+	if res, _ := get(t, hs.URL+"/", nil); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("explorer served in production: %d", res.StatusCode)
+	}
+	// Development serves both.
+	if res, body := get(t, srv.URL+"/", nil); res.StatusCode != 200 || !strings.Contains(body, "/query") {
+		t.Fatalf("explorer not served in development: %d", res.StatusCode)
+	}
+	if r := srv.Post(t, "", `{ mee { id } }`, nil); !strings.Contains(r.Raw, "Did you mean") {
+		t.Fatalf("no suggestion in development: %s", r.Raw)
+	}
+}
+
+func TestCORSAllowsConfiguredOriginsOnly(t *testing.T) {
+	t.Parallel()
+	cfg := srv.Config
+	cfg.CORSOrigins = []string{"https://app.example.com"}
+	a, err := app.New(app.Options{Config: cfg, DB: srv.DB, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Argon2: apitest.FastArgon2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(a.Handler)
+	defer hs.Close()
+	preflight := func(origin string) string {
+		req, _ := http.NewRequest(http.MethodOptions, hs.URL+"/query", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.Header.Get("Access-Control-Allow-Origin")
+	}
+	if got := preflight("https://app.example.com"); got != "https://app.example.com" {
+		t.Fatalf("allowed origin got %q", got)
+	}
+	if got := preflight("https://evil.example.com"); got != "" {
+		t.Fatalf("other origin got %q", got)
+	}
+}
