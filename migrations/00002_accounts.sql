@@ -3,7 +3,7 @@ CREATE TABLE users (
     id                uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
     -- Stored normalised (trimmed, lower-case); the unique index decides duplicates.
     email             text        NOT NULL CHECK (email = lower(btrim(email)) AND email LIKE '%_@_%' AND length(email) <= 254),
-    name              text        NOT NULL CHECK (name = btrim(name) AND length(name) BETWEEN 1 AND 100),
+    name              text        NOT NULL CHECK (name = btrim(name) AND length(name) BETWEEN 1 AND 100 AND name !~ '[[:cntrl:]]'),
     password_hash     text        NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
     email_verified_at timestamptz,
     created_at        timestamptz NOT NULL DEFAULT now(),

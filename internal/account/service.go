@@ -16,6 +16,7 @@ import (
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
 	pmail "tenantgraph/internal/platform/mail"
+	"tenantgraph/internal/platform/validate"
 )
 
 // Lifetimes and limits of the emailed tokens.
@@ -60,9 +61,9 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*AuthPayload,
 	if err != nil {
 		return nil, err
 	}
-	name := strings.TrimSpace(in.Name)
-	if name == "" || utf8.RuneCountInString(name) > MaxNameLen {
-		return nil, apperr.Invalid("name", "name must be 1 to %d characters", MaxNameLen)
+	name, err := validate.Name("name", in.Name, MaxNameLen)
+	if err != nil {
+		return nil, err
 	}
 	if err := validatePassword("password", in.Password); err != nil {
 		return nil, err

@@ -25,6 +25,7 @@ import (
 	"tenantgraph/internal/app"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/config"
+	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/dbtest"
 	"tenantgraph/internal/platform/mail"
 )
@@ -44,6 +45,22 @@ type Server struct {
 	App     *app.App
 	Config  config.Config
 	logs    *syncBuffer
+	counts  *sync.Map // count key -> *db.Counter
+}
+
+const countHeader = "X-Test-Count-Statements"
+
+// PostCounted sends one GraphQL request and returns how many SQL statements
+// the server sent to PostgreSQL while serving it.
+func (s *Server) PostCounted(t testing.TB, token, query string, vars map[string]any) (Response, int64) {
+	t.Helper()
+	key := uuid.NewString()
+	r := s.PostHeaders(t, http.Header{"Authorization": bearer(token), countHeader: {key}}, query, vars)
+	c, ok := s.counts.LoadAndDelete(key)
+	if !ok {
+		t.Fatal("statement counter missing")
+	}
+	return r, c.(*db.Counter).Load()
 }
 
 // Main gives a test package its own database and server, exposed through *s.
@@ -86,11 +103,19 @@ func start(d *dbtest.Database) (*Server, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	hs := httptest.NewServer(a.Handler)
+	counts := &sync.Map{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if key := r.Header.Get(countHeader); key != "" {
+			c := &db.Counter{}
+			counts.Store(key, c)
+			r = r.WithContext(db.WithCounter(r.Context(), c))
+		}
+		a.Handler.ServeHTTP(w, r)
+	}))
 	wctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { a.MailWorker.Run(wctx) })
-	s := &Server{URL: hs.URL, DB: d.DB, Clock: clock, MailDir: dir, App: a, Config: cfg, logs: logs}
+	s := &Server{URL: hs.URL, DB: d.DB, Clock: clock, MailDir: dir, App: a, Config: cfg, logs: logs, counts: counts}
 	return s, func() {
 		hs.Close()
 		cancel()

@@ -13,7 +13,7 @@ import (
 
 // Open connects to url and checks the connection.
 func Open(ctx context.Context, url string) (*sqlx.DB, error) {
-	d, err := sqlx.Open("postgres", url)
+	d, err := sqlx.Open(DriverName, url)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

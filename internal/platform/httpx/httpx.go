@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"tenantgraph/internal/platform/db"
 )
 
 type ctxKey int
@@ -111,6 +113,11 @@ func Edge(log *slog.Logger, next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), reqInfoKey, ri)
+		statements := db.CounterFrom(ctx)
+		if statements == nil {
+			statements = &db.Counter{}
+			ctx = db.WithCounter(ctx, statements)
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -126,7 +133,7 @@ func Edge(log *slog.Logger, next http.Handler) http.Handler {
 			}
 			log.InfoContext(ctx, "request",
 				"request_id", id, "method", r.Method, "path", r.URL.Path, "operation", ri.op(),
-				"status", sw.status, "bytes", sw.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+				"status", sw.status, "bytes", sw.bytes, "sql_statements", statements.Load(), "duration_ms", float64(time.Since(start).Microseconds())/1000)
 		}()
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})

@@ -1,0 +1,47 @@
+# tenantgraph — developer commands. `make` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help run test bench lint generate build clean
+
+help: ## List the targets
+	@echo "Targets:"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z_-]*:.*## / { printf "  make %-9s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+run: ## Run the server on a local PostgreSQL kept in .data/ (port PGPORT_DEV=54329), or on DATABASE_URL
+	@bash scripts/run.sh
+
+test: ## Run all tests (-race) on a throwaway PostgreSQL, or on TEST_DATABASE_URL; extra flags: GOTESTFLAGS='-run X -v'
+	@bash scripts/test.sh
+
+bench: ## Run the benchmarks on a throwaway PostgreSQL; extra flags: GOTESTFLAGS='-benchtime 2s'
+	@GOTEST_ARGS='-run=^$$ -bench=. -benchmem -count=1' bash scripts/test.sh
+
+lint: ## gofmt, go vet, and check that go generate leaves the tree unchanged
+	@echo "lint: gofmt -l ."
+	@out=$$(gofmt -l .); if [[ -n "$$out" ]]; then echo "lint: these files need gofmt -w:"; echo "$$out"; exit 1; fi
+	@echo "lint: go vet ./..."
+	@go vet ./...
+	@echo "lint: go generate ./... (must change nothing)"
+	@state() { git status --porcelain=v1 -uall; git diff --binary; \
+	           git ls-files -z --others --exclude-standard | xargs -0 -r sha256sum; }; \
+	 before=$$(state | sha256sum); \
+	 go generate ./...; \
+	 if [[ "$$(state | sha256sum)" != "$$before" ]]; then \
+	   echo "lint: go generate changed the tree; run 'make generate' and commit the result:"; \
+	   git status --porcelain=v1 -uall; git --no-pager diff; exit 1; \
+	 fi
+
+generate: ## Regenerate code (go generate ./...)
+	go generate ./...
+
+build: ## Build the server to bin/tenantgraph
+	go build -o bin/tenantgraph .
+
+# run.sh keeps the cluster in /var/tmp/tenantgraph-dev-* when the postgres user cannot reach .data/.
+DEV_ALT = /var/tmp/tenantgraph-dev-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
+
+clean: ## Stop the development PostgreSQL and remove .data/ and bin/
+	@source scripts/pg.sh; for d in .data/postgres "$(DEV_ALT)/postgres"; do \
+	   if [[ -f "$$d/postmaster.pid" ]]; then pg_stop "$$d"; fi; \
+	 done
+	rm -rf .data bin "$(DEV_ALT)"

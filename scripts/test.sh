@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions below are called from traps
+# scripts/test.sh (make test, make bench): run `go test` against PostgreSQL.
+#
+# With TEST_DATABASE_URL set, uses that server. Otherwise starts a throwaway cluster in
+# /tmp/tenantgraph-test.XXXXXX on a free port and exports TEST_DATABASE_URL for it; the
+# cluster and its directory are removed on exit, whether the tests pass, fail or are
+# interrupted. The tests make their own databases (internal/platform/dbtest).
+#
+# The command run is:  go test $GOTEST_ARGS $GOTESTFLAGS $GOTEST_PKGS
+#   GOTEST_ARGS  default "-race -count=1"  (make bench replaces it)
+#   GOTESTFLAGS  extra flags, e.g. GOTESTFLAGS='-run TestFoo -v' make test
+#   GOTEST_PKGS  default "./..."
+# Arguments given to this script replace all three.
+# Exits with go test's status.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$REPO"
+
+log() { printf 'test: %s\n' "$*" >&2; }
+
+if (($# > 0)); then
+	args=("$@")
+else
+	read -r -a a1 <<<"${GOTEST_ARGS--race -count=1}"
+	read -r -a a2 <<<"${GOTESTFLAGS:-}"
+	read -r -a a3 <<<"${GOTEST_PKGS:-./...}"
+	args=("${a1[@]}" "${a2[@]}" "${a3[@]}")
+fi
+
+# -race needs cgo and a C compiler.
+if [[ " ${args[*]} " == *" -race "* ]] && ! command -v "$(go env CC)" >/dev/null 2>&1; then
+	if ((EUID == 0)); then
+		log "installing gcc for go test -race (log: /tmp/tenantgraph-apt-gcc.log)"
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev; } \
+			</dev/null >/tmp/tenantgraph-apt-gcc.log 2>&1 || { log "error: apt-get install gcc failed"; exit 1; }
+	else
+		log "error: go test -race needs a C compiler: run 'sudo apt-get install gcc'"
+		exit 1
+	fi
+fi
+
+tmp=""
+gotest_pid=""
+
+stop_gotest() {
+	local sig=${1:-TERM} i
+	[[ -n "$gotest_pid" ]] || return 0
+	if kill -0 "$gotest_pid" 2>/dev/null; then
+		# go test and the test binaries share a process group of their own.
+		kill -s "$sig" -- "-$gotest_pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$gotest_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL -- "-$gotest_pid" 2>/dev/null || true
+	fi
+	wait "$gotest_pid" 2>/dev/null || true
+	gotest_pid=""
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_gotest TERM
+	if [[ -n "$tmp" ]]; then
+		pg_stop "$tmp/data" immediate || true
+		rm -rf "$tmp"
+		log "removed $tmp"
+	fi
+	exit "$rc"
+}
+
+on_signal() {
+	log "got SIG$1: stopping"
+	stop_gotest "$1"
+	[[ "$1" == INT ]] && exit 130
+	exit 143
+}
+
+trap cleanup EXIT
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+
+if [[ -n "${TEST_DATABASE_URL:-}" ]]; then
+	log "using TEST_DATABASE_URL from the environment"
+else
+	# shellcheck source=scripts/pg.sh
+	source "$REPO/scripts/pg.sh"
+	pg_find_bin
+	pg_setup_user
+	tmp=$(mktemp -d /tmp/tenantgraph-test.XXXXXX)
+	pg_prepare_dir "$tmp" || pg_die "user $PG_USER cannot use $tmp"
+	pg_init "$tmp/data" test
+	port=$(pg_free_port)
+	pg_start "$tmp/data" "$port" "$tmp/sock" test || exit 1
+	export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+fi
+
+log "go test ${args[*]}"
+# go test runs in a process group of its own (set -m), so that an interrupt reaches it
+# through this script exactly once and the cluster is stopped after it.
+set -m
+go test "${args[@]}" </dev/null &
+gotest_pid=$!
+set +m
+rc=0
+wait "$gotest_pid" || rc=$?
+gotest_pid=""
+exit "$rc"
