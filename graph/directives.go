@@ -2,12 +2,15 @@ package graph
 
 import (
 	"context"
+	"errors"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
 
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/loader"
+	"tenantgraph/internal/org"
 )
 
 // Directives implements the authorization directives. They gate; services hold the rules.
@@ -28,7 +31,41 @@ func Directives() DirectiveRoot {
 			}
 			return next(ctx)
 		},
+		HasRole: func(ctx context.Context, obj any, next graphql.Resolver, role org.Role) (any, error) {
+			v, ok := auth.ViewerFrom(ctx)
+			if !ok {
+				return nil, apperr.ErrUnauthenticated
+			}
+			orgID, err := tenantOf(ctx, obj)
+			if err != nil {
+				return nil, err
+			}
+			// Roles are read per request (never from the token), through the
+			// request's loader: a directive on 50 list items costs one query.
+			m, err := loader.Membership(ctx, orgID, v.UserID)
+			if err != nil {
+				return nil, err
+			}
+			if err := org.CheckRole(m, role); err != nil {
+				return nil, err
+			}
+			return next(ctx)
+		},
 	}
+}
+
+// tenantOf finds the organization a field acts in: its orgId argument, or its
+// parent Organization.
+func tenantOf(ctx context.Context, obj any) (uuid.UUID, error) {
+	if fc := graphql.GetFieldContext(ctx); fc != nil {
+		if id, ok := fc.Args["orgId"].(uuid.UUID); ok {
+			return id, nil
+		}
+	}
+	if o, ok := obj.(*org.Organization); ok && o != nil {
+		return o.ID, nil
+	}
+	return uuid.Nil, errors.New("@hasRole on a field with neither an orgId argument nor an Organization parent")
 }
 
 func requireVerified(ctx context.Context) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"tenantgraph/internal/loader"
 	"tenantgraph/internal/platform/httpx"
 )
 
@@ -43,6 +44,16 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 	}
 	srv.SetErrorPresenter(ErrorPresenter(o.Log))
 	srv.SetRecoverFunc(Recover(o.Log))
+	srv.AroundFields(func(ctx context.Context, next graphql.Resolver) (any, error) {
+		res, err := next(ctx)
+		// A mutation's result must show its own change, not what loaders cached before it.
+		if fc := graphql.GetFieldContext(ctx); fc != nil && fc.Object == "Mutation" {
+			if l := loader.FromOK(ctx); l != nil {
+				l.ClearAll()
+			}
+		}
+		return res, err
+	})
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		if oc := graphql.GetOperationContext(ctx); oc != nil {
 			name := oc.OperationName

@@ -6,9 +6,13 @@ package graph
 
 import (
 	"tenantgraph/internal/account"
+	"tenantgraph/internal/audit"
+	"tenantgraph/internal/org"
 )
 
 // Resolver holds the services; resolvers only translate to and from them.
 type Resolver struct {
 	Accounts *account.Service
+	Orgs     *org.Service
+	Audit    audit.Store
 }

@@ -7,9 +7,46 @@ package graph
 
 import (
 	"context"
+	"fmt"
 	"tenantgraph/internal/account"
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/audit"
 	"tenantgraph/internal/loader"
+	"tenantgraph/internal/org"
+	"tenantgraph/internal/platform/page"
+
+	"github.com/google/uuid"
 )
+
+// Actor is the resolver for the actor field.
+func (r *auditEventResolver) Actor(ctx context.Context, obj *audit.Event) (*account.User, error) {
+	if obj.ActorID == nil {
+		return nil, nil
+	}
+	return loader.User(ctx, *obj.ActorID)
+}
+
+// OrganizationName is the resolver for the organizationName field.
+func (r *invitationResolver) OrganizationName(ctx context.Context, obj *org.Invitation) (string, error) {
+	o, err := loader.From(ctx).Org.Load(ctx, obj.OrganizationID)()
+	if err != nil || o == nil {
+		return "", err
+	}
+	return o.Name, nil
+}
+
+// InvitedBy is the resolver for the invitedBy field.
+func (r *invitationResolver) InvitedBy(ctx context.Context, obj *org.Invitation) (*account.User, error) {
+	if obj.InvitedByID == nil {
+		return nil, nil
+	}
+	return loader.User(ctx, *obj.InvitedByID)
+}
+
+// User is the resolver for the user field.
+func (r *memberResolver) User(ctx context.Context, obj *org.Member) (*account.User, error) {
+	return loader.User(ctx, obj.UserID)
+}
 
 // Register is the resolver for the register field.
 func (r *mutationResolver) Register(ctx context.Context, input account.RegisterInput) (*account.AuthPayload, error) {
@@ -73,6 +110,170 @@ func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword s
 	return done(r.Accounts.ChangePassword(ctx, v, currentPassword, newPassword))
 }
 
+// CreateOrganization is the resolver for the createOrganization field.
+func (r *mutationResolver) CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*org.Organization, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Orgs.Create(ctx, v, input)
+}
+
+// UpdateOrganization is the resolver for the updateOrganization field.
+func (r *mutationResolver) UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*org.Organization, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Orgs.Update(ctx, v, orgID, input)
+}
+
+// InviteMember is the resolver for the inviteMember field.
+func (r *mutationResolver) InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *org.Role) (*org.Invitation, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	grant := org.RoleMember
+	if role != nil {
+		grant = *role
+	}
+	return r.Orgs.Invite(ctx, v, orgID, email, grant)
+}
+
+// ResendInvitation is the resolver for the resendInvitation field.
+func (r *mutationResolver) ResendInvitation(ctx context.Context, orgID uuid.UUID, invitationID uuid.UUID) (*org.Invitation, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Orgs.ResendInvitation(ctx, v, orgID, invitationID)
+}
+
+// RevokeInvitation is the resolver for the revokeInvitation field.
+func (r *mutationResolver) RevokeInvitation(ctx context.Context, orgID uuid.UUID, invitationID uuid.UUID) (*org.Invitation, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Orgs.RevokeInvitation(ctx, v, orgID, invitationID)
+}
+
+// AcceptInvitation is the resolver for the acceptInvitation field.
+func (r *mutationResolver) AcceptInvitation(ctx context.Context, token string) (*org.Member, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Orgs.AcceptInvitation(ctx, v, token)
+}
+
+// DeclineInvitation is the resolver for the declineInvitation field.
+func (r *mutationResolver) DeclineInvitation(ctx context.Context, token string) (bool, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return false, err
+	}
+	return done(r.Orgs.DeclineInvitation(ctx, v, token))
+}
+
+// ChangeMemberRole is the resolver for the changeMemberRole field.
+func (r *mutationResolver) ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role org.Role) (*org.Member, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Orgs.ChangeRole(ctx, v, orgID, userID, role)
+}
+
+// RemoveMember is the resolver for the removeMember field.
+func (r *mutationResolver) RemoveMember(ctx context.Context, orgID uuid.UUID, userID uuid.UUID) (bool, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return false, err
+	}
+	return done(r.Orgs.RemoveMember(ctx, v, orgID, userID))
+}
+
+// LeaveOrganization is the resolver for the leaveOrganization field.
+func (r *mutationResolver) LeaveOrganization(ctx context.Context, orgID uuid.UUID) (bool, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return false, err
+	}
+	return done(r.Orgs.Leave(ctx, v, orgID))
+}
+
+// TransferOwnership is the resolver for the transferOwnership field.
+func (r *mutationResolver) TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*org.Organization, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Orgs.TransferOwnership(ctx, v, orgID, newOwnerID)
+}
+
+// ViewerRole is the resolver for the viewerRole field.
+func (r *organizationResolver) ViewerRole(ctx context.Context, obj *org.Organization) (org.Role, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return "", err
+	}
+	m, err := loader.Membership(ctx, obj.ID, v.UserID)
+	if err != nil {
+		return "", err
+	}
+	if m == nil {
+		return "", apperr.New(apperr.NotFound, "organization not found")
+	}
+	return m.Role, nil
+}
+
+// Owner is the resolver for the owner field.
+func (r *organizationResolver) Owner(ctx context.Context, obj *org.Organization) (*account.User, error) {
+	o, err := loader.From(ctx).Owner.Load(ctx, obj.ID)()
+	if err != nil {
+		return nil, err
+	}
+	if o == nil {
+		return nil, fmt.Errorf("organization %s has no owner", obj.ID)
+	}
+	return o.User, nil
+}
+
+// MemberCount is the resolver for the memberCount field.
+func (r *organizationResolver) MemberCount(ctx context.Context, obj *org.Organization) (int, error) {
+	return loader.From(ctx).MemberCount.Load(ctx, obj.ID)()
+}
+
+// Members is the resolver for the members field.
+func (r *organizationResolver) Members(ctx context.Context, obj *org.Organization, first *int, after *string, role *org.Role) (*org.MemberConnection, error) {
+	n, err := page.First(first)
+	if err != nil {
+		return nil, err
+	}
+	var rf org.Role
+	if role != nil {
+		rf = *role
+	}
+	if after == nil {
+		return loader.From(ctx).MembersPage.Load(ctx, org.MembersPageKey{Org: obj.ID, First: n, Role: rf})()
+	}
+	conn, members, err := r.Orgs.Members(ctx, obj.ID, n, after, rf)
+	loader.PrimeUsers(ctx, members)
+	return conn, err
+}
+
+// Invitations is the resolver for the invitations field.
+func (r *organizationResolver) Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*org.InvitationConnection, error) {
+	return r.Orgs.Invitations(ctx, obj.ID, status, first, after)
+}
+
+// AuditLog is the resolver for the auditLog field.
+func (r *organizationResolver) AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*audit.Connection, error) {
+	return r.Audit.List(ctx, obj.ID, audit.Filter{Action: action, ActorID: actorID}, first, after)
+}
+
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*account.User, error) {
 	v, err := viewer(ctx)
@@ -82,13 +283,61 @@ func (r *queryResolver) Me(ctx context.Context) (*account.User, error) {
 	return loader.User(ctx, v.UserID)
 }
 
+// Organizations is the resolver for the organizations field.
+func (r *queryResolver) Organizations(ctx context.Context, first *int, after *string) (*org.OrganizationConnection, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn, members, err := r.Orgs.OrganizationsOf(ctx, v.UserID, first, after)
+	if err != nil {
+		return nil, err
+	}
+	orgs := make([]*org.Organization, len(conn.Edges))
+	for i, e := range conn.Edges {
+		orgs[i] = e.Node
+	}
+	loader.PrimeMemberships(ctx, members, orgs)
+	return conn, nil
+}
+
+// Organization is the resolver for the organization field.
+func (r *queryResolver) Organization(ctx context.Context, orgID uuid.UUID) (*org.Organization, error) {
+	return loader.From(ctx).Org.Load(ctx, orgID)()
+}
+
+// MyInvitations is the resolver for the myInvitations field.
+func (r *queryResolver) MyInvitations(ctx context.Context) ([]*org.Invitation, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Orgs.MyInvitations(ctx, v)
+}
+
+// AuditEvent returns AuditEventResolver implementation.
+func (r *Resolver) AuditEvent() AuditEventResolver { return &auditEventResolver{r} }
+
+// Invitation returns InvitationResolver implementation.
+func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }
+
+// Member returns MemberResolver implementation.
+func (r *Resolver) Member() MemberResolver { return &memberResolver{r} }
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
+
+// Organization returns OrganizationResolver implementation.
+func (r *Resolver) Organization() OrganizationResolver { return &organizationResolver{r} }
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 type (
-	mutationResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
+	auditEventResolver   struct{ *Resolver }
+	invitationResolver   struct{ *Resolver }
+	memberResolver       struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	organizationResolver struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
 )

@@ -3,6 +3,7 @@
 package scalar
 
 import (
+	"encoding/json"
 	"io"
 	"strconv"
 	"time"
@@ -45,4 +46,23 @@ func UnmarshalTime(v any) (time.Time, error) {
 		}
 	}
 	return time.Time{}, apperr.Invalid("", "not an RFC 3339 time")
+}
+
+// MarshalJSON writes a JSON value verbatim.
+func MarshalJSON(v json.RawMessage) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		if len(v) == 0 {
+			v = json.RawMessage("null")
+		}
+		w.Write(v) //nolint:errcheck
+	})
+}
+
+// UnmarshalJSON reads any JSON value.
+func UnmarshalJSON(v any) (json.RawMessage, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, apperr.Invalid("", "not JSON")
+	}
+	return b, nil
 }

@@ -14,8 +14,10 @@ import (
 
 	"tenantgraph/graph"
 	"tenantgraph/internal/account"
+	"tenantgraph/internal/audit"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/loader"
+	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/config"
 	"tenantgraph/internal/platform/httpx"
 	"tenantgraph/internal/platform/mail"
@@ -40,6 +42,7 @@ type App struct {
 	Handler    http.Handler
 	MailWorker *mail.Worker
 	Accounts   *account.Service
+	Orgs       *org.Service
 }
 
 // New assembles the App.
@@ -67,8 +70,18 @@ func New(o Options) (*App, error) {
 		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log,
 	})
 
-	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts}, graph.HandlerOptions{Production: cfg.Production(), Log: o.Log})
-	sources := loader.Sources{Users: accounts.Users}
+	orgs := org.NewService(org.Deps{DB: o.DB, Users: accounts.Users, BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log})
+
+	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: audit.Store{DB: o.DB}},
+		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log})
+	sources := loader.Sources{
+		Users:         accounts.Users,
+		Organizations: orgs.Organizations,
+		Memberships:   orgs.Memberships,
+		MemberCounts:  orgs.MemberCounts,
+		Owners:        orgs.Owners,
+		MemberPages:   orgs.MemberPages,
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/query", httpx.LimitBody(MaxBodyBytes, auth.Middleware(tokens, loader.Middleware(sources, gql))))
@@ -104,5 +117,5 @@ func New(o Options) (*App, error) {
 		PollInterval: o.MailPollInterval,
 		ListenURL:    cfg.DatabaseURL,
 	})
-	return &App{Handler: h, MailWorker: worker, Accounts: accounts}, nil
+	return &App{Handler: h, MailWorker: worker, Accounts: accounts, Orgs: orgs}, nil
 }

@@ -1,5 +1,6 @@
 // Package loader builds the per-request dataloaders. Loaders cache per request
-// only: nothing is shared between viewers or tenants.
+// only: nothing is shared between viewers, and tenant data is keyed by
+// organization id.
 package loader
 
 import (
@@ -11,6 +12,7 @@ import (
 	"github.com/graph-gophers/dataloader/v7"
 
 	"tenantgraph/internal/account"
+	"tenantgraph/internal/org"
 )
 
 // Wait is how long a loader collects keys before it queries.
@@ -18,43 +20,108 @@ const Wait = 2 * time.Millisecond
 
 // Sources are the batch lookups the loaders call.
 type Sources struct {
-	Users func(ctx context.Context, ids []uuid.UUID) ([]*account.User, error)
+	Users         func(ctx context.Context, ids []uuid.UUID) ([]*account.User, error)
+	Organizations func(ctx context.Context, ids []uuid.UUID) ([]*org.Organization, error)
+	Memberships   func(ctx context.Context, keys []org.MemberKey) ([]*org.Member, error)
+	MemberCounts  func(ctx context.Context, orgs []uuid.UUID) (map[uuid.UUID]int, error)
+	Owners        func(ctx context.Context, orgs []uuid.UUID) ([]*org.MemberWithUser, error)
+	MemberPages   func(ctx context.Context, orgs []uuid.UUID, first int, role org.Role) (map[uuid.UUID]*org.MemberConnection, []*org.MemberWithUser, error)
 }
 
 // Loaders are one request's dataloaders.
 type Loaders struct {
-	User *dataloader.Loader[uuid.UUID, *account.User]
+	User        *dataloader.Loader[uuid.UUID, *account.User]
+	Org         *dataloader.Loader[uuid.UUID, *org.Organization]
+	Membership  *dataloader.Loader[org.MemberKey, *org.Member]
+	MemberCount *dataloader.Loader[uuid.UUID, int]
+	Owner       *dataloader.Loader[uuid.UUID, *org.MemberWithUser]
+	MembersPage *dataloader.Loader[org.MembersPageKey, *org.MemberConnection]
+}
+
+func opts[K comparable, V any]() []dataloader.Option[K, V] {
+	return []dataloader.Option[K, V]{dataloader.WithWait[K, V](Wait)}
 }
 
 // New returns fresh loaders for one request.
 func New(s Sources) *Loaders {
-	return &Loaders{
-		User: dataloader.NewBatchedLoader(byID(s.Users, func(u *account.User) uuid.UUID { return u.ID }),
-			dataloader.WithWait[uuid.UUID, *account.User](Wait)),
+	l := &Loaders{}
+	l.User = dataloader.NewBatchedLoader(byKey(s.Users, func(u *account.User) uuid.UUID { return u.ID }), opts[uuid.UUID, *account.User]()...)
+	l.Org = dataloader.NewBatchedLoader(byKey(s.Organizations, func(o *org.Organization) uuid.UUID { return o.ID }), opts[uuid.UUID, *org.Organization]()...)
+	l.Membership = dataloader.NewBatchedLoader(byKey(s.Memberships, func(m *org.Member) org.MemberKey {
+		return org.MemberKey{Org: m.OrganizationID, User: m.UserID}
+	}), opts[org.MemberKey, *org.Member]()...)
+	l.MemberCount = dataloader.NewBatchedLoader(func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[int] {
+		counts, err := s.MemberCounts(ctx, keys)
+		return each(keys, err, func(k uuid.UUID) int { return counts[k] })
+	}, opts[uuid.UUID, int]()...)
+	l.Owner = dataloader.NewBatchedLoader(func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[*org.MemberWithUser] {
+		owners, err := s.Owners(ctx, keys)
+		byOrg := make(map[uuid.UUID]*org.MemberWithUser, len(owners))
+		for _, o := range owners {
+			byOrg[o.OrganizationID] = o
+			l.primeUser(ctx, o.User)
+		}
+		return each(keys, err, func(k uuid.UUID) *org.MemberWithUser { return byOrg[k] })
+	}, opts[uuid.UUID, *org.MemberWithUser]()...)
+	l.MembersPage = dataloader.NewBatchedLoader(func(ctx context.Context, keys []org.MembersPageKey) []*dataloader.Result[*org.MemberConnection] {
+		// One query per distinct (first, role): in practice one for the whole list.
+		type shape struct {
+			first int
+			role  org.Role
+		}
+		groups := map[shape][]uuid.UUID{}
+		for _, k := range keys {
+			sh := shape{k.First, k.Role}
+			groups[sh] = append(groups[sh], k.Org)
+		}
+		pages := map[org.MembersPageKey]*org.MemberConnection{}
+		for sh, orgs := range groups {
+			conns, members, err := s.MemberPages(ctx, orgs, sh.first, sh.role)
+			if err != nil {
+				return each(keys, err, func(org.MembersPageKey) *org.MemberConnection { return nil })
+			}
+			for _, m := range members {
+				l.primeUser(ctx, m.User)
+			}
+			for o, c := range conns {
+				pages[org.MembersPageKey{Org: o, First: sh.first, Role: sh.role}] = c
+			}
+		}
+		return each(keys, nil, func(k org.MembersPageKey) *org.MemberConnection { return pages[k] })
+	}, opts[org.MembersPageKey, *org.MemberConnection]()...)
+	return l
+}
+
+func (l *Loaders) primeUser(ctx context.Context, u *account.User) {
+	if u != nil {
+		l.User.Prime(ctx, u.ID, u)
 	}
 }
 
-// byID adapts a "find many" to a batch function: one result per key, in key
-// order; a key with no row gets nil.
-func byID[K comparable, V any](find func(context.Context, []K) ([]V, error), key func(V) K) dataloader.BatchFunc[K, V] {
+// byKey adapts a "find many" to a batch function: one result per key, in key
+// order; a key with no row gets the zero value.
+func byKey[K comparable, V any](find func(context.Context, []K) ([]V, error), key func(V) K) dataloader.BatchFunc[K, V] {
 	return func(ctx context.Context, keys []K) []*dataloader.Result[V] {
-		out := make([]*dataloader.Result[V], len(keys))
 		rows, err := find(ctx, keys)
-		if err != nil {
-			for i := range out {
-				out[i] = &dataloader.Result[V]{Error: err}
-			}
-			return out
-		}
-		byKey := make(map[K]V, len(rows))
+		found := make(map[K]V, len(rows))
 		for _, r := range rows {
-			byKey[key(r)] = r
+			found[key(r)] = r
 		}
-		for i, k := range keys {
-			out[i] = &dataloader.Result[V]{Data: byKey[k]}
-		}
-		return out
+		return each(keys, err, func(k K) V { return found[k] })
 	}
+}
+
+// each builds one result per key, in key order, or the error for every key.
+func each[K comparable, V any](keys []K, err error, get func(K) V) []*dataloader.Result[V] {
+	out := make([]*dataloader.Result[V], len(keys))
+	for i, k := range keys {
+		if err != nil {
+			out[i] = &dataloader.Result[V]{Error: err}
+		} else {
+			out[i] = &dataloader.Result[V]{Data: get(k)}
+		}
+	}
+	return out
 }
 
 type ctxKey struct{}
@@ -71,7 +138,48 @@ func From(ctx context.Context) *Loaders {
 	return ctx.Value(ctxKey{}).(*Loaders)
 }
 
+// FromOK returns the request's loaders, or nil outside a request.
+func FromOK(ctx context.Context) *Loaders {
+	l, _ := ctx.Value(ctxKey{}).(*Loaders)
+	return l
+}
+
 // User loads one user by id (nil when there is none).
 func User(ctx context.Context, id uuid.UUID) (*account.User, error) {
 	return From(ctx).User.Load(ctx, id)()
+}
+
+// Membership loads user's membership of orgID (nil when not a member).
+func Membership(ctx context.Context, orgID, user uuid.UUID) (*org.Member, error) {
+	return From(ctx).Membership.Load(ctx, org.MemberKey{Org: orgID, User: user})()
+}
+
+// PrimeMemberships records memberships already read (and their organizations).
+func PrimeMemberships(ctx context.Context, ms []*org.Member, orgs []*org.Organization) {
+	l := From(ctx)
+	for _, m := range ms {
+		l.Membership.Prime(ctx, org.MemberKey{Org: m.OrganizationID, User: m.UserID}, m)
+	}
+	for _, o := range orgs {
+		l.Org.Prime(ctx, o.ID, o)
+	}
+}
+
+// PrimeUsers records users already read.
+func PrimeUsers(ctx context.Context, ms []*org.MemberWithUser) {
+	l := From(ctx)
+	for _, m := range ms {
+		l.primeUser(ctx, m.User)
+	}
+}
+
+// ClearAll forgets everything cached so far: after a mutation, fields of its
+// result must see the change.
+func (l *Loaders) ClearAll() {
+	l.User.ClearAll()
+	l.Org.ClearAll()
+	l.Membership.ClearAll()
+	l.MemberCount.ClearAll()
+	l.Owner.ClearAll()
+	l.MembersPage.ClearAll()
 }

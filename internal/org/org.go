@@ -1,0 +1,176 @@
+// Package org owns organizations (tenants), their members and roles,
+// invitations and ownership transfer.
+package org
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"tenantgraph/internal/account"
+	"tenantgraph/internal/platform/page"
+)
+
+// Role is a member's role. OWNER > ADMIN > MEMBER.
+type Role string
+
+const (
+	RoleOwner  Role = "OWNER"
+	RoleAdmin  Role = "ADMIN"
+	RoleMember Role = "MEMBER"
+)
+
+// Rank orders roles; an unknown role ranks 0.
+func (r Role) Rank() int {
+	switch r {
+	case RoleOwner:
+		return 3
+	case RoleAdmin:
+		return 2
+	case RoleMember:
+		return 1
+	}
+	return 0
+}
+
+// AtLeast reports whether r is want or above.
+func (r Role) AtLeast(want Role) bool { return r.Rank() >= want.Rank() && r.Rank() > 0 }
+
+// MarshalGQL writes the enum value.
+func (r Role) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(r))) } //nolint:errcheck
+
+// UnmarshalGQL reads the enum value.
+func (r *Role) UnmarshalGQL(v any) error {
+	s, _ := v.(string)
+	if Role(s).Rank() == 0 {
+		return fmt.Errorf("%v is not a valid Role", v)
+	}
+	*r = Role(s)
+	return nil
+}
+
+// InvitationStatus is where an invitation stands.
+type InvitationStatus string
+
+const (
+	InvitationPending  InvitationStatus = "PENDING"
+	InvitationAccepted InvitationStatus = "ACCEPTED"
+	InvitationRevoked  InvitationStatus = "REVOKED"
+	InvitationExpired  InvitationStatus = "EXPIRED"
+	InvitationDeclined InvitationStatus = "DECLINED"
+)
+
+// MarshalGQL writes the enum value.
+func (s InvitationStatus) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(s))) } //nolint:errcheck
+
+// UnmarshalGQL reads the enum value.
+func (s *InvitationStatus) UnmarshalGQL(v any) error {
+	str, _ := v.(string)
+	switch InvitationStatus(str) {
+	case InvitationPending, InvitationAccepted, InvitationRevoked, InvitationExpired, InvitationDeclined:
+		*s = InvitationStatus(str)
+		return nil
+	}
+	return fmt.Errorf("%v is not a valid InvitationStatus", v)
+}
+
+// Organization is a tenant.
+type Organization struct {
+	ID        uuid.UUID `db:"id"`
+	Name      string    `db:"name"`
+	Slug      string    `db:"slug"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// Member is a user's membership in an organization.
+type Member struct {
+	OrganizationID uuid.UUID `db:"organization_id"`
+	UserID         uuid.UUID `db:"user_id"`
+	Role           Role      `db:"role"`
+	JoinedAt       time.Time `db:"created_at"`
+}
+
+// MemberWithUser is a membership joined with its user (for priming loaders).
+type MemberWithUser struct {
+	Member
+	User *account.User
+}
+
+// Invitation is an emailed offer to join an organization.
+type Invitation struct {
+	ID             uuid.UUID        `db:"id"`
+	OrganizationID uuid.UUID        `db:"organization_id"`
+	Email          string           `db:"email"`
+	Role           Role             `db:"role"`
+	Status         InvitationStatus `db:"status"`
+	InvitedByID    *uuid.UUID       `db:"invited_by"`
+	ExpiresAt      time.Time        `db:"expires_at"`
+	CreatedAt      time.Time        `db:"created_at"`
+}
+
+// CreateOrganizationInput is the creation form.
+type CreateOrganizationInput struct {
+	Name string
+	Slug *string
+}
+
+// UpdateOrganizationInput changes the given fields only.
+type UpdateOrganizationInput struct {
+	Name *string
+	Slug *string
+}
+
+// OrganizationConnection is a page of organizations.
+type OrganizationConnection struct {
+	Edges      []*OrganizationEdge
+	PageInfo   page.Info
+	TotalCount int
+}
+
+// OrganizationEdge is one organization with its cursor.
+type OrganizationEdge struct {
+	Cursor string
+	Node   *Organization
+}
+
+// MemberConnection is a page of members.
+type MemberConnection struct {
+	Edges      []*MemberEdge
+	PageInfo   page.Info
+	TotalCount int
+}
+
+// MemberEdge is one member with its cursor.
+type MemberEdge struct {
+	Cursor string
+	Node   *Member
+}
+
+// InvitationConnection is a page of invitations.
+type InvitationConnection struct {
+	Edges      []*InvitationEdge
+	PageInfo   page.Info
+	TotalCount int
+}
+
+// InvitationEdge is one invitation with its cursor.
+type InvitationEdge struct {
+	Cursor string
+	Node   *Invitation
+}
+
+// MemberKey identifies a membership.
+type MemberKey struct {
+	Org  uuid.UUID
+	User uuid.UUID
+}
+
+// MembersPageKey asks for the first page of an organization's members.
+type MembersPageKey struct {
+	Org   uuid.UUID
+	First int
+	Role  Role // "" for every role
+}

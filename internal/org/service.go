@@ -1,0 +1,686 @@
+package org
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"tenantgraph/internal/account"
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/audit"
+	"tenantgraph/internal/auth"
+	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/mail"
+	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/platform/validate"
+)
+
+// InvitationTTL is how long an invitation link works.
+const InvitationTTL = 7 * 24 * time.Hour
+
+// UserLookup finds users by id (the account area's batch lookup).
+type UserLookup func(ctx context.Context, ids []uuid.UUID) ([]*account.User, error)
+
+// Deps are what the service needs.
+type Deps struct {
+	DB      *sqlx.DB
+	Users   UserLookup
+	BaseURL string
+	Now     func() time.Time
+	Log     *slog.Logger
+}
+
+// Service holds the tenancy rules. Every mutation runs in one transaction that
+// locks the organization row, re-checks the actor's role, and writes exactly one
+// audit event.
+type Service struct {
+	d     Deps
+	store Store
+}
+
+// NewService returns the tenancy service.
+func NewService(d Deps) *Service { return &Service{d: d} }
+
+var (
+	errNotMember   = apperr.New(apperr.NotFound, "member not found")
+	errInvNotFound = apperr.New(apperr.NotFound, "invitation not found")
+	errBadInvToken = apperr.Invalid("token", "the invitation link is invalid")
+	slugRe         = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	nonSlug        = regexp.MustCompile(`[^a-z0-9]+`)
+)
+
+// --- reads ---
+
+// OrganizationsOf returns a page of the user's organizations, ordered by name then id.
+// It also returns each one's membership, so that callers can prime the role loader.
+func (s *Service) OrganizationsOf(ctx context.Context, user uuid.UUID, first *int, after *string) (*OrganizationConnection, []*Member, error) {
+	n, err := page.First(first)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cur orgCursor
+	has, err := page.Decode(after, &cur)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cp *orgCursor
+	if has {
+		cp = &cur
+	}
+	rows, err := s.store.OrgsOfUser(ctx, s.d.DB, user, cp, n+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn := &OrganizationConnection{}
+	if len(rows) > 0 {
+		conn.TotalCount = rows[0].Total
+	} else if conn.TotalCount, err = s.store.CountOrgsOfUser(ctx, s.d.DB, user); err != nil {
+		return nil, nil, err
+	}
+	rows, conn.PageInfo.HasNextPage = page.Trim(rows, n)
+	members := make([]*Member, len(rows))
+	for i := range rows {
+		o := rows[i].Organization
+		conn.Edges = append(conn.Edges, &OrganizationEdge{Cursor: page.Encode(orgCursor{o.Name, o.ID}), Node: &o})
+		members[i] = &Member{OrganizationID: o.ID, UserID: user, Role: rows[i].Role, JoinedAt: rows[i].JoinedAt}
+	}
+	conn.PageInfo.EndCursor = endCursor(len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
+	return conn, members, nil
+}
+
+func endCursor(n int, at func(int) string) *string {
+	if n == 0 {
+		return nil
+	}
+	c := at(n - 1)
+	return &c
+}
+
+// Organizations returns the organizations with ids (for loaders).
+func (s *Service) Organizations(ctx context.Context, ids []uuid.UUID) ([]*Organization, error) {
+	return s.store.OrgsByIDs(ctx, s.d.DB, ids)
+}
+
+// Memberships returns the memberships among keys (for loaders).
+func (s *Service) Memberships(ctx context.Context, keys []MemberKey) ([]*Member, error) {
+	return s.store.Memberships(ctx, s.d.DB, keys)
+}
+
+// MemberCounts returns each organization's member count (for loaders).
+func (s *Service) MemberCounts(ctx context.Context, orgs []uuid.UUID) (map[uuid.UUID]int, error) {
+	return s.store.MemberCounts(ctx, s.d.DB, orgs)
+}
+
+// Owners returns each organization's owner with the user (for loaders).
+func (s *Service) Owners(ctx context.Context, orgs []uuid.UUID) ([]*MemberWithUser, error) {
+	return s.store.Owners(ctx, s.d.DB, orgs)
+}
+
+// MemberPages returns the first page of members of several organizations with
+// one query (for loaders): all keys must share First and Role.
+func (s *Service) MemberPages(ctx context.Context, orgs []uuid.UUID, first int, role Role) (map[uuid.UUID]*MemberConnection, []*MemberWithUser, error) {
+	pages, totals, err := s.store.MembersPages(ctx, s.d.DB, orgs, role, nil, first+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(map[uuid.UUID]*MemberConnection, len(orgs))
+	var all []*MemberWithUser
+	for _, o := range orgs {
+		conn, ms := memberConnection(pages[o], totals[o], first)
+		out[o] = conn
+		all = append(all, ms...)
+	}
+	return out, all, nil
+}
+
+// Members returns a page of org's members after a cursor (the first page goes through MemberPages).
+func (s *Service) Members(ctx context.Context, org uuid.UUID, first int, after *string, role Role) (*MemberConnection, []*MemberWithUser, error) {
+	var cur memberCursor
+	has, err := page.Decode(after, &cur)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cp *memberCursor
+	if has {
+		cp = &cur
+	}
+	pages, totals, err := s.store.MembersPages(ctx, s.d.DB, []uuid.UUID{org}, role, cp, first+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	total, ok := totals[org]
+	if !ok {
+		if total, err = s.store.CountMembers(ctx, s.d.DB, org, role); err != nil {
+			return nil, nil, err
+		}
+	}
+	conn, ms := memberConnection(pages[org], total, first)
+	return conn, ms, nil
+}
+
+func memberConnection(rows []*MemberWithUser, total, first int) (*MemberConnection, []*MemberWithUser) {
+	rows, more := page.Trim(rows, first)
+	conn := &MemberConnection{TotalCount: total, PageInfo: page.Info{HasNextPage: more}}
+	for _, r := range rows {
+		m := r.Member
+		conn.Edges = append(conn.Edges, &MemberEdge{Cursor: page.Encode(memberCursor{m.JoinedAt, m.UserID}), Node: &m})
+	}
+	conn.PageInfo.EndCursor = endCursor(len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
+	return conn, rows
+}
+
+// Invitations returns a page of org's invitations, newest first.
+func (s *Service) Invitations(ctx context.Context, org uuid.UUID, status *InvitationStatus, first *int, after *string) (*InvitationConnection, error) {
+	n, err := page.First(first)
+	if err != nil {
+		return nil, err
+	}
+	var cur invitationCursor
+	has, err := page.Decode(after, &cur)
+	if err != nil {
+		return nil, err
+	}
+	var cp *invitationCursor
+	if has {
+		cp = &cur
+	}
+	now := s.d.Now()
+	rows, err := s.store.InvitationsPage(ctx, s.d.DB, org, status, cp, n+1, now)
+	if err != nil {
+		return nil, err
+	}
+	conn := &InvitationConnection{}
+	if len(rows) > 0 {
+		conn.TotalCount = rows[0].Total
+	} else if conn.TotalCount, err = s.store.CountInvitations(ctx, s.d.DB, org, status, now); err != nil {
+		return nil, err
+	}
+	rows, conn.PageInfo.HasNextPage = page.Trim(rows, n)
+	for i := range rows {
+		inv := rows[i].Invitation
+		conn.Edges = append(conn.Edges, &InvitationEdge{Cursor: page.Encode(invitationCursor{inv.CreatedAt, inv.ID}), Node: &inv})
+	}
+	conn.PageInfo.EndCursor = endCursor(len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
+	return conn, nil
+}
+
+// MyInvitations returns the pending, unexpired invitations addressed to the viewer's verified email.
+func (s *Service) MyInvitations(ctx context.Context, v auth.Viewer) ([]*Invitation, error) {
+	u, err := s.user(ctx, v.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if !u.EmailVerified() {
+		return []*Invitation{}, nil
+	}
+	return s.store.PendingInvitationsFor(ctx, s.d.DB, u.Email, s.d.Now())
+}
+
+// --- mutations ---
+
+// Create makes an organization with the actor as OWNER.
+func (s *Service) Create(ctx context.Context, actor auth.Viewer, in CreateOrganizationInput) (*Organization, error) {
+	name, err := validate.Name("name", in.Name, 100)
+	if err != nil {
+		return nil, err
+	}
+	var explicit string
+	if in.Slug != nil {
+		if explicit, err = checkSlug(*in.Slug); err != nil {
+			return nil, err
+		}
+	}
+	var o *Organization
+	err = db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		now := s.d.Now()
+		o = nil
+		for _, slug := range slugCandidates(name, explicit) {
+			var ok bool
+			if o, ok, err = s.store.InsertOrg(ctx, tx, name, slug, now); err != nil {
+				return err
+			}
+			if ok {
+				break
+			}
+		}
+		if o == nil {
+			return &apperr.Error{Code: apperr.Conflict, Message: "the slug is taken", Field: "slug"}
+		}
+		if _, err := s.store.InsertMember(ctx, tx, o.ID, actor.UserID, RoleOwner, now); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "organization.created", "organization", o.ID.String(),
+			map[string]any{"after": map[string]any{"name": o.Name, "slug": o.Slug}}, now)
+	})
+	return o, err
+}
+
+// Update renames an organization or changes its slug (ADMIN or above).
+func (s *Service) Update(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, in UpdateOrganizationInput) (*Organization, error) {
+	var name, slug string
+	var err error
+	if in.Name != nil {
+		if name, err = validate.Name("name", *in.Name, 100); err != nil {
+			return nil, err
+		}
+	}
+	if in.Slug != nil {
+		if slug, err = checkSlug(*in.Slug); err != nil {
+			return nil, err
+		}
+	}
+	var out *Organization
+	err = s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, _ *Member, now time.Time) error {
+		if name == "" {
+			name = o.Name
+		}
+		if slug == "" {
+			slug = o.Slug
+		}
+		if name == o.Name && slug == o.Slug {
+			out = o
+			return nil
+		}
+		if out, err = s.store.UpdateOrg(ctx, tx, o.ID, name, slug, now); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "organization.updated", "organization", o.ID.String(), map[string]any{
+			"before": map[string]any{"name": o.Name, "slug": o.Slug},
+			"after":  map[string]any{"name": out.Name, "slug": out.Slug}}, now)
+	})
+	return out, err
+}
+
+// Invite emails an invitation to join orgID with role.
+func (s *Service) Invite(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, email string, role Role) (*Invitation, error) {
+	email, err := account.NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	if role == RoleOwner {
+		return nil, apperr.Invalid("role", "ownership is never invited: transfer it instead")
+	}
+	var inv *Invitation
+	err = s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
+		if role.Rank() > me.Role.Rank() {
+			return apperr.New(apperr.Forbidden, "you cannot grant a role above your own")
+		}
+		member, err := s.store.MemberEmailExists(ctx, tx, o.ID, email)
+		if err != nil {
+			return err
+		}
+		if member {
+			return &apperr.Error{Code: apperr.Conflict, Message: "this person is already a member", Field: "email"}
+		}
+		if err := s.store.ExpireStale(ctx, tx, o.ID, email, now); err != nil {
+			return err
+		}
+		token := auth.RandomToken()
+		if inv, err = s.store.InsertInvitation(ctx, tx, o.ID, email, role, actor.UserID, auth.HashToken(token), now, now.Add(InvitationTTL)); err != nil {
+			return err
+		}
+		if err := s.sendInvitation(ctx, tx, o, inv, token); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "member.invited", "invitation", inv.ID.String(),
+			map[string]any{"email": email, "role": role}, now)
+	})
+	return inv, err
+}
+
+// ResendInvitation gives a pending (or expired) invitation a new link and expiry.
+func (s *Service) ResendInvitation(ctx context.Context, actor auth.Viewer, orgID, invID uuid.UUID) (*Invitation, error) {
+	var out *Invitation
+	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
+		inv, err := s.store.InvitationForUpdate(ctx, tx, o.ID, invID, now)
+		if err != nil {
+			return err
+		}
+		if inv == nil {
+			return errInvNotFound
+		}
+		if inv.Status != InvitationPending && inv.Status != InvitationExpired {
+			return apperr.New(apperr.Conflict, "the invitation is %s", strings.ToLower(string(inv.Status)))
+		}
+		if inv.Role.Rank() > me.Role.Rank() {
+			return apperr.New(apperr.Forbidden, "you cannot grant a role above your own")
+		}
+		token := auth.RandomToken()
+		if out, err = s.store.RenewInvitation(ctx, tx, o.ID, inv.ID, auth.HashToken(token), now, now.Add(InvitationTTL)); err != nil {
+			return err
+		}
+		if err := s.sendInvitation(ctx, tx, o, out, token); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "invitation.resent", "invitation", inv.ID.String(),
+			map[string]any{"email": inv.Email, "before": map[string]any{"expiresAt": inv.ExpiresAt}, "after": map[string]any{"expiresAt": out.ExpiresAt}}, now)
+	})
+	return out, err
+}
+
+// RevokeInvitation withdraws a pending invitation.
+func (s *Service) RevokeInvitation(ctx context.Context, actor auth.Viewer, orgID, invID uuid.UUID) (*Invitation, error) {
+	var out *Invitation
+	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, _ *Member, now time.Time) error {
+		inv, err := s.store.InvitationForUpdate(ctx, tx, o.ID, invID, now)
+		if err != nil {
+			return err
+		}
+		if inv == nil {
+			return errInvNotFound
+		}
+		if inv.Status != InvitationPending {
+			return apperr.New(apperr.Conflict, "the invitation is %s", strings.ToLower(string(inv.Status)))
+		}
+		if out, err = s.store.SetInvitationStatus(ctx, tx, o.ID, inv.ID, InvitationRevoked, actor.UserID, now); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "invitation.revoked", "invitation", inv.ID.String(),
+			map[string]any{"email": inv.Email, "before": map[string]any{"status": inv.Status}, "after": map[string]any{"status": out.Status}}, now)
+	})
+	return out, err
+}
+
+// AcceptInvitation makes the viewer a member; their verified email must be the invited one.
+func (s *Service) AcceptInvitation(ctx context.Context, actor auth.Viewer, token string) (*Member, error) {
+	var m *Member
+	err := s.respond(ctx, actor, token, func(tx *sqlx.Tx, o *Organization, inv *Invitation, u *account.User, now time.Time) error {
+		if !u.EmailVerified() {
+			return apperr.New(apperr.Forbidden, "verify your email address first")
+		}
+		var err error
+		if m, err = s.store.InsertMember(ctx, tx, o.ID, u.ID, inv.Role, now); err != nil {
+			return err
+		}
+		if _, err := s.store.SetInvitationStatus(ctx, tx, o.ID, inv.ID, InvitationAccepted, u.ID, now); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "invitation.accepted", "member", u.ID.String(),
+			map[string]any{"invitationId": inv.ID, "email": inv.Email, "after": map[string]any{"role": inv.Role}}, now)
+	})
+	return m, err
+}
+
+// DeclineInvitation turns an invitation down.
+func (s *Service) DeclineInvitation(ctx context.Context, actor auth.Viewer, token string) error {
+	return s.respond(ctx, actor, token, func(tx *sqlx.Tx, o *Organization, inv *Invitation, u *account.User, now time.Time) error {
+		if _, err := s.store.SetInvitationStatus(ctx, tx, o.ID, inv.ID, InvitationDeclined, u.ID, now); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "invitation.declined", "invitation", inv.ID.String(),
+			map[string]any{"email": inv.Email}, now)
+	})
+}
+
+// respond runs fn for a live invitation addressed to the viewer, with the
+// organization and the invitation locked.
+func (s *Service) respond(ctx context.Context, actor auth.Viewer, token string,
+	fn func(tx *sqlx.Tx, o *Organization, inv *Invitation, u *account.User, now time.Time) error) error {
+	u, err := s.user(ctx, actor.UserID)
+	if err != nil {
+		return err
+	}
+	hash := auth.HashToken(token)
+	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		now := s.d.Now()
+		inv, err := s.store.InvitationByToken(ctx, tx, hash, now)
+		if err != nil {
+			return err
+		}
+		if inv == nil {
+			return errBadInvToken
+		}
+		o, err := s.store.OrgForUpdate(ctx, tx, inv.OrganizationID)
+		if err != nil {
+			return err
+		}
+		// Re-read under the lock: a concurrent accept, revoke or resend may have won.
+		if inv, err = s.store.InvitationForUpdate(ctx, tx, o.ID, inv.ID, now); err != nil {
+			return err
+		}
+		if inv == nil {
+			return errBadInvToken
+		}
+		if inv.Email != u.Email {
+			return apperr.New(apperr.Forbidden, "this invitation was sent to another email address")
+		}
+		switch inv.Status {
+		case InvitationPending:
+		case InvitationExpired:
+			return apperr.Invalid("token", "the invitation has expired: ask for a new one")
+		case InvitationRevoked:
+			return apperr.Invalid("token", "the invitation was revoked")
+		case InvitationDeclined:
+			return apperr.Invalid("token", "the invitation was declined")
+		case InvitationAccepted:
+			return apperr.New(apperr.Conflict, "the invitation was already accepted")
+		}
+		existing, err := s.store.MemberForUpdate(ctx, tx, o.ID, u.ID)
+		if err != nil {
+			return err
+		}
+		if existing != nil {
+			return apperr.New(apperr.Conflict, "already a member of this organization")
+		}
+		// The token must still be the current one (a resend replaces it).
+		current, err := s.store.InvitationByToken(ctx, tx, hash, now)
+		if err != nil {
+			return err
+		}
+		if current == nil || current.ID != inv.ID {
+			return errBadInvToken
+		}
+		return fn(tx, o, inv, u, now)
+	})
+}
+
+// ChangeRole sets a member's role. The actor must outrank the member's current
+// role and may grant at most their own; nobody changes their own role; OWNER
+// moves only by transfer.
+func (s *Service) ChangeRole(ctx context.Context, actor auth.Viewer, orgID, userID uuid.UUID, role Role) (*Member, error) {
+	if role == RoleOwner {
+		return nil, apperr.Invalid("role", "ownership moves only by transferOwnership")
+	}
+	if userID == actor.UserID {
+		return nil, apperr.New(apperr.Forbidden, "you cannot change your own role")
+	}
+	var out *Member
+	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
+		target, err := s.store.MemberForUpdate(ctx, tx, o.ID, userID)
+		if err != nil {
+			return err
+		}
+		if target == nil {
+			return errNotMember
+		}
+		if me.Role.Rank() <= target.Role.Rank() {
+			return apperr.New(apperr.Forbidden, "you can only change the role of members below you")
+		}
+		if role.Rank() > me.Role.Rank() {
+			return apperr.New(apperr.Forbidden, "you cannot grant a role above your own")
+		}
+		if target.Role == role {
+			out = target
+			return nil
+		}
+		if out, err = s.store.SetRole(ctx, tx, o.ID, userID, role, now); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "member.role_changed", "member", userID.String(),
+			map[string]any{"before": map[string]any{"role": target.Role}, "after": map[string]any{"role": role}}, now)
+	})
+	return out, err
+}
+
+// RemoveMember removes a member the actor outranks; the owner is never removed.
+func (s *Service) RemoveMember(ctx context.Context, actor auth.Viewer, orgID, userID uuid.UUID) error {
+	if userID == actor.UserID {
+		return apperr.Invalid("userId", "use leaveOrganization to leave")
+	}
+	return s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
+		target, err := s.store.MemberForUpdate(ctx, tx, o.ID, userID)
+		if err != nil {
+			return err
+		}
+		if target == nil {
+			return errNotMember
+		}
+		if target.Role == RoleOwner {
+			return apperr.New(apperr.Forbidden, "the owner cannot be removed")
+		}
+		if me.Role.Rank() <= target.Role.Rank() {
+			return apperr.New(apperr.Forbidden, "you can only remove members below you")
+		}
+		if err := s.store.DeleteMember(ctx, tx, o.ID, userID); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "member.removed", "member", userID.String(),
+			map[string]any{"before": map[string]any{"role": target.Role}}, now)
+	})
+}
+
+// Leave removes the actor from the organization; the owner must transfer first.
+func (s *Service) Leave(ctx context.Context, actor auth.Viewer, orgID uuid.UUID) error {
+	return s.inOrg(ctx, actor, orgID, RoleMember, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
+		if me.Role == RoleOwner {
+			return apperr.New(apperr.Conflict, "the owner cannot leave: transfer ownership first")
+		}
+		if err := s.store.DeleteMember(ctx, tx, o.ID, actor.UserID); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "member.left", "member", actor.UserID.String(),
+			map[string]any{"before": map[string]any{"role": me.Role}}, now)
+	})
+}
+
+// TransferOwnership makes another verified member the owner; the old owner becomes ADMIN.
+func (s *Service) TransferOwnership(ctx context.Context, actor auth.Viewer, orgID, newOwner uuid.UUID) (*Organization, error) {
+	if newOwner == actor.UserID {
+		return nil, apperr.Invalid("newOwnerId", "you already own this organization")
+	}
+	var out *Organization
+	err := s.inOrg(ctx, actor, orgID, RoleOwner, func(tx *sqlx.Tx, o *Organization, _ *Member, now time.Time) error {
+		target, err := s.store.MemberForUpdate(ctx, tx, o.ID, newOwner)
+		if err != nil {
+			return err
+		}
+		if target == nil {
+			return &apperr.Error{Code: apperr.NotFound, Message: "the new owner must already be a member", Field: "newOwnerId"}
+		}
+		u, err := s.user(ctx, newOwner)
+		if err != nil {
+			return err
+		}
+		if !u.EmailVerified() {
+			return apperr.Invalid("newOwnerId", "the new owner must verify their email first")
+		}
+		// Demote first: the partial unique index allows one owner at a time, and
+		// the deferred trigger checks at commit that there is one.
+		if _, err := s.store.SetRole(ctx, tx, o.ID, actor.UserID, RoleAdmin, now); err != nil {
+			return err
+		}
+		if _, err := s.store.SetRole(ctx, tx, o.ID, newOwner, RoleOwner, now); err != nil {
+			return err
+		}
+		out = o
+		return s.audit(ctx, tx, o.ID, actor, "ownership.transferred", "member", newOwner.String(), map[string]any{
+			"before": map[string]any{"owner": actor.UserID, "newOwnerRole": target.Role},
+			"after":  map[string]any{"owner": newOwner, "previousOwnerRole": RoleAdmin}}, now)
+	})
+	return out, err
+}
+
+// inOrg runs fn in a transaction that has locked the organization and re-checked
+// that the actor is still a member with at least role. Not a member: NOT_FOUND.
+func (s *Service) inOrg(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, role Role,
+	fn func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error) error {
+	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		o, err := s.store.OrgForUpdate(ctx, tx, orgID)
+		if err != nil {
+			return err
+		}
+		me, err := s.store.MemberForUpdate(ctx, tx, orgID, actor.UserID)
+		if err != nil {
+			return err
+		}
+		if err := CheckRole(me, role); err != nil {
+			return err
+		}
+		return fn(tx, o, me, s.d.Now())
+	})
+}
+
+// CheckRole is the role gate shared by the @hasRole directive and the services:
+// no membership is NOT_FOUND (the organization's existence is not revealed), a
+// lower role is FORBIDDEN.
+func CheckRole(m *Member, want Role) error {
+	if m == nil {
+		return errOrgNotFound
+	}
+	if !m.Role.AtLeast(want) {
+		return apperr.New(apperr.Forbidden, "this needs the %s role", want)
+	}
+	return nil
+}
+
+func (s *Service) audit(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, actor auth.Viewer, action, targetType, targetID string, meta map[string]any, now time.Time) error {
+	return audit.Record(ctx, tx, audit.Entry{OrganizationID: org, ActorID: actor.UserID, Action: action,
+		TargetType: targetType, TargetID: targetID, Metadata: meta, At: now})
+}
+
+func (s *Service) sendInvitation(ctx context.Context, tx *sqlx.Tx, o *Organization, inv *Invitation, token string) error {
+	return mail.Enqueue(ctx, tx, mail.Message{
+		To:      inv.Email,
+		Subject: fmt.Sprintf("You are invited to join %s on tenantgraph", o.Name),
+		Body: fmt.Sprintf("Hello,\n\nYou are invited to join %s as %s. To accept, sign in with this email address and open:\n\n%s/accept-invitation?token=%s\n\nThe link works once, until %s.\n",
+			o.Name, strings.ToLower(string(inv.Role)), s.d.BaseURL, token, inv.ExpiresAt.UTC().Format(time.RFC1123)),
+	})
+}
+
+func (s *Service) user(ctx context.Context, id uuid.UUID) (*account.User, error) {
+	us, err := s.d.Users(ctx, []uuid.UUID{id})
+	if err != nil {
+		return nil, err
+	}
+	if len(us) == 0 {
+		return nil, apperr.ErrUnauthenticated
+	}
+	return us[0], nil
+}
+
+func checkSlug(raw string) (string, error) {
+	s := strings.TrimSpace(raw)
+	if len(s) < 3 || len(s) > 48 || !slugRe.MatchString(s) {
+		return "", apperr.Invalid("slug", "the slug must be 3 to 48 lower-case letters, digits and single dashes")
+	}
+	return s, nil
+}
+
+// slugCandidates lists the slugs to try: the explicit one only, else one derived
+// from the name, then the same with numeric suffixes, then random ones.
+func slugCandidates(name, explicit string) []string {
+	if explicit != "" {
+		return []string{explicit}
+	}
+	base := strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if len(base) > 40 {
+		base = strings.Trim(base[:40], "-")
+	}
+	if len(base) < 3 {
+		base = strings.Trim("org-"+base, "-")
+	}
+	out := []string{base}
+	for i := 2; i <= 5; i++ {
+		out = append(out, fmt.Sprintf("%s-%d", base, i))
+	}
+	for range 3 {
+		out = append(out, base+"-"+strings.ReplaceAll(uuid.NewString()[:6], "-", "x"))
+	}
+	return out
+}

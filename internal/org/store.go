@@ -1,0 +1,362 @@
+package org
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"tenantgraph/internal/account"
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/platform/db"
+)
+
+// Store is the tenancy SQL. Every query on tenant data is scoped by organization_id.
+type Store struct{}
+
+const orgCols = `o.id, o.name, o.slug, o.created_at`
+
+// InsertOrg creates an organization unless slug is taken (ok false).
+func (Store) InsertOrg(ctx context.Context, q sqlx.QueryerContext, name, slug string, now time.Time) (*Organization, bool, error) {
+	var o Organization
+	err := sqlx.GetContext(ctx, q, &o, `
+		INSERT INTO organizations AS o (name, slug, created_at, updated_at) VALUES ($1, $2, $3, $3)
+		ON CONFLICT (slug) DO NOTHING RETURNING `+orgCols, name, slug, now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	return &o, err == nil, err
+}
+
+// OrgForUpdate locks the organization row: every membership change takes this
+// lock first, so they serialise per organization and cannot deadlock.
+func (Store) OrgForUpdate(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (*Organization, error) {
+	var o Organization
+	err := sqlx.GetContext(ctx, q, &o, `SELECT `+orgCols+` FROM organizations o WHERE o.id = $1 FOR UPDATE`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errOrgNotFound
+	}
+	return &o, err
+}
+
+func (Store) UpdateOrg(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID, name, slug string, now time.Time) (*Organization, error) {
+	var o Organization
+	err := sqlx.GetContext(ctx, q, &o, `
+		UPDATE organizations o SET name = $2, slug = $3, updated_at = $4 WHERE o.id = $1 RETURNING `+orgCols, id, name, slug, now)
+	if db.IsViolation(err, db.UniqueViolation, "organizations_slug_key") {
+		return nil, &apperr.Error{Code: apperr.Conflict, Message: "the slug is taken", Field: "slug"}
+	}
+	return &o, err
+}
+
+func (Store) OrgsByIDs(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) ([]*Organization, error) {
+	var out []*Organization
+	err := sqlx.SelectContext(ctx, q, &out, `SELECT `+orgCols+` FROM organizations o WHERE o.id = ANY($1)`, pq.Array(ids))
+	return out, err
+}
+
+// orgCursor is the keyset of the viewer's organization list.
+type orgCursor struct {
+	Name string    `json:"n"`
+	ID   uuid.UUID `json:"i"`
+}
+
+type orgRow struct {
+	Organization
+	Role     Role      `db:"role"`
+	JoinedAt time.Time `db:"joined_at"`
+	Total    int       `db:"total"`
+}
+
+// OrgsOfUser returns up to limit of user's organizations after cur, ordered by name then id,
+// with the user's role and the total count.
+func (Store) OrgsOfUser(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID, cur *orgCursor, limit int) ([]orgRow, error) {
+	var rows []orgRow
+	var name *string
+	var id *uuid.UUID
+	if cur != nil {
+		name, id = &cur.Name, &cur.ID
+	}
+	err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT * FROM (
+			SELECT `+orgCols+`, m.role, m.created_at AS joined_at, count(*) OVER () AS total
+			FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+			WHERE m.user_id = $1
+		) x WHERE $2::text IS NULL OR (x.name, x.id) > ($2, $3::uuid)
+		ORDER BY x.name, x.id LIMIT $4`, user, name, id, limit)
+	return rows, err
+}
+
+func (Store) CountOrgsOfUser(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID) (int, error) {
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM organization_members WHERE user_id = $1`, user)
+	return n, err
+}
+
+// --- members ---
+
+const memberCols = `m.organization_id, m.user_id, m.role, m.created_at`
+
+func (Store) InsertMember(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID, role Role, now time.Time) (*Member, error) {
+	var m Member
+	err := sqlx.GetContext(ctx, q, &m, `
+		INSERT INTO organization_members AS m (organization_id, user_id, role, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $4) RETURNING `+memberCols, org, user, role, now)
+	if db.IsViolation(err, db.UniqueViolation, "organization_members_pkey") {
+		return nil, apperr.New(apperr.Conflict, "already a member of this organization")
+	}
+	return &m, err
+}
+
+// MemberForUpdate locks and returns a membership; nil when user is not a member of org.
+func (Store) MemberForUpdate(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID) (*Member, error) {
+	var m Member
+	err := sqlx.GetContext(ctx, q, &m, `
+		SELECT `+memberCols+` FROM organization_members m WHERE m.organization_id = $1 AND m.user_id = $2 FOR UPDATE`, org, user)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return &m, err
+}
+
+func (Store) SetRole(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID, role Role, now time.Time) (*Member, error) {
+	var m Member
+	err := sqlx.GetContext(ctx, q, &m, `
+		UPDATE organization_members m SET role = $3, updated_at = $4
+		WHERE m.organization_id = $1 AND m.user_id = $2 RETURNING `+memberCols, org, user, role, now)
+	return &m, err
+}
+
+func (Store) DeleteMember(ctx context.Context, q sqlx.ExecerContext, org, user uuid.UUID) error {
+	_, err := q.ExecContext(ctx, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, org, user)
+	return err
+}
+
+// MemberEmailExists reports whether someone with email is a member of org.
+func (Store) MemberEmailExists(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, email string) (bool, error) {
+	var ok bool
+	err := sqlx.GetContext(ctx, q, &ok, `
+		SELECT EXISTS (SELECT 1 FROM organization_members m JOIN users u ON u.id = m.user_id
+		WHERE m.organization_id = $1 AND lower(u.email) = $2)`, org, email)
+	return ok, err
+}
+
+// Memberships returns the memberships among keys (in no particular order).
+func (Store) Memberships(ctx context.Context, q sqlx.QueryerContext, keys []MemberKey) ([]*Member, error) {
+	orgs := make([]uuid.UUID, len(keys))
+	users := make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		orgs[i], users[i] = k.Org, k.User
+	}
+	var out []*Member
+	err := sqlx.SelectContext(ctx, q, &out, `
+		SELECT `+memberCols+` FROM organization_members m
+		JOIN unnest($1::uuid[], $2::uuid[]) AS k(org, usr) ON m.organization_id = k.org AND m.user_id = k.usr`,
+		pq.Array(orgs), pq.Array(users))
+	return out, err
+}
+
+// MemberCounts returns the number of members of each of orgs.
+func (Store) MemberCounts(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID) (map[uuid.UUID]int, error) {
+	var rows []struct {
+		Org uuid.UUID `db:"organization_id"`
+		N   int       `db:"n"`
+	}
+	err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT organization_id, count(*) AS n FROM organization_members WHERE organization_id = ANY($1) GROUP BY organization_id`, pq.Array(orgs))
+	out := make(map[uuid.UUID]int, len(rows))
+	for _, r := range rows {
+		out[r.Org] = r.N
+	}
+	return out, err
+}
+
+type memberUserRow struct {
+	Member
+	UEmail      string     `db:"u_email"`
+	UName       string     `db:"u_name"`
+	UVerifiedAt *time.Time `db:"u_verified_at"`
+	UCreatedAt  time.Time  `db:"u_created_at"`
+	Total       int        `db:"total"`
+}
+
+func (r memberUserRow) withUser() *MemberWithUser {
+	return &MemberWithUser{Member: r.Member, User: &account.User{
+		ID: r.UserID, Email: r.UEmail, Name: r.UName, EmailVerifiedAt: r.UVerifiedAt, CreatedAt: r.UCreatedAt}}
+}
+
+const memberUserCols = memberCols + `, u.email AS u_email, u.name AS u_name, u.email_verified_at AS u_verified_at, u.created_at AS u_created_at`
+
+// Owners returns the owner of each of orgs, with the user.
+func (Store) Owners(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID) ([]*MemberWithUser, error) {
+	var rows []memberUserRow
+	err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT `+memberUserCols+`, 0 AS total FROM organization_members m JOIN users u ON u.id = m.user_id
+		WHERE m.organization_id = ANY($1) AND m.role = 'OWNER'`, pq.Array(orgs))
+	out := make([]*MemberWithUser, len(rows))
+	for i, r := range rows {
+		out[i] = r.withUser()
+	}
+	return out, err
+}
+
+// memberCursor is the keyset of member lists: join time, then user id.
+type memberCursor struct {
+	JoinedAt time.Time `json:"t"`
+	User     uuid.UUID `json:"u"`
+}
+
+// MembersPages returns, for each of orgs, up to limit members after cur (ordered by
+// join time, then user id) with their users, and each organization's total for the filter.
+func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, role Role, cur *memberCursor, limit int) (map[uuid.UUID][]*MemberWithUser, map[uuid.UUID]int, error) {
+	var rows []memberUserRow
+	var at *time.Time
+	var user *uuid.UUID
+	if cur != nil {
+		at, user = &cur.JoinedAt, &cur.User
+	}
+	err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT organization_id, user_id, role, created_at, u_email, u_name, u_verified_at, u_created_at, total FROM (
+			SELECT *, row_number() OVER (PARTITION BY organization_id ORDER BY created_at, user_id) AS rn
+			FROM (
+				SELECT `+memberUserCols+`, count(*) OVER (PARTITION BY m.organization_id) AS total
+				FROM organization_members m JOIN users u ON u.id = m.user_id
+				WHERE m.organization_id = ANY($1) AND ($2 = '' OR m.role = $2)
+			) f WHERE $3::timestamptz IS NULL OR (f.created_at, f.user_id) > ($3, $4::uuid)
+		) p WHERE rn <= $5 ORDER BY organization_id, rn`, pq.Array(orgs), role, at, user, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	pages := make(map[uuid.UUID][]*MemberWithUser)
+	totals := make(map[uuid.UUID]int)
+	for _, r := range rows {
+		pages[r.OrganizationID] = append(pages[r.OrganizationID], r.withUser())
+		totals[r.OrganizationID] = r.Total
+	}
+	return pages, totals, nil
+}
+
+// CountMembers counts org's members with role ("" for all).
+func (Store) CountMembers(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, role Role) (int, error) {
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM organization_members WHERE organization_id = $1 AND ($2 = '' OR role = $2)`, org, role)
+	return n, err
+}
+
+// --- invitations ---
+
+// invitationCols computes EXPIRED for pending invitations past their expiry ($now).
+const invitationCols = `i.id, i.organization_id, i.email, i.role, i.invited_by, i.expires_at, i.created_at,
+	CASE WHEN i.status = 'PENDING' AND i.expires_at <= $1 THEN 'EXPIRED' ELSE i.status END AS status`
+
+// ExpireStale marks org's pending, expired invitations for email EXPIRED, making room for a new one.
+func (Store) ExpireStale(ctx context.Context, q sqlx.ExecerContext, org uuid.UUID, email string, now time.Time) error {
+	_, err := q.ExecContext(ctx, `
+		UPDATE invitations SET status = 'EXPIRED', updated_at = $3
+		WHERE organization_id = $1 AND email = $2 AND status = 'PENDING' AND expires_at <= $3`, org, email, now)
+	return err
+}
+
+func (Store) InsertInvitation(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, email string, role Role, by uuid.UUID, hash []byte, now, expires time.Time) (*Invitation, error) {
+	var inv Invitation
+	err := sqlx.GetContext(ctx, q, &inv, `
+		INSERT INTO invitations AS i (organization_id, email, role, token_hash, invited_by, expires_at, created_at, updated_at)
+		VALUES ($2, $3, $4, $5, $6, $7, $1, $1) RETURNING `+invitationCols, now, org, email, role, hash, by, expires)
+	if db.IsViolation(err, db.UniqueViolation, "invitations_one_pending") {
+		return nil, &apperr.Error{Code: apperr.Conflict, Message: "this email already has a pending invitation (resend it instead)", Field: "email"}
+	}
+	return &inv, err
+}
+
+// InvitationForUpdate locks org's invitation id; nil when org has no such invitation.
+func (Store) InvitationForUpdate(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, now time.Time) (*Invitation, error) {
+	var inv Invitation
+	err := sqlx.GetContext(ctx, q, &inv, `
+		SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2 AND i.id = $3 FOR UPDATE`, now, org, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return &inv, err
+}
+
+// InvitationByToken returns the invitation a token belongs to; nil when none.
+func (Store) InvitationByToken(ctx context.Context, q sqlx.QueryerContext, hash []byte, now time.Time) (*Invitation, error) {
+	var inv Invitation
+	err := sqlx.GetContext(ctx, q, &inv, `SELECT `+invitationCols+` FROM invitations i WHERE i.token_hash = $2`, now, hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return &inv, err
+}
+
+func (Store) SetInvitationStatus(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, status InvitationStatus, by uuid.UUID, now time.Time) (*Invitation, error) {
+	var inv Invitation
+	err := sqlx.GetContext(ctx, q, &inv, `
+		UPDATE invitations i SET status = $4, responded_by = $5, updated_at = $1
+		WHERE i.organization_id = $2 AND i.id = $3 RETURNING `+invitationCols, now, org, id, status, by)
+	return &inv, err
+}
+
+// RenewInvitation gives an invitation a new token and expiry; the old token stops working.
+func (Store) RenewInvitation(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, hash []byte, now, expires time.Time) (*Invitation, error) {
+	var inv Invitation
+	err := sqlx.GetContext(ctx, q, &inv, `
+		UPDATE invitations i SET token_hash = $4, expires_at = $5, status = 'PENDING', updated_at = $1
+		WHERE i.organization_id = $2 AND i.id = $3 RETURNING `+invitationCols, now, org, id, hash, expires)
+	if db.IsViolation(err, db.UniqueViolation, "invitations_one_pending") {
+		return nil, apperr.New(apperr.Conflict, "a newer invitation for this email is pending")
+	}
+	return &inv, err
+}
+
+// invitationCursor is the keyset of invitation lists: newest first.
+type invitationCursor struct {
+	CreatedAt time.Time `json:"t"`
+	ID        uuid.UUID `json:"i"`
+}
+
+type invitationRow struct {
+	Invitation
+	Total int `db:"total"`
+}
+
+// InvitationsPage returns up to limit of org's invitations after cur, newest first, with the total.
+func (Store) InvitationsPage(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, status *InvitationStatus, cur *invitationCursor, limit int, now time.Time) ([]invitationRow, error) {
+	var at *time.Time
+	var id *uuid.UUID
+	if cur != nil {
+		at, id = &cur.CreatedAt, &cur.ID
+	}
+	var rows []invitationRow
+	err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT * FROM (
+			SELECT *, count(*) OVER () AS total FROM (
+				SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2
+			) s WHERE $3::text IS NULL OR s.status = $3
+		) x WHERE $4::timestamptz IS NULL OR (x.created_at, x.id) < ($4, $5::uuid)
+		ORDER BY x.created_at DESC, x.id DESC LIMIT $6`, now, org, status, at, id, limit)
+	return rows, err
+}
+
+func (Store) CountInvitations(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, status *InvitationStatus, now time.Time) (int, error) {
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `
+		SELECT count(*) FROM (SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2) s
+		WHERE $3::text IS NULL OR s.status = $3`, now, org, status)
+	return n, err
+}
+
+// PendingInvitationsFor returns the pending, unexpired invitations addressed to email.
+func (Store) PendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, email string, now time.Time) ([]*Invitation, error) {
+	var out []*Invitation
+	err := sqlx.SelectContext(ctx, q, &out, `
+		SELECT `+invitationCols+` FROM invitations i
+		WHERE i.email = $2 AND i.status = 'PENDING' AND i.expires_at > $1 ORDER BY i.created_at DESC, i.id`, now, email)
+	return out, err
+}
+
+var errOrgNotFound = apperr.New(apperr.NotFound, "organization not found")
