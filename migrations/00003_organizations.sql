@@ -41,8 +41,10 @@ BEGIN
         RAISE EXCEPTION 'organization % has no owner', org
             USING ERRCODE = 'check_violation', CONSTRAINT = 'organization_has_owner';
     END IF;
-    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'organization_members' AND OLD.organization_id <> NEW.organization_id THEN
-        RAISE EXCEPTION 'a membership cannot move between organizations' USING ERRCODE = 'check_violation';
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'organization_members' THEN
+        IF OLD.organization_id <> NEW.organization_id THEN
+            RAISE EXCEPTION 'a membership cannot move between organizations' USING ERRCODE = 'check_violation';
+        END IF;
     END IF;
     RETURN NULL;
 END
