@@ -294,10 +294,12 @@ func (r *queryResolver) Organizations(ctx context.Context, first *int, after *st
 		return nil, err
 	}
 	orgs := make([]*org.Organization, len(conn.Edges))
+	ids := make([]uuid.UUID, len(conn.Edges))
 	for i, e := range conn.Edges {
-		orgs[i] = e.Node
+		orgs[i], ids[i] = e.Node, e.Node.ID
 	}
 	loader.PrimeMemberships(ctx, members, orgs)
+	prefetchOrganizations(ctx, ids)
 	return conn, nil
 }
 

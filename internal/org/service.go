@@ -80,8 +80,11 @@ func (s *Service) OrganizationsOf(ctx context.Context, user uuid.UUID, first *in
 	conn := &OrganizationConnection{}
 	if len(rows) > 0 {
 		conn.TotalCount = rows[0].Total
-	} else if conn.TotalCount, err = s.store.CountOrgsOfUser(ctx, s.d.DB, user); err != nil {
-		return nil, nil, err
+	} else if has {
+		// Past the last page: the window count had no row to ride on.
+		if conn.TotalCount, err = s.store.CountOrgsOfUser(ctx, s.d.DB, user); err != nil {
+			return nil, nil, err
+		}
 	}
 	rows, conn.PageInfo.HasNextPage = page.Trim(rows, n)
 	members := make([]*Member, len(rows))
@@ -198,8 +201,10 @@ func (s *Service) Invitations(ctx context.Context, org uuid.UUID, status *Invita
 	conn := &InvitationConnection{}
 	if len(rows) > 0 {
 		conn.TotalCount = rows[0].Total
-	} else if conn.TotalCount, err = s.store.CountInvitations(ctx, s.d.DB, org, status, now); err != nil {
-		return nil, err
+	} else if has {
+		if conn.TotalCount, err = s.store.CountInvitations(ctx, s.d.DB, org, status, now); err != nil {
+			return nil, err
+		}
 	}
 	rows, conn.PageInfo.HasNextPage = page.Trim(rows, n)
 	for i := range rows {

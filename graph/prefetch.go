@@ -1,0 +1,87 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
+
+	"tenantgraph/internal/loader"
+	"tenantgraph/internal/org"
+	"tenantgraph/internal/platform/page"
+)
+
+// prefetchOrganizations queues, in one batch each, the loads that the fields
+// selected on a page of organizations will need. The items' resolvers then hit
+// the loaders' cache, so the list's cost does not depend on how its items'
+// goroutines happen to be scheduled against the loaders' wait.
+func prefetchOrganizations(ctx context.Context, ids []uuid.UUID) {
+	oc := graphql.GetOperationContext(ctx)
+	fc := graphql.GetFieldContext(ctx)
+	if oc == nil || fc == nil || len(ids) == 0 {
+		return
+	}
+	l := loader.From(ctx)
+	for _, edges := range graphql.CollectFields(oc, fc.Field.Selections, []string{"OrganizationConnection"}) {
+		if edges.Name != "edges" {
+			continue
+		}
+		for _, node := range graphql.CollectFields(oc, edges.Selections, []string{"OrganizationEdge"}) {
+			if node.Name != "node" {
+				continue
+			}
+			for _, f := range graphql.CollectFields(oc, node.Selections, []string{"Organization"}) {
+				switch f.Name {
+				case "owner":
+					l.Owner.LoadMany(ctx, ids)
+				case "memberCount":
+					l.MemberCount.LoadMany(ctx, ids)
+				case "members":
+					args := f.ArgumentMap(oc.Variables)
+					if args["after"] != nil {
+						continue
+					}
+					first, ok := intArg(args["first"])
+					if !ok {
+						continue
+					}
+					n, err := page.First(first)
+					if err != nil {
+						continue
+					}
+					role, _ := args["role"].(string)
+					keys := make([]org.MembersPageKey, len(ids))
+					for i, id := range ids {
+						keys[i] = org.MembersPageKey{Org: id, First: n, Role: org.Role(role)}
+					}
+					l.MembersPage.LoadMany(ctx, keys)
+				}
+			}
+		}
+	}
+}
+
+// intArg reads an optional Int argument as the resolvers receive it.
+func intArg(v any) (*int, bool) {
+	var n int64
+	switch x := v.(type) {
+	case nil:
+		return nil, true
+	case int:
+		n = int64(x)
+	case int64:
+		n = x
+	case float64:
+		n = int64(x)
+	case json.Number:
+		var err error
+		if n, err = x.Int64(); err != nil {
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	i := int(n)
+	return &i, true
+}
