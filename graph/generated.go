@@ -1172,7 +1172,7 @@ input UpdateOrganizationInput {
 type Query {
   "The signed-in user."
   me: User @auth
-  "The viewer's organizations, ordered by name then id. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
+  "The viewer's organizations, ordered by name (case-insensitively) then id. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
   organizations(first: Int, after: String): OrganizationConnection! @auth
   organization(orgId: ID!): Organization @hasRole(role: MEMBER)
   "Pending, unexpired invitations addressed to the viewer's verified email."

@@ -72,7 +72,8 @@ type orgRow struct {
 	Total    int       `db:"total"`
 }
 
-// OrgsOfUser returns up to limit of user's organizations after cur, ordered by name then id,
+// OrgsOfUser returns up to limit of user's organizations after cur, ordered by name
+// (case-insensitively, then byte order, whatever the database's collation) then id,
 // with the user's role and the total count.
 func (Store) OrgsOfUser(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID, cur *orgCursor, limit int) ([]orgRow, error) {
 	var rows []orgRow
@@ -86,8 +87,9 @@ func (Store) OrgsOfUser(ctx context.Context, q sqlx.QueryerContext, user uuid.UU
 			SELECT `+orgCols+`, m.role, m.created_at AS joined_at, count(*) OVER () AS total
 			FROM organization_members m JOIN organizations o ON o.id = m.organization_id
 			WHERE m.user_id = $1
-		) x WHERE $2::text IS NULL OR (x.name, x.id) > ($2, $3::uuid)
-		ORDER BY x.name, x.id LIMIT $4`, user, name, id, limit)
+		) x WHERE $2::text IS NULL
+			OR (lower(x.name) COLLATE "C", x.name COLLATE "C", x.id) > (lower($2) COLLATE "C", $2 COLLATE "C", $3::uuid)
+		ORDER BY lower(x.name) COLLATE "C", x.name COLLATE "C", x.id LIMIT $4`, user, name, id, limit)
 	return rows, err
 }
 
