@@ -37,6 +37,12 @@ func run(args []string) error {
 	if len(args) > 0 {
 		cmd = args[0]
 	}
+	if cmd == "migrate" {
+		return migrate(args[1:])
+	}
+	if cmd != "serve" {
+		return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
+	}
 	cfg, err := config.Load()
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -51,30 +57,41 @@ func run(args []string) error {
 	}
 	defer d.Close()
 
-	switch cmd {
-	case "serve":
-		if !cfg.Production() {
-			if err := db.MigrateUp(ctx, d.DB); err != nil {
-				return err
-			}
+	if !cfg.Production() {
+		if err := db.MigrateUp(ctx, d.DB); err != nil {
+			return err
 		}
-		return serve(ctx, cfg, log, d)
-	case "migrate":
-		sub := ""
-		if len(args) > 1 {
-			sub = args[1]
-		}
-		switch sub {
-		case "up":
-			return db.MigrateUp(ctx, d.DB)
-		case "down":
-			return db.MigrateDown(ctx, d.DB)
-		case "status":
-			return db.MigrateStatus(ctx, d.DB, os.Stdout)
-		}
-		return errors.New("usage: tenantgraph migrate up|down|status")
 	}
-	return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
+	return serve(ctx, cfg, log, d)
+}
+
+// migrate needs only DATABASE_URL, so that a release can migrate before the
+// server's other settings exist.
+func migrate(args []string) error {
+	url := os.Getenv("DATABASE_URL")
+	if url == "" {
+		return errors.New("DATABASE_URL is required")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d, err := db.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	sub := ""
+	if len(args) > 0 {
+		sub = args[0]
+	}
+	switch sub {
+	case "up":
+		return db.MigrateUp(ctx, d.DB)
+	case "down":
+		return db.MigrateDown(ctx, d.DB)
+	case "status":
+		return db.MigrateStatus(ctx, d.DB, os.Stdout)
+	}
+	return errors.New("usage: tenantgraph migrate up|down|status")
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB) error {

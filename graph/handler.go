@@ -58,7 +58,10 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 		if oc := graphql.GetOperationContext(ctx); oc != nil {
 			name := oc.OperationName
 			if name == "" && oc.Operation != nil {
-				name = string(oc.Operation.Operation)
+				name = oc.Operation.Name
+				if name == "" {
+					name = string(oc.Operation.Operation) // anonymous: "query" or "mutation"
+				}
 			}
 			httpx.Info(ctx).SetOperation(name)
 		}

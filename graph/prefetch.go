@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
@@ -12,9 +13,9 @@ import (
 	"tenantgraph/internal/platform/page"
 )
 
-// prefetchOrganizations queues, in one batch each, the loads that the fields
-// selected on a page of organizations will need. The items' resolvers then hit
-// the loaders' cache, so the list's cost does not depend on how its items'
+// prefetchOrganizations runs, one query each and concurrently, the loads that the
+// fields selected on a page of organizations will need. The items' resolvers then
+// hit the loaders' cache, so the list's cost does not depend on how its items'
 // goroutines happen to be scheduled against the loaders' wait.
 func prefetchOrganizations(ctx context.Context, ids []uuid.UUID) {
 	oc := graphql.GetOperationContext(ctx)
@@ -23,6 +24,8 @@ func prefetchOrganizations(ctx context.Context, ids []uuid.UUID) {
 		return
 	}
 	l := loader.From(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for _, edges := range graphql.CollectFields(oc, fc.Field.Selections, []string{"OrganizationConnection"}) {
 		if edges.Name != "edges" {
 			continue
@@ -34,9 +37,9 @@ func prefetchOrganizations(ctx context.Context, ids []uuid.UUID) {
 			for _, f := range graphql.CollectFields(oc, node.Selections, []string{"Organization"}) {
 				switch f.Name {
 				case "owner":
-					l.Owner.LoadMany(ctx, ids)
+					wg.Go(func() { l.PrefetchOwners(ctx, ids) })
 				case "memberCount":
-					l.MemberCount.LoadMany(ctx, ids)
+					wg.Go(func() { l.PrefetchMemberCounts(ctx, ids) })
 				case "members":
 					args := f.ArgumentMap(oc.Variables)
 					if args["after"] != nil {
@@ -55,7 +58,7 @@ func prefetchOrganizations(ctx context.Context, ids []uuid.UUID) {
 					for i, id := range ids {
 						keys[i] = org.MembersPageKey{Org: id, First: n, Role: org.Role(role)}
 					}
-					l.MembersPage.LoadMany(ctx, keys)
+					wg.Go(func() { l.PrefetchMemberPages(ctx, keys) })
 				}
 			}
 		}

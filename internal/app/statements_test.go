@@ -15,8 +15,13 @@ const dashboardQuery = `{ organizations(first: 20) { edges { node {
 // (the other 9 inserted directly: fixtures, not the thing measured).
 func seedOrgs(t *testing.T, viewer *Session, n int) {
 	t.Helper()
+	seedOrgsB(t, viewer.AccessToken, viewer.UserID.String(), n)
+}
+
+func seedOrgsB(t testing.TB, token, tag string, n int) {
+	t.Helper()
 	for i := range n {
-		org := srv.CreateOrg(t, viewer, fmt.Sprintf("Stmt %s %02d", viewer.UserID.String()[:8], i))
+		org := srv.CreateOrg(t, &Session{AccessToken: token}, fmt.Sprintf("Stmt %s %02d", tag[:8], i))
 		_, err := srv.DB.Exec(`
 			WITH u AS (
 				INSERT INTO users (email, name, password_hash)

@@ -58,3 +58,15 @@ func TestAccessTokenRoundTripAndExpiry(t *testing.T) {
 		t.Fatal("a short secret was accepted")
 	}
 }
+
+// BenchmarkHashDefault is the cost of one password hash (register, login, reset)
+// with the production parameters. Goal: 20-100 ms on the reference machine: slow
+// for an attacker, fast enough for a login.
+func BenchmarkHashDefault(b *testing.B) {
+	h := NewHasher(DefaultArgon2)
+	for b.Loop() {
+		if _, err := h.Hash("correct horse battery staple"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

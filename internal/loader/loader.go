@@ -36,6 +36,11 @@ type Loaders struct {
 	MemberCount *dataloader.Loader[uuid.UUID, int]
 	Owner       *dataloader.Loader[uuid.UUID, *org.MemberWithUser]
 	MembersPage *dataloader.Loader[org.MembersPageKey, *org.MemberConnection]
+
+	// The batch functions, for Prefetch.
+	memberCountBatch dataloader.BatchFunc[uuid.UUID, int]
+	ownerBatch       dataloader.BatchFunc[uuid.UUID, *org.MemberWithUser]
+	membersPageBatch dataloader.BatchFunc[org.MembersPageKey, *org.MemberConnection]
 }
 
 func opts[K comparable, V any]() []dataloader.Option[K, V] {
@@ -50,11 +55,12 @@ func New(s Sources) *Loaders {
 	l.Membership = dataloader.NewBatchedLoader(byKey(s.Memberships, func(m *org.Member) org.MemberKey {
 		return org.MemberKey{Org: m.OrganizationID, User: m.UserID}
 	}), opts[org.MemberKey, *org.Member]()...)
-	l.MemberCount = dataloader.NewBatchedLoader(func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[int] {
+	l.memberCountBatch = func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[int] {
 		counts, err := s.MemberCounts(ctx, keys)
 		return each(keys, err, func(k uuid.UUID) int { return counts[k] })
-	}, opts[uuid.UUID, int]()...)
-	l.Owner = dataloader.NewBatchedLoader(func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[*org.MemberWithUser] {
+	}
+	l.MemberCount = dataloader.NewBatchedLoader(l.memberCountBatch, opts[uuid.UUID, int]()...)
+	l.ownerBatch = func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[*org.MemberWithUser] {
 		owners, err := s.Owners(ctx, keys)
 		byOrg := make(map[uuid.UUID]*org.MemberWithUser, len(owners))
 		for _, o := range owners {
@@ -62,8 +68,9 @@ func New(s Sources) *Loaders {
 			l.primeUser(ctx, o.User)
 		}
 		return each(keys, err, func(k uuid.UUID) *org.MemberWithUser { return byOrg[k] })
-	}, opts[uuid.UUID, *org.MemberWithUser]()...)
-	l.MembersPage = dataloader.NewBatchedLoader(func(ctx context.Context, keys []org.MembersPageKey) []*dataloader.Result[*org.MemberConnection] {
+	}
+	l.Owner = dataloader.NewBatchedLoader(l.ownerBatch, opts[uuid.UUID, *org.MemberWithUser]()...)
+	l.membersPageBatch = func(ctx context.Context, keys []org.MembersPageKey) []*dataloader.Result[*org.MemberConnection] {
 		// One query per distinct (first, role): in practice one for the whole list.
 		type shape struct {
 			first int
@@ -88,8 +95,36 @@ func New(s Sources) *Loaders {
 			}
 		}
 		return each(keys, nil, func(k org.MembersPageKey) *org.MemberConnection { return pages[k] })
-	}, opts[org.MembersPageKey, *org.MemberConnection]()...)
+	}
+	l.MembersPage = dataloader.NewBatchedLoader(l.membersPageBatch, opts[org.MembersPageKey, *org.MemberConnection]()...)
 	return l
+}
+
+// PrefetchOwners loads the owners of orgs now, in one query, into the Owner loader.
+func (l *Loaders) PrefetchOwners(ctx context.Context, orgs []uuid.UUID) {
+	prefetch(ctx, l.Owner, l.ownerBatch, orgs)
+}
+
+// PrefetchMemberCounts loads the member counts of orgs now, in one query.
+func (l *Loaders) PrefetchMemberCounts(ctx context.Context, orgs []uuid.UUID) {
+	prefetch(ctx, l.MemberCount, l.memberCountBatch, orgs)
+}
+
+// PrefetchMemberPages loads the first members page of orgs now, in one query.
+func (l *Loaders) PrefetchMemberPages(ctx context.Context, keys []org.MembersPageKey) {
+	prefetch(ctx, l.MembersPage, l.membersPageBatch, keys)
+}
+
+// prefetch runs a loader's batch function for keys right away and primes the
+// loader with the results. Unlike queuing Loads against the loader's wait, this
+// costs exactly one batch however the request's goroutines are scheduled. On
+// error nothing is primed and the fields load (and report) on their own.
+func prefetch[K comparable, V any](ctx context.Context, ld *dataloader.Loader[K, V], batch dataloader.BatchFunc[K, V], keys []K) {
+	for i, r := range batch(ctx, keys) {
+		if r.Error == nil {
+			ld.Prime(ctx, keys[i], r.Data)
+		}
+	}
 }
 
 func (l *Loaders) primeUser(ctx context.Context, u *account.User) {

@@ -58,6 +58,7 @@ type conn struct{ driver.Conn }
 
 func (c *conn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	count(ctx)
+
 	return c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
 }
 
