@@ -70,7 +70,7 @@ func New(o Options) (*App, error) {
 		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log,
 	})
 
-	orgs := org.NewService(org.Deps{DB: o.DB, Users: accounts.Users, BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log})
+	orgs := org.NewService(org.Deps{DB: o.DB, Users: account.Store{}.UsersByIDs, BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log})
 
 	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: audit.Store{DB: o.DB}},
 		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log})

@@ -24,8 +24,10 @@ import (
 // InvitationTTL is how long an invitation link works.
 const InvitationTTL = 7 * 24 * time.Hour
 
-// UserLookup finds users by id (the account area's batch lookup).
-type UserLookup func(ctx context.Context, ids []uuid.UUID) ([]*account.User, error)
+// UserLookup finds users by id through q (the account area's store): inside a
+// transaction it must use that transaction, never a second pool connection, or
+// lock waiters holding the pool's other connections could starve it.
+type UserLookup func(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) ([]*account.User, error)
 
 // Deps are what the service needs.
 type Deps struct {
@@ -217,7 +219,7 @@ func (s *Service) Invitations(ctx context.Context, org uuid.UUID, status *Invita
 
 // MyInvitations returns the pending, unexpired invitations addressed to the viewer's verified email.
 func (s *Service) MyInvitations(ctx context.Context, v auth.Viewer) ([]*Invitation, error) {
-	u, err := s.user(ctx, v.UserID)
+	u, err := s.user(ctx, s.d.DB, v.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -427,13 +429,13 @@ func (s *Service) DeclineInvitation(ctx context.Context, actor auth.Viewer, toke
 // organization and the invitation locked.
 func (s *Service) respond(ctx context.Context, actor auth.Viewer, token string,
 	fn func(tx *sqlx.Tx, o *Organization, inv *Invitation, u *account.User, now time.Time) error) error {
-	u, err := s.user(ctx, actor.UserID)
-	if err != nil {
-		return err
-	}
 	hash := auth.HashToken(token)
 	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
 		now := s.d.Now()
+		u, err := s.user(ctx, tx, actor.UserID)
+		if err != nil {
+			return err
+		}
 		inv, err := s.store.InvitationByToken(ctx, tx, hash, now)
 		if err != nil {
 			return err
@@ -578,7 +580,7 @@ func (s *Service) TransferOwnership(ctx context.Context, actor auth.Viewer, orgI
 		if target == nil {
 			return &apperr.Error{Code: apperr.NotFound, Message: "the new owner must already be a member", Field: "newOwnerId"}
 		}
-		u, err := s.user(ctx, newOwner)
+		u, err := s.user(ctx, tx, newOwner)
 		if err != nil {
 			return err
 		}
@@ -648,8 +650,8 @@ func (s *Service) sendInvitation(ctx context.Context, tx *sqlx.Tx, o *Organizati
 	})
 }
 
-func (s *Service) user(ctx context.Context, id uuid.UUID) (*account.User, error) {
-	us, err := s.d.Users(ctx, []uuid.UUID{id})
+func (s *Service) user(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (*account.User, error) {
+	us, err := s.d.Users(ctx, q, []uuid.UUID{id})
 	if err != nil {
 		return nil, err
 	}

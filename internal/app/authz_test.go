@@ -1,0 +1,788 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+
+	"tenantgraph/graph"
+	. "tenantgraph/internal/apitest"
+	"tenantgraph/internal/platform/mail"
+)
+
+// The actors of the authorization matrix.
+const (
+	authzAnon       = "anonymous"
+	authzUnverified = "unverified"
+	authzOutsider   = "outsider" // verified, owns another organization
+	authzMember     = "MEMBER"
+	authzAdmin      = "ADMIN"
+	authzOwner      = "OWNER"
+	authzOK         = "OK"
+)
+
+var authzActors = []string{authzAnon, authzUnverified, authzOutsider, authzMember, authzAdmin, authzOwner}
+
+// authzAccountOps are the root fields of the account era: not covered by the
+// tenancy matrix (account_test.go covers them).
+var authzAccountOps = map[string]bool{
+	"Query.me": true, "Mutation.register": true, "Mutation.login": true, "Mutation.refreshToken": true,
+	"Mutation.logout": true, "Mutation.logoutAll": true, "Mutation.verifyEmail": true,
+	"Mutation.resendVerificationEmail": true, "Mutation.requestPasswordReset": true,
+	"Mutation.resetPassword": true, "Mutation.changePassword": true,
+}
+
+// authzScope names the rows a digest covers: the organizations (plus any
+// organization a listed user belongs to, plus any whose name starts with
+// nameTag), their members, invitations and audit events, the listed users'
+// memberships and audit events, the invitations and outbox mail to the
+// listed emails.
+type authzScope struct {
+	orgs    []uuid.UUID
+	users   []uuid.UUID
+	emails  []string
+	nameTag string
+}
+
+// authzDigest is count + md5 of the scoped rows of organizations,
+// organization_members, invitations and audit_events (and the count of outbox
+// mail to the scoped emails): equal digests mean nothing changed there.
+func authzDigest(t *testing.T, s authzScope) string {
+	t.Helper()
+	orgs := make([]string, len(s.orgs))
+	for i, o := range s.orgs {
+		orgs[i] = o.String()
+	}
+	users := make([]string, len(s.users))
+	for i, u := range s.users {
+		users[i] = u.String()
+	}
+	emails := make([]string, len(s.emails))
+	for i, e := range s.emails {
+		emails[i] = strings.ToLower(e)
+	}
+	var tag *string // NULL matches no name
+	if s.nameTag != "" {
+		tag = &s.nameTag
+	}
+	var out string
+	err := srv.DB.Get(&out, `
+		WITH orgs AS (
+			SELECT id FROM organizations WHERE id = ANY($1::uuid[]) OR starts_with(name, $4::text)
+			UNION SELECT organization_id FROM organization_members WHERE user_id = ANY($2::uuid[]))
+		SELECT concat_ws(' | ',
+			(SELECT count(*) || ':' || coalesce(md5(string_agg(o::text, ',' ORDER BY o.id)), '')
+				FROM organizations o WHERE o.id IN (SELECT id FROM orgs)),
+			(SELECT count(*) || ':' || coalesce(md5(string_agg(m::text, ',' ORDER BY m.organization_id, m.user_id)), '')
+				FROM organization_members m WHERE m.organization_id IN (SELECT id FROM orgs) OR m.user_id = ANY($2::uuid[])),
+			(SELECT count(*) || ':' || coalesce(md5(string_agg(i::text, ',' ORDER BY i.id)), '')
+				FROM invitations i WHERE i.organization_id IN (SELECT id FROM orgs) OR i.email = ANY($3::text[])),
+			(SELECT count(*) || ':' || coalesce(md5(string_agg(a::text, ',' ORDER BY a.seq)), '')
+				FROM audit_events a WHERE a.organization_id IN (SELECT id FROM orgs) OR a.actor_id = ANY($2::uuid[])),
+			(SELECT count(*) FROM mail_outbox WHERE lower(recipient) = ANY($3::text[])))`,
+		pq.Array(orgs), pq.Array(users), pq.Array(emails), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// authzFixture is one organization O with an OWNER, an ADMIN, a MEMBER (the
+// actors) and a second MEMBER (target, the object of member operations), a
+// verified outsider who owns another organization, an unverified user, and
+// three pending invitations of O (MEMBER role, by the owner): to a fresh
+// address (invitee), to the outsider and to the unverified user.
+type authzFixture struct {
+	tag                                                string
+	owner, admin, member, target, outsider, unverified *Session
+	org, outsiderOrg                                   uuid.UUID
+	pendingInv                                         uuid.UUID // O's invitation to inviteeEmail
+	inviteeEmail, inviteeToken                         string
+	outsiderToken, unverifiedToken                     string // O's invitations to their own emails
+	freshEmail                                         string // the address inviteMember rows invite
+}
+
+func newAuthzFixture(t *testing.T) *authzFixture {
+	t.Helper()
+	f := &authzFixture{tag: "authz " + uuid.NewString()[:8]}
+	f.owner = authzRegisterVerified(t, "authz-owner")
+	f.org = srv.CreateOrg(t, f.owner, f.tag+" org")
+	f.admin = authzAddMember(t, f.owner, f.org, "ADMIN", "authz-admin")
+	f.member = authzAddMember(t, f.owner, f.org, "MEMBER", "authz-member")
+	f.target = authzAddMember(t, f.owner, f.org, "MEMBER", "authz-target")
+	f.outsider = authzRegisterVerified(t, "authz-outsider")
+	f.outsiderOrg = srv.CreateOrg(t, f.outsider, f.tag+" outsider org")
+	f.unverified = srv.Register(t, "authz-unverified")
+	f.inviteeEmail = UniqueEmail("authz-invitee")
+	f.freshEmail = UniqueEmail("authz-fresh")
+	f.pendingInv, f.inviteeToken = authzInvite(t, f.owner, f.org, f.inviteeEmail, "MEMBER")
+	_, f.outsiderToken = authzInvite(t, f.owner, f.org, f.outsider.Email, "MEMBER")
+	_, f.unverifiedToken = authzInvite(t, f.owner, f.org, f.unverified.Email, "MEMBER")
+	return f
+}
+
+// The fixture helpers below read emailed tokens from the outbox row the
+// mutation committed (the mail worker delivers the same body later): the
+// matrix builds a hundred fixtures and must not wait for deliveries.
+
+// authzOutboxToken returns the token of the link to path in the newest
+// outbox message to email whose subject contains subject.
+func authzOutboxToken(t *testing.T, email, subject, path string) string {
+	t.Helper()
+	var body string
+	err := srv.DB.Get(&body, `SELECT body FROM mail_outbox WHERE lower(recipient) = lower($1) AND strpos(subject, $2) > 0
+		ORDER BY id DESC LIMIT 1`, email, subject)
+	if err != nil {
+		t.Fatalf("outbox message %q to %s: %v", subject, email, err)
+	}
+	return LinkToken(t, mail.Message{To: email, Subject: subject, Body: body}, path)
+}
+
+// authzRegisterVerified is srv.RegisterVerified without waiting for delivery.
+func authzRegisterVerified(t *testing.T, prefix string) *Session {
+	t.Helper()
+	u := srv.Register(t, prefix)
+	tok := authzOutboxToken(t, u.Email, "Verify", "verify-email")
+	MustOK(t, srv.Post(t, "", `mutation($t: String!) { verifyEmail(token: $t) { id } }`, map[string]any{"t": tok}))
+	return u
+}
+
+// authzInvite is srv.Invite without waiting for delivery.
+func authzInvite(t *testing.T, inviter *Session, org uuid.UUID, email, role string) (uuid.UUID, string) {
+	t.Helper()
+	r := MustOK(t, srv.Post(t, inviter.AccessToken, `mutation($o: ID!, $e: String!, $r: Role) { inviteMember(orgId: $o, email: $e, role: $r) { id } }`,
+		map[string]any{"o": org, "e": email, "r": role}))
+	var out struct{ InviteMember struct{ ID uuid.UUID } }
+	r.Decode(t, &out)
+	return out.InviteMember.ID, authzOutboxToken(t, email, "invited", "accept-invitation")
+}
+
+// authzAddMember is srv.AddMember without waiting for deliveries.
+func authzAddMember(t *testing.T, inviter *Session, org uuid.UUID, role, prefix string) *Session {
+	t.Helper()
+	u := authzRegisterVerified(t, prefix)
+	_, tok := authzInvite(t, inviter, org, u.Email, role)
+	srv.Accept(t, u, tok)
+	return u
+}
+
+func (f *authzFixture) session(actor string) *Session {
+	switch actor {
+	case authzUnverified:
+		return f.unverified
+	case authzOutsider:
+		return f.outsider
+	case authzMember:
+		return f.member
+	case authzAdmin:
+		return f.admin
+	case authzOwner:
+		return f.owner
+	}
+	return nil
+}
+
+func (f *authzFixture) token(actor string) string {
+	if s := f.session(actor); s != nil {
+		return s.AccessToken
+	}
+	return ""
+}
+
+func (f *authzFixture) scope() authzScope {
+	s := authzScope{orgs: []uuid.UUID{f.org, f.outsiderOrg}, nameTag: f.tag,
+		emails: []string{f.inviteeEmail, f.freshEmail}}
+	for _, u := range []*Session{f.owner, f.admin, f.member, f.target, f.outsider, f.unverified} {
+		s.users = append(s.users, u.UserID)
+		s.emails = append(s.emails, u.Email)
+	}
+	return s
+}
+
+// respondToken is the invitation token an actor presents to acceptInvitation
+// and declineInvitation:
+//   - anonymous: the invitee's (valid) token; the directive refuses first.
+//   - unverified, outsider: O's invitation to their own email (the case that
+//     makes sense: they are not members of O).
+//   - MEMBER, ADMIN, OWNER: they already belong to O, so O cannot invite them
+//     (inviteMember answers CONFLICT); they present the token of O's
+//     invitation to someone else (a forwarded or leaked link). A role in the
+//     inviting organization grants nothing over an invitation addressed to
+//     another email: FORBIDDEN, and the invitation stays pending.
+func (f *authzFixture) respondToken(actor string) string {
+	switch actor {
+	case authzUnverified:
+		return f.unverifiedToken
+	case authzOutsider:
+		return f.outsiderToken
+	}
+	return f.inviteeToken
+}
+
+// authzOp is one operation of the tenancy API and its expected result per actor.
+type authzOp struct {
+	op    string // "Query.x", "Mutation.x" or "Organization.x" (reached via organization(orgId))
+	query string
+	vars  func(f *authzFixture, actor string) map[string]any
+	want  map[string]string // actor -> authzOK or extensions.code
+	// check runs on OK rows (optional): what the actor sees.
+	check func(t *testing.T, f *authzFixture, actor string, r Response)
+}
+
+// dataPath is where the operation's result sits in data.
+func (o authzOp) dataPath() []string {
+	typ, field, _ := strings.Cut(o.op, ".")
+	if typ == "Organization" {
+		return []string{"organization", field}
+	}
+	return []string{field}
+}
+
+func (o authzOp) isMutation() bool { return strings.HasPrefix(o.op, "Mutation.") }
+
+// Expected results by gate.
+var (
+	authzWantAdmin = map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: "NOT_FOUND", authzOutsider: "NOT_FOUND",
+		authzMember: "FORBIDDEN", authzAdmin: authzOK, authzOwner: authzOK}
+	authzWantMember = map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: "NOT_FOUND", authzOutsider: "NOT_FOUND",
+		authzMember: authzOK, authzAdmin: authzOK, authzOwner: authzOK}
+	authzWantVerified = map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: "FORBIDDEN", authzOutsider: authzOK,
+		authzMember: authzOK, authzAdmin: authzOK, authzOwner: authzOK}
+)
+
+func authzOrgVars(f *authzFixture, _ string) map[string]any { return map[string]any{"o": f.org} }
+
+func authzOps() []authzOp {
+	return []authzOp{
+		{op: "Query.organizations", query: `{ organizations(first: 100) { totalCount edges { node { id } } } }`,
+			vars: func(*authzFixture, string) map[string]any { return nil },
+			want: map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: authzOK, authzOutsider: authzOK,
+				authzMember: authzOK, authzAdmin: authzOK, authzOwner: authzOK},
+			// Lists exactly the viewer's organizations: never O for a non-member.
+			check: func(t *testing.T, f *authzFixture, actor string, r Response) {
+				var out struct {
+					Organizations struct {
+						TotalCount int
+						Edges      []struct{ Node struct{ ID uuid.UUID } }
+					}
+				}
+				r.Decode(t, &out)
+				var got []uuid.UUID
+				for _, e := range out.Organizations.Edges {
+					got = append(got, e.Node.ID)
+				}
+				var want []uuid.UUID
+				switch actor {
+				case authzOutsider:
+					want = []uuid.UUID{f.outsiderOrg}
+				case authzMember, authzAdmin, authzOwner:
+					want = []uuid.UUID{f.org}
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) || out.Organizations.TotalCount != len(want) {
+					t.Errorf("organizations = %v (total %d), want %v", got, out.Organizations.TotalCount, want)
+				}
+			}},
+		{op: "Query.organization", query: `query($o: ID!) { organization(orgId: $o) { id viewerRole } }`,
+			vars: authzOrgVars, want: authzWantMember,
+			check: func(t *testing.T, f *authzFixture, actor string, r Response) {
+				var out struct {
+					Organization struct{ ID, ViewerRole string }
+				}
+				r.Decode(t, &out)
+				if out.Organization.ID != f.org.String() || out.Organization.ViewerRole != actor {
+					t.Errorf("organization = %+v, want id %s role %s", out.Organization, f.org, actor)
+				}
+			}},
+		{op: "Query.myInvitations", query: `{ myInvitations { id email organizationName } }`,
+			vars: func(*authzFixture, string) map[string]any { return nil }, want: authzWantVerified,
+			// Only the outsider has a pending invitation (O's, to its own email).
+			check: func(t *testing.T, f *authzFixture, actor string, r Response) {
+				var out struct {
+					MyInvitations []struct{ Email, OrganizationName string }
+				}
+				r.Decode(t, &out)
+				want := 0
+				if actor == authzOutsider {
+					want = 1
+				}
+				if len(out.MyInvitations) != want {
+					t.Fatalf("myInvitations = %+v, want %d", out.MyInvitations, want)
+				}
+				for _, inv := range out.MyInvitations {
+					if inv.Email != f.outsider.Email || inv.OrganizationName != f.tag+" org" {
+						t.Errorf("myInvitations = %+v", out.MyInvitations)
+					}
+				}
+			}},
+		// Organization.members carries no directive: the organization(orgId) gate covers it.
+		{op: "Organization.members", query: `query($o: ID!) { organization(orgId: $o) { members(first: 100) { totalCount } } }`,
+			vars: authzOrgVars, want: authzWantMember,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct {
+					Organization struct{ Members struct{ TotalCount int } }
+				}
+				r.Decode(t, &out)
+				if out.Organization.Members.TotalCount != 4 {
+					t.Errorf("members.totalCount = %d, want 4", out.Organization.Members.TotalCount)
+				}
+			}},
+		{op: "Organization.invitations", query: `query($o: ID!) { organization(orgId: $o) { invitations(first: 100) { totalCount } } }`,
+			vars: authzOrgVars, want: authzWantAdmin,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct {
+					Organization struct{ Invitations struct{ TotalCount int } }
+				}
+				r.Decode(t, &out)
+				if out.Organization.Invitations.TotalCount != 6 { // 3 accepted + 3 pending
+					t.Errorf("invitations.totalCount = %d, want 6", out.Organization.Invitations.TotalCount)
+				}
+			}},
+		{op: "Organization.auditLog", query: `query($o: ID!) { organization(orgId: $o) { auditLog(first: 100) { totalCount } } }`,
+			vars: authzOrgVars, want: authzWantAdmin,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct {
+					Organization struct{ AuditLog struct{ TotalCount int } }
+				}
+				r.Decode(t, &out)
+				if out.Organization.AuditLog.TotalCount != 10 { // created + 6 invited + 3 accepted
+					t.Errorf("auditLog.totalCount = %d, want 10", out.Organization.AuditLog.TotalCount)
+				}
+			}},
+		{op: "Mutation.createOrganization", query: `mutation($in: CreateOrganizationInput!) { createOrganization(input: $in) { id viewerRole } }`,
+			vars: func(f *authzFixture, actor string) map[string]any {
+				return map[string]any{"in": map[string]any{"name": f.tag + " created by " + actor}}
+			},
+			want: authzWantVerified,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct{ CreateOrganization struct{ ViewerRole string } }
+				r.Decode(t, &out)
+				if out.CreateOrganization.ViewerRole != "OWNER" {
+					t.Errorf("creator's role = %q, want OWNER", out.CreateOrganization.ViewerRole)
+				}
+			}},
+		{op: "Mutation.updateOrganization", query: `mutation($o: ID!, $in: UpdateOrganizationInput!) { updateOrganization(orgId: $o, input: $in) { id name } }`,
+			vars: func(f *authzFixture, actor string) map[string]any {
+				return map[string]any{"o": f.org, "in": map[string]any{"name": f.tag + " renamed by " + actor}}
+			},
+			want: authzWantAdmin},
+		// ADMIN invites at its own rank or below: MEMBER.
+		{op: "Mutation.inviteMember", query: `mutation($o: ID!, $e: String!) { inviteMember(orgId: $o, email: $e, role: MEMBER) { id status } }`,
+			vars: func(f *authzFixture, _ string) map[string]any { return map[string]any{"o": f.org, "e": f.freshEmail} },
+			want: authzWantAdmin},
+		{op: "Mutation.resendInvitation", query: `mutation($o: ID!, $i: ID!) { resendInvitation(orgId: $o, invitationId: $i) { id status } }`,
+			vars: func(f *authzFixture, _ string) map[string]any { return map[string]any{"o": f.org, "i": f.pendingInv} },
+			want: authzWantAdmin},
+		{op: "Mutation.revokeInvitation", query: `mutation($o: ID!, $i: ID!) { revokeInvitation(orgId: $o, invitationId: $i) { id status } }`,
+			vars: func(f *authzFixture, _ string) map[string]any { return map[string]any{"o": f.org, "i": f.pendingInv} },
+			want: authzWantAdmin,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct{ RevokeInvitation struct{ Status string } }
+				r.Decode(t, &out)
+				if out.RevokeInvitation.Status != "REVOKED" {
+					t.Errorf("status = %q, want REVOKED", out.RevokeInvitation.Status)
+				}
+			}},
+		// Tokens per actor: see respondToken. The unverified user's own
+		// invitation is refused by @verified; the outsider accepts its own.
+		{op: "Mutation.acceptInvitation", query: `mutation($t: String!) { acceptInvitation(token: $t) { role user { id } } }`,
+			vars: func(f *authzFixture, actor string) map[string]any { return map[string]any{"t": f.respondToken(actor)} },
+			want: map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: "FORBIDDEN", authzOutsider: authzOK,
+				authzMember: "FORBIDDEN", authzAdmin: "FORBIDDEN", authzOwner: "FORBIDDEN"},
+			check: func(t *testing.T, f *authzFixture, _ string, r Response) {
+				var out struct {
+					AcceptInvitation struct {
+						Role string
+						User struct{ ID uuid.UUID }
+					}
+				}
+				r.Decode(t, &out)
+				if out.AcceptInvitation.Role != "MEMBER" || out.AcceptInvitation.User.ID != f.outsider.UserID {
+					t.Errorf("accepted = %+v", out.AcceptInvitation)
+				}
+			}},
+		// declineInvitation is @auth only (schema): the emailed token proves the
+		// mailbox, so the unverified user may decline its own invitation.
+		{op: "Mutation.declineInvitation", query: `mutation($t: String!) { declineInvitation(token: $t) }`,
+			vars: func(f *authzFixture, actor string) map[string]any { return map[string]any{"t": f.respondToken(actor)} },
+			want: map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: authzOK, authzOutsider: authzOK,
+				authzMember: "FORBIDDEN", authzAdmin: "FORBIDDEN", authzOwner: "FORBIDDEN"}},
+		// Target: a MEMBER (not the actor); ADMIN may grant up to ADMIN.
+		{op: "Mutation.changeMemberRole", query: `mutation($o: ID!, $u: ID!) { changeMemberRole(orgId: $o, userId: $u, role: ADMIN) { role } }`,
+			vars: func(f *authzFixture, _ string) map[string]any {
+				return map[string]any{"o": f.org, "u": f.target.UserID}
+			},
+			want: authzWantAdmin,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct{ ChangeMemberRole struct{ Role string } }
+				r.Decode(t, &out)
+				if out.ChangeMemberRole.Role != "ADMIN" {
+					t.Errorf("role = %q, want ADMIN", out.ChangeMemberRole.Role)
+				}
+			}},
+		{op: "Mutation.removeMember", query: `mutation($o: ID!, $u: ID!) { removeMember(orgId: $o, userId: $u) }`,
+			vars: func(f *authzFixture, _ string) map[string]any {
+				return map[string]any{"o": f.org, "u": f.target.UserID}
+			},
+			want: authzWantAdmin},
+		// The OWNER cannot leave before transferring ownership: CONFLICT (a rule, not a gate).
+		{op: "Mutation.leaveOrganization", query: `mutation($o: ID!) { leaveOrganization(orgId: $o) }`,
+			vars: authzOrgVars,
+			want: map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: "NOT_FOUND", authzOutsider: "NOT_FOUND",
+				authzMember: authzOK, authzAdmin: authzOK, authzOwner: "CONFLICT"}},
+		// New owner: the verified MEMBER target.
+		{op: "Mutation.transferOwnership", query: `mutation($o: ID!, $u: ID!) { transferOwnership(orgId: $o, newOwnerId: $u) { id owner { id } } }`,
+			vars: func(f *authzFixture, _ string) map[string]any {
+				return map[string]any{"o": f.org, "u": f.target.UserID}
+			},
+			want: map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: "NOT_FOUND", authzOutsider: "NOT_FOUND",
+				authzMember: "FORBIDDEN", authzAdmin: "FORBIDDEN", authzOwner: authzOK},
+			check: func(t *testing.T, f *authzFixture, _ string, r Response) {
+				var out struct {
+					TransferOwnership struct{ Owner struct{ ID uuid.UUID } }
+				}
+				r.Decode(t, &out)
+				if out.TransferOwnership.Owner.ID != f.target.UserID {
+					t.Errorf("owner = %s, want %s", out.TransferOwnership.Owner.ID, f.target.UserID)
+				}
+			}},
+	}
+}
+
+// authzSchemaOps lists the operations the matrix must cover (Query and
+// Mutation fields outside the account set, Organization fields with a
+// directive) and every Query, Mutation and Organization field of the schema.
+func authzSchemaOps(t *testing.T) (required, all map[string]bool) {
+	t.Helper()
+	schema := graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{}}).Schema()
+	required, all = map[string]bool{}, map[string]bool{}
+	for _, def := range []string{"Query", "Mutation", "Organization"} {
+		d := schema.Types[def]
+		if d == nil {
+			t.Fatalf("schema has no type %s", def)
+		}
+		for _, f := range d.Fields {
+			if strings.HasPrefix(f.Name, "__") {
+				continue
+			}
+			name := def + "." + f.Name
+			all[name] = true
+			switch {
+			case def == "Organization" && len(f.Directives) > 0:
+				required[name] = true
+			case def != "Organization" && !authzAccountOps[name]:
+				required[name] = true
+			}
+		}
+	}
+	for name := range authzAccountOps {
+		if !all[name] {
+			t.Errorf("account operation %s is not in the schema: update authzAccountOps", name)
+		}
+	}
+	return required, all
+}
+
+// authzDataAt follows path in data and returns the raw value found ("null" when absent).
+func authzDataAt(data json.RawMessage, path []string) string {
+	cur := data
+	for _, p := range path {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(cur, &m); err != nil || m == nil {
+			return "null"
+		}
+		v, ok := m[p]
+		if !ok {
+			return "null"
+		}
+		cur = v
+	}
+	if len(cur) == 0 {
+		return "null"
+	}
+	return string(cur)
+}
+
+// TestAuthorizationMatrix runs every tenancy operation as every actor, each
+// row against its own fresh fixture, and checks the result code, that refused
+// rows (and reads) change nothing, and that accepted mutations do change the
+// fixture's rows.
+func TestAuthorizationMatrix(t *testing.T) {
+	t.Parallel()
+	ops := authzOps()
+	required, all := authzSchemaOps(t)
+	rows := map[string]bool{}
+	for _, o := range ops {
+		if rows[o.op] {
+			t.Errorf("two rows for %s", o.op)
+		}
+		rows[o.op] = true
+		if !all[o.op] {
+			t.Errorf("the matrix has a row for %s, which is not in the schema", o.op)
+		}
+		if len(o.want) != len(authzActors) {
+			t.Errorf("%s: %d expectations, want one per actor (%d)", o.op, len(o.want), len(authzActors))
+		}
+		for _, a := range authzActors {
+			if _, ok := o.want[a]; !ok {
+				t.Errorf("%s: no expectation for actor %s", o.op, a)
+			}
+		}
+	}
+	var missing []string
+	for op := range required {
+		if !rows[op] {
+			missing = append(missing, op)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("operations without a row in the authorization matrix: %v", missing)
+	}
+	if len(required) < 16 {
+		t.Errorf("only %d tenancy operations found in the schema: the schema walk is broken", len(required))
+	}
+
+	var executed atomic.Int64
+	var mu sync.Mutex
+	table := map[string]map[string]string{} // op -> actor -> got
+	t.Run("rows", func(t *testing.T) {
+		for _, o := range ops {
+			for _, actor := range authzActors {
+				t.Run(o.op+"/"+actor, func(t *testing.T) {
+					t.Parallel()
+					f := newAuthzFixture(t)
+					scope := f.scope()
+					before := authzDigest(t, scope)
+					r := srv.Post(t, f.token(actor), o.query, o.vars(f, actor))
+					executed.Add(1)
+					got := r.Code()
+					if got == "" {
+						got = authzOK
+					}
+					mu.Lock()
+					if table[o.op] == nil {
+						table[o.op] = map[string]string{}
+					}
+					table[o.op][actor] = got
+					mu.Unlock()
+					want := o.want[actor]
+					if got != want {
+						t.Errorf("%s as %s: got %s, want %s: %s", o.op, actor, got, want, r.Raw)
+					}
+					after := authzDigest(t, scope)
+					if want == authzOK {
+						if len(r.Errors) > 0 {
+							t.Errorf("errors on an OK row: %s", r.Raw)
+						}
+						if v := authzDataAt(r.Data, o.dataPath()); v == "null" {
+							t.Errorf("data.%s is null on an OK row: %s", strings.Join(o.dataPath(), "."), r.Raw)
+						}
+						if got == authzOK && o.check != nil {
+							o.check(t, f, actor, r)
+						}
+						if o.isMutation() && before == after {
+							t.Errorf("%s as %s succeeded but changed no tenancy row", o.op, actor)
+						}
+					} else if v := authzDataAt(r.Data, o.dataPath()[:1]); v != "null" {
+						t.Errorf("data.%s = %s on a refused row", o.dataPath()[0], v)
+					}
+					if (want != authzOK || !o.isMutation()) && before != after {
+						t.Errorf("%s as %s (want %s, got %s) changed tenancy rows:\nbefore %s\nafter  %s", o.op, actor, want, got, before, after)
+					}
+				})
+			}
+		}
+	})
+	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 102 {
+		t.Errorf("executed %d rows, want %d (17 operations x 6 actors = 102)", n, want)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-28s", "operation")
+	for _, a := range authzActors {
+		fmt.Fprintf(&b, " %-16s", a)
+	}
+	for _, o := range ops {
+		fmt.Fprintf(&b, "\n%-28s", o.op)
+		for _, a := range authzActors {
+			fmt.Fprintf(&b, " %-16s", table[o.op][a])
+		}
+	}
+	t.Logf("results:\n%s", b.String())
+}
+
+// TestCrossTenantIDsAreNotFound: an ADMIN or the OWNER of org A cannot reach
+// org B's members or invitations through A's orgId, nor read B; the answers
+// are the same as for ids that do not exist, and neither A nor B changes.
+func TestCrossTenantIDsAreNotFound(t *testing.T) {
+	t.Parallel()
+	ownerA := authzRegisterVerified(t, "xt-owner-a")
+	orgA := srv.CreateOrg(t, ownerA, "xt A "+uuid.NewString()[:8])
+	adminA := authzAddMember(t, ownerA, orgA, "ADMIN", "xt-admin-a")
+	authzAddMember(t, ownerA, orgA, "MEMBER", "xt-member-a")
+	ownerB := authzRegisterVerified(t, "xt-owner-b")
+	orgB := srv.CreateOrg(t, ownerB, "xt B "+uuid.NewString()[:8])
+	memberB := authzAddMember(t, ownerB, orgB, "MEMBER", "xt-member-b")
+	invB, _ := authzInvite(t, ownerB, orgB, UniqueEmail("xt-invitee-b"), "MEMBER")
+
+	type xcase struct {
+		name, query string
+		vars        func(foreign uuid.UUID) map[string]any
+		foreign     uuid.UUID
+		ownerOnly   bool
+	}
+	cases := []xcase{
+		{"removeMember", `mutation($o: ID!, $u: ID!) { removeMember(orgId: $o, userId: $u) }`,
+			func(id uuid.UUID) map[string]any { return map[string]any{"o": orgA, "u": id} }, memberB.UserID, false},
+		{"changeMemberRole", `mutation($o: ID!, $u: ID!) { changeMemberRole(orgId: $o, userId: $u, role: MEMBER) { role } }`,
+			func(id uuid.UUID) map[string]any { return map[string]any{"o": orgA, "u": id} }, memberB.UserID, false},
+		{"transferOwnership", `mutation($o: ID!, $u: ID!) { transferOwnership(orgId: $o, newOwnerId: $u) { id } }`,
+			func(id uuid.UUID) map[string]any { return map[string]any{"o": orgA, "u": id} }, memberB.UserID, true},
+		{"revokeInvitation", `mutation($o: ID!, $i: ID!) { revokeInvitation(orgId: $o, invitationId: $i) { id } }`,
+			func(id uuid.UUID) map[string]any { return map[string]any{"o": orgA, "i": id} }, invB, false},
+		{"resendInvitation", `mutation($o: ID!, $i: ID!) { resendInvitation(orgId: $o, invitationId: $i) { id } }`,
+			func(id uuid.UUID) map[string]any { return map[string]any{"o": orgA, "i": id} }, invB, false},
+		{"organization(B)", `query($o: ID!) { organization(orgId: $o) { id name } }`,
+			func(id uuid.UUID) map[string]any { return map[string]any{"o": id} }, orgB, false},
+	}
+	scopeA := authzScope{orgs: []uuid.UUID{orgA}}
+	scopeB := authzScope{orgs: []uuid.UUID{orgB}}
+	ran := 0
+	for _, actor := range []struct {
+		name string
+		s    *Session
+	}{{"ADMIN", adminA}, {"OWNER", ownerA}} {
+		for _, c := range cases {
+			if c.ownerOnly && actor.name != "OWNER" {
+				continue
+			}
+			t.Run(actor.name+"/"+c.name, func(t *testing.T) {
+				beforeA, beforeB := authzDigest(t, scopeA), authzDigest(t, scopeB)
+				r := srv.Post(t, actor.s.AccessToken, c.query, c.vars(c.foreign))
+				ran++
+				if r.Code() != "NOT_FOUND" {
+					t.Errorf("B's id through A: want NOT_FOUND, got %s", r.Raw)
+				}
+				// Indistinguishable from an id that exists nowhere.
+				rn := srv.Post(t, actor.s.AccessToken, c.query, c.vars(uuid.New()))
+				if rn.Code() != "NOT_FOUND" {
+					t.Errorf("random id: want NOT_FOUND, got %s", rn.Raw)
+				}
+				if len(r.Errors) > 0 && len(rn.Errors) > 0 && r.Errors[0].Message != rn.Errors[0].Message {
+					t.Errorf("B's id and a random id answer differently: %q vs %q", r.Errors[0].Message, rn.Errors[0].Message)
+				}
+				if a := authzDigest(t, scopeA); a != beforeA {
+					t.Errorf("org A changed:\nbefore %s\nafter  %s", beforeA, a)
+				}
+				if b := authzDigest(t, scopeB); b != beforeB {
+					t.Errorf("org B changed:\nbefore %s\nafter  %s", beforeB, b)
+				}
+			})
+		}
+	}
+	if ran != 11 {
+		t.Errorf("ran %d cross-tenant cases, want 11", ran)
+	}
+
+	// Roles and memberships are read per request, not from the token: the
+	// same access token loses access on the very next request.
+	t.Run("removed member loses access at once", func(t *testing.T) {
+		gone := authzAddMember(t, ownerA, orgA, "MEMBER", "xt-gone")
+		q := `query($o: ID!) { organization(orgId: $o) { id } }`
+		MustOK(t, srv.Post(t, gone.AccessToken, q, map[string]any{"o": orgA}))
+		MustOK(t, srv.Post(t, ownerA.AccessToken, `mutation($o: ID!, $u: ID!) { removeMember(orgId: $o, userId: $u) }`,
+			map[string]any{"o": orgA, "u": gone.UserID}))
+		if r := srv.Post(t, gone.AccessToken, q, map[string]any{"o": orgA}); r.Code() != "NOT_FOUND" {
+			t.Errorf("removed member reading the organization: want NOT_FOUND, got %s", r.Raw)
+		}
+		before := authzDigest(t, scopeA)
+		if r := srv.Post(t, gone.AccessToken, `mutation($o: ID!) { leaveOrganization(orgId: $o) }`, map[string]any{"o": orgA}); r.Code() != "NOT_FOUND" {
+			t.Errorf("removed member leaving: want NOT_FOUND, got %s", r.Raw)
+		}
+		var out struct{ Organizations struct{ TotalCount int } }
+		MustOK(t, srv.Post(t, gone.AccessToken, `{ organizations { totalCount } }`, nil)).Decode(t, &out)
+		if out.Organizations.TotalCount != 0 {
+			t.Errorf("removed member still lists %d organizations", out.Organizations.TotalCount)
+		}
+		if after := authzDigest(t, scopeA); after != before {
+			t.Errorf("org A changed:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+	t.Run("demoted admin is refused at once", func(t *testing.T) {
+		demoted := authzAddMember(t, ownerA, orgA, "ADMIN", "xt-demoted")
+		q := `query($o: ID!) { organization(orgId: $o) { viewerRole invitations { totalCount } } }`
+		MustOK(t, srv.Post(t, demoted.AccessToken, q, map[string]any{"o": orgA}))
+		var ch struct{ ChangeMemberRole struct{ Role string } }
+		MustOK(t, srv.Post(t, ownerA.AccessToken, `mutation($o: ID!, $u: ID!) { changeMemberRole(orgId: $o, userId: $u, role: MEMBER) { role } }`,
+			map[string]any{"o": orgA, "u": demoted.UserID})).Decode(t, &ch)
+		if ch.ChangeMemberRole.Role != "MEMBER" {
+			t.Fatalf("demotion returned role %q", ch.ChangeMemberRole.Role)
+		}
+		before := authzDigest(t, scopeA)
+		if r := srv.Post(t, demoted.AccessToken, `mutation($o: ID!, $e: String!) { inviteMember(orgId: $o, email: $e) { id } }`,
+			map[string]any{"o": orgA, "e": UniqueEmail("xt-after-demotion")}); r.Code() != "FORBIDDEN" {
+			t.Errorf("demoted admin inviting: want FORBIDDEN, got %s", r.Raw)
+		}
+		if r := srv.Post(t, demoted.AccessToken, q, map[string]any{"o": orgA}); r.Code() != "FORBIDDEN" {
+			t.Errorf("demoted admin reading invitations: want FORBIDDEN, got %s", r.Raw)
+		}
+		var vr struct{ Organization struct{ ViewerRole string } }
+		MustOK(t, srv.Post(t, demoted.AccessToken, `query($o: ID!) { organization(orgId: $o) { viewerRole } }`, map[string]any{"o": orgA})).Decode(t, &vr)
+		if vr.Organization.ViewerRole != "MEMBER" {
+			t.Errorf("viewerRole after demotion = %q, want MEMBER", vr.Organization.ViewerRole)
+		}
+		if after := authzDigest(t, scopeA); after != before {
+			t.Errorf("org A changed:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+}
+
+// TestMalformedIDsAreBadUserInput: an ID that is not a UUID is the client's
+// mistake (BAD_USER_INPUT), never an internal error, whether it comes as a
+// variable or inline.
+func TestMalformedIDsAreBadUserInput(t *testing.T) {
+	t.Parallel()
+	u := authzRegisterVerified(t, "badid")
+	org := srv.CreateOrg(t, u, "badid "+uuid.NewString()[:8])
+	other := uuid.New()
+	cases := []struct {
+		name, query string
+		vars        map[string]any
+		arg         string // the argument at fault
+	}{
+		{"organization variable", `query($o: ID!) { organization(orgId: $o) { id } }`, map[string]any{"o": "not-a-uuid"}, "orgId"},
+		{"organization inline", `{ organization(orgId: "not-a-uuid") { id } }`, nil, "orgId"},
+		{"removeMember variable", `mutation($o: ID!, $u: ID!) { removeMember(orgId: $o, userId: $u) }`,
+			map[string]any{"o": "not-a-uuid", "u": other}, "orgId"},
+		{"removeMember inline", fmt.Sprintf(`mutation { removeMember(orgId: "not-a-uuid", userId: %q) }`, other), nil, "orgId"},
+		{"removeMember userId variable", `mutation($o: ID!, $u: ID!) { removeMember(orgId: $o, userId: $u) }`,
+			map[string]any{"o": org, "u": "not-a-uuid"}, "userId"},
+	}
+	ran := 0
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := authzDigest(t, authzScope{orgs: []uuid.UUID{org}})
+			r := srv.Post(t, u.AccessToken, c.query, c.vars)
+			ran++
+			if r.Code() != "BAD_USER_INPUT" {
+				t.Errorf("want BAD_USER_INPUT, got %s", r.Raw)
+			}
+			// extensions.field names the argument at fault ("removeMember.orgId").
+			if f := r.Field(); !strings.HasSuffix(f, "."+c.arg) {
+				t.Errorf("extensions.field = %q, want the %s argument", f, c.arg)
+			}
+			if after := authzDigest(t, authzScope{orgs: []uuid.UUID{org}}); after != before {
+				t.Errorf("tenancy rows changed:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+	if ran != len(cases) || ran != 5 {
+		t.Errorf("ran %d cases, want 5", ran)
+	}
+}
