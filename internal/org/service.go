@@ -39,8 +39,10 @@ type Deps struct {
 }
 
 // Service holds the tenancy rules. Every mutation runs in one transaction that
-// locks the organization row, re-checks the actor's role, and writes exactly one
-// audit event.
+// locks the organization row and re-checks the actor's role; one that changes
+// the organization writes exactly one audit event, one that fails or changes
+// nothing (a role set to the role the member has, an update to the same name)
+// writes none.
 type Service struct {
 	d     Deps
 	store Store
