@@ -449,8 +449,10 @@ func (s *Service) respond(ctx context.Context, actor auth.Viewer, token string,
 		if err != nil {
 			return err
 		}
-		// Re-read under the lock: a concurrent accept, revoke or resend may have won.
-		if inv, err = s.store.InvitationForUpdate(ctx, tx, o.ID, inv.ID, now); err != nil {
+		// Re-read under the locks (organization, then invitation, as revoke and
+		// resend take them): a concurrent accept, revoke or resend may have won,
+		// and a resend replaces the token.
+		if inv, err = s.store.InvitationByTokenForUpdate(ctx, tx, o.ID, hash, now); err != nil {
 			return err
 		}
 		if inv == nil {
@@ -476,14 +478,6 @@ func (s *Service) respond(ctx context.Context, actor auth.Viewer, token string,
 		}
 		if existing != nil {
 			return apperr.New(apperr.Conflict, "already a member of this organization")
-		}
-		// The token must still be the current one (a resend replaces it).
-		current, err := s.store.InvitationByToken(ctx, tx, hash, now)
-		if err != nil {
-			return err
-		}
-		if current == nil || current.ID != inv.ID {
-			return errBadInvToken
 		}
 		return fn(tx, o, inv, u, now)
 	})

@@ -295,6 +295,17 @@ func (Store) InvitationByToken(ctx context.Context, q sqlx.QueryerContext, hash 
 	return &inv, err
 }
 
+// InvitationByTokenForUpdate locks org's invitation whose current token is hash; nil when none.
+func (Store) InvitationByTokenForUpdate(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, hash []byte, now time.Time) (*Invitation, error) {
+	var inv Invitation
+	err := sqlx.GetContext(ctx, q, &inv, `
+		SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2 AND i.token_hash = $3 FOR UPDATE`, now, org, hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return &inv, err
+}
+
 func (Store) SetInvitationStatus(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, status InvitationStatus, by uuid.UUID, now time.Time) (*Invitation, error) {
 	var inv Invitation
 	err := sqlx.GetContext(ctx, q, &inv, `
