@@ -50,13 +50,5 @@ func As(err error) (*Error, bool) {
 	return nil, false
 }
 
-// CodeOf returns err's code, or Internal for an error that is not client-safe.
-func CodeOf(err error) Code {
-	if e, ok := As(err); ok {
-		return e.Code
-	}
-	return Internal
-}
-
 // ErrUnauthenticated is returned when a viewer is required and absent or invalid.
 var ErrUnauthenticated = &Error{Code: Unauthenticated, Message: "authentication required"}
