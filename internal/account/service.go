@@ -15,7 +15,9 @@ import (
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/httpx"
 	pmail "tenantgraph/internal/platform/mail"
+	"tenantgraph/internal/platform/ratelimit"
 	"tenantgraph/internal/platform/validate"
 )
 
@@ -30,6 +32,27 @@ const (
 	invalidLoginMsg = "invalid email or password"
 )
 
+// Limits throttle the credential operations (per server process). A nil
+// limiter allows everything.
+type Limits struct {
+	LoginPerIP    *ratelimit.Limiter // login attempts from one address
+	LoginPerEmail *ratelimit.Limiter // login attempts on one email, from anywhere
+	RegisterPerIP *ratelimit.Limiter // sign-ups from one address
+	ResetPerIP    *ratelimit.Limiter // password reset requests from one address
+}
+
+// DefaultLimits are generous for people and tight for password guessing.
+func DefaultLimits() Limits {
+	return Limits{
+		LoginPerIP:    ratelimit.New(30, time.Minute),
+		LoginPerEmail: ratelimit.New(10, 10*time.Minute),
+		RegisterPerIP: ratelimit.New(20, time.Hour),
+		ResetPerIP:    ratelimit.New(10, 10*time.Minute),
+	}
+}
+
+var errTooMany = apperr.New(apperr.RateLimited, "too many attempts: wait a minute and try again")
+
 // Deps are what the service needs.
 type Deps struct {
 	DB         *sqlx.DB
@@ -39,6 +62,7 @@ type Deps struct {
 	BaseURL    string // links in emails
 	Now        func() time.Time
 	Log        *slog.Logger
+	Limits     Limits
 }
 
 // Service holds the account rules.
@@ -57,6 +81,9 @@ func (s *Service) Users(ctx context.Context, ids []uuid.UUID) ([]*User, error) {
 
 // Register creates an account, signs it in and queues the verification email.
 func (s *Service) Register(ctx context.Context, in RegisterInput) (*AuthPayload, error) {
+	if !s.d.Limits.RegisterPerIP.Allow(httpx.Info(ctx).IP, s.d.Now()) {
+		return nil, errTooMany
+	}
 	email, err := NormalizeEmail(in.Email)
 	if err != nil {
 		return nil, err
@@ -92,6 +119,13 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*AuthPayload,
 // error after the same hashing work.
 func (s *Service) Login(ctx context.Context, email, password string) (*AuthPayload, error) {
 	bad := apperr.New(apperr.Unauthenticated, invalidLoginMsg)
+	// Throttle before hashing: guessing costs the attacker, not the server. The
+	// email key counts whether or not the account exists (no enumeration).
+	now := s.d.Now()
+	if !s.d.Limits.LoginPerIP.Allow(httpx.Info(ctx).IP, now) ||
+		!s.d.Limits.LoginPerEmail.Allow(strings.ToLower(strings.TrimSpace(email)), now) {
+		return nil, errTooMany
+	}
 	norm, err := NormalizeEmail(email)
 	if err != nil || len(password) > auth.MaxPasswordBytes {
 		s.d.Hasher.VerifyDummy(password)
@@ -209,6 +243,9 @@ func (s *Service) ResendVerification(ctx context.Context, v auth.Viewer) error {
 // RequestPasswordReset emails a reset link when the address has an account.
 // It answers the same either way; repeated requests within a minute send nothing more.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
+	if !s.d.Limits.ResetPerIP.Allow(httpx.Info(ctx).IP, s.d.Now()) {
+		return errTooMany
+	}
 	norm, err := NormalizeEmail(email)
 	if err != nil {
 		return nil

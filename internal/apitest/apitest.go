@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"tenantgraph/internal/account"
 	"tenantgraph/internal/app"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/config"
@@ -99,7 +100,10 @@ func start(d *dbtest.Database) (*Server, func(), error) {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogSink()), nil))
 	clock := &Clock{}
-	a, err := app.New(app.Options{Config: cfg, DB: d.DB, Log: log, Now: clock.Now, Argon2: FastArgon2, MailPollInterval: 50 * time.Millisecond})
+	// The package's tests all come from 127.0.0.1: no rate limits here
+	// (TestCredentialEndpointsAreRateLimited builds a server with the defaults).
+	a, err := app.New(app.Options{Config: cfg, DB: d.DB, Log: log, Now: clock.Now, Argon2: FastArgon2,
+		MailPollInterval: 50 * time.Millisecond, RateLimits: &account.Limits{}})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -35,6 +35,8 @@ type Options struct {
 	Argon2 auth.Argon2Params
 	// MailPollInterval overrides how often the mail worker looks for due messages.
 	MailPollInterval time.Duration
+	// RateLimits replaces account.DefaultLimits (tests turn them off).
+	RateLimits *account.Limits
 }
 
 // App is the assembled server.
@@ -65,9 +67,13 @@ func New(o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	limits := account.DefaultLimits()
+	if o.RateLimits != nil {
+		limits = *o.RateLimits
+	}
 	accounts := account.NewService(account.Deps{
 		DB: o.DB, Hasher: auth.NewHasher(o.Argon2), Tokens: tokens, RefreshTTL: cfg.RefreshTokenTTL,
-		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log,
+		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log, Limits: limits,
 	})
 
 	orgs := org.NewService(org.Deps{DB: o.DB, Users: account.Store{}.UsersByIDs, BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log})
@@ -111,7 +117,7 @@ func New(o Options) (*App, error) {
 			MaxAge:         600,
 		}).Handler(h)
 	}
-	h = httpx.Edge(o.Log, h)
+	h = httpx.Edge(o.Log, cfg.TrustedProxies, h)
 
 	worker := mail.NewWorker(o.DB, sender, o.Log, mail.WorkerOptions{
 		PollInterval: o.MailPollInterval,

@@ -159,3 +159,66 @@ func TestCORSAllowsConfiguredOriginsOnly(t *testing.T) {
 		t.Fatalf("other origin got %q", got)
 	}
 }
+
+func TestCredentialEndpointsAreRateLimited(t *testing.T) {
+	t.Parallel()
+	// A server with the default limits (the shared test server has none).
+	a, err := app.New(app.Options{Config: srv.Config, DB: srv.DB, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Argon2: apitest.FastArgon2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(a.Handler)
+	defer hs.Close()
+	limited := &apitest.Server{URL: hs.URL}
+	known := srv.Register(t, "limited")
+	loginAs := func(email string) string {
+		return limited.Post(t, "", loginMutation, map[string]any{"e": email, "p": "wrong-password"}).Code()
+	}
+
+	// 10 attempts per email, whether or not the account exists; the 11th is refused.
+	unknown := apitest.UniqueEmail("nobody")
+	for _, email := range []string{known.Email, unknown} {
+		for i := range 10 {
+			if c := loginAs(email); c != "UNAUTHENTICATED" {
+				t.Fatalf("%s attempt %d: %s", email, i+1, c)
+			}
+		}
+		if c := loginAs(strings.ToUpper(email)); c != "RATE_LIMITED" {
+			t.Fatalf("%s attempt 11: %s, want RATE_LIMITED", email, c)
+		}
+	}
+	// Even the right password waits now.
+	if c := limited.Post(t, "", loginMutation, map[string]any{"e": known.Email, "p": known.Password}).Code(); c != "RATE_LIMITED" {
+		t.Fatalf("right password while limited: %s", c)
+	}
+	// 30 attempts per address: other emails get 7 more, then the address is refused.
+	for i := range 7 {
+		if c := loginAs(apitest.UniqueEmail("spray")); c != "UNAUTHENTICATED" {
+			t.Fatalf("spray attempt %d: %s", i+1, c)
+		}
+	}
+	if c := loginAs(apitest.UniqueEmail("spray")); c != "RATE_LIMITED" {
+		t.Fatalf("31st attempt from one address: %s, want RATE_LIMITED", c)
+	}
+
+	// Password reset requests: 10 per address.
+	for range 10 {
+		apitest.MustOK(t, limited.Post(t, "", requestReset, map[string]any{"e": apitest.UniqueEmail("reset")}))
+	}
+	if c := limited.Post(t, "", requestReset, map[string]any{"e": known.Email}).Code(); c != "RATE_LIMITED" {
+		t.Fatalf("11th reset request: %s, want RATE_LIMITED", c)
+	}
+
+	// Sign-ups: 20 per address; the 21st is refused and creates nothing.
+	for range 20 {
+		apitest.MustOK(t, limited.Post(t, "", registerMut, map[string]any{"in": map[string]any{"email": apitest.UniqueEmail("signup"), "password": "long-enough", "name": "S"}}))
+	}
+	email := apitest.UniqueEmail("signup21")
+	if c := limited.Post(t, "", registerMut, map[string]any{"in": map[string]any{"email": email, "password": "long-enough", "name": "S"}}).Code(); c != "RATE_LIMITED" {
+		t.Fatalf("21st sign-up: %s, want RATE_LIMITED", c)
+	}
+	var n int
+	if err := srv.DB.Get(&n, `SELECT count(*) FROM users WHERE email = $1`, email); err != nil || n != 0 {
+		t.Fatalf("refused sign-up created %d users (%v)", n, err)
+	}
+}

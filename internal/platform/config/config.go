@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +25,7 @@ type Config struct {
 	RefreshTokenTTL time.Duration
 	AppBaseURL      string
 	CORSOrigins     []string
+	TrustedProxies  []netip.Prefix // whose X-Forwarded-For names the client
 
 	MailDriver   string // console | file | smtp
 	MailDir      string
@@ -74,6 +76,20 @@ func Load() (Config, error) {
 		if o = strings.TrimSpace(o); o != "" {
 			c.CORSOrigins = append(c.CORSOrigins, o)
 		}
+	}
+	for _, p := range strings.Split(os.Getenv("TRUSTED_PROXY_CIDRS"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !strings.Contains(p, "/") {
+			p += map[bool]string{true: "/32", false: "/128"}[!strings.Contains(p, ":")]
+		}
+		pre, err := netip.ParsePrefix(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXY_CIDRS: %q is not an address or CIDR", p))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pre.Masked())
 	}
 	switch c.MailDriver {
 	case "console", "smtp":

@@ -65,3 +65,20 @@ func TestDefaultsAndDurations(t *testing.T) {
 		t.Fatal("a bad duration was accepted")
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://x")
+	t.Setenv("DATA_DIR", t.TempDir())
+	t.Setenv("TRUSTED_PROXY_CIDRS", "10.0.0.0/8, 192.168.1.7, fd00::/8")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.168.1.7/32" {
+		t.Fatalf("TrustedProxies = %v", c.TrustedProxies)
+	}
+	t.Setenv("TRUSTED_PROXY_CIDRS", "not-an-ip")
+	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "TRUSTED_PROXY_CIDRS") {
+		t.Fatalf("Load() error = %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -96,20 +97,16 @@ func (w *statusWriter) Flush() {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Edge wraps next with the request id (X-Request-Id, echoed back), the access log
-// and panic recovery. The client IP is the connection's address: put a proxy that
-// sets it correctly in front rather than trusting X-Forwarded-For here.
-func Edge(log *slog.Logger, next http.Handler) http.Handler {
+// and panic recovery. The client IP is the connection's address, unless that is a
+// trusted proxy: then it is the right-most X-Forwarded-For address that is not one.
+func Edge(log *slog.Logger, trustedProxies []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
 		if !validID.MatchString(id) {
 			id = newID()
 		}
-		ip, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			ip = r.RemoteAddr
-		}
-		ri := &RequestInfo{ID: id, IP: ip, UserAgent: truncate(r.UserAgent(), 512)}
+		ri := &RequestInfo{ID: id, IP: ClientIP(r, trustedProxies), UserAgent: truncate(r.UserAgent(), 512)}
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), reqInfoKey, ri)
@@ -137,6 +134,43 @@ func Edge(log *slog.Logger, next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
+}
+
+// ClientIP is the address of the client behind any trusted proxies.
+func ClientIP(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	addr = addr.Unmap()
+	if !inAny(addr, trusted) {
+		return addr.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed entry: trust nothing left of it
+		}
+		addr = hop.Unmap()
+		if !inAny(addr, trusted) {
+			break
+		}
+	}
+	return addr.String()
+}
+
+func inAny(a netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // LimitBody caps request bodies at n bytes.
