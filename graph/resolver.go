@@ -2,7 +2,7 @@
 // the authorization directives and the error presenter.
 package graph
 
-//go:generate go run github.com/99designs/gqlgen generate
+//go:generate go tool gqlgen generate
 
 import (
 	"tenantgraph/internal/account"
