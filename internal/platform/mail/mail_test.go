@@ -203,6 +203,10 @@ func TestCommittedMessageIsDeliveredThroughFileDriver(t *testing.T) {
 	if sent, err := w.RunOnce(context.Background()); err != nil || sent != 0 {
 		t.Fatalf("second RunOnce = %d, %v; want nothing more to send", sent, err)
 	}
+	var body string
+	if err := database.DB.Get(&body, `SELECT body FROM mail_outbox WHERE id = 1`); err != nil || strings.Contains(body, token) {
+		t.Fatalf("the sent row still holds the link's token (%v): %q", err, body)
+	}
 
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -218,6 +218,10 @@ func (w *Worker) runOnce(ctx context.Context) (handled, sent int, err error) {
 	return handled, sent, nil
 }
 
+// redacted replaces a body once the message is done with: bodies carry
+// single-use links whose tokens are stored only hashed everywhere else.
+const redacted = "[body removed after delivery]"
+
 // deliver sends one row and records the outcome in tx. It reports whether the
 // message was sent; an error means the outcome could not be recorded.
 func (w *Worker) deliver(ctx context.Context, tx *sqlx.Tx, r outboxRow) (bool, error) {
@@ -233,8 +237,8 @@ func (w *Worker) deliver(ctx context.Context, tx *sqlx.Tx, r outboxRow) (bool, e
 	if sendErr == nil {
 		if _, err := tx.ExecContext(dctx, `
 			UPDATE mail_outbox
-			SET status = 'sent', sent_at = clock_timestamp(), attempts = attempts + 1
-			WHERE id = $1`, r.ID); err != nil {
+			SET status = 'sent', sent_at = clock_timestamp(), attempts = attempts + 1, body = $2
+			WHERE id = $1`, r.ID, redacted); err != nil {
 			return false, fmt.Errorf("mail outbox: mark %d sent: %w", r.ID, err)
 		}
 		log.InfoContext(ctx, "mail sent")
@@ -246,8 +250,8 @@ func (w *Worker) deliver(ctx context.Context, tx *sqlx.Tx, r outboxRow) (bool, e
 	if attempt >= w.opt.MaxAttempts || errors.Is(sendErr, ErrInvalidMessage) {
 		if _, err := tx.ExecContext(dctx, `
 			UPDATE mail_outbox
-			SET status = 'failed', attempts = attempts + 1, last_error = $2
-			WHERE id = $1`, r.ID, msg); err != nil {
+			SET status = 'failed', attempts = attempts + 1, last_error = $2, body = $3
+			WHERE id = $1`, r.ID, msg, redacted); err != nil {
 			return false, fmt.Errorf("mail outbox: mark %d failed: %w", r.ID, err)
 		}
 		log.ErrorContext(ctx, "mail failed permanently", slog.Any("err", sendErr))
