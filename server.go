@@ -111,6 +111,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB)
 	workerCtx, stopWorker := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { a.MailWorker.Run(workerCtx) })
+	wg.Go(func() { a.Maintain(workerCtx) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()

@@ -25,6 +25,7 @@ CREATE TABLE refresh_tokens (
 );
 CREATE INDEX refresh_tokens_family_idx ON refresh_tokens (family_id) WHERE revoked_at IS NULL;
 CREATE INDEX refresh_tokens_user_idx ON refresh_tokens (user_id) WHERE revoked_at IS NULL;
+CREATE INDEX refresh_tokens_expires_idx ON refresh_tokens (expires_at);
 
 -- Single-use emailed tokens (email verification, password reset).
 CREATE TABLE user_tokens (
@@ -38,6 +39,7 @@ CREATE TABLE user_tokens (
     CONSTRAINT user_tokens_hash_key UNIQUE (token_hash)
 );
 CREATE INDEX user_tokens_user_idx ON user_tokens (user_id, purpose, created_at DESC);
+CREATE INDEX user_tokens_expires_idx ON user_tokens (expires_at);
 
 -- +goose Down
 DROP TABLE user_tokens;

@@ -74,6 +74,15 @@ type Service struct {
 // NewService returns the account service.
 func NewService(d Deps) *Service { return &Service{d: d} }
 
+// TokenRetention is how long dead tokens are kept (reuse of a used refresh token
+// is recognised, and its session revoked, for that long after it died).
+const TokenRetention = 30 * 24 * time.Hour
+
+// PurgeExpired deletes tokens dead for longer than TokenRetention.
+func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
+	return s.store.PurgeTokens(ctx, s.d.DB, s.d.Now().Add(-TokenRetention))
+}
+
 // Users returns the users with the given ids (for loaders), in no particular order.
 func (s *Service) Users(ctx context.Context, ids []uuid.UUID) ([]*User, error) {
 	return s.store.UsersByIDs(ctx, s.d.DB, ids)

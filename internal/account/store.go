@@ -179,3 +179,21 @@ func (Store) ClaimUserToken(ctx context.Context, q sqlx.QueryerContext, hash []b
 	}
 	return user, err == nil, err
 }
+
+// PurgeTokens deletes the refresh and emailed tokens that have been dead (expired,
+// revoked or used) since before it, and returns how many.
+func (Store) PurgeTokens(ctx context.Context, q sqlx.ExecerContext, before time.Time) (int64, error) {
+	var n int64
+	for _, stmt := range []string{
+		`DELETE FROM refresh_tokens WHERE expires_at < $1 OR revoked_at < $1`,
+		`DELETE FROM user_tokens WHERE expires_at < $1 OR used_at < $1`,
+	} {
+		res, err := q.ExecContext(ctx, stmt, before)
+		if err != nil {
+			return n, err
+		}
+		k, _ := res.RowsAffected()
+		n += k
+	}
+	return n, nil
+}

@@ -45,6 +45,46 @@ type App struct {
 	MailWorker *mail.Worker
 	Accounts   *account.Service
 	Orgs       *org.Service
+
+	db  *sqlx.DB
+	log *slog.Logger
+	now func() time.Time
+}
+
+// Retention of delivered mail (the bodies are already gone: see the mail worker).
+const MailRetention = 30 * 24 * time.Hour
+
+// PurgeOnce deletes what is kept only for a while: dead tokens and old delivered mail.
+func (a *App) PurgeOnce(ctx context.Context) error {
+	tokens, err := a.Accounts.PurgeExpired(ctx)
+	if err != nil {
+		return err
+	}
+	mails, err := mail.Purge(ctx, a.db, a.now().Add(-MailRetention))
+	if err != nil {
+		return err
+	}
+	if tokens+mails > 0 {
+		a.log.InfoContext(ctx, "purged expired rows", "tokens", tokens, "mails", mails)
+	}
+	return nil
+}
+
+// Maintain runs PurgeOnce at start and then hourly until ctx ends. Every replica
+// may run it: the deletes are idempotent.
+func (a *App) Maintain(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := a.PurgeOnce(ctx); err != nil && ctx.Err() == nil {
+			a.log.ErrorContext(ctx, "purge failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // New assembles the App.
@@ -123,5 +163,5 @@ func New(o Options) (*App, error) {
 		PollInterval: o.MailPollInterval,
 		ListenURL:    cfg.DatabaseURL,
 	})
-	return &App{Handler: h, MailWorker: worker, Accounts: accounts, Orgs: orgs}, nil
+	return &App{Handler: h, MailWorker: worker, Accounts: accounts, Orgs: orgs, db: o.DB, log: o.Log, now: o.Now}, nil
 }

@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +11,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"tenantgraph/internal/apitest"
 	"tenantgraph/internal/app"
@@ -220,5 +225,47 @@ func TestCredentialEndpointsAreRateLimited(t *testing.T) {
 	var n int
 	if err := srv.DB.Get(&n, `SELECT count(*) FROM users WHERE email = $1`, email); err != nil || n != 0 {
 		t.Fatalf("refused sign-up created %d users (%v)", n, err)
+	}
+}
+
+func TestPurgeRemovesOnlyLongDeadRows(t *testing.T) {
+	t.Parallel()
+	u := srv.Register(t, "purge")
+	old := time.Now().Add(-31 * 24 * time.Hour)
+	recent := time.Now().Add(-29 * 24 * time.Hour)
+	mustExec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := srv.DB.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash := func() []byte { b := make([]byte, 32); copy(b, uuid.New().String()); return b }
+	// Dead long ago: purged. Dead recently, or alive: kept.
+	mustExec(`INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)`, u.UserID, uuid.New(), hash(), old)
+	mustExec(`INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at, revoked_at) VALUES ($1, $2, $3, now() + interval '1 day', $4)`, u.UserID, uuid.New(), hash(), old)
+	mustExec(`INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at, revoked_at) VALUES ($1, $2, $3, now() + interval '1 day', $4)`, u.UserID, uuid.New(), hash(), recent)
+	mustExec(`INSERT INTO user_tokens (user_id, purpose, token_hash, expires_at, used_at) VALUES ($1, 'reset_password', $2, $3, NULL)`, u.UserID, hash(), old)
+	mustExec(`INSERT INTO user_tokens (user_id, purpose, token_hash, expires_at, used_at) VALUES ($1, 'reset_password', $2, now() + interval '1 hour', $3)`, u.UserID, hash(), recent)
+	mustExec(`INSERT INTO mail_outbox (recipient, subject, body, status, created_at) VALUES ($1, 'old', 'x', 'sent', $2)`, u.Email, old)
+	mustExec(`INSERT INTO mail_outbox (recipient, subject, body, status, created_at, next_attempt_at) VALUES ($1, 'old pending', 'x', 'pending', $2, now() + interval '1 day')`, u.Email, old)
+	mustExec(`INSERT INTO mail_outbox (recipient, subject, body, status, created_at) VALUES ($1, 'recent', 'x', 'sent', $2)`, u.Email, recent)
+
+	if err := srv.App.PurgeOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var rt, ut int
+	var subjects []string
+	if err := srv.DB.Get(&rt, `SELECT count(*) FROM refresh_tokens WHERE user_id = $1`, u.UserID); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.DB.Get(&ut, `SELECT count(*) FROM user_tokens WHERE user_id = $1 AND purpose = 'reset_password'`, u.UserID); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.DB.Select(&subjects, `SELECT subject FROM mail_outbox WHERE recipient = $1 AND subject <> 'Verify your email for tenantgraph' ORDER BY subject`, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	// Kept: the registration's live refresh token and the recently revoked one; the recent reset token; pending and recent mail.
+	if rt != 2 || ut != 1 || fmt.Sprint(subjects) != "[old pending recent]" {
+		t.Fatalf("after purge: %d refresh tokens, %d reset tokens, mail %v", rt, ut, subjects)
 	}
 }

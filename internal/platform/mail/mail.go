@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
@@ -86,4 +87,14 @@ func Enqueue(ctx context.Context, q sqlx.ExtContext, m Message) error {
 		return fmt.Errorf("enqueue mail: notify: %w", err)
 	}
 	return nil
+}
+
+// Purge deletes the messages that were sent or failed for good before before,
+// and returns how many.
+func Purge(ctx context.Context, q sqlx.ExecerContext, before time.Time) (int64, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM mail_outbox WHERE status <> 'pending' AND created_at < $1`, before)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
