@@ -47,6 +47,12 @@ type Server struct {
 	Config  config.Config
 	logs    *syncBuffer
 	counts  *sync.Map // count key -> *db.Counter
+	mail    struct {
+		sync.Mutex
+		scanned time.Time
+		seen    map[string]bool           // file names read
+		byTo    map[string][]mail.Message // recipient -> messages, oldest first
+	}
 }
 
 const countHeader = "X-Test-Count-Statements"
@@ -120,6 +126,8 @@ func start(d *dbtest.Database) (*Server, func(), error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.MailWorker.Run(wctx) })
 	s := &Server{URL: hs.URL, DB: d.DB, Clock: clock, MailDir: dir, App: a, Config: cfg, logs: logs, counts: counts}
+	s.mail.seen = map[string]bool{}
+	s.mail.byTo = map[string][]mail.Message{}
 	return s, func() {
 		hs.Close()
 		cancel()
@@ -299,21 +307,31 @@ func (s *Server) RegisterVerified(t testing.TB, prefix string) *Session {
 // Mails returns every message sent to addr so far, oldest first.
 func (s *Server) Mails(t testing.TB, addr string) []mail.Message {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(s.MailDir, "*.eml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []mail.Message
-	for _, f := range files { // names start with the send time: sorted oldest first
-		m, err := mail.ParseFile(f)
+	s.mail.Lock()
+	defer s.mail.Unlock()
+	// Many tests wait for mail at once: read the folder at most every few
+	// milliseconds, and parse each file once (files never change once written).
+	if time.Since(s.mail.scanned) > 3*time.Millisecond {
+		entries, err := os.ReadDir(s.MailDir)
 		if err != nil {
-			t.Fatalf("parse %s: %v", f, err)
+			t.Fatal(err)
 		}
-		if strings.EqualFold(m.To, addr) {
-			out = append(out, m)
+		for _, e := range entries { // names start with the send time: sorted oldest first
+			name := e.Name()
+			if !strings.HasSuffix(name, ".eml") || s.mail.seen[name] {
+				continue
+			}
+			m, err := mail.ParseFile(filepath.Join(s.MailDir, name))
+			if err != nil {
+				t.Fatalf("parse %s: %v", name, err)
+			}
+			s.mail.seen[name] = true
+			to := strings.ToLower(m.To)
+			s.mail.byTo[to] = append(s.mail.byTo[to], m)
 		}
+		s.mail.scanned = time.Now()
 	}
-	return out
+	return append([]mail.Message(nil), s.mail.byTo[strings.ToLower(addr)]...)
 }
 
 // WaitMail waits (up to 10 s) for the newest message to addr whose subject
@@ -340,7 +358,7 @@ func (s *Server) WaitMailN(t testing.TB, addr, subject string, n int) mail.Messa
 		if time.Now().After(deadline) {
 			t.Fatalf("no message %d %q to %s after 10s (have %d)", n, subject, addr, len(hits))
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 
 	"tenantgraph/graph"
 	. "tenantgraph/internal/apitest"
-	"tenantgraph/internal/platform/mail"
 )
 
 // The actors of the authorization matrix.
@@ -112,65 +111,20 @@ type authzFixture struct {
 func newAuthzFixture(t *testing.T) *authzFixture {
 	t.Helper()
 	f := &authzFixture{tag: "authz " + uuid.NewString()[:8]}
-	f.owner = authzRegisterVerified(t, "authz-owner")
+	f.owner = srv.RegisterVerified(t, "authz-owner")
 	f.org = srv.CreateOrg(t, f.owner, f.tag+" org")
-	f.admin = authzAddMember(t, f.owner, f.org, "ADMIN", "authz-admin")
-	f.member = authzAddMember(t, f.owner, f.org, "MEMBER", "authz-member")
-	f.target = authzAddMember(t, f.owner, f.org, "MEMBER", "authz-target")
-	f.outsider = authzRegisterVerified(t, "authz-outsider")
+	f.admin = srv.AddMember(t, f.owner, f.org, "ADMIN", "authz-admin")
+	f.member = srv.AddMember(t, f.owner, f.org, "MEMBER", "authz-member")
+	f.target = srv.AddMember(t, f.owner, f.org, "MEMBER", "authz-target")
+	f.outsider = srv.RegisterVerified(t, "authz-outsider")
 	f.outsiderOrg = srv.CreateOrg(t, f.outsider, f.tag+" outsider org")
 	f.unverified = srv.Register(t, "authz-unverified")
 	f.inviteeEmail = UniqueEmail("authz-invitee")
 	f.freshEmail = UniqueEmail("authz-fresh")
-	f.pendingInv, f.inviteeToken = authzInvite(t, f.owner, f.org, f.inviteeEmail, "MEMBER")
-	_, f.outsiderToken = authzInvite(t, f.owner, f.org, f.outsider.Email, "MEMBER")
-	_, f.unverifiedToken = authzInvite(t, f.owner, f.org, f.unverified.Email, "MEMBER")
+	f.pendingInv, f.inviteeToken = srv.Invite(t, f.owner, f.org, f.inviteeEmail, "MEMBER")
+	_, f.outsiderToken = srv.Invite(t, f.owner, f.org, f.outsider.Email, "MEMBER")
+	_, f.unverifiedToken = srv.Invite(t, f.owner, f.org, f.unverified.Email, "MEMBER")
 	return f
-}
-
-// The fixture helpers below read emailed tokens from the outbox row the
-// mutation committed (the mail worker delivers the same body later): the
-// matrix builds a hundred fixtures and must not wait for deliveries.
-
-// authzOutboxToken returns the token of the link to path in the newest
-// outbox message to email whose subject contains subject.
-func authzOutboxToken(t *testing.T, email, subject, path string) string {
-	t.Helper()
-	var body string
-	err := srv.DB.Get(&body, `SELECT body FROM mail_outbox WHERE lower(recipient) = lower($1) AND strpos(subject, $2) > 0
-		ORDER BY id DESC LIMIT 1`, email, subject)
-	if err != nil {
-		t.Fatalf("outbox message %q to %s: %v", subject, email, err)
-	}
-	return LinkToken(t, mail.Message{To: email, Subject: subject, Body: body}, path)
-}
-
-// authzRegisterVerified is srv.RegisterVerified without waiting for delivery.
-func authzRegisterVerified(t *testing.T, prefix string) *Session {
-	t.Helper()
-	u := srv.Register(t, prefix)
-	tok := authzOutboxToken(t, u.Email, "Verify", "verify-email")
-	MustOK(t, srv.Post(t, "", `mutation($t: String!) { verifyEmail(token: $t) { id } }`, map[string]any{"t": tok}))
-	return u
-}
-
-// authzInvite is srv.Invite without waiting for delivery.
-func authzInvite(t *testing.T, inviter *Session, org uuid.UUID, email, role string) (uuid.UUID, string) {
-	t.Helper()
-	r := MustOK(t, srv.Post(t, inviter.AccessToken, `mutation($o: ID!, $e: String!, $r: Role) { inviteMember(orgId: $o, email: $e, role: $r) { id } }`,
-		map[string]any{"o": org, "e": email, "r": role}))
-	var out struct{ InviteMember struct{ ID uuid.UUID } }
-	r.Decode(t, &out)
-	return out.InviteMember.ID, authzOutboxToken(t, email, "invited", "accept-invitation")
-}
-
-// authzAddMember is srv.AddMember without waiting for deliveries.
-func authzAddMember(t *testing.T, inviter *Session, org uuid.UUID, role, prefix string) *Session {
-	t.Helper()
-	u := authzRegisterVerified(t, prefix)
-	_, tok := authzInvite(t, inviter, org, u.Email, role)
-	srv.Accept(t, u, tok)
-	return u
 }
 
 func (f *authzFixture) session(actor string) *Session {
@@ -622,14 +576,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 // are the same as for ids that do not exist, and neither A nor B changes.
 func TestCrossTenantIDsAreNotFound(t *testing.T) {
 	t.Parallel()
-	ownerA := authzRegisterVerified(t, "xt-owner-a")
+	ownerA := srv.RegisterVerified(t, "xt-owner-a")
 	orgA := srv.CreateOrg(t, ownerA, "xt A "+uuid.NewString()[:8])
-	adminA := authzAddMember(t, ownerA, orgA, "ADMIN", "xt-admin-a")
-	authzAddMember(t, ownerA, orgA, "MEMBER", "xt-member-a")
-	ownerB := authzRegisterVerified(t, "xt-owner-b")
+	adminA := srv.AddMember(t, ownerA, orgA, "ADMIN", "xt-admin-a")
+	srv.AddMember(t, ownerA, orgA, "MEMBER", "xt-member-a")
+	ownerB := srv.RegisterVerified(t, "xt-owner-b")
 	orgB := srv.CreateOrg(t, ownerB, "xt B "+uuid.NewString()[:8])
-	memberB := authzAddMember(t, ownerB, orgB, "MEMBER", "xt-member-b")
-	invB, _ := authzInvite(t, ownerB, orgB, UniqueEmail("xt-invitee-b"), "MEMBER")
+	memberB := srv.AddMember(t, ownerB, orgB, "MEMBER", "xt-member-b")
+	invB, _ := srv.Invite(t, ownerB, orgB, UniqueEmail("xt-invitee-b"), "MEMBER")
 
 	type xcase struct {
 		name, query string
@@ -693,7 +647,7 @@ func TestCrossTenantIDsAreNotFound(t *testing.T) {
 	// Roles and memberships are read per request, not from the token: the
 	// same access token loses access on the very next request.
 	t.Run("removed member loses access at once", func(t *testing.T) {
-		gone := authzAddMember(t, ownerA, orgA, "MEMBER", "xt-gone")
+		gone := srv.AddMember(t, ownerA, orgA, "MEMBER", "xt-gone")
 		q := `query($o: ID!) { organization(orgId: $o) { id } }`
 		MustOK(t, srv.Post(t, gone.AccessToken, q, map[string]any{"o": orgA}))
 		MustOK(t, srv.Post(t, ownerA.AccessToken, `mutation($o: ID!, $u: ID!) { removeMember(orgId: $o, userId: $u) }`,
@@ -715,7 +669,7 @@ func TestCrossTenantIDsAreNotFound(t *testing.T) {
 		}
 	})
 	t.Run("demoted admin is refused at once", func(t *testing.T) {
-		demoted := authzAddMember(t, ownerA, orgA, "ADMIN", "xt-demoted")
+		demoted := srv.AddMember(t, ownerA, orgA, "ADMIN", "xt-demoted")
 		q := `query($o: ID!) { organization(orgId: $o) { viewerRole invitations { totalCount } } }`
 		MustOK(t, srv.Post(t, demoted.AccessToken, q, map[string]any{"o": orgA}))
 		var ch struct{ ChangeMemberRole struct{ Role string } }
@@ -748,7 +702,7 @@ func TestCrossTenantIDsAreNotFound(t *testing.T) {
 // variable or inline.
 func TestMalformedIDsAreBadUserInput(t *testing.T) {
 	t.Parallel()
-	u := authzRegisterVerified(t, "badid")
+	u := srv.RegisterVerified(t, "badid")
 	org := srv.CreateOrg(t, u, "badid "+uuid.NewString()[:8])
 	other := uuid.New()
 	cases := []struct {
