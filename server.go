@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -62,7 +63,11 @@ func run(args []string) error {
 			return err
 		}
 	}
-	return serve(ctx, cfg, log, d)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, log, d, ln)
 }
 
 // migrate needs only DATABASE_URL, so that a release can migrate before the
@@ -94,7 +99,9 @@ func migrate(args []string) error {
 	return errors.New("usage: tenantgraph migrate up|down|status")
 }
 
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB) error {
+// serve answers on ln until ctx ends, then stops accepting, lets in-flight
+// requests finish (up to shutdownTimeout), stops the background work and returns.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB, ln net.Listener) error {
 	a, err := app.New(app.Options{Config: cfg, DB: d, Log: log})
 	if err != nil {
 		return err
@@ -114,8 +121,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB)
 	wg.Go(func() { a.Maintain(workerCtx) })
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("serving", "addr", cfg.HTTPAddr, "env", cfg.Env, "graphql", "/query", "mail", cfg.MailDriver)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.Env, "graphql", "/query", "mail", cfg.MailDriver)
 
 	select {
 	case err := <-errc:
