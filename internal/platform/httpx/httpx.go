@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -173,9 +174,16 @@ func inAny(a netip.Addr, prefixes []netip.Prefix) bool {
 	return false
 }
 
-// LimitBody caps request bodies at n bytes.
+// LimitBody caps request bodies at n bytes: a declared length over it is refused
+// at once with 413; a longer body without one fails when it is read.
 func LimitBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > n {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprintf(w, `{"errors":[{"message":"request body too large (limit %d bytes)","extensions":{"code":"BAD_USER_INPUT"}}]}`, n)
+			return
+		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, n)
 		}
