@@ -7,6 +7,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
@@ -87,4 +88,52 @@ func intArg(v any) (*int, bool) {
 	}
 	i := int(n)
 	return &i, true
+}
+
+// selected reports whether the current field's selection reaches path
+// (through fragments too), e.g. selected(ctx, "edges", "node", "actor").
+func selected(ctx context.Context, path ...string) bool {
+	oc := graphql.GetOperationContext(ctx)
+	fc := graphql.GetFieldContext(ctx)
+	if oc == nil || fc == nil {
+		return false
+	}
+	sets := []ast.SelectionSet{fc.Field.Selections}
+	for _, name := range path {
+		var next []ast.SelectionSet
+		for _, set := range sets {
+			for _, f := range graphql.CollectFields(oc, set, nil) {
+				if f.Name == name {
+					next = append(next, f.Selections)
+				}
+			}
+		}
+		if len(next) == 0 {
+			return false
+		}
+		sets = next
+	}
+	return true
+}
+
+// prefetchInvitations loads, one query each, the users and organizations the
+// selected fields of a list of invitations will need.
+func prefetchInvitations(ctx context.Context, invs []*org.Invitation, path ...string) {
+	l := loader.From(ctx)
+	if selected(ctx, append(path, "invitedBy")...) {
+		var ids []uuid.UUID
+		for _, i := range invs {
+			if i.InvitedByID != nil {
+				ids = append(ids, *i.InvitedByID)
+			}
+		}
+		l.PrefetchUsers(ctx, ids)
+	}
+	if selected(ctx, append(path, "organizationName")...) {
+		ids := make([]uuid.UUID, len(invs))
+		for k, i := range invs {
+			ids[k] = i.OrganizationID
+		}
+		l.PrefetchOrgs(ctx, ids)
+	}
 }

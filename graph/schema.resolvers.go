@@ -266,12 +266,34 @@ func (r *organizationResolver) Members(ctx context.Context, obj *org.Organizatio
 
 // Invitations is the resolver for the invitations field.
 func (r *organizationResolver) Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*org.InvitationConnection, error) {
-	return r.Orgs.Invitations(ctx, obj.ID, status, first, after)
+	conn, err := r.Orgs.Invitations(ctx, obj.ID, status, first, after)
+	if err != nil {
+		return nil, err
+	}
+	invs := make([]*org.Invitation, len(conn.Edges))
+	for i, e := range conn.Edges {
+		invs[i] = e.Node
+	}
+	prefetchInvitations(ctx, invs, "edges", "node")
+	return conn, nil
 }
 
 // AuditLog is the resolver for the auditLog field.
 func (r *organizationResolver) AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*audit.Connection, error) {
-	return r.Audit.List(ctx, obj.ID, audit.Filter{Action: action, ActorID: actorID}, first, after)
+	conn, err := r.Audit.List(ctx, obj.ID, audit.Filter{Action: action, ActorID: actorID}, first, after)
+	if err != nil {
+		return nil, err
+	}
+	if selected(ctx, "edges", "node", "actor") {
+		var ids []uuid.UUID
+		for _, e := range conn.Edges {
+			if e.Node.ActorID != nil {
+				ids = append(ids, *e.Node.ActorID)
+			}
+		}
+		loader.From(ctx).PrefetchUsers(ctx, ids)
+	}
+	return conn, nil
 }
 
 // Me is the resolver for the me field.
@@ -314,7 +336,12 @@ func (r *queryResolver) MyInvitations(ctx context.Context) ([]*org.Invitation, e
 	if err != nil {
 		return nil, err
 	}
-	return r.Orgs.MyInvitations(ctx, v)
+	invs, err := r.Orgs.MyInvitations(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	prefetchInvitations(ctx, invs)
+	return invs, nil
 }
 
 // AuditEvent returns AuditEventResolver implementation.

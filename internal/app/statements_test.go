@@ -99,3 +99,64 @@ func TestHasRoleOnListItemsIsBatched(t *testing.T) {
 	}
 	t.Logf("invitations on 12 organizations: %d statements", stmts)
 }
+
+// TestAuditLogAndInvitationListsCostConstantStatements: the users behind a page of
+// audit events and invitations come in one query, however many there are.
+func TestAuditLogAndInvitationListsCostConstantStatements(t *testing.T) {
+	t.Parallel()
+	q := `query($o: ID!) { organization(orgId: $o) {
+		auditLog(first: 50) { edges { node { action actor { email } } } }
+		invitations(first: 50) { edges { node { email organizationName invitedBy { email } } } } } }`
+	counts := map[int]int64{}
+	for _, n := range []int{1, 25} {
+		owner := srv.RegisterVerified(t, fmt.Sprintf("auditstmt%d", n))
+		org := srv.CreateOrg(t, owner, fmt.Sprintf("Audit Statements %d", n))
+		// n distinct actors and inviters (fixtures written directly; the reads are measured).
+		_, err := srv.DB.Exec(`
+			WITH u AS (
+				INSERT INTO users (email, name, password_hash)
+				SELECT 'actor-' || gen_random_uuid() || '@example.test', 'Actor', '$argon2id$seed' FROM generate_series(1, $2::int)
+				RETURNING id),
+			a AS (
+				INSERT INTO audit_events (organization_id, actor_id, action) SELECT $1, id, 'member.left' FROM u)
+			INSERT INTO invitations (organization_id, email, role, token_hash, invited_by, expires_at)
+			SELECT $1, 'inv-' || gen_random_uuid() || '@example.test', 'MEMBER', sha256(gen_random_uuid()::text::bytea), id, now() + interval '1 day' FROM u`,
+			org, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, stmts := srv.PostCounted(t, owner.AccessToken, q, map[string]any{"o": org})
+		MustOK(t, r)
+		var out struct {
+			Organization struct {
+				AuditLog struct {
+					Edges []struct {
+						Node struct{ Actor struct{ Email string } }
+					}
+				}
+				Invitations struct {
+					Edges []struct {
+						Node struct {
+							OrganizationName string
+							InvitedBy        struct{ Email string }
+						}
+					}
+				}
+			}
+		}
+		r.Decode(t, &out)
+		if len(out.Organization.AuditLog.Edges) != n+1 || len(out.Organization.Invitations.Edges) != n {
+			t.Fatalf("%d events, %d invitations", len(out.Organization.AuditLog.Edges), len(out.Organization.Invitations.Edges))
+		}
+		for _, e := range out.Organization.Invitations.Edges {
+			if e.Node.InvitedBy.Email == "" || e.Node.OrganizationName == "" {
+				t.Fatalf("invitation = %+v", e.Node)
+			}
+		}
+		counts[n] = stmts
+		t.Logf("%2d actors and inviters: %d SQL statements", n, stmts)
+	}
+	if counts[1] != counts[25] {
+		t.Fatalf("statements for 1 and 25 actors = %d and %d, want equal", counts[1], counts[25])
+	}
+}

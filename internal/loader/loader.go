@@ -38,6 +38,8 @@ type Loaders struct {
 	MembersPage *dataloader.Loader[org.MembersPageKey, *org.MemberConnection]
 
 	// The batch functions, for Prefetch.
+	userBatch        dataloader.BatchFunc[uuid.UUID, *account.User]
+	orgBatch         dataloader.BatchFunc[uuid.UUID, *org.Organization]
 	memberCountBatch dataloader.BatchFunc[uuid.UUID, int]
 	ownerBatch       dataloader.BatchFunc[uuid.UUID, *org.MemberWithUser]
 	membersPageBatch dataloader.BatchFunc[org.MembersPageKey, *org.MemberConnection]
@@ -50,8 +52,10 @@ func opts[K comparable, V any]() []dataloader.Option[K, V] {
 // New returns fresh loaders for one request.
 func New(s Sources) *Loaders {
 	l := &Loaders{}
-	l.User = dataloader.NewBatchedLoader(byKey(s.Users, func(u *account.User) uuid.UUID { return u.ID }), opts[uuid.UUID, *account.User]()...)
-	l.Org = dataloader.NewBatchedLoader(byKey(s.Organizations, func(o *org.Organization) uuid.UUID { return o.ID }), opts[uuid.UUID, *org.Organization]()...)
+	l.userBatch = byKey(s.Users, func(u *account.User) uuid.UUID { return u.ID })
+	l.User = dataloader.NewBatchedLoader(l.userBatch, opts[uuid.UUID, *account.User]()...)
+	l.orgBatch = byKey(s.Organizations, func(o *org.Organization) uuid.UUID { return o.ID })
+	l.Org = dataloader.NewBatchedLoader(l.orgBatch, opts[uuid.UUID, *org.Organization]()...)
 	l.Membership = dataloader.NewBatchedLoader(byKey(s.Memberships, func(m *org.Member) org.MemberKey {
 		return org.MemberKey{Org: m.OrganizationID, User: m.UserID}
 	}), opts[org.MemberKey, *org.Member]()...)
@@ -100,6 +104,16 @@ func New(s Sources) *Loaders {
 	return l
 }
 
+// PrefetchUsers loads the users with ids now, in one query, into the User loader.
+func (l *Loaders) PrefetchUsers(ctx context.Context, ids []uuid.UUID) {
+	prefetch(ctx, l.User, l.userBatch, ids)
+}
+
+// PrefetchOrgs loads the organizations with ids now, in one query.
+func (l *Loaders) PrefetchOrgs(ctx context.Context, ids []uuid.UUID) {
+	prefetch(ctx, l.Org, l.orgBatch, ids)
+}
+
 // PrefetchOwners loads the owners of orgs now, in one query, into the Owner loader.
 func (l *Loaders) PrefetchOwners(ctx context.Context, orgs []uuid.UUID) {
 	prefetch(ctx, l.Owner, l.ownerBatch, orgs)
@@ -120,6 +134,18 @@ func (l *Loaders) PrefetchMemberPages(ctx context.Context, keys []org.MembersPag
 // costs exactly one batch however the request's goroutines are scheduled. On
 // error nothing is primed and the fields load (and report) on their own.
 func prefetch[K comparable, V any](ctx context.Context, ld *dataloader.Loader[K, V], batch dataloader.BatchFunc[K, V], keys []K) {
+	seen := make(map[K]bool, len(keys))
+	uniq := keys[:0:0]
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			uniq = append(uniq, k)
+		}
+	}
+	keys = uniq
+	if len(keys) == 0 {
+		return
+	}
 	for i, r := range batch(ctx, keys) {
 		if r.Error == nil {
 			ld.Prime(ctx, keys[i], r.Data)
