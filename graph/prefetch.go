@@ -117,8 +117,9 @@ func selected(ctx context.Context, path ...string) bool {
 }
 
 // prefetchInvitations loads, one query each, the users and organizations the
-// selected fields of a list of invitations will need.
-func prefetchInvitations(ctx context.Context, invs []*org.Invitation, path ...string) {
+// selected fields of a list of invitations will need. parent, when the list is
+// one organization's, is that organization: nothing to load for it.
+func prefetchInvitations(ctx context.Context, invs []*org.Invitation, parent *org.Organization, path ...string) {
 	l := loader.From(ctx)
 	if selected(ctx, append(path, "invitedBy")...) {
 		var ids []uuid.UUID
@@ -129,7 +130,9 @@ func prefetchInvitations(ctx context.Context, invs []*org.Invitation, path ...st
 		}
 		l.PrefetchUsers(ctx, ids)
 	}
-	if selected(ctx, append(path, "organizationName")...) {
+	if parent != nil {
+		l.Org.Prime(ctx, parent.ID, parent)
+	} else if selected(ctx, append(path, "organizationName")...) {
 		ids := make([]uuid.UUID, len(invs))
 		for k, i := range invs {
 			ids[k] = i.OrganizationID

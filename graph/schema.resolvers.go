@@ -274,7 +274,7 @@ func (r *organizationResolver) Invitations(ctx context.Context, obj *org.Organiz
 	for i, e := range conn.Edges {
 		invs[i] = e.Node
 	}
-	prefetchInvitations(ctx, invs, "edges", "node")
+	prefetchInvitations(ctx, invs, obj, "edges", "node")
 	return conn, nil
 }
 
@@ -340,7 +340,7 @@ func (r *queryResolver) MyInvitations(ctx context.Context) ([]*org.Invitation, e
 	if err != nil {
 		return nil, err
 	}
-	prefetchInvitations(ctx, invs)
+	prefetchInvitations(ctx, invs, nil)
 	return invs, nil
 }
 

@@ -177,11 +177,14 @@ func (s *Service) Refresh(ctx context.Context, token string) (*AuthPayload, erro
 		if !ok {
 			return errInvalidRefresh
 		}
-		u, err := s.store.UserForUpdate(ctx, tx, userID)
+		us, err := s.store.UsersByIDs(ctx, tx, []uuid.UUID{userID})
 		if err != nil {
 			return err
 		}
-		out, err = s.startSession(ctx, tx, u, family, now)
+		if len(us) == 0 {
+			return errInvalidRefresh
+		}
+		out, err = s.startSession(ctx, tx, us[0], family, now)
 		return err
 	})
 	if err == errInvalidRefresh {
@@ -238,11 +241,11 @@ func (s *Service) ResendVerification(ctx context.Context, v auth.Viewer) error {
 		if u.EmailVerified() {
 			return apperr.New(apperr.Conflict, "the email address is already verified")
 		}
-		last, err := s.store.LastUserTokenAt(ctx, tx, u.ID, PurposeVerifyEmail)
+		recent, err := s.sentRecently(ctx, tx, u.ID, PurposeVerifyEmail, now)
 		if err != nil {
 			return err
 		}
-		if now.Sub(last) < ResendInterval {
+		if recent {
 			return apperr.New(apperr.RateLimited, "a verification email was sent less than a minute ago")
 		}
 		return s.sendVerification(ctx, tx, u, now)
@@ -261,15 +264,11 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	}
 	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
 		now := s.d.Now()
-		u, _, err := s.store.UserCredentials(ctx, tx, norm)
+		u, err := s.store.UserByEmailForUpdate(ctx, tx, norm)
 		if err != nil || u == nil {
 			return err
 		}
-		if _, err := s.store.UserForUpdate(ctx, tx, u.ID); err != nil {
-			return err
-		}
-		last, err := s.store.LastUserTokenAt(ctx, tx, u.ID, PurposeResetPassword)
-		if err != nil || now.Sub(last) < ResendInterval {
+		if recent, err := s.sentRecently(ctx, tx, u.ID, PurposeResetPassword, now); err != nil || recent {
 			return err
 		}
 		token := auth.RandomToken()
@@ -323,24 +322,37 @@ func (s *Service) ChangePassword(ctx context.Context, v auth.Viewer, current, ne
 	if err != nil {
 		return err
 	}
+	// Verify outside the transaction: hashing holds no lock and no connection.
+	old, err := s.store.PasswordHash(ctx, s.d.DB, v.UserID)
+	if err != nil {
+		return err
+	}
+	ok, err := s.d.Hasher.Verify(old, current)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return apperr.Invalid("currentPassword", "the current password is wrong")
+	}
 	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
-		old, err := s.store.PasswordHashForUpdate(ctx, tx, v.UserID)
-		if err != nil {
-			return err
-		}
-		ok, err := s.d.Hasher.Verify(old, current)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return apperr.Invalid("currentPassword", "the current password is wrong")
-		}
 		now := s.d.Now()
-		if err := s.store.SetPassword(ctx, tx, v.UserID, hash, now); err != nil {
+		// Only over the hash just verified: a concurrent change wins, this one stops.
+		replaced, err := s.store.ReplacePassword(ctx, tx, v.UserID, old, hash, now)
+		if err != nil {
 			return err
+		}
+		if !replaced {
+			return apperr.New(apperr.Conflict, "the password was changed meanwhile: try again")
 		}
 		return s.store.RevokeUserSessions(ctx, tx, v.UserID, v.SessionID, now)
 	})
+}
+
+// sentRecently reports whether the user was emailed a token of purpose less than
+// ResendInterval ago. Callers hold the user's row lock, so the answer holds.
+func (s *Service) sentRecently(ctx context.Context, tx *sqlx.Tx, user uuid.UUID, purpose string, now time.Time) (bool, error) {
+	last, err := s.store.LastUserTokenAt(ctx, tx, user, purpose)
+	return err == nil && now.Sub(last) < ResendInterval, err
 }
 
 // startSession issues an access token and a refresh token in family.

@@ -47,14 +47,35 @@ func (Store) UserCredentials(ctx context.Context, q sqlx.QueryerContext, email s
 	return &row.User, row.Hash, nil
 }
 
-// PasswordHashForUpdate locks the user's row and returns their password hash.
-func (Store) PasswordHashForUpdate(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (string, error) {
+// PasswordHash returns the user's password hash.
+func (Store) PasswordHash(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (string, error) {
 	var h string
-	err := sqlx.GetContext(ctx, q, &h, `SELECT password_hash FROM users WHERE id = $1 FOR UPDATE`, id)
+	err := sqlx.GetContext(ctx, q, &h, `SELECT password_hash FROM users WHERE id = $1`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", apperr.ErrUnauthenticated
 	}
 	return h, err
+}
+
+// ReplacePassword sets a new hash only if the stored one is still old, and
+// reports whether it did: the check and the write are one statement.
+func (Store) ReplacePassword(ctx context.Context, q sqlx.ExecerContext, id uuid.UUID, old, hash string, now time.Time) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE users SET password_hash = $3, updated_at = $4 WHERE id = $1 AND password_hash = $2`, id, old, hash, now)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// UserByEmailForUpdate locks and returns the user with email; nil when there is none.
+func (Store) UserByEmailForUpdate(ctx context.Context, q sqlx.QueryerContext, email string) (*User, error) {
+	var u User
+	err := sqlx.GetContext(ctx, q, &u, `SELECT `+userCols+` FROM users WHERE lower(email) = $1 FOR UPDATE`, email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return &u, err
 }
 
 // UserForUpdate locks and returns the user.

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -473,4 +474,36 @@ func TestInternalErrorsAreMasked(t *testing.T) {
 	if after := snapshot(t); after != before {
 		t.Fatalf("database changed:\n%s\n->\n%s", before, after)
 	}
+}
+
+func TestConcurrentPasswordChangesOneWins(t *testing.T) {
+	t.Parallel()
+	u := srv.Register(t, "pwrace")
+	s := login(t, u.Email, u.Password)
+	const n = 5
+	codes := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			codes[i] = srv.Post(t, s.Access, changeMut, map[string]any{"c": u.Password, "n": fmt.Sprintf("new-password-%d", i)}).Code()
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, c := range codes {
+		switch c {
+		case "":
+			if winner >= 0 {
+				t.Fatalf("two changes over the same current password succeeded: %v", codes)
+			}
+			winner = i
+		case "CONFLICT", "BAD_USER_INPUT":
+		default:
+			t.Fatalf("unexpected code %s", c)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no change succeeded: %v", codes)
+	}
+	login(t, u.Email, fmt.Sprintf("new-password-%d", winner))
 }
