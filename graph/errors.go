@@ -10,7 +10,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"tenantgraph/internal/apperr"
-	"tenantgraph/internal/platform/httpx"
+	"tenantgraph/internal/platform/reqmeta"
 )
 
 // ErrorPresenter gives client-safe errors their message and extensions.code, lets
@@ -41,7 +41,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			}
 			return gqlErr
 		}
-		id := httpx.RequestID(ctx)
+		id := reqmeta.RequestID(ctx)
 		log.ErrorContext(ctx, "internal error", "request_id", id, "path", gqlErr.Path.String(), "error", err.Error())
 		return &gqlerror.Error{
 			Message:    "internal server error (request id " + id + ")",
@@ -69,7 +69,7 @@ func argPath(p ast.Path) string {
 // Recover turns a resolver panic into an internal error (masked by the presenter).
 func Recover(log *slog.Logger) graphql.RecoverFunc {
 	return func(ctx context.Context, p any) error {
-		log.ErrorContext(ctx, "resolver panic", "request_id", httpx.RequestID(ctx), "panic", p)
+		log.ErrorContext(ctx, "resolver panic", "request_id", reqmeta.RequestID(ctx), "panic", p)
 		return panicError{}
 	}
 }

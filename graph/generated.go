@@ -175,7 +175,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		Me            func(childComplexity int) int
-		MyInvitations func(childComplexity int) int
+		MyInvitations func(childComplexity int, first *int, after *string) int
 		Organization  func(childComplexity int, orgID uuid.UUID) int
 		Organizations func(childComplexity int, first *int, after *string) int
 	}
@@ -230,15 +230,15 @@ type OrganizationResolver interface {
 	ViewerRole(ctx context.Context, obj *org.Organization) (org.Role, error)
 	Owner(ctx context.Context, obj *org.Organization) (*account.User, error)
 	MemberCount(ctx context.Context, obj *org.Organization) (int, error)
-	Members(ctx context.Context, obj *org.Organization, first *int, after *string, role *org.Role) (*org.MemberConnection, error)
-	Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*org.InvitationConnection, error)
-	AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*audit.Connection, error)
+	Members(ctx context.Context, obj *org.Organization, first *int, after *string, role *org.Role) (*page.Connection[*org.Member], error)
+	Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error)
+	AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*account.User, error)
-	Organizations(ctx context.Context, first *int, after *string) (*org.OrganizationConnection, error)
+	Organizations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Organization], error)
 	Organization(ctx context.Context, orgID uuid.UUID) (*org.Organization, error)
-	MyInvitations(ctx context.Context) ([]*org.Invitation, error)
+	MyInvitations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Invitation], error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -857,7 +857,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			break
 		}
 
-		return e.ComplexityRoot.Query.MyInvitations(childComplexity), true
+		args, err := ec.field_Query_myInvitations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.MyInvitations(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Query.organization":
 		if e.ComplexityRoot.Query.Organization == nil {
 			break
@@ -1083,9 +1088,9 @@ type Organization {
   memberCount: Int!
   "Ordered by join time. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
   members(first: Int, after: String, role: Role): MemberConnection!
-  "Newest first."
+  "Newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
   invitations(status: InvitationStatus, first: Int, after: String): InvitationConnection! @hasRole(role: ADMIN)
-  "Newest first."
+  "Newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100. ` + "`" + `action` + "`" + ` is one such as member.invited."
   auditLog(first: Int, after: String, action: String, actorId: ID): AuditEventConnection! @hasRole(role: ADMIN)
 }
 
@@ -1120,6 +1125,9 @@ type AuditEvent {
   createdAt: Time!
 }
 
+# Every list is a connection: keyset-paginated (` + "`" + `first` + "`" + ` defaults to 20, at most
+# 100; pass pageInfo.endCursor as ` + "`" + `after` + "`" + ` for the next page). totalCount counts
+# the whole list with its own query, only when selected.
 type OrganizationConnection {
   edges: [OrganizationEdge!]!
   pageInfo: PageInfo!
@@ -1175,8 +1183,8 @@ type Query {
   "The viewer's organizations, ordered by name (case-insensitively) then id. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
   organizations(first: Int, after: String): OrganizationConnection! @auth
   organization(orgId: ID!): Organization @hasRole(role: MEMBER)
-  "Pending, unexpired invitations addressed to the viewer's verified email."
-  myInvitations: [Invitation!]! @verified
+  "Pending, unexpired invitations addressed to the viewer's verified email, newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
+  myInvitations(first: Int, after: String): InvitationConnection! @verified
 }
 
 type Mutation {
@@ -2043,6 +2051,28 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_myInvitations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_organization_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2369,7 +2399,7 @@ func (ec *executionContext) fieldContext_AuditEvent_createdAt(_ context.Context,
 	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "Time")
 }
 
-func (ec *executionContext) _AuditEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *audit.Connection) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*audit.Event]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2381,8 +2411,8 @@ func (ec *executionContext) _AuditEventConnection_edges(ctx context.Context, fie
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*audit.Edge) graphql.Marshaler {
-			return ec.marshalNAuditEventEdge2ᚕᚖtenantgraphᚋinternalᚋauditᚐEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*page.Edge[*audit.Event]) graphql.Marshaler {
+			return ec.marshalNAuditEventEdge2ᚕᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -2401,7 +2431,7 @@ func (ec *executionContext) fieldContext_AuditEventConnection_edges(_ context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _AuditEventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *audit.Connection) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*audit.Event]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2433,7 +2463,7 @@ func (ec *executionContext) fieldContext_AuditEventConnection_pageInfo(_ context
 	return fc, nil
 }
 
-func (ec *executionContext) _AuditEventConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *audit.Connection) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEventConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*audit.Event]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2442,7 +2472,7 @@ func (ec *executionContext) _AuditEventConnection_totalCount(ctx context.Context
 			return ec.fieldContext_AuditEventConnection_totalCount(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.TotalCount, nil
+			return obj.TotalCount(ctx)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
@@ -2453,10 +2483,10 @@ func (ec *executionContext) _AuditEventConnection_totalCount(ctx context.Context
 	)
 }
 func (ec *executionContext) fieldContext_AuditEventConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEventConnection", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("AuditEventConnection", field, true, false, "Int")
 }
 
-func (ec *executionContext) _AuditEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *audit.Edge) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*audit.Event]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2479,7 +2509,7 @@ func (ec *executionContext) fieldContext_AuditEventEdge_cursor(_ context.Context
 	return graphql.NewScalarFieldContext("AuditEventEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _AuditEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *audit.Edge) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*audit.Event]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2805,7 +2835,7 @@ func (ec *executionContext) fieldContext_Invitation_createdAt(_ context.Context,
 	return graphql.NewScalarFieldContext("Invitation", field, false, false, "Time")
 }
 
-func (ec *executionContext) _InvitationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *org.InvitationConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _InvitationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*org.Invitation]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2817,8 +2847,8 @@ func (ec *executionContext) _InvitationConnection_edges(ctx context.Context, fie
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*org.InvitationEdge) graphql.Marshaler {
-			return ec.marshalNInvitationEdge2ᚕᚖtenantgraphᚋinternalᚋorgᚐInvitationEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*page.Edge[*org.Invitation]) graphql.Marshaler {
+			return ec.marshalNInvitationEdge2ᚕᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -2837,7 +2867,7 @@ func (ec *executionContext) fieldContext_InvitationConnection_edges(_ context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _InvitationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *org.InvitationConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _InvitationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*org.Invitation]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2869,7 +2899,7 @@ func (ec *executionContext) fieldContext_InvitationConnection_pageInfo(_ context
 	return fc, nil
 }
 
-func (ec *executionContext) _InvitationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *org.InvitationConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _InvitationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*org.Invitation]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2878,7 +2908,7 @@ func (ec *executionContext) _InvitationConnection_totalCount(ctx context.Context
 			return ec.fieldContext_InvitationConnection_totalCount(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.TotalCount, nil
+			return obj.TotalCount(ctx)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
@@ -2889,10 +2919,10 @@ func (ec *executionContext) _InvitationConnection_totalCount(ctx context.Context
 	)
 }
 func (ec *executionContext) fieldContext_InvitationConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("InvitationConnection", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("InvitationConnection", field, true, false, "Int")
 }
 
-func (ec *executionContext) _InvitationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *org.InvitationEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _InvitationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*org.Invitation]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2915,7 +2945,7 @@ func (ec *executionContext) fieldContext_InvitationEdge_cursor(_ context.Context
 	return graphql.NewScalarFieldContext("InvitationEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _InvitationEdge_node(ctx context.Context, field graphql.CollectedField, obj *org.InvitationEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _InvitationEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*org.Invitation]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3025,7 +3055,7 @@ func (ec *executionContext) fieldContext_Member_joinedAt(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Member", field, false, false, "Time")
 }
 
-func (ec *executionContext) _MemberConnection_edges(ctx context.Context, field graphql.CollectedField, obj *org.MemberConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemberConnection_edges(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*org.Member]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3037,8 +3067,8 @@ func (ec *executionContext) _MemberConnection_edges(ctx context.Context, field g
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*org.MemberEdge) graphql.Marshaler {
-			return ec.marshalNMemberEdge2ᚕᚖtenantgraphᚋinternalᚋorgᚐMemberEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*page.Edge[*org.Member]) graphql.Marshaler {
+			return ec.marshalNMemberEdge2ᚕᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3057,7 +3087,7 @@ func (ec *executionContext) fieldContext_MemberConnection_edges(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _MemberConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *org.MemberConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemberConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*org.Member]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3089,7 +3119,7 @@ func (ec *executionContext) fieldContext_MemberConnection_pageInfo(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _MemberConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *org.MemberConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemberConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*org.Member]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3098,7 +3128,7 @@ func (ec *executionContext) _MemberConnection_totalCount(ctx context.Context, fi
 			return ec.fieldContext_MemberConnection_totalCount(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.TotalCount, nil
+			return obj.TotalCount(ctx)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
@@ -3109,10 +3139,10 @@ func (ec *executionContext) _MemberConnection_totalCount(ctx context.Context, fi
 	)
 }
 func (ec *executionContext) fieldContext_MemberConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("MemberConnection", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("MemberConnection", field, true, false, "Int")
 }
 
-func (ec *executionContext) _MemberEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *org.MemberEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemberEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*org.Member]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3135,7 +3165,7 @@ func (ec *executionContext) fieldContext_MemberEdge_cursor(_ context.Context, fi
 	return graphql.NewScalarFieldContext("MemberEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _MemberEdge_node(ctx context.Context, field graphql.CollectedField, obj *org.MemberEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemberEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*org.Member]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4545,8 +4575,8 @@ func (ec *executionContext) _Organization_members(ctx context.Context, field gra
 			return ec.Resolvers.Organization().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["role"].(*org.Role))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *org.MemberConnection) graphql.Marshaler {
-			return ec.marshalNMemberConnection2ᚖtenantgraphᚋinternalᚋorgᚐMemberConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*org.Member]) graphql.Marshaler {
+			return ec.marshalNMemberConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4594,11 +4624,11 @@ func (ec *executionContext) _Organization_invitations(ctx context.Context, field
 			directive1 := func(ctx context.Context) (any, error) {
 				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal *org.InvitationConnection
+					var zeroVal *page.Connection[*org.Invitation]
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *org.InvitationConnection
+					var zeroVal *page.Connection[*org.Invitation]
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, obj, directive0, role)
@@ -4607,8 +4637,8 @@ func (ec *executionContext) _Organization_invitations(ctx context.Context, field
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.InvitationConnection) graphql.Marshaler {
-			return ec.marshalNInvitationConnection2ᚖtenantgraphᚋinternalᚋorgᚐInvitationConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*org.Invitation]) graphql.Marshaler {
+			return ec.marshalNInvitationConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4656,11 +4686,11 @@ func (ec *executionContext) _Organization_auditLog(ctx context.Context, field gr
 			directive1 := func(ctx context.Context) (any, error) {
 				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal *audit.Connection
+					var zeroVal *page.Connection[*audit.Event]
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *audit.Connection
+					var zeroVal *page.Connection[*audit.Event]
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, obj, directive0, role)
@@ -4669,8 +4699,8 @@ func (ec *executionContext) _Organization_auditLog(ctx context.Context, field gr
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *audit.Connection) graphql.Marshaler {
-			return ec.marshalNAuditEventConnection2ᚖtenantgraphᚋinternalᚋauditᚐConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*audit.Event]) graphql.Marshaler {
+			return ec.marshalNAuditEventConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4700,7 +4730,7 @@ func (ec *executionContext) fieldContext_Organization_auditLog(ctx context.Conte
 	return fc, nil
 }
 
-func (ec *executionContext) _OrganizationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *org.OrganizationConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrganizationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*org.Organization]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4712,8 +4742,8 @@ func (ec *executionContext) _OrganizationConnection_edges(ctx context.Context, f
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*org.OrganizationEdge) graphql.Marshaler {
-			return ec.marshalNOrganizationEdge2ᚕᚖtenantgraphᚋinternalᚋorgᚐOrganizationEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*page.Edge[*org.Organization]) graphql.Marshaler {
+			return ec.marshalNOrganizationEdge2ᚕᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4732,7 +4762,7 @@ func (ec *executionContext) fieldContext_OrganizationConnection_edges(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _OrganizationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *org.OrganizationConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrganizationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*org.Organization]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4764,7 +4794,7 @@ func (ec *executionContext) fieldContext_OrganizationConnection_pageInfo(_ conte
 	return fc, nil
 }
 
-func (ec *executionContext) _OrganizationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *org.OrganizationConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrganizationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *page.Connection[*org.Organization]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4773,7 +4803,7 @@ func (ec *executionContext) _OrganizationConnection_totalCount(ctx context.Conte
 			return ec.fieldContext_OrganizationConnection_totalCount(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.TotalCount, nil
+			return obj.TotalCount(ctx)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
@@ -4784,10 +4814,10 @@ func (ec *executionContext) _OrganizationConnection_totalCount(ctx context.Conte
 	)
 }
 func (ec *executionContext) fieldContext_OrganizationConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrganizationConnection", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("OrganizationConnection", field, true, false, "Int")
 }
 
-func (ec *executionContext) _OrganizationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *org.OrganizationEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrganizationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*org.Organization]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4810,7 +4840,7 @@ func (ec *executionContext) fieldContext_OrganizationEdge_cursor(_ context.Conte
 	return graphql.NewScalarFieldContext("OrganizationEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _OrganizationEdge_node(ctx context.Context, field graphql.CollectedField, obj *org.OrganizationEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrganizationEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*org.Organization]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4950,7 +4980,7 @@ func (ec *executionContext) _Query_organizations(ctx context.Context, field grap
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Auth == nil {
-					var zeroVal *org.OrganizationConnection
+					var zeroVal *page.Connection[*org.Organization]
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
 				return ec.Directives.Auth(ctx, nil, directive0)
@@ -4959,8 +4989,8 @@ func (ec *executionContext) _Query_organizations(ctx context.Context, field grap
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.OrganizationConnection) graphql.Marshaler {
-			return ec.marshalNOrganizationConnection2ᚖtenantgraphᚋinternalᚋorgᚐOrganizationConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*org.Organization]) graphql.Marshaler {
+			return ec.marshalNOrganizationConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5061,14 +5091,15 @@ func (ec *executionContext) _Query_myInvitations(ctx context.Context, field grap
 			return ec.fieldContext_Query_myInvitations(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Query().MyInvitations(ctx)
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().MyInvitations(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Verified == nil {
-					var zeroVal []*org.Invitation
+					var zeroVal *page.Connection[*org.Invitation]
 					return zeroVal, errors.New("directive verified is not implemented")
 				}
 				return ec.Directives.Verified(ctx, nil, directive0)
@@ -5077,22 +5108,33 @@ func (ec *executionContext) _Query_myInvitations(ctx context.Context, field grap
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v []*org.Invitation) graphql.Marshaler {
-			return ec.marshalNInvitation2ᚕᚖtenantgraphᚋinternalᚋorgᚐInvitationᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*org.Invitation]) graphql.Marshaler {
+			return ec.marshalNInvitationConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_Query_myInvitations(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_Query_myInvitations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Query",
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Invitation(ctx, field)
+			return ec.childFields_InvitationConnection(ctx, field)
 		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_myInvitations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -6599,7 +6641,7 @@ func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSe
 
 var auditEventConnectionImplementors = []string{"AuditEventConnection"}
 
-func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.SelectionSet, obj *audit.Connection) graphql.Marshaler {
+func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.SelectionSet, obj *page.Connection[*audit.Event]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -6611,18 +6653,19 @@ func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.S
 		case "edges":
 			out.Values[i] = ec._AuditEventConnection_edges(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "pageInfo":
 			out.Values[i] = ec._AuditEventConnection_pageInfo(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "totalCount":
-			out.Values[i] = ec._AuditEventConnection_totalCount(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._AuditEventConnection_totalCount(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6642,7 +6685,7 @@ func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.S
 
 var auditEventEdgeImplementors = []string{"AuditEventEdge"}
 
-func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.SelectionSet, obj *audit.Edge) graphql.Marshaler {
+func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.SelectionSet, obj *page.Edge[*audit.Event]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -6798,7 +6841,7 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 
 var invitationConnectionImplementors = []string{"InvitationConnection"}
 
-func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.SelectionSet, obj *org.InvitationConnection) graphql.Marshaler {
+func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.SelectionSet, obj *page.Connection[*org.Invitation]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -6810,18 +6853,19 @@ func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.S
 		case "edges":
 			out.Values[i] = ec._InvitationConnection_edges(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "pageInfo":
 			out.Values[i] = ec._InvitationConnection_pageInfo(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "totalCount":
-			out.Values[i] = ec._InvitationConnection_totalCount(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._InvitationConnection_totalCount(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6841,7 +6885,7 @@ func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.S
 
 var invitationEdgeImplementors = []string{"InvitationEdge"}
 
-func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.SelectionSet, obj *org.InvitationEdge) graphql.Marshaler {
+func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.SelectionSet, obj *page.Edge[*org.Invitation]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -6923,7 +6967,7 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 
 var memberConnectionImplementors = []string{"MemberConnection"}
 
-func (ec *executionContext) _MemberConnection(ctx context.Context, sel ast.SelectionSet, obj *org.MemberConnection) graphql.Marshaler {
+func (ec *executionContext) _MemberConnection(ctx context.Context, sel ast.SelectionSet, obj *page.Connection[*org.Member]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, memberConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -6935,18 +6979,19 @@ func (ec *executionContext) _MemberConnection(ctx context.Context, sel ast.Selec
 		case "edges":
 			out.Values[i] = ec._MemberConnection_edges(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "pageInfo":
 			out.Values[i] = ec._MemberConnection_pageInfo(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "totalCount":
-			out.Values[i] = ec._MemberConnection_totalCount(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._MemberConnection_totalCount(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6966,7 +7011,7 @@ func (ec *executionContext) _MemberConnection(ctx context.Context, sel ast.Selec
 
 var memberEdgeImplementors = []string{"MemberEdge"}
 
-func (ec *executionContext) _MemberEdge(ctx context.Context, sel ast.SelectionSet, obj *org.MemberEdge) graphql.Marshaler {
+func (ec *executionContext) _MemberEdge(ctx context.Context, sel ast.SelectionSet, obj *page.Edge[*org.Member]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, memberEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -7271,7 +7316,7 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 
 var organizationConnectionImplementors = []string{"OrganizationConnection"}
 
-func (ec *executionContext) _OrganizationConnection(ctx context.Context, sel ast.SelectionSet, obj *org.OrganizationConnection) graphql.Marshaler {
+func (ec *executionContext) _OrganizationConnection(ctx context.Context, sel ast.SelectionSet, obj *page.Connection[*org.Organization]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, organizationConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -7283,18 +7328,19 @@ func (ec *executionContext) _OrganizationConnection(ctx context.Context, sel ast
 		case "edges":
 			out.Values[i] = ec._OrganizationConnection_edges(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "pageInfo":
 			out.Values[i] = ec._OrganizationConnection_pageInfo(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "totalCount":
-			out.Values[i] = ec._OrganizationConnection_totalCount(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrganizationConnection_totalCount(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7314,7 +7360,7 @@ func (ec *executionContext) _OrganizationConnection(ctx context.Context, sel ast
 
 var organizationEdgeImplementors = []string{"OrganizationEdge"}
 
-func (ec *executionContext) _OrganizationEdge(ctx context.Context, sel ast.SelectionSet, obj *org.OrganizationEdge) graphql.Marshaler {
+func (ec *executionContext) _OrganizationEdge(ctx context.Context, sel ast.SelectionSet, obj *page.Edge[*org.Organization]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, organizationEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -7885,7 +7931,7 @@ func (ec *executionContext) marshalNAuditEvent2ᚖtenantgraphᚋinternalᚋaudit
 	return ec._AuditEvent(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNAuditEventConnection2ᚖtenantgraphᚋinternalᚋauditᚐConnection(ctx context.Context, sel ast.SelectionSet, v *audit.Connection) graphql.Marshaler {
+func (ec *executionContext) marshalNAuditEventConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx context.Context, sel ast.SelectionSet, v *page.Connection[*audit.Event]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuditEventConnection!")
 		return graphql.Null
@@ -7893,11 +7939,11 @@ func (ec *executionContext) marshalNAuditEventConnection2ᚖtenantgraphᚋintern
 	return ec._AuditEventConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNAuditEventEdge2ᚕᚖtenantgraphᚋinternalᚋauditᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*audit.Edge) graphql.Marshaler {
+func (ec *executionContext) marshalNAuditEventEdge2ᚕᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*page.Edge[*audit.Event]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNAuditEventEdge2ᚖtenantgraphᚋinternalᚋauditᚐEdge(ctx, sel, v[i])
+		return ec.marshalNAuditEventEdge2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -7909,7 +7955,7 @@ func (ec *executionContext) marshalNAuditEventEdge2ᚕᚖtenantgraphᚋinternal�
 	return ret
 }
 
-func (ec *executionContext) marshalNAuditEventEdge2ᚖtenantgraphᚋinternalᚋauditᚐEdge(ctx context.Context, sel ast.SelectionSet, v *audit.Edge) graphql.Marshaler {
+func (ec *executionContext) marshalNAuditEventEdge2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdge(ctx context.Context, sel ast.SelectionSet, v *page.Edge[*audit.Event]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuditEventEdge!")
 		return graphql.Null
@@ -7972,22 +8018,6 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
-func (ec *executionContext) marshalNInvitation2ᚕᚖtenantgraphᚋinternalᚋorgᚐInvitationᚄ(ctx context.Context, sel ast.SelectionSet, v []*org.Invitation) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNInvitation2ᚖtenantgraphᚋinternalᚋorgᚐInvitation(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNInvitation2ᚖtenantgraphᚋinternalᚋorgᚐInvitation(ctx context.Context, sel ast.SelectionSet, v *org.Invitation) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Invitation!")
@@ -7996,7 +8026,7 @@ func (ec *executionContext) marshalNInvitation2ᚖtenantgraphᚋinternalᚋorg�
 	return ec._Invitation(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNInvitationConnection2ᚖtenantgraphᚋinternalᚋorgᚐInvitationConnection(ctx context.Context, sel ast.SelectionSet, v *org.InvitationConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNInvitationConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx context.Context, sel ast.SelectionSet, v *page.Connection[*org.Invitation]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InvitationConnection!")
 		return graphql.Null
@@ -8004,11 +8034,11 @@ func (ec *executionContext) marshalNInvitationConnection2ᚖtenantgraphᚋintern
 	return ec._InvitationConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNInvitationEdge2ᚕᚖtenantgraphᚋinternalᚋorgᚐInvitationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*org.InvitationEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNInvitationEdge2ᚕᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*page.Edge[*org.Invitation]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNInvitationEdge2ᚖtenantgraphᚋinternalᚋorgᚐInvitationEdge(ctx, sel, v[i])
+		return ec.marshalNInvitationEdge2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -8020,7 +8050,7 @@ func (ec *executionContext) marshalNInvitationEdge2ᚕᚖtenantgraphᚋinternal�
 	return ret
 }
 
-func (ec *executionContext) marshalNInvitationEdge2ᚖtenantgraphᚋinternalᚋorgᚐInvitationEdge(ctx context.Context, sel ast.SelectionSet, v *org.InvitationEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNInvitationEdge2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdge(ctx context.Context, sel ast.SelectionSet, v *page.Edge[*org.Invitation]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InvitationEdge!")
 		return graphql.Null
@@ -8064,7 +8094,7 @@ func (ec *executionContext) marshalNMember2ᚖtenantgraphᚋinternalᚋorgᚐMem
 	return ec._Member(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNMemberConnection2ᚖtenantgraphᚋinternalᚋorgᚐMemberConnection(ctx context.Context, sel ast.SelectionSet, v *org.MemberConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNMemberConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx context.Context, sel ast.SelectionSet, v *page.Connection[*org.Member]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "MemberConnection!")
 		return graphql.Null
@@ -8072,11 +8102,11 @@ func (ec *executionContext) marshalNMemberConnection2ᚖtenantgraphᚋinternal�
 	return ec._MemberConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNMemberEdge2ᚕᚖtenantgraphᚋinternalᚋorgᚐMemberEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*org.MemberEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNMemberEdge2ᚕᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*page.Edge[*org.Member]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNMemberEdge2ᚖtenantgraphᚋinternalᚋorgᚐMemberEdge(ctx, sel, v[i])
+		return ec.marshalNMemberEdge2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -8088,7 +8118,7 @@ func (ec *executionContext) marshalNMemberEdge2ᚕᚖtenantgraphᚋinternalᚋor
 	return ret
 }
 
-func (ec *executionContext) marshalNMemberEdge2ᚖtenantgraphᚋinternalᚋorgᚐMemberEdge(ctx context.Context, sel ast.SelectionSet, v *org.MemberEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNMemberEdge2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdge(ctx context.Context, sel ast.SelectionSet, v *page.Edge[*org.Member]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "MemberEdge!")
 		return graphql.Null
@@ -8104,7 +8134,7 @@ func (ec *executionContext) marshalNOrganization2ᚖtenantgraphᚋinternalᚋorg
 	return ec._Organization(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNOrganizationConnection2ᚖtenantgraphᚋinternalᚋorgᚐOrganizationConnection(ctx context.Context, sel ast.SelectionSet, v *org.OrganizationConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNOrganizationConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx context.Context, sel ast.SelectionSet, v *page.Connection[*org.Organization]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrganizationConnection!")
 		return graphql.Null
@@ -8112,11 +8142,11 @@ func (ec *executionContext) marshalNOrganizationConnection2ᚖtenantgraphᚋinte
 	return ec._OrganizationConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNOrganizationEdge2ᚕᚖtenantgraphᚋinternalᚋorgᚐOrganizationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*org.OrganizationEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNOrganizationEdge2ᚕᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*page.Edge[*org.Organization]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNOrganizationEdge2ᚖtenantgraphᚋinternalᚋorgᚐOrganizationEdge(ctx, sel, v[i])
+		return ec.marshalNOrganizationEdge2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -8128,7 +8158,7 @@ func (ec *executionContext) marshalNOrganizationEdge2ᚕᚖtenantgraphᚋinterna
 	return ret
 }
 
-func (ec *executionContext) marshalNOrganizationEdge2ᚖtenantgraphᚋinternalᚋorgᚐOrganizationEdge(ctx context.Context, sel ast.SelectionSet, v *org.OrganizationEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNOrganizationEdge2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐEdge(ctx context.Context, sel ast.SelectionSet, v *page.Edge[*org.Organization]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrganizationEdge!")
 		return graphql.Null

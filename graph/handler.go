@@ -12,7 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"tenantgraph/internal/loader"
-	"tenantgraph/internal/platform/httpx"
+	"tenantgraph/internal/platform/reqmeta"
 )
 
 // Limits of the GraphQL endpoint.
@@ -63,7 +63,7 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 					name = string(oc.Operation.Operation) // anonymous: "query" or "mutation"
 				}
 			}
-			httpx.Info(ctx).SetOperation(name)
+			reqmeta.From(ctx).SetOperation(name)
 		}
 		return next(ctx)
 	})

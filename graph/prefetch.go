@@ -40,7 +40,7 @@ func prefetchOrganizations(ctx context.Context, ids []uuid.UUID) {
 				case "owner":
 					wg.Go(func() { l.PrefetchOwners(ctx, ids) })
 				case "memberCount":
-					wg.Go(func() { l.PrefetchMemberCounts(ctx, ids) })
+					wg.Go(func() { l.PrefetchMemberCounts(ctx, countKeys(ids, "")) })
 				case "members":
 					args := f.ArgumentMap(oc.Variables)
 					if args["after"] != nil {
@@ -60,10 +60,21 @@ func prefetchOrganizations(ctx context.Context, ids []uuid.UUID) {
 						keys[i] = org.MembersPageKey{Org: id, First: n, Role: org.Role(role)}
 					}
 					wg.Go(func() { l.PrefetchMemberPages(ctx, keys) })
+					if selectedIn(oc, f.Selections, "totalCount") {
+						wg.Go(func() { l.PrefetchMemberCounts(ctx, countKeys(ids, org.Role(role))) })
+					}
 				}
 			}
 		}
 	}
+}
+
+func countKeys(ids []uuid.UUID, role org.Role) []org.MemberCountKey {
+	keys := make([]org.MemberCountKey, len(ids))
+	for i, id := range ids {
+		keys[i] = org.MemberCountKey{Org: id, Role: role}
+	}
+	return keys
 }
 
 // intArg reads an optional Int argument as the resolvers receive it.
@@ -98,7 +109,12 @@ func selected(ctx context.Context, path ...string) bool {
 	if oc == nil || fc == nil {
 		return false
 	}
-	sets := []ast.SelectionSet{fc.Field.Selections}
+	return selectedIn(oc, fc.Field.Selections, path...)
+}
+
+// selectedIn reports whether the selection set reaches path.
+func selectedIn(oc *graphql.OperationContext, set ast.SelectionSet, path ...string) bool {
+	sets := []ast.SelectionSet{set}
 	for _, name := range path {
 		var next []ast.SelectionSet
 		for _, set := range sets {
@@ -116,23 +132,30 @@ func selected(ctx context.Context, path ...string) bool {
 	return true
 }
 
-// prefetchInvitations loads, one query each, the users and organizations the
-// selected fields of a list of invitations will need. parent, when the list is
-// one organization's, is that organization: nothing to load for it.
-func prefetchInvitations(ctx context.Context, invs []*org.Invitation, parent *org.Organization, path ...string) {
-	l := loader.From(ctx)
-	if selected(ctx, append(path, "invitedBy")...) {
-		var ids []uuid.UUID
-		for _, i := range invs {
-			if i.InvitedByID != nil {
-				ids = append(ids, *i.InvitedByID)
-			}
-		}
-		l.PrefetchUsers(ctx, ids)
+// prefetchUsers loads, in one query, the users that field (a User field of the
+// nodes of the current connection) will need, when it is selected.
+func prefetchUsers[T any](ctx context.Context, nodes []T, field string, id func(T) *uuid.UUID) {
+	if !selected(ctx, "edges", "node", field) {
+		return
 	}
+	ids := make([]uuid.UUID, 0, len(nodes))
+	for _, n := range nodes {
+		if p := id(n); p != nil {
+			ids = append(ids, *p)
+		}
+	}
+	loader.From(ctx).PrefetchUsers(ctx, ids)
+}
+
+// prefetchInvitations loads, one query each, the users and organizations the
+// selected fields of a page of invitations will need. parent, when the list is
+// one organization's, is that organization: nothing to load for it.
+func prefetchInvitations(ctx context.Context, invs []*org.Invitation, parent *org.Organization) {
+	prefetchUsers(ctx, invs, "invitedBy", func(i *org.Invitation) *uuid.UUID { return i.InvitedByID })
+	l := loader.From(ctx)
 	if parent != nil {
 		l.Org.Prime(ctx, parent.ID, parent)
-	} else if selected(ctx, append(path, "organizationName")...) {
+	} else if selected(ctx, "edges", "node", "organizationName") {
 		ids := make([]uuid.UUID, len(invs))
 		for k, i := range invs {
 			ids[k] = i.OrganizationID

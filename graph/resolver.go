@@ -14,5 +14,5 @@ import (
 type Resolver struct {
 	Accounts *account.Service
 	Orgs     *org.Service
-	Audit    audit.Store
+	Audit    *audit.Service
 }

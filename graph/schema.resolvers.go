@@ -243,11 +243,11 @@ func (r *organizationResolver) Owner(ctx context.Context, obj *org.Organization)
 
 // MemberCount is the resolver for the memberCount field.
 func (r *organizationResolver) MemberCount(ctx context.Context, obj *org.Organization) (int, error) {
-	return loader.From(ctx).MemberCount.Load(ctx, obj.ID)()
+	return loader.CountMembers(ctx, org.MemberCountKey{Org: obj.ID})
 }
 
 // Members is the resolver for the members field.
-func (r *organizationResolver) Members(ctx context.Context, obj *org.Organization, first *int, after *string, role *org.Role) (*org.MemberConnection, error) {
+func (r *organizationResolver) Members(ctx context.Context, obj *org.Organization, first *int, after *string, role *org.Role) (*page.Connection[*org.Member], error) {
 	n, err := page.First(first)
 	if err != nil {
 		return nil, err
@@ -259,40 +259,31 @@ func (r *organizationResolver) Members(ctx context.Context, obj *org.Organizatio
 	if after == nil {
 		return loader.From(ctx).MembersPage.Load(ctx, org.MembersPageKey{Org: obj.ID, First: n, Role: rf})()
 	}
-	conn, members, err := r.Orgs.Members(ctx, obj.ID, n, after, rf)
+	conns, members, err := r.Orgs.MemberPages(ctx, org.MembersRequest{Orgs: []uuid.UUID{obj.ID}, First: n, After: after, Role: rf})
+	if err != nil {
+		return nil, err
+	}
 	loader.PrimeUsers(ctx, members)
-	return conn, err
+	return conns[obj.ID], nil
 }
 
 // Invitations is the resolver for the invitations field.
-func (r *organizationResolver) Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*org.InvitationConnection, error) {
+func (r *organizationResolver) Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error) {
 	conn, err := r.Orgs.Invitations(ctx, obj.ID, status, first, after)
 	if err != nil {
 		return nil, err
 	}
-	invs := make([]*org.Invitation, len(conn.Edges))
-	for i, e := range conn.Edges {
-		invs[i] = e.Node
-	}
-	prefetchInvitations(ctx, invs, obj, "edges", "node")
+	prefetchInvitations(ctx, conn.Nodes(), obj)
 	return conn, nil
 }
 
 // AuditLog is the resolver for the auditLog field.
-func (r *organizationResolver) AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*audit.Connection, error) {
+func (r *organizationResolver) AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error) {
 	conn, err := r.Audit.List(ctx, obj.ID, audit.Filter{Action: action, ActorID: actorID}, first, after)
 	if err != nil {
 		return nil, err
 	}
-	if selected(ctx, "edges", "node", "actor") {
-		var ids []uuid.UUID
-		for _, e := range conn.Edges {
-			if e.Node.ActorID != nil {
-				ids = append(ids, *e.Node.ActorID)
-			}
-		}
-		loader.From(ctx).PrefetchUsers(ctx, ids)
-	}
+	prefetchUsers(ctx, conn.Nodes(), "actor", func(e *audit.Event) *uuid.UUID { return e.ActorID })
 	return conn, nil
 }
 
@@ -306,7 +297,7 @@ func (r *queryResolver) Me(ctx context.Context) (*account.User, error) {
 }
 
 // Organizations is the resolver for the organizations field.
-func (r *queryResolver) Organizations(ctx context.Context, first *int, after *string) (*org.OrganizationConnection, error) {
+func (r *queryResolver) Organizations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Organization], error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -331,17 +322,17 @@ func (r *queryResolver) Organization(ctx context.Context, orgID uuid.UUID) (*org
 }
 
 // MyInvitations is the resolver for the myInvitations field.
-func (r *queryResolver) MyInvitations(ctx context.Context) ([]*org.Invitation, error) {
+func (r *queryResolver) MyInvitations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Invitation], error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	invs, err := r.Orgs.MyInvitations(ctx, v)
+	conn, err := r.Orgs.MyInvitations(ctx, v, first, after)
 	if err != nil {
 		return nil, err
 	}
-	prefetchInvitations(ctx, invs, nil)
-	return invs, nil
+	prefetchInvitations(ctx, conn.Nodes(), nil)
+	return conn, nil
 }
 
 // AuditEvent returns AuditEventResolver implementation.

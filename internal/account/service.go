@@ -15,7 +15,7 @@ import (
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
-	"tenantgraph/internal/platform/httpx"
+	"tenantgraph/internal/platform/reqmeta"
 	pmail "tenantgraph/internal/platform/mail"
 	"tenantgraph/internal/platform/ratelimit"
 	"tenantgraph/internal/platform/validate"
@@ -90,7 +90,7 @@ func (s *Service) Users(ctx context.Context, ids []uuid.UUID) ([]*User, error) {
 
 // Register creates an account, signs it in and queues the verification email.
 func (s *Service) Register(ctx context.Context, in RegisterInput) (*AuthPayload, error) {
-	if !s.d.Limits.RegisterPerIP.Allow(httpx.Info(ctx).IP, s.d.Now()) {
+	if !s.d.Limits.RegisterPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
 		return nil, errTooMany
 	}
 	email, err := NormalizeEmail(in.Email)
@@ -131,7 +131,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (*AuthPaylo
 	// Throttle before hashing: guessing costs the attacker, not the server. The
 	// email key counts whether or not the account exists (no enumeration).
 	now := s.d.Now()
-	if !s.d.Limits.LoginPerIP.Allow(httpx.Info(ctx).IP, now) ||
+	if !s.d.Limits.LoginPerIP.Allow(reqmeta.From(ctx).IP, now) ||
 		!s.d.Limits.LoginPerEmail.Allow(strings.ToLower(strings.TrimSpace(email)), now) {
 		return nil, errTooMany
 	}
@@ -255,7 +255,7 @@ func (s *Service) ResendVerification(ctx context.Context, v auth.Viewer) error {
 // RequestPasswordReset emails a reset link when the address has an account.
 // It answers the same either way; repeated requests within a minute send nothing more.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
-	if !s.d.Limits.ResetPerIP.Allow(httpx.Info(ctx).IP, s.d.Now()) {
+	if !s.d.Limits.ResetPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
 		return errTooMany
 	}
 	norm, err := NormalizeEmail(email)

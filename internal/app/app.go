@@ -116,9 +116,12 @@ func New(o Options) (*App, error) {
 		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log, Limits: limits,
 	})
 
-	orgs := org.NewService(org.Deps{DB: o.DB, Users: account.Store{}.UsersByIDs, BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log})
+	auditLog := audit.NewService(o.DB)
+	gate := org.NewGate(o.DB, o.Now)
+	orgs := org.NewService(org.Deps{DB: o.DB, Gate: gate, Audit: auditLog, Users: account.Store{}.UsersByIDs,
+		CountMembers: loader.CountMembers, BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log})
 
-	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: audit.Store{DB: o.DB}},
+	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog},
 		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log})
 	sources := loader.Sources{
 		Users:         accounts.Users,

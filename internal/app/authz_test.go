@@ -254,23 +254,26 @@ func authzOps() []authzOp {
 					t.Errorf("organization = %+v, want id %s role %s", out.Organization, f.org, actor)
 				}
 			}},
-		{op: "Query.myInvitations", query: `{ myInvitations { id email organizationName } }`,
+		{op: "Query.myInvitations", query: `{ myInvitations { totalCount edges { node { id email organizationName } } } }`,
 			vars: func(*authzFixture, string) map[string]any { return nil }, want: authzWantVerified,
 			// Only the outsider has a pending invitation (O's, to its own email).
 			check: func(t *testing.T, f *authzFixture, actor string, r Response) {
 				var out struct {
-					MyInvitations []struct{ Email, OrganizationName string }
+					MyInvitations struct {
+						TotalCount int
+						Edges      []struct{ Node struct{ Email, OrganizationName string } }
+					}
 				}
 				r.Decode(t, &out)
 				want := 0
 				if actor == authzOutsider {
 					want = 1
 				}
-				if len(out.MyInvitations) != want {
+				if len(out.MyInvitations.Edges) != want || out.MyInvitations.TotalCount != want {
 					t.Fatalf("myInvitations = %+v, want %d", out.MyInvitations, want)
 				}
-				for _, inv := range out.MyInvitations {
-					if inv.Email != f.outsider.Email || inv.OrganizationName != f.tag+" org" {
+				for _, e := range out.MyInvitations.Edges {
+					if e.Node.Email != f.outsider.Email || e.Node.OrganizationName != f.tag+" org" {
 						t.Errorf("myInvitations = %+v", out.MyInvitations)
 					}
 				}

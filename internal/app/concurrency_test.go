@@ -676,7 +676,7 @@ func TestTransferOwnershipWhileThePoolIsBusy(t *testing.T) {
 	waiting := func() int {
 		var n int
 		if err := admin.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM organizations o WHERE o.id = $1 FOR UPDATE%'`); err != nil {
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE%'`); err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -74,9 +74,14 @@ func TestInvitationLifecycleRules(t *testing.T) {
 	wantCode(t, srv.Post(t, owner.AccessToken, inviteMut, map[string]any{"o": org, "e": invitee.Email}), "CONFLICT")
 
 	// myInvitations shows it to the invitee.
-	var mine struct{ MyInvitations []struct{ ID uuid.UUID } }
-	MustOK(t, srv.Post(t, invitee.AccessToken, `{ myInvitations { id } }`, nil)).Decode(t, &mine)
-	if len(mine.MyInvitations) != 1 || mine.MyInvitations[0].ID != i.ID {
+	var mine struct {
+		MyInvitations struct {
+			TotalCount int
+			Edges      []struct{ Node struct{ ID uuid.UUID } }
+		}
+	}
+	MustOK(t, srv.Post(t, invitee.AccessToken, `{ myInvitations { totalCount edges { node { id } } } }`, nil)).Decode(t, &mine)
+	if len(mine.MyInvitations.Edges) != 1 || mine.MyInvitations.Edges[0].Node.ID != i.ID || mine.MyInvitations.TotalCount != 1 {
 		t.Fatalf("myInvitations = %+v", mine)
 	}
 
@@ -176,9 +181,14 @@ func TestInvitationExpiry(t *testing.T) {
 		if len(l.Organization.Invitations.Edges) != 1 || l.Organization.Invitations.Edges[0].Node.ID != id {
 			t.Fatalf("expired invitations = %+v", l)
 		}
-		var mine struct{ MyInvitations []struct{ ID uuid.UUID } }
-		MustOK(t, srv.Post(t, invitee.AccessToken, `{ myInvitations { id } }`, nil)).Decode(t, &mine)
-		if len(mine.MyInvitations) != 0 {
+		var mine struct {
+			MyInvitations struct {
+				TotalCount int
+				Edges      []struct{ Node struct{ ID uuid.UUID } }
+			}
+		}
+		MustOK(t, srv.Post(t, invitee.AccessToken, `{ myInvitations { totalCount edges { node { id } } } }`, nil)).Decode(t, &mine)
+		if len(mine.MyInvitations.Edges) != 0 || mine.MyInvitations.TotalCount != 0 {
 			t.Fatalf("myInvitations lists an expired invitation: %+v", mine)
 		}
 		MustOK(t, srv.Post(t, owner.AccessToken, inviteMut, map[string]any{"o": org, "e": invitee.Email}))

@@ -5,6 +5,7 @@ package loader
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -23,9 +24,9 @@ type Sources struct {
 	Users         func(ctx context.Context, ids []uuid.UUID) ([]*account.User, error)
 	Organizations func(ctx context.Context, ids []uuid.UUID) ([]*org.Organization, error)
 	Memberships   func(ctx context.Context, keys []org.MemberKey) ([]*org.Member, error)
-	MemberCounts  func(ctx context.Context, orgs []uuid.UUID) (map[uuid.UUID]int, error)
+	MemberCounts  func(ctx context.Context, keys []org.MemberCountKey) (map[org.MemberCountKey]int, error)
 	Owners        func(ctx context.Context, orgs []uuid.UUID) ([]*org.MemberWithUser, error)
-	MemberPages   func(ctx context.Context, orgs []uuid.UUID, first int, role org.Role) (map[uuid.UUID]*org.MemberConnection, []*org.MemberWithUser, error)
+	MemberPages   func(ctx context.Context, r org.MembersRequest) (map[uuid.UUID]*org.MemberConnection, []*org.MemberWithUser, error)
 }
 
 // Loaders are one request's dataloaders.
@@ -33,14 +34,14 @@ type Loaders struct {
 	User        *dataloader.Loader[uuid.UUID, *account.User]
 	Org         *dataloader.Loader[uuid.UUID, *org.Organization]
 	Membership  *dataloader.Loader[org.MemberKey, *org.Member]
-	MemberCount *dataloader.Loader[uuid.UUID, int]
+	MemberCount *dataloader.Loader[org.MemberCountKey, int]
 	Owner       *dataloader.Loader[uuid.UUID, *org.MemberWithUser]
 	MembersPage *dataloader.Loader[org.MembersPageKey, *org.MemberConnection]
 
 	// The batch functions, for Prefetch.
 	userBatch        dataloader.BatchFunc[uuid.UUID, *account.User]
 	orgBatch         dataloader.BatchFunc[uuid.UUID, *org.Organization]
-	memberCountBatch dataloader.BatchFunc[uuid.UUID, int]
+	memberCountBatch dataloader.BatchFunc[org.MemberCountKey, int]
 	ownerBatch       dataloader.BatchFunc[uuid.UUID, *org.MemberWithUser]
 	membersPageBatch dataloader.BatchFunc[org.MembersPageKey, *org.MemberConnection]
 }
@@ -59,11 +60,11 @@ func New(s Sources) *Loaders {
 	l.Membership = dataloader.NewBatchedLoader(byKey(s.Memberships, func(m *org.Member) org.MemberKey {
 		return org.MemberKey{Org: m.OrganizationID, User: m.UserID}
 	}), opts[org.MemberKey, *org.Member]()...)
-	l.memberCountBatch = func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[int] {
+	l.memberCountBatch = func(ctx context.Context, keys []org.MemberCountKey) []*dataloader.Result[int] {
 		counts, err := s.MemberCounts(ctx, keys)
-		return each(keys, err, func(k uuid.UUID) int { return counts[k] })
+		return each(keys, err, func(k org.MemberCountKey) int { return counts[k] })
 	}
-	l.MemberCount = dataloader.NewBatchedLoader(l.memberCountBatch, opts[uuid.UUID, int]()...)
+	l.MemberCount = dataloader.NewBatchedLoader(l.memberCountBatch, opts[org.MemberCountKey, int]()...)
 	l.ownerBatch = func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[*org.MemberWithUser] {
 		owners, err := s.Owners(ctx, keys)
 		byOrg := make(map[uuid.UUID]*org.MemberWithUser, len(owners))
@@ -87,7 +88,7 @@ func New(s Sources) *Loaders {
 		}
 		pages := map[org.MembersPageKey]*org.MemberConnection{}
 		for sh, orgs := range groups {
-			conns, members, err := s.MemberPages(ctx, orgs, sh.first, sh.role)
+			conns, members, err := s.MemberPages(ctx, org.MembersRequest{Orgs: orgs, First: sh.first, Role: sh.role})
 			if err != nil {
 				return each(keys, err, func(org.MembersPageKey) *org.MemberConnection { return nil })
 			}
@@ -119,9 +120,9 @@ func (l *Loaders) PrefetchOwners(ctx context.Context, orgs []uuid.UUID) {
 	prefetch(ctx, l.Owner, l.ownerBatch, orgs)
 }
 
-// PrefetchMemberCounts loads the member counts of orgs now, in one query.
-func (l *Loaders) PrefetchMemberCounts(ctx context.Context, orgs []uuid.UUID) {
-	prefetch(ctx, l.MemberCount, l.memberCountBatch, orgs)
+// PrefetchMemberCounts loads the member counts of keys now, in one query.
+func (l *Loaders) PrefetchMemberCounts(ctx context.Context, keys []org.MemberCountKey) {
+	prefetch(ctx, l.MemberCount, l.memberCountBatch, keys)
 }
 
 // PrefetchMemberPages loads the first members page of orgs now, in one query.
@@ -208,6 +209,16 @@ func FromOK(ctx context.Context) *Loaders {
 // User loads one user by id (nil when there is none).
 func User(ctx context.Context, id uuid.UUID) (*account.User, error) {
 	return From(ctx).User.Load(ctx, id)()
+}
+
+// CountMembers loads a member count through the request's loader (the org
+// service's totalCount of member pages: many pages, one query).
+func CountMembers(ctx context.Context, k org.MemberCountKey) (int, error) {
+	l := FromOK(ctx)
+	if l == nil {
+		return 0, errors.New("loader: no loaders in the context")
+	}
+	return l.MemberCount.Load(ctx, k)()
 }
 
 // Membership loads user's membership of orgID (nil when not a member).

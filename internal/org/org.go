@@ -123,49 +123,26 @@ type UpdateOrganizationInput struct {
 	Slug *string
 }
 
-// OrganizationConnection is a page of organizations.
-type OrganizationConnection struct {
-	Edges      []*OrganizationEdge
-	PageInfo   page.Info
-	TotalCount int
-}
-
-// OrganizationEdge is one organization with its cursor.
-type OrganizationEdge struct {
-	Cursor string
-	Node   *Organization
-}
-
-// MemberConnection is a page of members.
-type MemberConnection struct {
-	Edges      []*MemberEdge
-	PageInfo   page.Info
-	TotalCount int
-}
-
-// MemberEdge is one member with its cursor.
-type MemberEdge struct {
-	Cursor string
-	Node   *Member
-}
-
-// InvitationConnection is a page of invitations.
-type InvitationConnection struct {
-	Edges      []*InvitationEdge
-	PageInfo   page.Info
-	TotalCount int
-}
-
-// InvitationEdge is one invitation with its cursor.
-type InvitationEdge struct {
-	Cursor string
-	Node   *Invitation
-}
+// Connections of the area's lists, built by the one connection builder.
+type (
+	OrganizationConnection = page.Connection[*Organization]
+	OrganizationEdge       = page.Edge[*Organization]
+	MemberConnection       = page.Connection[*Member]
+	MemberEdge             = page.Edge[*Member]
+	InvitationConnection   = page.Connection[*Invitation]
+	InvitationEdge         = page.Edge[*Invitation]
+)
 
 // MemberKey identifies a membership.
 type MemberKey struct {
 	Org  uuid.UUID
 	User uuid.UUID
+}
+
+// MemberCountKey asks for the number of an organization's members with a role.
+type MemberCountKey struct {
+	Org  uuid.UUID
+	Role Role // "" for every role
 }
 
 // MembersPageKey asks for the first page of an organization's members.

@@ -29,17 +29,27 @@ const InvitationTTL = 7 * 24 * time.Hour
 // lock waiters holding the pool's other connections could starve it.
 type UserLookup func(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) ([]*account.User, error)
 
-// Deps are what the service needs.
-type Deps struct {
-	DB      *sqlx.DB
-	Users   UserLookup
-	BaseURL string
-	Now     func() time.Time
-	Log     *slog.Logger
+// Auditor records an audit event in the caller's transaction (the audit area).
+type Auditor interface {
+	Record(ctx context.Context, tx sqlx.ExecerContext, e audit.Entry) error
 }
 
-// Service holds the tenancy rules. Every mutation runs in one transaction that
-// locks the organization row and re-checks the actor's role; one that changes
+// Deps are what the service needs.
+type Deps struct {
+	DB    *sqlx.DB
+	Gate  *Gate
+	Audit Auditor
+	Users UserLookup
+	// CountMembers, when set, counts members for a connection's totalCount (the
+	// request's loader); otherwise each count is its own query.
+	CountMembers func(ctx context.Context, k MemberCountKey) (int, error)
+	BaseURL      string
+	Now          func() time.Time
+	Log          *slog.Logger
+}
+
+// Service holds the tenancy rules. Every mutation runs through the tenant gate
+// with the organization locked, re-checking the actor's role; one that changes
 // the organization writes exactly one audit event, one that fails or changes
 // nothing (a role set to the role the member has, an update to the same name)
 // writes none.
@@ -64,49 +74,23 @@ var (
 // OrganizationsOf returns a page of the user's organizations, ordered by name then id.
 // It also returns each one's membership, so that callers can prime the role loader.
 func (s *Service) OrganizationsOf(ctx context.Context, user uuid.UUID, first *int, after *string) (*OrganizationConnection, []*Member, error) {
-	n, err := page.First(first)
+	req, err := page.Parse[orgCursor](first, after)
 	if err != nil {
 		return nil, nil, err
 	}
-	var cur orgCursor
-	has, err := page.Decode(after, &cur)
+	rows, err := s.store.OrgsOfUser(ctx, s.d.DB, user, req.After, req.Limit())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("organizations of user: %w", err)
 	}
-	var cp *orgCursor
-	if has {
-		cp = &cur
-	}
-	rows, err := s.store.OrgsOfUser(ctx, s.d.DB, user, cp, n+1)
-	if err != nil {
-		return nil, nil, err
-	}
-	conn := &OrganizationConnection{}
-	if len(rows) > 0 {
-		conn.TotalCount = rows[0].Total
-	} else if has {
-		// Past the last page: the window count had no row to ride on.
-		if conn.TotalCount, err = s.store.CountOrgsOfUser(ctx, s.d.DB, user); err != nil {
-			return nil, nil, err
-		}
-	}
-	rows, conn.PageInfo.HasNextPage = page.Trim(rows, n)
+	orgs := make([]*Organization, len(rows))
 	members := make([]*Member, len(rows))
 	for i := range rows {
-		o := rows[i].Organization
-		conn.Edges = append(conn.Edges, &OrganizationEdge{Cursor: page.Encode(orgCursor{o.Name, o.ID}), Node: &o})
-		members[i] = &Member{OrganizationID: o.ID, UserID: user, Role: rows[i].Role, JoinedAt: rows[i].JoinedAt}
+		orgs[i] = &rows[i].Organization
+		members[i] = &Member{OrganizationID: orgs[i].ID, UserID: user, Role: rows[i].Role, JoinedAt: rows[i].JoinedAt}
 	}
-	conn.PageInfo.EndCursor = endCursor(len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
-	return conn, members, nil
-}
-
-func endCursor(n int, at func(int) string) *string {
-	if n == 0 {
-		return nil
-	}
-	c := at(n - 1)
-	return &c
+	conn := page.Build(req, orgs, func(o *Organization) orgCursor { return orgCursor{o.Name, o.ID} },
+		func(ctx context.Context) (int, error) { return s.store.CountOrgsOfUser(ctx, s.d.DB, user) })
+	return conn, members[:len(conn.Edges)], nil
 }
 
 // Organizations returns the organizations with ids (for loaders).
@@ -119,9 +103,9 @@ func (s *Service) Memberships(ctx context.Context, keys []MemberKey) ([]*Member,
 	return s.store.Memberships(ctx, s.d.DB, keys)
 }
 
-// MemberCounts returns each organization's member count (for loaders).
-func (s *Service) MemberCounts(ctx context.Context, orgs []uuid.UUID) (map[uuid.UUID]int, error) {
-	return s.store.MemberCounts(ctx, s.d.DB, orgs)
+// MemberCounts returns each key's member count (for loaders).
+func (s *Service) MemberCounts(ctx context.Context, keys []MemberCountKey) (map[MemberCountKey]int, error) {
+	return s.store.MemberCounts(ctx, s.d.DB, keys)
 }
 
 // Owners returns each organization's owner with the user (for loaders).
@@ -129,107 +113,93 @@ func (s *Service) Owners(ctx context.Context, orgs []uuid.UUID) ([]*MemberWithUs
 	return s.store.Owners(ctx, s.d.DB, orgs)
 }
 
-// MemberPages returns the first page of members of several organizations with
-// one query (for loaders): all keys must share First and Role.
-func (s *Service) MemberPages(ctx context.Context, orgs []uuid.UUID, first int, role Role) (map[uuid.UUID]*MemberConnection, []*MemberWithUser, error) {
-	pages, totals, err := s.store.MembersPages(ctx, s.d.DB, orgs, role, nil, first+1)
+// MembersRequest is a members page of several organizations: all share First,
+// After and Role.
+type MembersRequest struct {
+	Orgs  []uuid.UUID
+	First int
+	After *string
+	Role  Role // "" for every role
+}
+
+// MemberPages returns a page of members, ordered by join time, for each of the
+// request's organizations with one query, and the members with their users (to
+// prime loaders). A connection's totalCount goes through s.d.CountMembers.
+func (s *Service) MemberPages(ctx context.Context, r MembersRequest) (map[uuid.UUID]*MemberConnection, []*MemberWithUser, error) {
+	req, err := page.Parse[memberCursor](&r.First, r.After)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make(map[uuid.UUID]*MemberConnection, len(orgs))
+	pages, err := s.store.MembersPages(ctx, s.d.DB, r.Orgs, r.Role, req.After, req.Limit())
+	if err != nil {
+		return nil, nil, fmt.Errorf("members pages: %w", err)
+	}
+	out := make(map[uuid.UUID]*MemberConnection, len(r.Orgs))
 	var all []*MemberWithUser
-	for _, o := range orgs {
-		conn, ms := memberConnection(pages[o], totals[o], first)
-		out[o] = conn
-		all = append(all, ms...)
+	for _, o := range r.Orgs {
+		rows := pages[o]
+		ms := make([]*Member, len(rows))
+		for i, row := range rows {
+			ms[i] = &row.Member
+		}
+		key := MemberCountKey{Org: o, Role: r.Role}
+		out[o] = page.Build(req, ms, func(m *Member) memberCursor { return memberCursor{m.JoinedAt, m.UserID} },
+			func(ctx context.Context) (int, error) { return s.countMembers(ctx, key) })
+		all = append(all, rows[:len(out[o].Edges)]...)
 	}
 	return out, all, nil
 }
 
-// Members returns a page of org's members after a cursor (the first page goes through MemberPages).
-func (s *Service) Members(ctx context.Context, org uuid.UUID, first int, after *string, role Role) (*MemberConnection, []*MemberWithUser, error) {
-	var cur memberCursor
-	has, err := page.Decode(after, &cur)
-	if err != nil {
-		return nil, nil, err
+// countMembers counts through Deps.CountMembers (a per-request loader, so that
+// many pages' totals cost one query) or, without one, directly.
+func (s *Service) countMembers(ctx context.Context, k MemberCountKey) (int, error) {
+	if s.d.CountMembers != nil {
+		return s.d.CountMembers(ctx, k)
 	}
-	var cp *memberCursor
-	if has {
-		cp = &cur
-	}
-	pages, totals, err := s.store.MembersPages(ctx, s.d.DB, []uuid.UUID{org}, role, cp, first+1)
-	if err != nil {
-		return nil, nil, err
-	}
-	total, ok := totals[org]
-	if !ok {
-		if total, err = s.store.CountMembers(ctx, s.d.DB, org, role); err != nil {
-			return nil, nil, err
-		}
-	}
-	conn, ms := memberConnection(pages[org], total, first)
-	return conn, ms, nil
-}
-
-func memberConnection(rows []*MemberWithUser, total, first int) (*MemberConnection, []*MemberWithUser) {
-	rows, more := page.Trim(rows, first)
-	conn := &MemberConnection{TotalCount: total, PageInfo: page.Info{HasNextPage: more}}
-	for _, r := range rows {
-		m := r.Member
-		conn.Edges = append(conn.Edges, &MemberEdge{Cursor: page.Encode(memberCursor{m.JoinedAt, m.UserID}), Node: &m})
-	}
-	conn.PageInfo.EndCursor = endCursor(len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
-	return conn, rows
+	return s.store.CountMembers(ctx, s.d.DB, k.Org, k.Role)
 }
 
 // Invitations returns a page of org's invitations, newest first.
 func (s *Service) Invitations(ctx context.Context, org uuid.UUID, status *InvitationStatus, first *int, after *string) (*InvitationConnection, error) {
-	n, err := page.First(first)
+	req, err := page.Parse[invitationCursor](first, after)
 	if err != nil {
 		return nil, err
-	}
-	var cur invitationCursor
-	has, err := page.Decode(after, &cur)
-	if err != nil {
-		return nil, err
-	}
-	var cp *invitationCursor
-	if has {
-		cp = &cur
 	}
 	now := s.d.Now()
-	rows, err := s.store.InvitationsPage(ctx, s.d.DB, org, status, cp, n+1, now)
+	rows, err := s.store.InvitationsPage(ctx, s.d.DB, org, status, req.After, req.Limit(), now)
+	if err != nil {
+		return nil, fmt.Errorf("invitations page: %w", err)
+	}
+	return page.Build(req, rows, invitationKeyset, func(ctx context.Context) (int, error) {
+		return s.store.CountInvitations(ctx, s.d.DB, org, status, now)
+	}), nil
+}
+
+// MyInvitations returns a page of the pending, unexpired invitations addressed
+// to the viewer's verified email, newest first (none while it is unverified).
+func (s *Service) MyInvitations(ctx context.Context, v auth.Viewer, first *int, after *string) (*InvitationConnection, error) {
+	req, err := page.Parse[invitationCursor](first, after)
 	if err != nil {
 		return nil, err
 	}
-	conn := &InvitationConnection{}
-	if len(rows) > 0 {
-		conn.TotalCount = rows[0].Total
-	} else if has {
-		if conn.TotalCount, err = s.store.CountInvitations(ctx, s.d.DB, org, status, now); err != nil {
-			return nil, err
-		}
-	}
-	rows, conn.PageInfo.HasNextPage = page.Trim(rows, n)
-	for i := range rows {
-		inv := rows[i].Invitation
-		conn.Edges = append(conn.Edges, &InvitationEdge{Cursor: page.Encode(invitationCursor{inv.CreatedAt, inv.ID}), Node: &inv})
-	}
-	conn.PageInfo.EndCursor = endCursor(len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
-	return conn, nil
-}
-
-// MyInvitations returns the pending, unexpired invitations addressed to the viewer's verified email.
-func (s *Service) MyInvitations(ctx context.Context, v auth.Viewer) ([]*Invitation, error) {
 	u, err := s.user(ctx, s.d.DB, v.UserID)
 	if err != nil {
 		return nil, err
 	}
 	if !u.EmailVerified() {
-		return []*Invitation{}, nil
+		return page.Build(req, []*Invitation(nil), invitationKeyset, func(context.Context) (int, error) { return 0, nil }), nil
 	}
-	return s.store.PendingInvitationsFor(ctx, s.d.DB, u.Email, s.d.Now())
+	now := s.d.Now()
+	rows, err := s.store.PendingInvitationsFor(ctx, s.d.DB, u.Email, req.After, req.Limit(), now)
+	if err != nil {
+		return nil, fmt.Errorf("invitations for viewer: %w", err)
+	}
+	return page.Build(req, rows, invitationKeyset, func(ctx context.Context) (int, error) {
+		return s.store.CountPendingInvitationsFor(ctx, s.d.DB, u.Email, now)
+	}), nil
 }
+
+func invitationKeyset(i *Invitation) invitationCursor { return invitationCursor{i.CreatedAt, i.ID} }
 
 // --- mutations ---
 
@@ -445,7 +415,7 @@ func (s *Service) respond(ctx context.Context, actor auth.Viewer, token string,
 		if inv == nil {
 			return errBadInvToken
 		}
-		o, err := s.store.OrgForUpdate(ctx, tx, inv.OrganizationID)
+		o, err := s.store.LockOrg(ctx, tx, inv.OrganizationID)
 		if err != nil {
 			return err
 		}
@@ -599,41 +569,17 @@ func (s *Service) TransferOwnership(ctx context.Context, actor auth.Viewer, orgI
 	return out, err
 }
 
-// inOrg runs fn in a transaction that has locked the organization and re-checked
-// that the actor is still a member with at least role. Not a member: NOT_FOUND.
+// inOrg runs fn through the tenant gate with the organization locked: every
+// mutation of this area changes membership or invitations.
 func (s *Service) inOrg(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, role Role,
 	fn func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error) error {
-	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
-		o, err := s.store.OrgForUpdate(ctx, tx, orgID)
-		if err != nil {
-			return err
-		}
-		me, err := s.store.MemberForUpdate(ctx, tx, orgID, actor.UserID)
-		if err != nil {
-			return err
-		}
-		if err := CheckRole(me, role); err != nil {
-			return err
-		}
-		return fn(tx, o, me, s.d.Now())
+	return s.d.Gate.Run(ctx, actor.UserID, orgID, role, LockOrganization, func(t *Tx) error {
+		return fn(t.Tx, t.Org, t.Actor, t.Now)
 	})
 }
 
-// CheckRole is the role gate shared by the @hasRole directive and the services:
-// no membership is NOT_FOUND (the organization's existence is not revealed), a
-// lower role is FORBIDDEN.
-func CheckRole(m *Member, want Role) error {
-	if m == nil {
-		return errOrgNotFound
-	}
-	if !m.Role.AtLeast(want) {
-		return apperr.New(apperr.Forbidden, "this needs the %s role", want)
-	}
-	return nil
-}
-
 func (s *Service) audit(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, actor auth.Viewer, action, targetType, targetID string, meta map[string]any, now time.Time) error {
-	return audit.Record(ctx, tx, audit.Entry{OrganizationID: org, ActorID: actor.UserID, Action: action,
+	return s.d.Audit.Record(ctx, tx, audit.Entry{OrganizationID: org, ActorID: actor.UserID, Action: action,
 		TargetType: targetType, TargetID: targetID, Metadata: meta, At: now})
 }
 

@@ -32,11 +32,10 @@ func (Store) InsertOrg(ctx context.Context, q sqlx.QueryerContext, name, slug st
 	return &o, err == nil, err
 }
 
-// OrgForUpdate locks the organization row: every membership change takes this
-// lock first, so they serialise per organization and cannot deadlock.
-func (Store) OrgForUpdate(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (*Organization, error) {
+// LockOrg locks the organization row for a membership change (see LockOrganization).
+func (Store) LockOrg(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (*Organization, error) {
 	var o Organization
-	err := sqlx.GetContext(ctx, q, &o, `SELECT `+orgCols+` FROM organizations o WHERE o.id = $1 FOR UPDATE`, id)
+	err := sqlx.GetContext(ctx, q, &o, `SELECT `+orgCols+` FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errOrgNotFound
 	}
@@ -69,12 +68,11 @@ type orgRow struct {
 	Organization
 	Role     Role      `db:"role"`
 	JoinedAt time.Time `db:"joined_at"`
-	Total    int       `db:"total"`
 }
 
 // OrgsOfUser returns up to limit of user's organizations after cur, ordered by name
 // (case-insensitively, then byte order, whatever the database's collation) then id,
-// with the user's role and the total count.
+// with the user's role.
 func (Store) OrgsOfUser(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID, cur *orgCursor, limit int) ([]orgRow, error) {
 	var rows []orgRow
 	var name *string
@@ -83,13 +81,11 @@ func (Store) OrgsOfUser(ctx context.Context, q sqlx.QueryerContext, user uuid.UU
 		name, id = &cur.Name, &cur.ID
 	}
 	err := sqlx.SelectContext(ctx, q, &rows, `
-		SELECT * FROM (
-			SELECT `+orgCols+`, m.role, m.created_at AS joined_at, count(*) OVER () AS total
-			FROM organization_members m JOIN organizations o ON o.id = m.organization_id
-			WHERE m.user_id = $1
-		) x WHERE $2::text IS NULL
-			OR (lower(x.name) COLLATE "C", x.name COLLATE "C", x.id) > (lower($2) COLLATE "C", $2 COLLATE "C", $3::uuid)
-		ORDER BY lower(x.name) COLLATE "C", x.name COLLATE "C", x.id LIMIT $4`, user, name, id, limit)
+		SELECT `+orgCols+`, m.role, m.created_at AS joined_at
+		FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+		WHERE m.user_id = $1 AND ($2::text IS NULL
+			OR (lower(o.name) COLLATE "C", o.name COLLATE "C", o.id) > (lower($2) COLLATE "C", $2 COLLATE "C", $3::uuid))
+		ORDER BY lower(o.name) COLLATE "C", o.name COLLATE "C", o.id LIMIT $4`, user, name, id, limit)
 	return rows, err
 }
 
@@ -119,6 +115,18 @@ func (Store) MemberForUpdate(ctx context.Context, q sqlx.QueryerContext, org, us
 	var m Member
 	err := sqlx.GetContext(ctx, q, &m, `
 		SELECT `+memberCols+` FROM organization_members m WHERE m.organization_id = $1 AND m.user_id = $2 FOR UPDATE`, org, user)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return &m, err
+}
+
+// MemberForShare share-locks and returns a membership (see LockActor); nil when
+// user is not a member of org.
+func (Store) MemberForShare(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID) (*Member, error) {
+	var m Member
+	err := sqlx.GetContext(ctx, q, &m, `
+		SELECT `+memberCols+` FROM organization_members m WHERE m.organization_id = $1 AND m.user_id = $2 FOR SHARE`, org, user)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -162,17 +170,25 @@ func (Store) Memberships(ctx context.Context, q sqlx.QueryerContext, keys []Memb
 	return out, err
 }
 
-// MemberCounts returns the number of members of each of orgs.
-func (Store) MemberCounts(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID) (map[uuid.UUID]int, error) {
+// MemberCounts returns, for each key, the number of members of its organization
+// with its role ("" for every role), with one query.
+func (Store) MemberCounts(ctx context.Context, q sqlx.QueryerContext, keys []MemberCountKey) (map[MemberCountKey]int, error) {
+	orgs := make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		orgs[i] = k.Org
+	}
 	var rows []struct {
-		Org uuid.UUID `db:"organization_id"`
-		N   int       `db:"n"`
+		Org  uuid.UUID `db:"organization_id"`
+		Role Role      `db:"role"`
+		N    int       `db:"n"`
 	}
 	err := sqlx.SelectContext(ctx, q, &rows, `
-		SELECT organization_id, count(*) AS n FROM organization_members WHERE organization_id = ANY($1) GROUP BY organization_id`, pq.Array(orgs))
-	out := make(map[uuid.UUID]int, len(rows))
+		SELECT organization_id, role, count(*) AS n FROM organization_members
+		WHERE organization_id = ANY($1) GROUP BY organization_id, role`, pq.Array(orgs))
+	out := make(map[MemberCountKey]int, len(keys))
 	for _, r := range rows {
-		out[r.Org] = r.N
+		out[MemberCountKey{Org: r.Org}] += r.N
+		out[MemberCountKey{Org: r.Org, Role: r.Role}] = r.N
 	}
 	return out, err
 }
@@ -183,7 +199,6 @@ type memberUserRow struct {
 	UName       string     `db:"u_name"`
 	UVerifiedAt *time.Time `db:"u_verified_at"`
 	UCreatedAt  time.Time  `db:"u_created_at"`
-	Total       int        `db:"total"`
 }
 
 func (r memberUserRow) withUser() *MemberWithUser {
@@ -197,7 +212,7 @@ const memberUserCols = memberCols + `, u.email AS u_email, u.name AS u_name, u.e
 func (Store) Owners(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID) ([]*MemberWithUser, error) {
 	var rows []memberUserRow
 	err := sqlx.SelectContext(ctx, q, &rows, `
-		SELECT `+memberUserCols+`, 0 AS total FROM organization_members m JOIN users u ON u.id = m.user_id
+		SELECT `+memberUserCols+` FROM organization_members m JOIN users u ON u.id = m.user_id
 		WHERE m.organization_id = ANY($1) AND m.role = 'OWNER'`, pq.Array(orgs))
 	out := make([]*MemberWithUser, len(rows))
 	for i, r := range rows {
@@ -212,9 +227,9 @@ type memberCursor struct {
 	User     uuid.UUID `json:"u"`
 }
 
-// MembersPages returns, for each of orgs, up to limit members after cur (ordered by
-// join time, then user id) with their users, and each organization's total for the filter.
-func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, role Role, cur *memberCursor, limit int) (map[uuid.UUID][]*MemberWithUser, map[uuid.UUID]int, error) {
+// MembersPages returns, for each of orgs, up to limit members with role ("" for
+// every role) after cur, ordered by join time, then user id, with their users.
+func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, role Role, cur *memberCursor, limit int) (map[uuid.UUID][]*MemberWithUser, error) {
 	var rows []memberUserRow
 	var at *time.Time
 	var user *uuid.UUID
@@ -222,24 +237,21 @@ func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uui
 		at, user = &cur.JoinedAt, &cur.User
 	}
 	err := sqlx.SelectContext(ctx, q, &rows, `
-		SELECT organization_id, user_id, role, created_at, u_email, u_name, u_verified_at, u_created_at, total FROM (
-			SELECT *, row_number() OVER (PARTITION BY organization_id ORDER BY created_at, user_id) AS rn
-			FROM (
-				SELECT `+memberUserCols+`, count(*) OVER (PARTITION BY m.organization_id) AS total
-				FROM organization_members m JOIN users u ON u.id = m.user_id
-				WHERE m.organization_id = ANY($1) AND ($2 = '' OR m.role = $2)
-			) f WHERE $3::timestamptz IS NULL OR (f.created_at, f.user_id) > ($3, $4::uuid)
-		) p WHERE rn <= $5 ORDER BY organization_id, rn`, pq.Array(orgs), role, at, user, limit)
+		SELECT p.* FROM unnest($1::uuid[]) AS k(org) CROSS JOIN LATERAL (
+			SELECT `+memberUserCols+`
+			FROM organization_members m JOIN users u ON u.id = m.user_id
+			WHERE m.organization_id = k.org AND ($2 = '' OR m.role = $2)
+			  AND ($3::timestamptz IS NULL OR (m.created_at, m.user_id) > ($3, $4::uuid))
+			ORDER BY m.created_at, m.user_id LIMIT $5
+		) p`, pq.Array(orgs), role, at, user, limit)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	pages := make(map[uuid.UUID][]*MemberWithUser)
-	totals := make(map[uuid.UUID]int)
+	pages := make(map[uuid.UUID][]*MemberWithUser, len(orgs))
 	for _, r := range rows {
 		pages[r.OrganizationID] = append(pages[r.OrganizationID], r.withUser())
-		totals[r.OrganizationID] = r.Total
 	}
-	return pages, totals, nil
+	return pages, nil
 }
 
 // CountMembers counts org's members with role ("" for all).
@@ -332,44 +344,60 @@ type invitationCursor struct {
 	ID        uuid.UUID `json:"i"`
 }
 
-type invitationRow struct {
-	Invitation
-	Total int `db:"total"`
-}
+// statusIs is the invitation filter on the status as read ($1 is now): EXPIRED
+// covers pending invitations past their expiry, PENDING only live ones.
+const statusIs = `($3::text IS NULL
+	OR ($3 = 'PENDING' AND i.status = 'PENDING' AND i.expires_at > $1)
+	OR ($3 = 'EXPIRED' AND (i.status = 'EXPIRED' OR (i.status = 'PENDING' AND i.expires_at <= $1)))
+	OR ($3 NOT IN ('PENDING', 'EXPIRED') AND i.status = $3))`
 
-// InvitationsPage returns up to limit of org's invitations after cur, newest first, with the total.
-func (Store) InvitationsPage(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, status *InvitationStatus, cur *invitationCursor, limit int, now time.Time) ([]invitationRow, error) {
+// InvitationsPage returns up to limit of org's invitations with status (nil for
+// any) after cur, newest first.
+func (Store) InvitationsPage(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, status *InvitationStatus, cur *invitationCursor, limit int, now time.Time) ([]*Invitation, error) {
 	var at *time.Time
 	var id *uuid.UUID
 	if cur != nil {
 		at, id = &cur.CreatedAt, &cur.ID
 	}
-	var rows []invitationRow
-	err := sqlx.SelectContext(ctx, q, &rows, `
-		SELECT * FROM (
-			SELECT *, count(*) OVER () AS total FROM (
-				SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2
-			) s WHERE $3::text IS NULL OR s.status = $3
-		) x WHERE $4::timestamptz IS NULL OR (x.created_at, x.id) < ($4, $5::uuid)
-		ORDER BY x.created_at DESC, x.id DESC LIMIT $6`, now, org, status, at, id, limit)
-	return rows, err
+	var out []*Invitation
+	err := sqlx.SelectContext(ctx, q, &out, `
+		SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2 AND `+statusIs+`
+		AND ($4::timestamptz IS NULL OR (i.created_at, i.id) < ($4, $5::uuid))
+		ORDER BY i.created_at DESC, i.id DESC LIMIT $6`, now, org, status, at, id, limit)
+	return out, err
 }
 
+// CountInvitations counts org's invitations with status (nil for any).
 func (Store) CountInvitations(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, status *InvitationStatus, now time.Time) (int, error) {
 	var n int
 	err := sqlx.GetContext(ctx, q, &n, `
-		SELECT count(*) FROM (SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2) s
-		WHERE $3::text IS NULL OR s.status = $3`, now, org, status)
+		SELECT count(*) FROM invitations i WHERE i.organization_id = $2 AND `+statusIs, now, org, status)
 	return n, err
 }
 
-// PendingInvitationsFor returns the pending, unexpired invitations addressed to email.
-func (Store) PendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, email string, now time.Time) ([]*Invitation, error) {
+// PendingInvitationsFor returns up to limit of the pending, unexpired
+// invitations addressed to email after cur, newest first.
+func (Store) PendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, email string, cur *invitationCursor, limit int, now time.Time) ([]*Invitation, error) {
+	var at *time.Time
+	var id *uuid.UUID
+	if cur != nil {
+		at, id = &cur.CreatedAt, &cur.ID
+	}
 	var out []*Invitation
 	err := sqlx.SelectContext(ctx, q, &out, `
 		SELECT `+invitationCols+` FROM invitations i
-		WHERE i.email = $2 AND i.status = 'PENDING' AND i.expires_at > $1 ORDER BY i.created_at DESC, i.id`, now, email)
+		WHERE i.email = $2 AND i.status = 'PENDING' AND i.expires_at > $1
+		  AND ($3::timestamptz IS NULL OR (i.created_at, i.id) < ($3, $4::uuid))
+		ORDER BY i.created_at DESC, i.id DESC LIMIT $5`, now, email, at, id, limit)
 	return out, err
+}
+
+// CountPendingInvitationsFor counts the pending, unexpired invitations addressed to email.
+func (Store) CountPendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, email string, now time.Time) (int, error) {
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `
+		SELECT count(*) FROM invitations i WHERE i.email = $2 AND i.status = 'PENDING' AND i.expires_at > $1`, now, email)
+	return n, err
 }
 
 var errOrgNotFound = apperr.New(apperr.NotFound, "organization not found")

@@ -1,9 +1,9 @@
 // Package httpx is the HTTP edge without business rules: request ids, access
-// logs, panic recovery and body limits.
+// logs, panic recovery and body limits. What it learns of a request reaches the
+// layers below through reqmeta, never through this package.
 package httpx
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -13,51 +13,11 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
-	"sync"
-	"time"
+		"time"
 
 	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/reqmeta"
 )
-
-type ctxKey int
-
-const (
-	reqInfoKey ctxKey = iota
-)
-
-// RequestInfo is what the edge knows about a request; handlers may fill Operation.
-type RequestInfo struct {
-	ID        string
-	IP        string
-	UserAgent string
-
-	mu        sync.Mutex
-	operation string
-}
-
-// SetOperation records the GraphQL operation name for the access log.
-func (ri *RequestInfo) SetOperation(name string) {
-	ri.mu.Lock()
-	ri.operation = name
-	ri.mu.Unlock()
-}
-
-func (ri *RequestInfo) op() string {
-	ri.mu.Lock()
-	defer ri.mu.Unlock()
-	return ri.operation
-}
-
-// Info returns the request's info (an empty one outside a request).
-func Info(ctx context.Context) *RequestInfo {
-	if ri, ok := ctx.Value(reqInfoKey).(*RequestInfo); ok {
-		return ri
-	}
-	return &RequestInfo{}
-}
-
-// RequestID returns the request's id, or "" outside a request.
-func RequestID(ctx context.Context) string { return Info(ctx).ID }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
 
@@ -107,10 +67,10 @@ func Edge(log *slog.Logger, trustedProxies []netip.Prefix, next http.Handler) ht
 		if !validID.MatchString(id) {
 			id = newID()
 		}
-		ri := &RequestInfo{ID: id, IP: ClientIP(r, trustedProxies), UserAgent: truncate(r.UserAgent(), 512)}
+		ri := &reqmeta.Meta{ID: id, IP: ClientIP(r, trustedProxies), UserAgent: truncate(r.UserAgent(), 512)}
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
-		ctx := context.WithValue(r.Context(), reqInfoKey, ri)
+		ctx := reqmeta.With(r.Context(), ri)
 		statements := db.CounterFrom(ctx)
 		if statements == nil {
 			statements = &db.Counter{}
@@ -130,7 +90,7 @@ func Edge(log *slog.Logger, trustedProxies []netip.Prefix, next http.Handler) ht
 				return
 			}
 			log.InfoContext(ctx, "request",
-				"request_id", id, "method", r.Method, "path", r.URL.Path, "operation", ri.op(),
+				"request_id", id, "method", r.Method, "path", r.URL.Path, "operation", ri.Operation(),
 				"status", sw.status, "bytes", sw.bytes, "sql_statements", statements.Load(), "duration_ms", float64(time.Since(start).Microseconds())/1000)
 		}()
 		next.ServeHTTP(sw, r.WithContext(ctx))

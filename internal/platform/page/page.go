@@ -1,10 +1,15 @@
-// Package page holds the pieces of Relay-style keyset pagination: page sizes,
-// opaque cursors and PageInfo.
+// Package page is the one connection builder: Relay-style keyset pagination for
+// every list of the API. A store fetches Limit() rows after the cursor's keyset,
+// in the list's order; Build turns them into a Connection whose totalCount is
+// computed (by its own COUNT query) only when a client asks for it.
 package page
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"sync"
 
 	"tenantgraph/internal/apperr"
 )
@@ -13,12 +18,101 @@ import (
 const (
 	DefaultFirst = 20
 	MaxFirst     = 100
+	// maxCursorBytes bounds what Decode will look at: real cursors are far smaller.
+	maxCursorBytes = 512
 )
 
 // Info is a connection's pageInfo.
 type Info struct {
 	HasNextPage bool
 	EndCursor   *string
+}
+
+// Request is a list's validated paging arguments: a page of First items after
+// the keyset After (nil for the first page).
+type Request[K any] struct {
+	First int
+	After *K
+}
+
+// Parse validates first (nil means DefaultFirst, at most MaxFirst) and decodes after.
+func Parse[K any](first *int, after *string) (Request[K], error) {
+	n, err := First(first)
+	if err != nil {
+		return Request[K]{}, err
+	}
+	r := Request[K]{First: n}
+	var k K
+	ok, err := Decode(after, &k)
+	if err != nil {
+		return Request[K]{}, err
+	}
+	if ok {
+		r.After = &k
+	}
+	return r, nil
+}
+
+// Limit is how many rows a store fetches: one more than the page, to learn
+// whether a next page exists without counting.
+func (r Request[K]) Limit() int { return r.First + 1 }
+
+// Counter counts the whole list (not the page), for totalCount.
+type Counter func(ctx context.Context) (int, error)
+
+// Connection is one page of a list, bound to each area's XxxConnection type.
+type Connection[T any] struct {
+	Edges    []*Edge[T]
+	PageInfo Info
+
+	count Counter
+	once  sync.Once
+	total int
+	err   error
+}
+
+// Edge is one item with its cursor.
+type Edge[T any] struct {
+	Cursor string
+	Node   T
+}
+
+// Build makes the connection of rows fetched with r.Limit(): it keeps the first
+// r.First, sets hasNextPage from the extra row, and gives each edge the cursor
+// of its keyset. count is called only if the client selects totalCount.
+func Build[T, K any](r Request[K], rows []T, keyset func(T) K, count Counter) *Connection[T] {
+	c := &Connection[T]{count: count}
+	if len(rows) > r.First {
+		rows, c.PageInfo.HasNextPage = rows[:r.First], true
+	}
+	c.Edges = make([]*Edge[T], len(rows))
+	for i, row := range rows {
+		c.Edges[i] = &Edge[T]{Cursor: Encode(keyset(row)), Node: row}
+	}
+	if n := len(c.Edges); n > 0 {
+		c.PageInfo.EndCursor = &c.Edges[n-1].Cursor
+	}
+	return c
+}
+
+// TotalCount is the number of items in the whole list (every page), computed
+// once, on demand.
+func (c *Connection[T]) TotalCount(ctx context.Context) (int, error) {
+	c.once.Do(func() {
+		if c.count != nil {
+			c.total, c.err = c.count(ctx)
+		}
+	})
+	return c.total, c.err
+}
+
+// Nodes returns the page's items.
+func (c *Connection[T]) Nodes() []T {
+	out := make([]T, len(c.Edges))
+	for i, e := range c.Edges {
+		out[i] = e.Node
+	}
+	return out
 }
 
 // First validates a requested page size (nil means the default).
@@ -42,22 +136,19 @@ func Encode(v any) string {
 }
 
 // Decode reads a cursor made by Encode into v; a nil or empty cursor leaves v alone
-// and returns false.
+// and returns false. Anything Encode could not have made is BAD_USER_INPUT on
+// `after`, including a NUL character, which PostgreSQL text cannot hold.
 func Decode(after *string, v any) (bool, error) {
 	if after == nil || *after == "" {
 		return false, nil
 	}
+	bad := apperr.Invalid("after", "invalid cursor")
+	if len(*after) > maxCursorBytes {
+		return false, bad
+	}
 	b, err := base64.RawURLEncoding.DecodeString(*after)
-	if err != nil || json.Unmarshal(b, v) != nil {
-		return false, apperr.Invalid("after", "invalid cursor")
+	if err != nil || bytes.Contains(b, []byte(`\u0000`)) || json.Unmarshal(b, v) != nil {
+		return false, bad
 	}
 	return true, nil
-}
-
-// Trim cuts rows fetched with limit first+1 to first and tells whether there is more.
-func Trim[T any](rows []T, first int) ([]T, bool) {
-	if len(rows) > first {
-		return rows[:first], true
-	}
-	return rows, false
 }

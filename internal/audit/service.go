@@ -1,0 +1,55 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/platform/reqmeta"
+)
+
+// Service records and lists audit events.
+type Service struct {
+	db    *sqlx.DB
+	store Store
+}
+
+// NewService returns the audit service reading through db.
+func NewService(db *sqlx.DB) *Service { return &Service{db: db} }
+
+// actionRe is the shape of every action (the table's CHECK).
+var actionRe = regexp.MustCompile(`^[a-z_]+\.[a-z_]+$`)
+
+// Record appends e in the caller's transaction, with the request's client
+// address and user agent.
+func (s *Service) Record(ctx context.Context, tx sqlx.ExecerContext, e Entry) error {
+	m := reqmeta.From(ctx)
+	if err := s.store.Insert(ctx, tx, e, m.IP, m.UserAgent); err != nil {
+		return fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+// List returns a page of org's events, newest first. The caller has checked
+// that the viewer may read org's log.
+func (s *Service) List(ctx context.Context, org uuid.UUID, f Filter, first *int, after *string) (*Connection, error) {
+	if f.Action != nil && !actionRe.MatchString(*f.Action) {
+		return nil, apperr.Invalid("action", "an action looks like member.invited")
+	}
+	req, err := page.Parse[int64](first, after)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.store.Page(ctx, s.db, org, f, req.After, req.Limit())
+	if err != nil {
+		return nil, fmt.Errorf("audit log page: %w", err)
+	}
+	return page.Build(req, rows, func(e *Event) int64 { return e.Seq }, func(ctx context.Context) (int, error) {
+		return s.store.Count(ctx, s.db, org, f)
+	}), nil
+}

@@ -1,0 +1,53 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+)
+
+// Store is the audit log's SQL. Every method runs on the caller's q: a write on
+// the transaction of the change it records.
+type Store struct{}
+
+// Insert appends e with the client's address and user agent.
+func (Store) Insert(ctx context.Context, q sqlx.ExecerContext, e Entry, ip, userAgent string) error {
+	meta := []byte("{}")
+	if e.Metadata != nil {
+		var err error
+		if meta, err = json.Marshal(e.Metadata); err != nil {
+			return err
+		}
+	}
+	_, err := q.ExecContext(ctx, `
+		INSERT INTO audit_events (organization_id, actor_id, action, target_type, target_id, metadata, ip, user_agent, created_at)
+		VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''), $6, nullif($7, '')::inet, nullif($8, ''), $9)`,
+		e.OrganizationID, e.ActorID, e.Action, e.TargetType, e.TargetID, meta, ip, userAgent, e.At)
+	return err
+}
+
+// Page returns up to limit of org's events matching f with seq below before
+// (nil: from the newest), newest first.
+func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, before *int64, limit int) ([]*Event, error) {
+	var out []*Event
+	err := sqlx.SelectContext(ctx, q, &out, `
+		SELECT seq, id, organization_id, actor_id, action, target_type, target_id, metadata,
+		       host(ip) AS ip, user_agent, created_at
+		FROM audit_events
+		WHERE organization_id = $1 AND ($2::text IS NULL OR action = $2) AND ($3::uuid IS NULL OR actor_id = $3)
+		  AND ($4::bigint IS NULL OR seq < $4)
+		ORDER BY seq DESC LIMIT $5`,
+		org, f.Action, f.ActorID, before, limit)
+	return out, err
+}
+
+// Count counts org's events matching f.
+func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter) (int, error) {
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `
+		SELECT count(*) FROM audit_events WHERE organization_id = $1
+		AND ($2::text IS NULL OR action = $2) AND ($3::uuid IS NULL OR actor_id = $3)`, org, f.Action, f.ActorID)
+	return n, err
+}
