@@ -15,9 +15,9 @@ import (
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
-	"tenantgraph/internal/platform/reqmeta"
 	pmail "tenantgraph/internal/platform/mail"
 	"tenantgraph/internal/platform/ratelimit"
+	"tenantgraph/internal/platform/reqmeta"
 	"tenantgraph/internal/platform/validate"
 )
 

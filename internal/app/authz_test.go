@@ -261,7 +261,9 @@ func authzOps() []authzOp {
 				var out struct {
 					MyInvitations struct {
 						TotalCount int
-						Edges      []struct{ Node struct{ Email, OrganizationName string } }
+						Edges      []struct {
+							Node struct{ Email, OrganizationName string }
+						}
 					}
 				}
 				r.Decode(t, &out)

@@ -13,7 +13,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
-		"time"
+	"time"
 
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/reqmeta"
