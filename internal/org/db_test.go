@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/dbtest"
 )
 
@@ -366,5 +368,36 @@ func TestDBOnePendingInvitationPerEmail(t *testing.T) {
 	}
 	if pending != 1 {
 		t.Fatalf("%d pending invitations, want 1", pending)
+	}
+}
+
+func TestDBInvitationTokenUniquePerOrganization(t *testing.T) {
+	t.Parallel()
+	a, b := newOrg(t), newOrg(t)
+	hash := token32()
+	insert := func(org uuid.UUID) error {
+		email := fmt.Sprintf("invitee-%s@x.test", uuid.NewString()[:8])
+		_, err := database.DB.Exec(`INSERT INTO invitations (organization_id, email, role, token_hash, invited_by, expires_at)
+			VALUES ($1, $2, 'MEMBER', $3, NULL, now() + interval '7 days')`, org, email, hash)
+		return err
+	}
+	if err := insert(a.org); err != nil {
+		t.Fatal(err)
+	}
+	wantViolation(t, insert(a.org), "the same token hash twice in one organization", "23505", "invitations_org_token_key", "")
+
+	ctx := context.Background()
+	inv, err := (org.Store{}).InvitationByToken(ctx, database.DB, hash, time.Now())
+	if err != nil || inv == nil || inv.OrganizationID != a.org {
+		t.Fatalf("look up a token held once: %+v, %v; want organization %s's invitation", inv, err, a.org)
+	}
+
+	// The key is per organization: another one may hold the same hash. The global lookup
+	// by token then picks neither.
+	if err := insert(b.org); err != nil {
+		t.Fatalf("the same token hash in another organization: %v", err)
+	}
+	if inv, err := (org.Store{}).InvitationByToken(ctx, database.DB, hash, time.Now()); err != nil || inv != nil {
+		t.Fatalf("look up a token held by two organizations: %+v, %v; want none", inv, err)
 	}
 }

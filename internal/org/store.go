@@ -297,14 +297,18 @@ func (Store) InvitationForUpdate(ctx context.Context, q sqlx.QueryerContext, org
 	return &inv, err
 }
 
-// InvitationByToken returns the invitation a token belongs to; nil when none.
+// InvitationByToken returns the invitation a token belongs to; nil when none. Tokens are
+// unique per organization only (invitations_org_token_key): when several organizations
+// hold the same hash, none is picked and the token is treated as unknown.
 func (Store) InvitationByToken(ctx context.Context, q sqlx.QueryerContext, hash []byte, now time.Time) (*Invitation, error) {
-	var inv Invitation
-	err := sqlx.GetContext(ctx, q, &inv, `SELECT `+invitationCols+` FROM invitations i WHERE i.token_hash = $2`, now, hash)
-	if errors.Is(err, sql.ErrNoRows) {
+	var invs []Invitation
+	if err := sqlx.SelectContext(ctx, q, &invs, `SELECT `+invitationCols+` FROM invitations i WHERE i.token_hash = $2 LIMIT 2`, now, hash); err != nil {
+		return nil, err
+	}
+	if len(invs) != 1 {
 		return nil, nil
 	}
-	return &inv, err
+	return &invs[0], nil
 }
 
 // InvitationByTokenForUpdate locks org's invitation whose current token is hash; nil when none.
