@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { dbtest.Main(m, &database) }
 // TestShutdownFinishesInFlightRequests: on SIGTERM (ctx cancelled) the server
 // stops accepting connections but answers the request it is reading, then returns.
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
-	cfg := config.Config{Env: "development", DatabaseURL: database.URL, JWTSecret: []byte(strings.Repeat("s", 32)),
+	cfg := config.Config{Env: "development", DatabaseURL: database.URL, JWTKeys: []config.JWTKey{{ID: "k1", Secret: []byte(strings.Repeat("s", 32))}},
 		AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, MailDriver: "file", MailDir: t.TempDir(), AppBaseURL: "http://x"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
