@@ -54,12 +54,12 @@ var keyID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 // Production reports whether the server runs in production mode.
 func (c Config) Production() bool { return c.Env == "production" }
 
-// Load reads the environment. Production needs JWT_SECRETS or JWT_SECRET; in
-// development a missing key is generated once and kept under DATA_DIR so tokens
-// survive restarts.
+// Load reads the environment. APP_ENV defaults to production, which needs
+// JWT_SECRETS or JWT_SECRET; in development a missing key is generated once and
+// kept under DATA_DIR so tokens survive restarts.
 func Load() (Config, error) {
 	c := Config{
-		Env:          get("APP_ENV", "development"),
+		Env:          get("APP_ENV", "production"),
 		DatabaseURL:  os.Getenv("DATABASE_URL"),
 		HTTPAddr:     get("HTTP_ADDR", ":8080"),
 		DataDir:      get("DATA_DIR", ".data"),

@@ -16,6 +16,40 @@ func clearJWT(t *testing.T) {
 	}
 }
 
+func TestProductionIsTheDefaultAndNeedsAKey(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DATABASE_URL", "postgres://x")
+	t.Setenv("DATA_DIR", dir)
+	t.Setenv("APP_ENV", "")
+	clearJWT(t)
+	_, err := Load()
+	if err == nil {
+		t.Fatal("Load() with no APP_ENV and no key succeeded")
+	}
+	for _, want := range []string{"APP_ENV is not set", "production", "JWT_SECRETS", "JWT_SECRET ", "APP_ENV=development"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "jwt-secret")); !os.IsNotExist(err) {
+		t.Fatalf("production wrote a generated secret: %v", err)
+	}
+	t.Setenv("APP_ENV", "production")
+	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "production needs one") || strings.Contains(err.Error(), "APP_ENV is not set") {
+		t.Fatalf("Load() error = %v", err)
+	}
+	t.Setenv("APP_ENV", "")
+	t.Setenv("JWT_SECRET", strings.Repeat("s", 32))
+	c, err := Load()
+	if err != nil || !c.Production() || c.Env != "production" {
+		t.Fatalf("Load() = %+v, %v", c, err)
+	}
+	t.Setenv("APP_ENV", "staging")
+	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "APP_ENV must be development or production") {
+		t.Fatalf("Load() error = %v", err)
+	}
+}
+
 func TestJWTSecretIsOneKeyOfAtLeast32Bytes(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://x")
 	t.Setenv("APP_ENV", "production")
