@@ -16,7 +16,13 @@ test: ## Run all tests (-race) on a throwaway PostgreSQL, or on TEST_DATABASE_UR
 bench: ## Run the benchmarks on a throwaway PostgreSQL; extra flags: GOTESTFLAGS='-benchtime 2s'
 	@GOTEST_ARGS='-run=^$$ -bench=. -benchmem -count=1' bash scripts/test.sh
 
-lint: ## gofmt, go vet, and check that go generate leaves the tree unchanged
+lint: ## no tracked file over 1 MiB, gofmt, go vet, and check that go generate leaves the tree unchanged
+	@echo "lint: no tracked file over 1 MiB"
+	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' -- 2>/dev/null | awk '$$1 > 1048576'); \
+	 if [[ -n "$$big" ]]; then \
+	   echo "lint: these tracked files are over 1 MiB (bytes, path); keep binaries and data out of git:"; \
+	   echo "$$big"; exit 1; \
+	 fi
 	@echo "lint: gofmt -l ."
 	@out=$$(gofmt -l .); if [[ -n "$$out" ]]; then echo "lint: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 	@echo "lint: go vet ./..."

@@ -122,7 +122,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB,
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.Env, "graphql", "/query", "mail", cfg.MailDriver)
+	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.Env, "jwt_kid", cfg.JWTKeys[0].ID, "graphql", "/query", "mail", cfg.MailDriver)
 
 	select {
 	case err := <-errc:

@@ -3,12 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,12 +23,143 @@ import (
 
 var database *dbtest.Database
 
-func TestMain(m *testing.M) { dbtest.Main(m, &database) }
+// asBinary makes the test binary run main() instead of the tests, so that a test
+// can start the real entry point in a child process with an environment of its own.
+const asBinary = "TENANTGRAPH_TEST_AS_BINARY"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asBinary) == "1" {
+		os.Unsetenv(asBinary)
+		main()
+		os.Exit(0)
+	}
+	dbtest.Main(m, &database)
+}
+
+// binary runs `tenantgraph serve` (main, in a child process) with exactly env.
+func binary(t *testing.T, env ...string) *exec.Cmd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, os.Args[0], "serve")
+	cmd.Env = append([]string{asBinary + "=1"}, env...)
+	cmd.Dir = t.TempDir() // whatever it writes to a relative DATA_DIR stays out of the checkout
+	return cmd
+}
+
+// TestProductionByDefaultRefusesToStartWithoutAKey: with APP_ENV unset the
+// server is in production and will not start without a JWT key; it says what is
+// missing and how to fix it. Development is opt-in.
+func TestProductionByDefaultRefusesToStartWithoutAKey(t *testing.T) {
+	refused := func(t *testing.T, env ...string) string {
+		t.Helper()
+		cmd := binary(t, env...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("exit: %v, want status 1; stderr:\n%s", err, stderr.String())
+		}
+		out := stderr.String()
+		for _, want := range []string{"tenantgraph: configuration:", "no JWT signing key: APP_ENV is not set, so the server runs in production",
+			"JWT_SECRETS", "JWT_SECRET ", "APP_ENV=development"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("stderr does not say %q:\n%s", want, out)
+			}
+		}
+		return out
+	}
+	t.Run("empty environment", func(t *testing.T) {
+		if out := refused(t); !strings.Contains(out, "DATABASE_URL is required") {
+			t.Errorf("stderr does not name DATABASE_URL:\n%s", out)
+		}
+	})
+	t.Run("only a database", func(t *testing.T) {
+		dir := t.TempDir()
+		out := refused(t, "DATABASE_URL="+database.URL, "HTTP_ADDR=127.0.0.1:0", "DATA_DIR="+dir)
+		if strings.Contains(out, "DATABASE_URL") {
+			t.Errorf("stderr complains about DATABASE_URL:\n%s", out)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("the refused server wrote %v into DATA_DIR", entries)
+		}
+	})
+	// The controls: the same database starts with a key, or in development.
+	t.Run("production with keys", func(t *testing.T) {
+		out := serves(t, "DATABASE_URL="+database.URL, "HTTP_ADDR=127.0.0.1:0",
+			"JWT_SECRETS=2026-11:"+strings.Repeat("n", 32)+",2026-05:"+strings.Repeat("o", 32))
+		if !strings.Contains(out, `"env":"production"`) || !strings.Contains(out, `"jwt_kid":"2026-11"`) {
+			t.Errorf("serving log: %s", out)
+		}
+	})
+	t.Run("development", func(t *testing.T) {
+		dir := t.TempDir()
+		out := serves(t, "APP_ENV=development", "DATABASE_URL="+database.URL, "HTTP_ADDR=127.0.0.1:0", "DATA_DIR="+dir)
+		if !strings.Contains(out, "env=development") || !strings.Contains(out, "jwt_kid=default") {
+			t.Errorf("serving log: %s", out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "jwt-secret")); err != nil {
+			t.Errorf("no generated key: %v", err)
+		}
+	})
+}
+
+// serves starts the binary with env, waits for its "serving" log line, stops it
+// with SIGTERM and returns that line.
+func serves(t *testing.T, env ...string) string {
+	t.Helper()
+	cmd := binary(t, env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var log []string
+	serving := ""
+	timeout := time.After(30 * time.Second)
+	for serving == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				cmd.Wait() //nolint:errcheck
+				t.Fatalf("the server exited without serving:\n%s", strings.Join(log, "\n"))
+			}
+			log = append(log, l)
+			if strings.Contains(l, "serving") {
+				serving = l
+			}
+		case <-timeout:
+			cmd.Process.Kill() //nolint:errcheck
+			t.Fatalf("the server did not start within 30s:\n%s", strings.Join(log, "\n"))
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range lines { // drain until the child closes its output
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v", err)
+	}
+	return serving
+}
 
 // TestShutdownFinishesInFlightRequests: on SIGTERM (ctx cancelled) the server
 // stops accepting connections but answers the request it is reading, then returns.
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
-	cfg := config.Config{Env: "development", DatabaseURL: database.URL, JWTSecret: []byte(strings.Repeat("s", 32)),
+	cfg := config.Config{Env: "development", DatabaseURL: database.URL, JWTKeys: []config.JWTKey{{ID: "k1", Secret: []byte(strings.Repeat("s", 32))}},
 		AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, MailDriver: "file", MailDir: t.TempDir(), AppBaseURL: "http://x"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -2,10 +2,11 @@
 # shellcheck disable=SC2317 # functions below are called from traps
 # scripts/run.sh (make run): run the server for development.
 #
-# With DATABASE_URL set, runs `go run . serve` against it. Otherwise starts a private
-# PostgreSQL cluster kept in .data/postgres (port $PGPORT_DEV, default 54329), creates the
-# database tenantgraph, builds the server to .data/tenantgraph and runs it in the
-# foreground; on exit (Ctrl-C, SIGTERM or a crash) it stops the server, then the cluster.
+# Runs the server with APP_ENV=development (the binary's default is production) unless
+# APP_ENV is set. With DATABASE_URL set, runs `go run . serve` against it. Otherwise
+# starts a private PostgreSQL cluster kept in .data/postgres (port $PGPORT_DEV, default
+# 54329), creates the database tenantgraph, builds the server to .data/tenantgraph and
+# runs it in the foreground; on exit (Ctrl-C, SIGTERM or a crash) it stops the server, then the cluster.
 # Extra arguments go to `serve`.
 set -euo pipefail
 
@@ -14,8 +15,11 @@ cd "$REPO"
 
 log() { printf 'run: %s\n' "$*" >&2; }
 
+# The server defaults to production; `make run` is development unless APP_ENV says otherwise.
+export APP_ENV=${APP_ENV:-development}
+
 if [[ -n "${DATABASE_URL:-}" ]]; then
-	log "using DATABASE_URL from the environment"
+	log "using DATABASE_URL from the environment (APP_ENV=$APP_ENV)"
 	exec go run . serve "$@"
 fi
 
@@ -106,7 +110,6 @@ pg_start "$pgdata" "$port" "$sock" dev 9>&- || exit 1
 pg_createdb "$port" tenantgraph
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$port/tenantgraph?sslmode=disable"
-export APP_ENV=${APP_ENV:-development}
 export MAIL_DRIVER=${MAIL_DRIVER:-console}
 
 log "building .data/tenantgraph"

@@ -31,8 +31,11 @@ import (
 	"tenantgraph/internal/platform/mail"
 )
 
-// Secret is the JWT secret the test server signs with.
-const Secret = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+// Secret is the JWT key the test server signs with, under the kid KeyID.
+const (
+	Secret = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+	KeyID  = "test"
+)
 
 // FastArgon2 keeps tests quick; production uses auth.DefaultArgon2.
 var FastArgon2 = auth.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
@@ -99,7 +102,7 @@ func start(d *dbtest.Database) (*Server, func(), error) {
 		return nil, nil, err
 	}
 	cfg := config.Config{
-		Env: "development", DatabaseURL: d.URL, JWTSecret: []byte(Secret),
+		Env: "development", DatabaseURL: d.URL, JWTKeys: []config.JWTKey{{ID: KeyID, Secret: []byte(Secret)}},
 		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
 		AppBaseURL: "http://app.test", MailDriver: "file", MailDir: dir, MailFrom: "tenantgraph <no-reply@test>",
 	}

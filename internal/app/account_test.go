@@ -346,17 +346,24 @@ func TestRefreshTokenReuseRevokesFamily(t *testing.T) {
 
 func TestBearerTokenMatrix(t *testing.T) {
 	u := srv.Register(t, "matrix")
-	sign := func(method jwt.SigningMethod, key any, mut func(jwt.MapClaims)) string {
+	signAs := func(kid any, method jwt.SigningMethod, key any, mut func(jwt.MapClaims)) string {
 		c := jwt.MapClaims{"iss": "tenantgraph", "aud": []string{"tenantgraph-api"}, "sub": u.UserID.String(),
 			"sid": uuid.NewString(), "use": "access", "iat": time.Now().Unix(), "exp": time.Now().Add(5 * time.Minute).Unix()}
 		if mut != nil {
 			mut(c)
 		}
-		s, err := jwt.NewWithClaims(method, c).SignedString(key)
+		tok := jwt.NewWithClaims(method, c)
+		if kid != nil {
+			tok.Header["kid"] = kid
+		}
+		s, err := tok.SignedString(key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
+	}
+	sign := func(method jwt.SigningMethod, key any, mut func(jwt.MapClaims)) string {
+		return signAs(KeyID, method, key, mut)
 	}
 	good := sign(jwt.SigningMethodHS256, []byte(Secret), nil)
 	if getMe(t, good).Me.ID != u.UserID {
@@ -375,6 +382,9 @@ func TestBearerTokenMatrix(t *testing.T) {
 		"refresh token":    u.RefreshToken,
 		"verification tok": verifyTok,
 		"garbage":          "abc.def.ghi",
+		"no kid":           signAs(nil, jwt.SigningMethodHS256, []byte(Secret), nil),
+		"unknown kid":      signAs("retired", jwt.SigningMethodHS256, []byte(Secret), nil),
+		"empty kid":        signAs("", jwt.SigningMethodHS256, []byte(Secret), nil),
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {

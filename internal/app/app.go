@@ -96,7 +96,11 @@ func New(o Options) (*App, error) {
 		o.Argon2 = auth.DefaultArgon2
 	}
 	cfg := o.Config
-	tokens, err := auth.NewTokens(cfg.JWTSecret, cfg.AccessTokenTTL, o.Now)
+	keys := make([]auth.Key, len(cfg.JWTKeys))
+	for i, k := range cfg.JWTKeys {
+		keys[i] = auth.Key{ID: k.ID, Secret: k.Secret}
+	}
+	tokens, err := auth.NewTokens(keys, cfg.AccessTokenTTL, o.Now)
 	if err != nil {
 		return nil, err
 	}

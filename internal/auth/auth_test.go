@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 )
 
@@ -34,7 +35,7 @@ func TestDefaultHashIsArgon2idPHCWithOWASPParameters(t *testing.T) {
 func TestAccessTokenRoundTripAndExpiry(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
-	tk, err := NewTokens([]byte(strings.Repeat("k", 32)), 15*time.Minute, clock)
+	tk, err := NewTokens([]Key{{ID: "k1", Secret: []byte(strings.Repeat("k", 32))}}, 15*time.Minute, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +55,90 @@ func TestAccessTokenRoundTripAndExpiry(t *testing.T) {
 	if _, err := tk.Verify(tok); err == nil {
 		t.Fatal("expired token accepted")
 	}
-	if _, err := NewTokens([]byte("short"), time.Minute, clock); err == nil {
-		t.Fatal("a short secret was accepted")
+}
+
+func TestNewTokensRefusesBadKeys(t *testing.T) {
+	good := []byte(strings.Repeat("k", 32))
+	for name, keys := range map[string][]Key{
+		"none":         nil,
+		"short secret": {{ID: "a", Secret: []byte(strings.Repeat("k", 31))}},
+		"empty id":     {{ID: "", Secret: good}},
+		"bad id":       {{ID: "a b", Secret: good}},
+		"long id":      {{ID: strings.Repeat("a", 33), Secret: good}},
+		"duplicate id": {{ID: "a", Secret: good}, {ID: "a", Secret: []byte(strings.Repeat("j", 32))}},
+	} {
+		if _, err := NewTokens(keys, time.Minute, time.Now); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// Rotation: the first key signs and every token names its key in the kid header;
+// every listed key verifies; a token naming no key, or a key no longer listed, is refused.
+func TestAccessTokensNameTheirKey(t *testing.T) {
+	oldKey := Key{ID: "2026-05", Secret: []byte(strings.Repeat("o", 32))}
+	newKey := Key{ID: "2026-11", Secret: []byte(strings.Repeat("n", 32))}
+	before, _ := NewTokens([]Key{oldKey}, time.Minute, time.Now)
+	during, _ := NewTokens([]Key{newKey, oldKey}, time.Minute, time.Now)
+	after, _ := NewTokens([]Key{newKey}, time.Minute, time.Now)
+	u, s := uuid.New(), uuid.New()
+	oldTok, _, err := before.Issue(u, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newTok, _, err := during.Issue(u, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := func(tok string) any {
+		p, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Header["kid"]
+	}
+	if kid(oldTok) != "2026-05" || kid(newTok) != "2026-11" {
+		t.Fatalf("kid headers %v and %v", kid(oldTok), kid(newTok))
+	}
+	for name, c := range map[string]struct {
+		tk   *Tokens
+		tok  string
+		want bool
+	}{
+		"old token, old key only":    {before, oldTok, true},
+		"old token, both keys":       {during, oldTok, true},
+		"new token, both keys":       {during, newTok, true},
+		"new token, new key only":    {after, newTok, true},
+		"old token, old key removed": {after, oldTok, false},
+		"new token, before rotation": {before, newTok, false},
+	} {
+		if _, err := c.tk.Verify(c.tok); (err == nil) != c.want {
+			t.Errorf("%s: Verify error = %v, want accepted %v", name, err, c.want)
+		}
+	}
+	// Signed with a listed key but naming another (or none): refused.
+	claims := accessClaims{Use: useAccess, Session: s.String(), RegisteredClaims: jwt.RegisteredClaims{
+		Issuer: issuer, Subject: u.String(), Audience: jwt.ClaimStrings{audience},
+		IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Minute))}}
+	for name, header := range map[string]any{"no kid": nil, "unknown kid": "2025-01", "other key's kid": "2026-05", "numeric kid": 7} {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+		if header != nil {
+			tok.Header["kid"] = header
+		}
+		signed, err := tok.SignedString(newKey.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := during.Verify(signed); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// The control: the same claims with the right kid pass.
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	tok.Header["kid"] = "2026-11"
+	signed, _ := tok.SignedString(newKey.Secret)
+	if _, err := during.Verify(signed); err != nil {
+		t.Fatalf("right kid refused: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -23,19 +24,46 @@ type accessClaims struct {
 	jwt.RegisteredClaims
 }
 
-// Tokens issues and verifies access tokens (HS256).
-type Tokens struct {
-	secret []byte
-	ttl    time.Duration
-	now    func() time.Time
+// MinKeyBytes is the shortest HMAC key accepted.
+const MinKeyBytes = 32
+
+// Key is one HMAC key with the id that access tokens name in their `kid` header.
+type Key struct {
+	ID     string
+	Secret []byte
 }
 
-// NewTokens returns a token issuer; secret must be at least 32 bytes.
-func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) (*Tokens, error) {
-	if len(secret) < 32 {
-		return nil, errors.New("JWT secret must be at least 32 bytes")
+var keyID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+
+// Tokens issues and verifies access tokens (HS256). The first key signs; every
+// key verifies the tokens that name it. A token without a known kid is refused.
+type Tokens struct {
+	signing Key
+	keys    map[string][]byte
+	ttl     time.Duration
+	now     func() time.Time
+}
+
+// NewTokens returns a token issuer. keys[0] signs; all keys verify. Each key needs
+// an id of 1-32 characters from [A-Za-z0-9._-], unique, and at least MinKeyBytes bytes.
+func NewTokens(keys []Key, ttl time.Duration, now func() time.Time) (*Tokens, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("JWT keys: none given")
 	}
-	return &Tokens{secret: secret, ttl: ttl, now: now}, nil
+	t := &Tokens{signing: keys[0], keys: make(map[string][]byte, len(keys)), ttl: ttl, now: now}
+	for _, k := range keys {
+		if !keyID.MatchString(k.ID) {
+			return nil, fmt.Errorf("JWT key id %q: want 1-32 characters from A-Z a-z 0-9 . _ -", k.ID)
+		}
+		if len(k.Secret) < MinKeyBytes {
+			return nil, fmt.Errorf("JWT key %q must be at least %d bytes, got %d", k.ID, MinKeyBytes, len(k.Secret))
+		}
+		if _, dup := t.keys[k.ID]; dup {
+			return nil, fmt.Errorf("JWT key id %q is listed twice", k.ID)
+		}
+		t.keys[k.ID] = k.Secret
+	}
+	return t, nil
 }
 
 // Issue returns an access token for user in session, and its expiry.
@@ -55,17 +83,32 @@ func (t *Tokens) Issue(user, session uuid.UUID) (string, time.Time, error) {
 			ID:        uuid.NewString(),
 		},
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	tok.Header["kid"] = t.signing.ID
+	s, err := tok.SignedString(t.signing.Secret)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign access token: %w", err)
 	}
 	return s, exp, nil
 }
 
+// key finds the verification key named by the token's kid header.
+func (t *Tokens) key(tok *jwt.Token) (any, error) {
+	kid, ok := tok.Header["kid"].(string)
+	if !ok || kid == "" {
+		return nil, errors.New("no kid header")
+	}
+	secret, ok := t.keys[kid]
+	if !ok {
+		return nil, fmt.Errorf("unknown kid %q", kid)
+	}
+	return secret, nil
+}
+
 // Verify checks an access token and returns its viewer.
 func (t *Tokens) Verify(token string) (Viewer, error) {
 	var c accessClaims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil },
+	_, err := jwt.ParseWithClaims(token, &c, t.key,
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(issuer),
 		jwt.WithAudience(audience),

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,7 @@ type Config struct {
 	DatabaseURL     string
 	HTTPAddr        string
 	DataDir         string
-	JWTSecret       []byte
+	JWTKeys         []JWTKey // access-token keys: the first signs, all verify
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	AppBaseURL      string
@@ -36,14 +37,29 @@ type Config struct {
 	SMTPPassword string
 }
 
+// JWTKey is one HMAC key for access tokens and the id the tokens carry in their kid header.
+type JWTKey struct {
+	ID     string
+	Secret []byte
+}
+
+// DefaultKeyID is the kid of the key given by JWT_SECRET or generated in development.
+const DefaultKeyID = "default"
+
+// MinKeyBytes is the shortest JWT key accepted.
+const MinKeyBytes = 32
+
+var keyID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+
 // Production reports whether the server runs in production mode.
 func (c Config) Production() bool { return c.Env == "production" }
 
-// Load reads the environment. In development a missing JWT_SECRET is generated
-// once and kept under DATA_DIR so tokens survive restarts.
+// Load reads the environment. APP_ENV defaults to production, which needs
+// JWT_SECRETS or JWT_SECRET; in development a missing key is generated once and
+// kept under DATA_DIR so tokens survive restarts.
 func Load() (Config, error) {
 	c := Config{
-		Env:          get("APP_ENV", "development"),
+		Env:          get("APP_ENV", "production"),
 		DatabaseURL:  os.Getenv("DATABASE_URL"),
 		HTTPAddr:     get("HTTP_ADDR", ":8080"),
 		DataDir:      get("DATA_DIR", ".data"),
@@ -104,22 +120,79 @@ func Load() (Config, error) {
 		errs = append(errs, errors.New("MAIL_DRIVER=smtp needs SMTP_HOST"))
 	}
 
-	secret := os.Getenv("JWT_SECRET")
-	switch {
-	case secret != "" && len(secret) < 32:
-		errs = append(errs, fmt.Errorf("JWT_SECRET must be at least 32 bytes, got %d", len(secret)))
-	case secret != "":
-		c.JWTSecret = []byte(secret)
-	case c.Production():
-		errs = append(errs, errors.New("JWT_SECRET is required in production (at least 32 random bytes, e.g. `openssl rand -hex 32`)"))
-	default:
-		s, err := devSecret(c.DataDir)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		c.JWTSecret = s
+	keys, err := jwtKeys(c)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	c.JWTKeys = keys
 	return c, errors.Join(errs...)
+}
+
+// jwtKeys reads JWT_SECRETS ("id:secret,id:secret", the first signs) or
+// JWT_SECRET (one key, id DefaultKeyID); development generates one when neither is set.
+// Errors never quote a secret.
+func jwtKeys(c Config) ([]JWTKey, error) {
+	list := strings.TrimSpace(os.Getenv("JWT_SECRETS"))
+	single := strings.TrimSpace(os.Getenv("JWT_SECRET"))
+	switch {
+	case list != "" && single != "":
+		return nil, fmt.Errorf("JWT_SECRETS and JWT_SECRET are both set: use one (JWT_SECRET is the single key %q; "+
+			"to rotate it, list it in JWT_SECRETS as %s:<secret> after the new key)", DefaultKeyID, DefaultKeyID)
+	case list != "":
+		return parseKeys(list)
+	case single != "":
+		if len(single) < MinKeyBytes {
+			return nil, fmt.Errorf("JWT_SECRET must be at least %d bytes, got %d", MinKeyBytes, len(single))
+		}
+		return []JWTKey{{ID: DefaultKeyID, Secret: []byte(single)}}, nil
+	case c.Production():
+		how := "set JWT_SECRETS (e.g. JWT_SECRETS=\"2026-11:$(openssl rand -hex 32)\") or JWT_SECRET " +
+			"(at least 32 random bytes); for local work set APP_ENV=development, which generates a key under DATA_DIR (`make run` does)"
+		if strings.TrimSpace(os.Getenv("APP_ENV")) == "" {
+			return nil, errors.New("no JWT signing key: APP_ENV is not set, so the server runs in production, which needs one: " + how)
+		}
+		return nil, errors.New("no JWT signing key: production needs one: " + how)
+	}
+	s, err := devSecret(c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return []JWTKey{{ID: DefaultKeyID, Secret: s}}, nil
+}
+
+// parseKeys parses JWT_SECRETS: comma-separated <id>:<secret> entries.
+func parseKeys(list string) ([]JWTKey, error) {
+	var keys []JWTKey
+	var errs []error
+	seen := map[string]bool{}
+	for i, entry := range strings.Split(list, ",") {
+		n := i + 1
+		if entry = strings.TrimSpace(entry); entry == "" {
+			continue
+		}
+		id, secret, ok := strings.Cut(entry, ":")
+		id, secret = strings.TrimSpace(id), strings.TrimSpace(secret)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("JWT_SECRETS entry %d: want <id>:<secret>", n))
+		case !keyID.MatchString(id):
+			errs = append(errs, fmt.Errorf("JWT_SECRETS entry %d: the id before ':' must be 1-32 characters from A-Z a-z 0-9 . _ -", n))
+		case seen[id]:
+			errs = append(errs, fmt.Errorf("JWT_SECRETS: key id %q is listed twice", id))
+		case len(secret) < MinKeyBytes:
+			errs = append(errs, fmt.Errorf("JWT_SECRETS: key %q must be at least %d bytes, got %d", id, MinKeyBytes, len(secret)))
+		default:
+			seen[id] = true
+			keys = append(keys, JWTKey{ID: id, Secret: []byte(secret)})
+		}
+	}
+	if len(keys) == 0 && len(errs) == 0 {
+		errs = append(errs, errors.New("JWT_SECRETS lists no key"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return keys, nil
 }
 
 // devSecret reads DATA_DIR/jwt-secret, creating it with 32 random bytes the first time.
@@ -134,10 +207,10 @@ func devSecret(dir string) ([]byte, error) {
 	}
 	s := hex.EncodeToString(buf)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("JWT_SECRET: create %s: %w", dir, err)
+		return nil, fmt.Errorf("generated JWT key: create %s: %w", dir, err)
 	}
 	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("JWT_SECRET: write %s: %w", path, err)
+		return nil, fmt.Errorf("generated JWT key: write %s: %w", path, err)
 	}
 	return []byte(s), nil
 }
