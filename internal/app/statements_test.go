@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/google/uuid"
+
 	. "tenantgraph/internal/apitest"
 )
 
@@ -158,5 +160,126 @@ func TestAuditLogAndInvitationListsCostConstantStatements(t *testing.T) {
 	}
 	if counts[1] != counts[25] {
 		t.Fatalf("statements for 1 and 25 actors = %d and %d, want equal", counts[1], counts[25])
+	}
+}
+
+// listCase is one connection, queried with and without totalCount.
+type listCase struct {
+	name  string
+	query func(totalCount string) string // a query whose one connection selects totalCount (or nothing)
+	vars  func(f *listFixture) map[string]any
+	path  []string // from data to the connection
+}
+
+// listFixture is a viewer with n organizations it owns; the first has n more
+// members, n invitations and n audit events by n distinct users, and each other
+// organization has an invitation addressed to the viewer's email.
+type listFixture struct {
+	viewer *Session
+	org    uuid.UUID
+	after  string // cursor after the first member of org
+}
+
+func seedLists(t *testing.T, n int) *listFixture {
+	t.Helper()
+	f := &listFixture{viewer: srv.RegisterVerified(t, fmt.Sprintf("lists%d", n))}
+	f.org = srv.CreateOrg(t, f.viewer, fmt.Sprintf("Lists %d %s", n, uuid.NewString()[:6]))
+	_, err := srv.DB.Exec(`
+		WITH o AS (
+			INSERT INTO organizations (name, slug) SELECT 'Lists extra ' || g, 'lists-extra-' || gen_random_uuid()
+			FROM generate_series(2, $3::int) g RETURNING id),
+		om AS (
+			INSERT INTO organization_members (organization_id, user_id, role) SELECT id, $2, 'OWNER' FROM o),
+		mine AS (
+			INSERT INTO invitations (organization_id, email, role, token_hash, invited_by, expires_at)
+			SELECT id, $4, 'MEMBER', sha256(gen_random_uuid()::text::bytea), $2, now() + interval '1 day' FROM o),
+		u AS (
+			INSERT INTO users (email, name, password_hash)
+			SELECT 'lists-' || gen_random_uuid() || '@example.test', 'Lists', '$argon2id$seed' FROM generate_series(1, $3::int)
+			RETURNING id),
+		m AS (
+			INSERT INTO organization_members (organization_id, user_id, role) SELECT $1, id, 'MEMBER' FROM u),
+		a AS (
+			INSERT INTO audit_events (organization_id, actor_id, action) SELECT $1, id, 'member.left' FROM u)
+		INSERT INTO invitations (organization_id, email, role, token_hash, invited_by, expires_at)
+		SELECT $1, 'inv-' || gen_random_uuid() || '@example.test', 'MEMBER', sha256(gen_random_uuid()::text::bytea), id, now() + interval '1 day' FROM u`,
+		f.org, f.viewer.UserID, n, f.viewer.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first struct {
+		Organization struct {
+			Members struct{ PageInfo struct{ EndCursor string } }
+		}
+	}
+	MustOK(t, srv.Post(t, f.viewer.AccessToken, `query($o: ID!) { organization(orgId: $o) { members(first: 1) { pageInfo { endCursor } } } }`,
+		map[string]any{"o": f.org})).Decode(t, &first)
+	f.after = first.Organization.Members.PageInfo.EndCursor
+	return f
+}
+
+var listCases = []listCase{
+	{name: "organizations", path: []string{"organizations"},
+		query: func(tc string) string { return `{ organizations(first: 50) { ` + tc + ` edges { node { id name } } } }` }},
+	{name: "members", path: []string{"organization", "members"},
+		query: func(tc string) string {
+			return `query($o: ID!) { organization(orgId: $o) { members(first: 50) { ` + tc + ` edges { node { role user { email } } } } } }`
+		}},
+	{name: "members of every organization", path: []string{"organizations"},
+		query: func(tc string) string {
+			return `{ organizations(first: 50) { edges { node { members(first: 5) { ` + tc + ` edges { node { role } } } } } } }`
+		}},
+	{name: "members after a cursor", path: []string{"organization", "members"},
+		query: func(tc string) string {
+			return `query($o: ID!, $c: String) { organization(orgId: $o) { members(first: 50, after: $c) { ` + tc + ` edges { node { role user { email } } } } } }`
+		}},
+	{name: "invitations", path: []string{"organization", "invitations"},
+		query: func(tc string) string {
+			return `query($o: ID!) { organization(orgId: $o) { invitations(first: 50) { ` + tc + ` edges { node { email invitedBy { email } } } } } }`
+		}},
+	{name: "audit log", path: []string{"organization", "auditLog"},
+		query: func(tc string) string {
+			return `query($o: ID!) { organization(orgId: $o) { auditLog(first: 50) { ` + tc + ` edges { node { action actor { email } } } } } }`
+		}},
+	{name: "myInvitations", path: []string{"myInvitations"},
+		query: func(tc string) string {
+			return `{ myInvitations(first: 50) { ` + tc + ` edges { node { organizationName invitedBy { email } } } } }`
+		}},
+}
+
+// TestListsCostFixedStatements: every connection costs the same number of SQL
+// statements for 3 and 30 items, and selecting totalCount adds exactly one (its
+// own COUNT), whatever the list's length.
+func TestListsCostFixedStatements(t *testing.T) {
+	t.Parallel()
+	fixtures := map[int]*listFixture{3: seedLists(t, 3), 30: seedLists(t, 30)}
+	for _, c := range listCases {
+		t.Run(c.name, func(t *testing.T) {
+			counts := map[string]int64{}
+			for _, n := range []int{3, 30} {
+				f := fixtures[n]
+				for _, tc := range []string{"", "totalCount"} {
+					r, stmts := srv.PostCounted(t, f.viewer.AccessToken, c.query(tc), map[string]any{"o": f.org, "c": f.after})
+					MustOK(t, r)
+					var data map[string]any
+					r.Decode(t, &data)
+					conn := data
+					for _, p := range c.path {
+						conn = conn[p].(map[string]any)
+					}
+					if edges := len(conn["edges"].([]any)); edges < n-1 || edges > n+1 {
+						t.Fatalf("%d edges for %d items", edges, n)
+					}
+					if total, ok := conn["totalCount"].(float64); tc != "" && ok && total < float64(n-1) {
+						t.Fatalf("totalCount = %v for %d items", conn["totalCount"], n)
+					}
+					counts[fmt.Sprintf("%d %s", n, tc)] = stmts
+				}
+			}
+			t.Logf("statements: %d/%d items without totalCount, %d/%d with", counts["3 "], counts["30 "], counts["3 totalCount"], counts["30 totalCount"])
+			if counts["3 "] != counts["30 "] || counts["3 totalCount"] != counts["30 totalCount"] || counts["3 totalCount"] != counts["3 "]+1 {
+				t.Fatalf("statements = %v, want the same for 3 and 30 items and one more with totalCount", counts)
+			}
+		})
 	}
 }
