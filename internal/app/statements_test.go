@@ -220,7 +220,9 @@ func seedLists(t *testing.T, n int) *listFixture {
 
 var listCases = []listCase{
 	{name: "organizations", path: []string{"organizations"},
-		query: func(tc string) string { return `{ organizations(first: 50) { ` + tc + ` edges { node { id name } } } }` }},
+		query: func(tc string) string {
+			return `{ organizations(first: 50) { ` + tc + ` edges { node { id name } } } }`
+		}},
 	{name: "members", path: []string{"organization", "members"},
 		query: func(tc string) string {
 			return `query($o: ID!) { organization(orgId: $o) { members(first: 50) { ` + tc + ` edges { node { role user { email } } } } } }`
