@@ -20,8 +20,10 @@
 # JWTs <jwt>, opaque tokens <token>, RFC 3339 times <time>, whether real (actual output) or
 # shortened with "…" (README: 4e69c132-…, eyJhbGciOiJIUzI1NiIs…, "lBL7uFlf…"). Any other "…"
 # must match literally, so the README shows real output. An expected line that starts with
-# spaces continues the line above it (long JSON may be wrapped for reading).
+# spaces continues the line above it (long JSON may be wrapped for reading); for the diff,
+# both sides are then split between the objects of a list ("},{").
 # Whatever the outcome, the server and the cluster are stopped and the directory removed.
+# DOCS_CHECK_README=FILE checks another file than README.md (to try the check itself).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -46,7 +48,10 @@ normalise() {
 		-e 's/eyJ[A-Za-z0-9_-]*…/<jwt>/g' \
 		-e 's/"[A-Za-z0-9_-]{43}"/"<token>"/g' \
 		-e 's/"[A-Za-z0-9_-]+…"/"<token>"/g' \
-		-e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})/<time>/g'
+		-e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})/<time>/g' \
+		-e 's/\},\{/},\n  {/g'
+	# (the last rule puts each element of a list of objects on a line of its own, on both
+	# sides, so that a diff points at the element that differs)
 }
 _join_continuations() {
 	awk '/^[ \t]/ && NR > 1 { sub(/^[ \t]+/, ""); buf = buf $0; next }
@@ -90,7 +95,17 @@ extract() {
 
 tmp=""
 server_pid=""
+walk_pid=""
 pgdata=""
+
+# The server and each walk-through run in process groups of their own (set -m), so that a
+# Ctrl-C reaches only this script, which then stops them in order.
+stop_walk() {
+	[[ -n "$walk_pid" ]] || return 0
+	kill -TERM -- "-$walk_pid" 2>/dev/null || true
+	wait "$walk_pid" 2>/dev/null || true
+	walk_pid=""
+}
 
 stop_server() {
 	local i
@@ -110,6 +125,7 @@ stop_server() {
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
+	stop_walk
 	stop_server
 	[[ -n "$pgdata" ]] && { pg_stop "$pgdata" immediate || true; }
 	if [[ -n "$tmp" ]]; then
@@ -160,12 +176,14 @@ base="http://127.0.0.1:$port"
 serverlog="$tmp/server.log"
 # A clean environment: only what the walk-throughs assume (APP_ENV is set explicitly, since
 # its default may change).
+set -m
 env -i PATH="$PATH" HOME="$tmp/home" \
 	APP_ENV=development MAIL_DRIVER=console \
 	DATABASE_URL="postgres://postgres@127.0.0.1:$pgport/tenantgraph?sslmode=disable" \
 	HTTP_ADDR="127.0.0.1:$port" DATA_DIR="$tmp/app" \
 	"$tmp/tenantgraph" serve </dev/null >"$serverlog" 2>&1 &
 server_pid=$!
+set +m
 for ((i = 0; i < 300; i++)); do
 	if ! kill -0 "$server_pid" 2>/dev/null; then
 		tail -n 20 "$serverlog" >&2
@@ -183,11 +201,16 @@ for name in "${names[@]}"; do
 	sed -e "s#http://localhost:8080#$base#g" -e "s#/tmp/tenantgraph\\.log#$serverlog#g" \
 		"$tmp/walk/$name.sh" >"$tmp/walk/$name.run.sh"
 	mkdir -p "$tmp/walk/$name.cwd"
-	rc=0
 	t0=$SECONDS
-	(cd "$tmp/walk/$name.cwd" && env -i PATH="$PATH" HOME="$tmp/home" LANG=C.UTF-8 \
+	set -m
+	(cd "$tmp/walk/$name.cwd" && exec env -i PATH="$PATH" HOME="$tmp/home" LANG=C.UTF-8 \
 		timeout 120 bash --noprofile --norc "$tmp/walk/$name.run.sh") \
-		</dev/null >"$tmp/walk/$name.actual" 2>"$tmp/walk/$name.stderr" || rc=$?
+		</dev/null >"$tmp/walk/$name.actual" 2>"$tmp/walk/$name.stderr" &
+	walk_pid=$!
+	set +m
+	rc=0
+	wait "$walk_pid" || rc=$?
+	walk_pid=""
 	normalise --expected <"$tmp/walk/$name.out" >"$tmp/walk/$name.expected.norm"
 	normalise <"$tmp/walk/$name.actual" >"$tmp/walk/$name.actual.norm"
 	if diff -u --label "README.md: $name (expected)" --label "$name: actual output" \
@@ -209,9 +232,9 @@ if ((${#failed[@]} > 0)); then
 	if ! kill -0 "$server_pid" 2>/dev/null; then
 		log "the server is no longer running; its log ends with:"
 		tail -n 20 "$serverlog" | sed 's/^/  /' >&2
-	elif grep -qE 'level=(WARN|ERROR)' "$serverlog"; then
-		log "warnings and errors in the server log:"
-		grep -E 'level=(WARN|ERROR)' "$serverlog" | tail -n 20 | sed 's/^/  /' >&2
+	elif grep -qE 'level=ERROR' "$serverlog"; then
+		log "errors in the server log:"
+		grep -E 'level=ERROR' "$serverlog" | tail -n 20 | sed 's/^/  /' >&2
 	fi
 	die "${#failed[@]} walk-through(s) out of date: ${failed[*]}; update README.md or fix the server"
 fi
