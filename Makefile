@@ -1,17 +1,20 @@
 # tenantgraph — developer commands. `make` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help run test bench lint generate build clean
+.PHONY: help run test docs-check bench lint generate build clean
 
 help: ## List the targets
 	@echo "Targets:"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z_-]*:.*## / { printf "  make %-9s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z_-]*:.*## / { printf "  make %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 run: ## Run the server on a local PostgreSQL kept in .data/ (port PGPORT_DEV=54329), or on DATABASE_URL
 	@bash scripts/run.sh
 
 test: ## Run all tests (-race) on a throwaway PostgreSQL, or on TEST_DATABASE_URL; extra flags: GOTESTFLAGS='-run X -v'
 	@bash scripts/test.sh
+
+docs-check: ## Run the README's walk-throughs on a throwaway server and PostgreSQL; fail when their output differs
+	@bash scripts/docs-check.sh
 
 bench: ## Run the benchmarks on a throwaway PostgreSQL; extra flags: GOTESTFLAGS='-benchtime 2s'
 	@GOTEST_ARGS='-run=^$$ -bench=. -benchmem -count=1' bash scripts/test.sh

@@ -249,11 +249,13 @@ pg_free_port() {
 }
 
 # pg_wait_ready PORT [SECONDS]
+# Probes as the cluster's superuser (initdb -U postgres): pg_isready's default user is the
+# caller's login name, and a role that does not exist makes every probe log a FATAL line.
 pg_wait_ready() {
 	local port=$1 secs=${2:-30} i
 	[[ -n "${PG_ISREADY:-}" ]] || return 0
 	for ((i = 0; i < secs * 5; i++)); do
-		"$PG_ISREADY" -q -h 127.0.0.1 -p "$port" -t 1 && return 0
+		"$PG_ISREADY" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -t 1 && return 0
 		sleep 0.2
 	done
 	return 1
