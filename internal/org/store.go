@@ -112,21 +112,19 @@ func (Store) InsertMember(ctx context.Context, q sqlx.QueryerContext, org, user 
 
 // MemberForUpdate locks and returns a membership; nil when user is not a member of org.
 func (Store) MemberForUpdate(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID) (*Member, error) {
-	var m Member
-	err := sqlx.GetContext(ctx, q, &m, `
-		SELECT `+memberCols+` FROM organization_members m WHERE m.organization_id = $1 AND m.user_id = $2 FOR UPDATE`, org, user)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	return &m, err
+	return lockedMember(ctx, q, org, user, "FOR UPDATE")
 }
 
 // MemberForShare share-locks and returns a membership (see LockActor); nil when
 // user is not a member of org.
 func (Store) MemberForShare(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID) (*Member, error) {
+	return lockedMember(ctx, q, org, user, "FOR SHARE")
+}
+
+func lockedMember(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID, lock string) (*Member, error) {
 	var m Member
 	err := sqlx.GetContext(ctx, q, &m, `
-		SELECT `+memberCols+` FROM organization_members m WHERE m.organization_id = $1 AND m.user_id = $2 FOR SHARE`, org, user)
+		SELECT `+memberCols+` FROM organization_members m WHERE m.organization_id = $1 AND m.user_id = $2 `+lock, org, user)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
