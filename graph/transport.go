@@ -238,6 +238,9 @@ func (unsupported) Do(w http.ResponseWriter, r *http.Request, _ graphql.GraphExe
 			msg = fmt.Sprintf("unsupported Content-Type %q: send Content-Type: application/json", mt)
 		}
 	} else {
+		if up := r.Header.Get("Upgrade"); up != "" {
+			msg = fmt.Sprintf("upgrade to %q not supported: send a POST (or a GET for queries)", up)
+		}
 		w.Header().Set("Allow", "GET, POST, OPTIONS")
 	}
 	err := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": CodeBadRequest}}
