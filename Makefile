@@ -1,11 +1,11 @@
 # tenantgraph — developer commands. `make` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help run test docs-check bench lint generate build clean
+.PHONY: help run test docs-check bench audit-http lint generate build clean
 
 help: ## List the targets
 	@echo "Targets:"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z_-]*:.*## / { printf "  make %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z_-]*:.*## / { printf "  make %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 run: ## Run the server on a local PostgreSQL kept in .data/ (port PGPORT_DEV=54329), or on DATABASE_URL
 	@bash scripts/run.sh
@@ -18,6 +18,9 @@ docs-check: ## Run the README's walk-throughs on a throwaway server and PostgreS
 
 bench: ## Run the benchmarks on a throwaway PostgreSQL; extra flags: GOTESTFLAGS='-benchtime 2s'
 	@GOTEST_ARGS='-run=^$$ -bench=. -benchmem -count=1' bash scripts/test.sh
+
+audit-http: ## GraphQL-over-HTTP audit (npm graphql-http) of /query on a throwaway server and PostgreSQL
+	@bash scripts/audit-http.sh
 
 lint: ## no tracked file over 1 MiB, gofmt, go vet, and check that go generate leaves the tree unchanged
 	@echo "lint: no tracked file over 1 MiB"

@@ -1008,9 +1008,26 @@ var sources = []*ast.Source{
 	{Name: "../schema.graphqls", Input: `# tenantgraph public API.
 #
 # Every root field carries exactly one of the authorization directives below.
-# Errors carry extensions.code: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND,
-# BAD_USER_INPUT (with extensions.field), CONFLICT, RATE_LIMITED or
-# INTERNAL_SERVER_ERROR (message masked, extensions.requestId set).
+#
+# Every error carries extensions.code, one of:
+# - while executing: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT
+#   (with extensions.field), CONFLICT, RATE_LIMITED or INTERNAL_SERVER_ERROR
+#   (message masked, extensions.requestId set);
+# - refusing the operation before any of it runs (no "data" in the response;
+#   HTTP 200 when the client accepts application/json, 400 when it accepts
+#   application/graphql-response+json):
+#   GRAPHQL_PARSE_FAILED (syntax, or over 15 000 tokens),
+#   GRAPHQL_VALIDATION_FAILED (against this schema, variables included;
+#   introspection in production),
+#   PERSISTED_QUERY_NOT_FOUND (an unknown APQ hash: send the query with it; always 200),
+#   COMPLEXITY_LIMIT_EXCEEDED (over 10 000: a connection costs ` + "`" + `first` + "`" + `,
+#   default 20, times its selection; other fields 1 plus their selection),
+#   DEPTH_LIMIT_EXCEEDED (nested over 10 levels; __schema and __type exempt),
+#   ALIAS_LIMIT_EXCEEDED (over 30 aliases, a fragment's counted per use);
+# - refusing the HTTP request: BAD_REQUEST (HTTP 400: not a JSON object with a
+#   string query, a bad APQ extension; 415: Content-Type not application/json;
+#   405: a mutation over GET, a method other than GET/POST/OPTIONS) and
+#   BAD_USER_INPUT (HTTP 413: a body over 1 MiB).
 
 "Anyone may call the field, signed in or not."
 directive @public on FIELD_DEFINITION

@@ -15,28 +15,33 @@ import (
 	"tenantgraph/internal/platform/reqmeta"
 )
 
-// Limits of the GraphQL endpoint.
-const (
-	ParserTokenLimit = 15_000
-	ComplexityLimit  = 5_000
-)
+// ParserTokenLimit caps the tokens of one query document (GRAPHQL_PARSE_FAILED above it).
+const ParserTokenLimit = 15_000
 
 // HandlerOptions configure the GraphQL handler.
 type HandlerOptions struct {
 	Production bool // no introspection, no field suggestions
 	Log        *slog.Logger
+	Limits     *Limits // nil: DefaultLimits
 }
 
 // NewHandler builds the GraphQL HTTP handler with explicit transports and extensions.
 func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: r, Directives: Directives()}))
+	limits := DefaultLimits
+	if o.Limits != nil {
+		limits = *o.Limits
+	}
+	srv := handler.New(pricedSchema{NewExecutableSchema(Config{Resolvers: r, Directives: Directives()})})
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(compliant{transport.GET{}})
+	srv.AddTransport(compliant{transport.POST{}})
+	srv.AddTransport(unsupported{}) // last: everything the others refuse
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.SetParserTokenLimit(ParserTokenLimit)
-	srv.Use(extension.FixedComplexityLimit(ComplexityLimit))
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	// Shape first: it is linear in the document; the complexity walk inlines fragments.
+	srv.Use(shapeLimits{depth: limits.Depth, aliases: limits.Aliases, introspection: !o.Production})
+	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if o.Production {
 		srv.SetDisableSuggestion(true)
 	} else {

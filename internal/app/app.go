@@ -37,6 +37,8 @@ type Options struct {
 	MailPollInterval time.Duration
 	// RateLimits replaces account.DefaultLimits (tests turn them off).
 	RateLimits *account.Limits
+	// QueryLimits replaces graph.DefaultLimits (tests tighten them).
+	QueryLimits *graph.Limits
 }
 
 // App is the assembled server.
@@ -126,7 +128,7 @@ func New(o Options) (*App, error) {
 		CountMembers: loader.CountMembers, BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log})
 
 	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog},
-		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log})
+		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits})
 	sources := loader.Sources{
 		Users:         accounts.Users,
 		Organizations: orgs.Organizations,
@@ -137,7 +139,9 @@ func New(o Options) (*App, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", httpx.LimitBody(MaxBodyBytes, auth.Middleware(tokens, loader.Middleware(sources, gql))))
+	endpoint := httpx.LimitBody(MaxBodyBytes, auth.Middleware(tokens, loader.Middleware(sources, gql)))
+	mux.Handle("/query", endpoint)
+	mux.Handle("/graphql", endpoint) // the path most clients try first
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n")) //nolint:errcheck
 	})

@@ -1,0 +1,211 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"tenantgraph/internal/platform/page"
+)
+
+// Limits bound what one operation may ask for. They are checked after validation and
+// before any resolver runs.
+type Limits struct {
+	Complexity int // connections cost `first` times their selection (pricedSchema)
+	Depth      int // nested selection levels, introspection subtrees exempt
+	Aliases    int // aliased fields per operation, fragments counted per use
+}
+
+// DefaultLimits are the limits of the public endpoint. A dashboard query of 20
+// organizations with 50 members each costs 5 120 (see the README).
+var DefaultLimits = Limits{Complexity: 10_000, Depth: 10, Aliases: 30}
+
+// Error codes the handler adds to gqlgen's own GRAPHQL_PARSE_FAILED,
+// GRAPHQL_VALIDATION_FAILED, PERSISTED_QUERY_NOT_FOUND and COMPLEXITY_LIMIT_EXCEEDED.
+const (
+	CodeDepthLimit = "DEPTH_LIMIT_EXCEEDED"
+	CodeAliasLimit = "ALIAS_LIMIT_EXCEEDED"
+	// CodeBadRequest: the HTTP request itself is malformed (not a JSON object with a
+	// string query, an unsupported content type or method).
+	CodeBadRequest = "BAD_REQUEST"
+)
+
+// pricedSchema makes list fields cost what they can return: a field whose type is a
+// ...Connection and that takes `first` costs first (page.DefaultFirst when absent,
+// at most page.MaxFirst, which is all a resolver will return) times the complexity of
+// its selection. Every other field keeps gqlgen's default of 1 plus its selection.
+type pricedSchema struct {
+	graphql.ExecutableSchema
+}
+
+func (s pricedSchema) Complexity(ctx context.Context, typeName, field string, childComplexity int, args map[string]any) (int, bool) {
+	if def := s.Schema().Types[typeName]; def != nil {
+		if f := def.Fields.ForName(field); f != nil && isConnection(f) {
+			return saturatingMul(pageSize(args["first"]), childComplexity), true
+		}
+	}
+	return s.ExecutableSchema.Complexity(ctx, typeName, field, childComplexity, args)
+}
+
+func isConnection(f *ast.FieldDefinition) bool {
+	return strings.HasSuffix(f.Type.Name(), "Connection") && f.Arguments.ForName("first") != nil
+}
+
+// pageSize is the number of rows a `first` argument can bring back.
+func pageSize(v any) int {
+	n := int64(page.DefaultFirst)
+	switch x := v.(type) {
+	case int:
+		n = int64(x)
+	case int32:
+		n = int64(x)
+	case int64:
+		n = x
+	case float64:
+		n = int64(x)
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			n = i
+		}
+	case string:
+		if i, err := strconv.ParseInt(x, 10, 64); err == nil {
+			n = i
+		}
+	}
+	return int(min(max(n, 1), page.MaxFirst))
+}
+
+func saturatingMul(a, b int) int {
+	if a <= 0 || b <= 0 {
+		return max(a*b, 1)
+	}
+	if a > math.MaxInt/b {
+		return math.MaxInt
+	}
+	return a * b
+}
+
+// shapeLimits refuses operations nested deeper than Depth or using more than Aliases
+// aliases, before any resolver runs (gqlgen calls it after validation).
+type shapeLimits struct {
+	depth, aliases int
+	introspection  bool // false: __schema and __type are refused
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = shapeLimits{}
+
+func (shapeLimits) ExtensionName() string                   { return "ShapeLimits" }
+func (shapeLimits) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (l shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Doc == nil || oc.Operation == nil {
+		return nil
+	}
+	return l.check(oc.Doc, oc.Operation)
+}
+
+func (l shapeLimits) check(doc *ast.QueryDocument, op *ast.OperationDefinition) *gqlerror.Error {
+	m := Measure(doc, op)
+	if m.Introspects && !l.introspection {
+		// Refused here rather than by the executor, whose error would be an internal one.
+		err := gqlerror.Errorf("introspection is disabled")
+		errcode.Set(err, errcode.ValidationFailed)
+		return err
+	}
+	if m.Depth > l.depth {
+		err := gqlerror.Errorf("operation has depth %d, which exceeds the limit of %d", m.Depth, l.depth)
+		errcode.Set(err, CodeDepthLimit)
+		return err
+	}
+	if m.Aliases > l.aliases {
+		err := gqlerror.Errorf("operation uses %d aliases, which exceeds the limit of %d", m.Aliases, l.aliases)
+		errcode.Set(err, CodeAliasLimit)
+		return err
+	}
+	return nil
+}
+
+// Shape is the size of an operation as the limits see it.
+type Shape struct {
+	// Depth is the deepest field nesting: `{ me { id } }` has depth 2. Fragments count
+	// as if inlined; the subtrees of __schema and __type are not counted.
+	Depth int
+	// Aliases counts fields written with an alias (`a: me`); a fragment's aliases count
+	// every time it is used.
+	Aliases int
+	// Introspects: the operation selects __schema or __type.
+	Introspects bool
+}
+
+// Measure computes the Shape of op. It needs no validation: fragments are looked up
+// by name in doc, an unknown one counts as empty, and a fragment that spreads itself
+// (directly or not) is not followed again. Each fragment is measured once.
+func Measure(doc *ast.QueryDocument, op *ast.OperationDefinition) Shape {
+	m := measurer{doc: doc, memo: map[string]Shape{}, active: map[string]bool{}}
+	return m.selections(op.SelectionSet)
+}
+
+type measurer struct {
+	doc    *ast.QueryDocument
+	memo   map[string]Shape // shape of each fragment's selection set
+	active map[string]bool  // fragments being measured (cycle guard)
+}
+
+func (m *measurer) selections(set ast.SelectionSet) Shape {
+	var out Shape
+	add := func(s Shape, extraDepth int) {
+		out.Depth = max(out.Depth, satAdd(s.Depth, extraDepth))
+		out.Aliases = satAdd(out.Aliases, s.Aliases)
+		out.Introspects = out.Introspects || s.Introspects
+	}
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Alias != "" && s.Alias != s.Name {
+				out.Aliases = satAdd(out.Aliases, 1)
+			}
+			if s.Name == "__schema" || s.Name == "__type" {
+				add(Shape{Introspects: true}, 1) // only the field itself counts
+				continue
+			}
+			add(m.selections(s.SelectionSet), 1)
+		case *ast.InlineFragment:
+			add(m.selections(s.SelectionSet), 0)
+		case *ast.FragmentSpread:
+			add(m.fragment(s.Name), 0)
+		}
+	}
+	return out
+}
+
+func (m *measurer) fragment(name string) Shape {
+	if s, ok := m.memo[name]; ok {
+		return s
+	}
+	def := m.doc.Fragments.ForName(name)
+	if def == nil || m.active[name] {
+		return Shape{}
+	}
+	m.active[name] = true
+	s := m.selections(def.SelectionSet)
+	delete(m.active, name)
+	m.memo[name] = s
+	return s
+}
+
+func satAdd(a, b int) int {
+	if a > math.MaxInt-b {
+		return math.MaxInt
+	}
+	return a + b
+}

@@ -1,0 +1,251 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// The GraphQL-over-HTTP rules gqlgen's POST and GET transports do not follow on their
+// own, applied by a thin wrapper around them (compliant):
+//
+//   - A request gqlgen refuses before executing it (parse, validation, limits) answers
+//     HTTP 200 to a client that accepts application/json and 400 to one that accepts
+//     application/graphql-response+json (gqlgen: 422 / 400 for parse and validation
+//     errors, 200 for the limits). PERSISTED_QUERY_NOT_FOUND stays 200: Apollo clients
+//     retry with the full query on it.
+//   - A malformed request (no query, a body that is not a JSON object, an APQ
+//     extension that does not fit) answers 400 with BAD_REQUEST; a body over the limit
+//     while it is read answers 413 with BAD_USER_INPUT; a mutation over GET answers 405.
+//   - A response to a request that was not executed has no "data" entry.
+//   - Every error carries an extensions.code.
+
+const mediaGraphQLResponse = "application/graphql-response+json"
+
+// compliant wraps one of gqlgen's HTTP transports.
+type compliant struct {
+	graphql.Transport
+}
+
+func (c compliant) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	rw := &shapingWriter{ResponseWriter: w}
+	if r.Body != nil {
+		r.Body = &bodyReader{ReadCloser: r.Body, tooLarge: &rw.tooLarge}
+	}
+	c.Transport.Do(rw, r, &shapingExecutor{GraphExecutor: exec, w: rw})
+	rw.finish()
+}
+
+// bodyReader notes whether reading stopped at http.MaxBytesReader's limit.
+type bodyReader struct {
+	io.ReadCloser
+	tooLarge **http.MaxBytesError
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		*b.tooLarge = mbe
+	}
+	return n, err
+}
+
+// shapingExecutor sees what the transport does with the request and tells the writer.
+type shapingExecutor struct {
+	graphql.GraphExecutor
+	w *shapingWriter
+}
+
+func (e *shapingExecutor) CreateOperationContext(ctx context.Context, p *graphql.RawParams) (*graphql.OperationContext, gqlerror.List) {
+	oc, errs := e.GraphExecutor.CreateOperationContext(ctx, p)
+	if len(errs) == 0 {
+		return oc, nil
+	}
+	e.w.refused = true
+	if p.Query == "" && p.Extensions["persistedQuery"] == nil {
+		// Not a GraphQL error: the request has no query at all.
+		errs = gqlerror.List{gqlerror.Errorf(`the request has no query: send {"query": "..."}`)}
+		errcode.Set(errs[0], CodeBadRequest)
+	}
+	for _, err := range errs {
+		// gqlgen leaves a few request errors (the APQ extension's) without a code.
+		if _, ok := err.Extensions["code"]; !ok {
+			errcode.Set(err, CodeBadRequest)
+		}
+	}
+	e.w.errs = errs
+	return oc, errs
+}
+
+func (e *shapingExecutor) DispatchError(ctx context.Context, list gqlerror.List) *graphql.Response {
+	e.w.refused = true
+	for _, err := range list {
+		if _, ok := err.Extensions["code"]; ok {
+			continue
+		}
+		// The transport's own errors: the body could not be read or decoded. gqlgen
+		// appends the whole body to the decoding message; keep the reason only.
+		if i := strings.Index(err.Message, " body:"); i > 0 && strings.HasPrefix(err.Message, "json request body could not be decoded") {
+			err.Message = "the request body is not a JSON object with a string query" + strings.TrimPrefix(err.Message[:i], "json request body could not be decoded")
+		}
+		errcode.Set(err, CodeBadRequest)
+	}
+	if e.w.errs == nil {
+		e.w.errs = list
+	}
+	return e.GraphExecutor.DispatchError(ctx, list)
+}
+
+// shapingWriter holds back the status and the body of an error response so that they
+// can follow the rules above; an executed operation's response passes straight through.
+type shapingWriter struct {
+	http.ResponseWriter
+	refused  bool          // the operation was not executed (DispatchError was called)
+	errs     gqlerror.List // what refused it, before the error presenter
+	tooLarge *http.MaxBytesError
+	status   int
+	buf      bytes.Buffer
+	passing  bool // writing through
+}
+
+func (w *shapingWriter) WriteHeader(status int) {
+	if w.passing || w.status != 0 {
+		return
+	}
+	w.status = status
+}
+
+func (w *shapingWriter) Write(b []byte) (int, error) {
+	if w.passing {
+		return w.ResponseWriter.Write(b)
+	}
+	if !w.refused && w.status < 400 {
+		w.passing = true
+		if w.status != 0 {
+			w.ResponseWriter.WriteHeader(w.status)
+		}
+		return w.ResponseWriter.Write(b)
+	}
+	return w.buf.Write(b)
+}
+
+func (w *shapingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok && w.passing {
+		f.Flush()
+	}
+}
+
+func (w *shapingWriter) finish() {
+	if w.passing {
+		return
+	}
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	body := w.buf.Bytes()
+	var resp map[string]json.RawMessage
+	var errs gqlerror.List
+	if json.Unmarshal(body, &resp) == nil && json.Unmarshal(resp["errors"], &errs) == nil {
+		for _, e := range errs {
+			if e.Extensions == nil {
+				e.Extensions = map[string]any{}
+			}
+			if _, ok := e.Extensions["code"]; !ok {
+				e.Extensions["code"] = CodeBadRequest
+			}
+		}
+		if w.tooLarge != nil {
+			errs = gqlerror.List{{Message: fmt.Sprintf("request body too large (limit %d bytes)", w.tooLarge.Limit),
+				Extensions: map[string]any{"code": "BAD_USER_INPUT"}}}
+		}
+		resp["errors"], _ = json.Marshal(errs)
+		delete(resp, "data") // nothing was executed
+		if b, err := json.Marshal(resp); err == nil {
+			body = b
+		}
+		status = w.statusFor(status)
+	}
+	if status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", "POST")
+	}
+	w.Header().Del("Content-Length")
+	w.ResponseWriter.WriteHeader(status)
+	w.ResponseWriter.Write(body) //nolint:errcheck // the client is gone
+}
+
+func (w *shapingWriter) statusFor(transportStatus int) int {
+	switch {
+	case w.tooLarge != nil:
+		return http.StatusRequestEntityTooLarge
+	case transportStatus == http.StatusNotAcceptable:
+		return http.StatusMethodNotAllowed // a mutation over GET
+	case !w.refused || hasCode(w.errs, CodeBadRequest):
+		return max(transportStatus, http.StatusBadRequest)
+	case allCode(w.errs, "PERSISTED_QUERY_NOT_FOUND"):
+		return http.StatusOK
+	case w.Header().Get("Content-Type") == mediaGraphQLResponse:
+		return http.StatusBadRequest
+	default:
+		return http.StatusOK
+	}
+}
+
+func hasCode(errs gqlerror.List, code string) bool {
+	for _, e := range errs {
+		if e.Extensions["code"] == code {
+			return true
+		}
+	}
+	return false
+}
+
+func allCode(errs gqlerror.List, code string) bool {
+	for _, e := range errs {
+		if e.Extensions["code"] != code {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
+// unsupported takes every request no other transport does, last: a POST whose
+// Content-Type is not application/json, or a method other than GET, POST and OPTIONS.
+type unsupported struct{}
+
+func (unsupported) Supports(*http.Request) bool { return true }
+
+func (unsupported) Do(w http.ResponseWriter, r *http.Request, _ graphql.GraphExecutor) {
+	status, msg := http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: send a POST (or a GET for queries)"
+	if r.Method == http.MethodPost {
+		ct := r.Header.Get("Content-Type")
+		mt, _, _ := mime.ParseMediaType(ct)
+		status = http.StatusUnsupportedMediaType
+		if ct == "" {
+			msg = "the request has no Content-Type: send Content-Type: application/json"
+		} else {
+			msg = fmt.Sprintf("unsupported Content-Type %q: send Content-Type: application/json", mt)
+		}
+	} else {
+		if up := r.Header.Get("Upgrade"); up != "" {
+			msg = fmt.Sprintf("upgrade to %q not supported: send a POST (or a GET for queries)", up)
+		}
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+	}
+	err := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": CodeBadRequest}}
+	b, _ := json.Marshal(map[string]any{"errors": gqlerror.List{err}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b) //nolint:errcheck // the client is gone
+}
