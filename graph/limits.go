@@ -2,9 +2,7 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"math"
-	"strconv"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -60,26 +58,11 @@ func isConnection(f *ast.FieldDefinition) bool {
 
 // pageSize is the number of rows a `first` argument can bring back.
 func pageSize(v any) int {
-	n := int64(page.DefaultFirst)
-	switch x := v.(type) {
-	case int:
-		n = int64(x)
-	case int32:
-		n = int64(x)
-	case int64:
-		n = x
-	case float64:
-		n = int64(x)
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			n = i
-		}
-	case string:
-		if i, err := strconv.ParseInt(x, 10, 64); err == nil {
-			n = i
-		}
+	n := page.DefaultFirst
+	if first, ok := intArg(v); ok && first != nil {
+		n = *first
 	}
-	return int(min(max(n, 1), page.MaxFirst))
+	return min(max(n, 1), page.MaxFirst)
 }
 
 func saturatingMul(a, b int) int {

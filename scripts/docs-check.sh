@@ -94,9 +94,7 @@ extract() {
 }
 
 tmp=""
-server_pid=""
 walk_pid=""
-pgdata=""
 
 # The server and each walk-through run in process groups of their own (set -m), so that a
 # Ctrl-C reaches only this script, which then stops them in order.
@@ -107,30 +105,11 @@ stop_walk() {
 	walk_pid=""
 }
 
-stop_server() {
-	local i
-	[[ -n "$server_pid" ]] || return 0
-	if kill -0 "$server_pid" 2>/dev/null; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		for ((i = 0; i < 300; i++)); do
-			kill -0 "$server_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$server_pid" 2>/dev/null || true
-	fi
-	wait "$server_pid" 2>/dev/null || true
-	server_pid=""
-}
-
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	stop_walk
-	stop_server
-	[[ -n "$pgdata" ]] && { pg_stop "$pgdata" immediate || true; }
-	if [[ -n "$tmp" ]]; then
-		rm -rf "$tmp"
-	fi
+	srv_cleanup "$tmp"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -149,10 +128,9 @@ fi
 
 # shellcheck source=scripts/pg.sh
 source "$REPO/scripts/pg.sh"
-pg_find_bin
-pg_setup_user
+# shellcheck source=scripts/server.sh
+source "$REPO/scripts/server.sh"
 tmp=$(mktemp -d /tmp/tenantgraph-docs.XXXXXX)
-pg_prepare_dir "$tmp" || pg_die "user $PG_USER cannot use $tmp"
 mkdir -p "$tmp/walk" "$tmp/home"
 
 extract "$tmp/walk"
@@ -160,39 +138,13 @@ extract "$tmp/walk"
 mapfile -t names <"$tmp/walk/names"
 log "walk-throughs in README.md: ${names[*]}"
 
-t0=$SECONDS
 log "building the server"
-go build -o "$tmp/tenantgraph" .
-log "built in $((SECONDS - t0))s"
-
-pgdata="$tmp/data"
-pg_init "$pgdata" test
-pgport=$(pg_free_port)
-pg_start "$pgdata" "$pgport" "$tmp/sock" test || exit 1
-pg_createdb "$pgport" tenantgraph
-
-port=$(pg_free_port)
-base="http://127.0.0.1:$port"
+srv_build "$tmp"
+srv_cluster "$tmp" || exit 1
+# A clean environment: only what the walk-throughs assume.
+srv_start "$tmp" MAIL_DRIVER=console || die "the server did not start (log above)"
+base=$SRV_BASE
 serverlog="$tmp/server.log"
-# A clean environment: only what the walk-throughs assume (APP_ENV is set explicitly, since
-# its default may change).
-set -m
-env -i PATH="$PATH" HOME="$tmp/home" \
-	APP_ENV=development MAIL_DRIVER=console \
-	DATABASE_URL="postgres://postgres@127.0.0.1:$pgport/tenantgraph?sslmode=disable" \
-	HTTP_ADDR="127.0.0.1:$port" DATA_DIR="$tmp/app" \
-	"$tmp/tenantgraph" serve </dev/null >"$serverlog" 2>&1 &
-server_pid=$!
-set +m
-for ((i = 0; i < 300; i++)); do
-	if ! kill -0 "$server_pid" 2>/dev/null; then
-		tail -n 20 "$serverlog" >&2
-		die "the server exited at start (log above)"
-	fi
-	curl -sf -o /dev/null "$base/readyz" && break
-	sleep 0.1
-done
-((i < 300)) || die "the server did not become ready on $base within 30s"
 log "server ready on $base (APP_ENV=development, MAIL_DRIVER=console)"
 
 failed=()
@@ -229,7 +181,7 @@ for name in "${names[@]}"; do
 done
 
 if ((${#failed[@]} > 0)); then
-	if ! kill -0 "$server_pid" 2>/dev/null; then
+	if ! kill -0 "$SRV_PID" 2>/dev/null; then
 		log "the server is no longer running; its log ends with:"
 		tail -n 20 "$serverlog" | sed 's/^/  /' >&2
 	elif grep -qE 'level=ERROR' "$serverlog"; then

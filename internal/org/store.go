@@ -122,13 +122,8 @@ func (Store) MemberForShare(ctx context.Context, q sqlx.QueryerContext, org, use
 }
 
 func lockedMember(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID, lock string) (*Member, error) {
-	var m Member
-	err := sqlx.GetContext(ctx, q, &m, `
+	return db.GetOrNil[Member](ctx, q, `
 		SELECT `+memberCols+` FROM organization_members m WHERE m.organization_id = $1 AND m.user_id = $2 `+lock, org, user)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	return &m, err
 }
 
 func (Store) SetRole(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID, role Role, now time.Time) (*Member, error) {
@@ -286,13 +281,8 @@ func (Store) InsertInvitation(ctx context.Context, q sqlx.QueryerContext, org uu
 
 // InvitationForUpdate locks org's invitation id; nil when org has no such invitation.
 func (Store) InvitationForUpdate(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, now time.Time) (*Invitation, error) {
-	var inv Invitation
-	err := sqlx.GetContext(ctx, q, &inv, `
+	return db.GetOrNil[Invitation](ctx, q, `
 		SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2 AND i.id = $3 FOR UPDATE`, now, org, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	return &inv, err
 }
 
 // InvitationByToken returns the invitation a token belongs to; nil when none. Tokens are
@@ -311,13 +301,8 @@ func (Store) InvitationByToken(ctx context.Context, q sqlx.QueryerContext, hash 
 
 // InvitationByTokenForUpdate locks org's invitation whose current token is hash; nil when none.
 func (Store) InvitationByTokenForUpdate(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, hash []byte, now time.Time) (*Invitation, error) {
-	var inv Invitation
-	err := sqlx.GetContext(ctx, q, &inv, `
+	return db.GetOrNil[Invitation](ctx, q, `
 		SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2 AND i.token_hash = $3 FOR UPDATE`, now, org, hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	return &inv, err
 }
 
 func (Store) SetInvitationStatus(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, status InvitationStatus, by uuid.UUID, now time.Time) (*Invitation, error) {

@@ -3,6 +3,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -62,4 +63,18 @@ func IsViolation(err error, code, constraint string) bool {
 		return false
 	}
 	return string(pe.Code) == code && (constraint == "" || pe.Constraint == constraint)
+}
+
+// GetOrNil runs a query for at most one row and scans it into a new T; no row
+// is (nil, nil).
+func GetOrNil[T any](ctx context.Context, q sqlx.QueryerContext, query string, args ...any) (*T, error) {
+	var v T
+	err := sqlx.GetContext(ctx, q, &v, query, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
