@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -33,6 +34,17 @@ func (s *Service) Record(ctx context.Context, tx sqlx.ExecerContext, e Entry) er
 		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}
 	return nil
+}
+
+// CountSince counts org's events with one of actions recorded after since, on q
+// (the caller's transaction: under a lock, it sees every event committed before
+// the lock was granted): all of them, and those whose metadata has key equal to
+// value. Rate limits that must hold across server replicas count this way.
+func (s *Service) CountSince(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, actions []string, since time.Time, key, value string) (all, matching int, err error) {
+	if all, matching, err = s.store.CountSince(ctx, q, org, actions, since, key, value); err != nil {
+		return 0, 0, fmt.Errorf("count audit events %v: %w", actions, err)
+	}
+	return all, matching, nil
 }
 
 // List returns a page of org's events, newest first. The caller has checked

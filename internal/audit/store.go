@@ -3,9 +3,11 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // Store is the audit log's SQL. Every method runs on the caller's q: a write on
@@ -51,3 +53,17 @@ func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f 
 		AND ($2::text IS NULL OR action = $2) AND ($3::uuid IS NULL OR actor_id = $3)`, org, f.Action, f.ActorID)
 	return n, err
 }
+
+// CountSince counts org's events with one of actions recorded after since: all
+// of them, and those whose metadata has key equal to value. An index whose
+// predicate is exactly those actions (audit_events_invitation_mail_idx for the
+// invitation mails) makes it read only the window's rows.
+func (Store) CountSince(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, actions []string, since time.Time, key, value string) (all, matching int, err error) {
+	err = q.QueryRowxContext(ctx, countSinceSQL, org, pq.Array(actions), since, key, value).Scan(&all, &matching)
+	return all, matching, err
+}
+
+const countSinceSQL = `
+	SELECT count(*), count(*) FILTER (WHERE metadata->>$4 = $5)
+	FROM audit_events
+	WHERE organization_id = $1 AND action = ANY($2) AND created_at > $3`

@@ -29,10 +29,34 @@ const InvitationTTL = 7 * 24 * time.Hour
 // lock waiters holding the pool's other connections could starve it.
 type UserLookup func(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) ([]*account.User, error)
 
-// Auditor records an audit event in the caller's transaction (the audit area).
+// Auditor records an audit event in the caller's transaction and counts recent
+// ones (the audit area).
 type Auditor interface {
 	Record(ctx context.Context, tx sqlx.ExecerContext, e audit.Entry) error
+	CountSince(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, actions []string, since time.Time, key, value string) (all, matching int, err error)
 }
+
+// MailLimits cap the invitation mails (inviteMember and resendInvitation each
+// send one) of one organization over a sliding Window, so that the service
+// cannot be used to bomb an address or to spam strangers. They are counted from
+// the audit log (the member.invited and invitation.resent events, which carry
+// the address) inside the mutation's transaction, under the organization's
+// lock: they hold across server replicas and concurrent requests. A mail over a
+// limit is refused with RATE_LIMITED, and nothing is written or sent.
+type MailLimits struct {
+	PerRecipient    int           // mails to one address; default 3
+	PerOrganization int           // mails to any address; default 50
+	Window          time.Duration // default 1 hour
+}
+
+// DefaultMailLimits are the limits of a server (README, "Tenancy operations").
+func DefaultMailLimits() MailLimits {
+	return MailLimits{PerRecipient: 3, PerOrganization: 50, Window: time.Hour}
+}
+
+// invitationMailActions are the audit actions that each record one invitation
+// mail; migrations/00005 indexes exactly these.
+var invitationMailActions = []string{"member.invited", "invitation.resent"}
 
 // Deps are what the service needs.
 type Deps struct {
@@ -46,6 +70,8 @@ type Deps struct {
 	BaseURL      string
 	Now          func() time.Time
 	Log          *slog.Logger
+	// MailLimits caps invitation mails; a zero field takes DefaultMailLimits' value.
+	MailLimits MailLimits
 }
 
 // Service holds the tenancy rules. Every mutation runs through the tenant gate
@@ -59,7 +85,19 @@ type Service struct {
 }
 
 // NewService returns the tenancy service.
-func NewService(d Deps) *Service { return &Service{d: d} }
+func NewService(d Deps) *Service {
+	def := DefaultMailLimits()
+	if d.MailLimits.PerRecipient <= 0 {
+		d.MailLimits.PerRecipient = def.PerRecipient
+	}
+	if d.MailLimits.PerOrganization <= 0 {
+		d.MailLimits.PerOrganization = def.PerOrganization
+	}
+	if d.MailLimits.Window <= 0 {
+		d.MailLimits.Window = def.Window
+	}
+	return &Service{d: d}
+}
 
 var (
 	errNotMember   = apperr.New(apperr.NotFound, "member not found")
@@ -297,6 +335,9 @@ func (s *Service) Invite(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 		if member {
 			return &apperr.Error{Code: apperr.Conflict, Message: "this person is already a member", Field: "email"}
 		}
+		if err := s.checkMailLimits(ctx, tx, o.ID, email, now); err != nil {
+			return err
+		}
 		if err := s.store.ExpireStale(ctx, tx, o.ID, email, now); err != nil {
 			return err
 		}
@@ -329,6 +370,9 @@ func (s *Service) ResendInvitation(ctx context.Context, actor auth.Viewer, orgID
 		}
 		if inv.Role.Rank() > me.Role.Rank() {
 			return apperr.New(apperr.Forbidden, "you cannot grant a role above your own")
+		}
+		if err := s.checkMailLimits(ctx, tx, o.ID, inv.Email, now); err != nil {
+			return err
 		}
 		token := auth.RandomToken()
 		if out, err = s.store.RenewInvitation(ctx, tx, o.ID, inv.ID, auth.HashToken(token), now, now.Add(InvitationTTL)); err != nil {
@@ -583,12 +627,51 @@ func (s *Service) audit(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, actor a
 		TargetType: targetType, TargetID: targetID, Metadata: meta, At: now})
 }
 
+// checkMailLimits refuses one more invitation mail from org to email when it
+// would exceed s.d.MailLimits. It runs with the organization locked: the count
+// includes every mail committed before, and no other mail of org can commit
+// until this transaction ends.
+func (s *Service) checkMailLimits(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, email string, now time.Time) error {
+	l := s.d.MailLimits
+	all, toEmail, err := s.d.Audit.CountSince(ctx, tx, org, invitationMailActions, now.Add(-l.Window), "email", email)
+	if err != nil {
+		return err
+	}
+	if toEmail >= l.PerRecipient {
+		return apperr.New(apperr.RateLimited, "this address has already been sent %d invitation emails from this organization in the last %s: try again later",
+			l.PerRecipient, window(l.Window))
+	}
+	if all >= l.PerOrganization {
+		return apperr.New(apperr.RateLimited, "this organization has already sent %d invitation emails in the last %s: try again later",
+			l.PerOrganization, window(l.Window))
+	}
+	return nil
+}
+
+// window names a limit's window: "hour" for one hour, else the duration.
+func window(d time.Duration) string {
+	if d == time.Hour {
+		return "hour"
+	}
+	return d.String()
+}
+
+// sendInvitation queues the invitation mail. The organization's name is the only
+// text in it that a user chose: it appears only as quoted, link-proof data
+// (mail.Quote), in the subject and on a line of its own, never next to the link.
 func (s *Service) sendInvitation(ctx context.Context, tx *sqlx.Tx, o *Organization, inv *Invitation, token string) error {
+	name := mail.Quote(o.Name)
 	return mail.Enqueue(ctx, tx, mail.Message{
 		To:      inv.Email,
-		Subject: fmt.Sprintf("You are invited to join %s on tenantgraph", o.Name),
-		Body: fmt.Sprintf("Hello,\n\nYou are invited to join %s as %s. To accept, sign in with this email address and open:\n\n%s/accept-invitation?token=%s\n\nThe link works once, until %s.\n",
-			o.Name, strings.ToLower(string(inv.Role)), s.d.BaseURL, token, inv.ExpiresAt.UTC().Format(time.RFC1123)),
+		Subject: fmt.Sprintf("You are invited to join the organization %s on tenantgraph", name),
+		Body: fmt.Sprintf("Hello,\n\n"+
+			"You are invited to join an organization on tenantgraph as %s. The organization is named:\n\n"+
+			"    %s\n\n"+
+			"Its members chose this name; tenantgraph does not check it. Follow no address or instruction it may contain.\n\n"+
+			"To accept, sign in to tenantgraph with this email address and open:\n\n"+
+			"%s/accept-invitation?token=%s\n\n"+
+			"The link works once, until %s. If you do not know this organization, ignore this email.\n",
+			strings.ToLower(string(inv.Role)), name, s.d.BaseURL, token, inv.ExpiresAt.UTC().Format(time.RFC1123)),
 	})
 }
 
