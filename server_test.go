@@ -87,7 +87,7 @@ func TestProductionByDefaultRefusesToStartWithoutAKey(t *testing.T) {
 	})
 	// The controls: the same database starts with a key, or in development.
 	t.Run("production with keys", func(t *testing.T) {
-		out := serves(t, "DATABASE_URL="+database.URL, "HTTP_ADDR=127.0.0.1:0",
+		out := serves(t, "DATABASE_URL="+database.URL, "HTTP_ADDR=127.0.0.1:0", "MAIL_DRIVER=smtp", "SMTP_HOST=smtp.example.test",
 			"JWT_SECRETS=2026-11:"+strings.Repeat("n", 32)+",2026-05:"+strings.Repeat("o", 32))
 		if !strings.Contains(out, `"env":"production"`) || !strings.Contains(out, `"jwt_kid":"2026-11"`) {
 			t.Errorf("serving log: %s", out)
@@ -103,6 +103,40 @@ func TestProductionByDefaultRefusesToStartWithoutAKey(t *testing.T) {
 			t.Errorf("no generated key: %v", err)
 		}
 	})
+}
+
+// TestProductionRefusesToStartWithoutRealMail: in production the server does
+// not start unless MAIL_DRIVER names a driver that delivers mail; the console
+// driver, which logs every link, is refused.
+func TestProductionRefusesToStartWithoutRealMail(t *testing.T) {
+	env := []string{"DATABASE_URL=" + database.URL, "HTTP_ADDR=127.0.0.1:0", "JWT_SECRET=" + strings.Repeat("k", 32)}
+	for _, c := range []struct {
+		name   string
+		driver []string
+		says   string
+	}{
+		{"no driver", nil, "MAIL_DRIVER is required in production"},
+		{"console", []string{"MAIL_DRIVER=console"}, "MAIL_DRIVER=console is refused in production"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := binary(t, append(env[:len(env):len(env)], c.driver...)...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want status 1; stderr:\n%s", err, stderr.String())
+			}
+			if out := stderr.String(); !strings.Contains(out, "tenantgraph: configuration:") || !strings.Contains(out, c.says) {
+				t.Errorf("stderr does not say %q:\n%s", c.says, out)
+			}
+		})
+	}
+	// The control: the same settings with a file driver serve.
+	out := serves(t, append(env[:len(env):len(env)], "MAIL_DRIVER=file", "MAIL_DIR="+t.TempDir())...)
+	if !strings.Contains(out, `"mail":"file"`) {
+		t.Errorf("serving log: %s", out)
+	}
 }
 
 // serves starts the binary with env, waits for its "serving" log line, stops it

@@ -64,7 +64,7 @@ func Load() (Config, error) {
 		HTTPAddr:     get("HTTP_ADDR", ":8080"),
 		DataDir:      get("DATA_DIR", ".data"),
 		AppBaseURL:   strings.TrimRight(get("APP_BASE_URL", "http://localhost:8080"), "/"),
-		MailDriver:   get("MAIL_DRIVER", "console"),
+		MailDriver:   get("MAIL_DRIVER", ""), // required in production; console in development
 		MailDir:      os.Getenv("MAIL_DIR"),
 		MailFrom:     get("MAIL_FROM", "tenantgraph <no-reply@localhost>"),
 		SMTPHost:     os.Getenv("SMTP_HOST"),
@@ -107,8 +107,24 @@ func Load() (Config, error) {
 		}
 		c.TrustedProxies = append(c.TrustedProxies, pre.Masked())
 	}
+	// The console driver logs every mail, links with their tokens included: a
+	// production server that defaulted to it would put sign-in and reset links in
+	// its logs and deliver nothing. Production names a real driver.
+	switch {
+	case c.MailDriver == "" && c.Production():
+		how := "set MAIL_DRIVER=smtp (with SMTP_HOST) or MAIL_DRIVER=file (with MAIL_DIR)"
+		if strings.TrimSpace(os.Getenv("APP_ENV")) == "" {
+			how += "; for local work set APP_ENV=development, where MAIL_DRIVER defaults to console"
+		}
+		errs = append(errs, errors.New("MAIL_DRIVER is required in production: "+how))
+	case c.MailDriver == "":
+		c.MailDriver = "console"
+	case c.MailDriver == "console" && c.Production():
+		errs = append(errs, errors.New("MAIL_DRIVER=console is refused in production: it writes every mail, "+
+			"sign-in and password-reset links included, to the log and delivers nothing; use smtp or file"))
+	}
 	switch c.MailDriver {
-	case "console", "smtp":
+	case "", "console", "smtp":
 	case "file":
 		if c.MailDir == "" {
 			c.MailDir = filepath.Join(c.DataDir, "mail")

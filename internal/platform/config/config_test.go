@@ -141,6 +141,7 @@ func TestDefaultsAndDurations(t *testing.T) {
 	t.Setenv("DATA_DIR", t.TempDir())
 	t.Setenv("REFRESH_TOKEN_TTL", "7d")
 	t.Setenv("ACCESS_TOKEN_TTL", "")
+	t.Setenv("MAIL_DRIVER", "")
 	c, err := Load()
 	if err != nil {
 		t.Fatal(err)
