@@ -1227,9 +1227,9 @@ type Mutation {
   "The creator becomes OWNER."
   createOrganization(input: CreateOrganizationInput!): Organization! @verified
   updateOrganization(orgId: ID!, input: UpdateOrganizationInput!): Organization! @hasRole(role: ADMIN)
-  "Emails a single-use link valid 7 days. Nobody grants a role above their own; OWNER is never invited."
+  "Emails a single-use link valid 7 days. Nobody grants a role above their own; OWNER is never invited. An organization sends at most 3 invitation mails (invitations and resends) to one address and 50 in all per hour: RATE_LIMITED beyond."
   inviteMember(orgId: ID!, email: String!, role: Role = MEMBER): Invitation! @hasRole(role: ADMIN)
-  "A new link and expiry; the old link stops working."
+  "A new link and expiry; the old link stops working. Counts against the invitation mail limits (see inviteMember): RATE_LIMITED beyond."
   resendInvitation(orgId: ID!, invitationId: ID!): Invitation! @hasRole(role: ADMIN)
   revokeInvitation(orgId: ID!, invitationId: ID!): Invitation! @hasRole(role: ADMIN)
   "The viewer's verified email must be the one invited."
