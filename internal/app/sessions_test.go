@@ -246,3 +246,31 @@ func TestRefreshTokenReuseRevokesFamily(t *testing.T) {
 	_, r = refresh(t, other.Refresh)
 	MustOK(t, r)
 }
+
+// A logout racing refreshes of the same session ends it all: no token issued
+// by a refresh that committed during the logout survives it.
+func TestLogoutRacingRefreshesLeavesNoLiveToken(t *testing.T) {
+	t.Parallel()
+	for range 10 {
+		u := srv.Register(t, "logoutrace")
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Go(func() {
+				if i == 5 {
+					MustOK(t, srv.Post(t, "", logoutMut, map[string]any{"t": u.RefreshToken}))
+					return
+				}
+				refresh(t, u.RefreshToken) // before the logout: a pair; after: refused
+			})
+		}
+		wg.Wait()
+		var live int
+		if err := srv.DB.Get(&live, `SELECT count(*) FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL`,
+			sessionOf(t, u.AccessToken)); err != nil {
+			t.Fatal(err)
+		}
+		if live != 0 {
+			t.Fatalf("%d refresh tokens of the logged-out session still live", live)
+		}
+	}
+}
