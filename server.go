@@ -24,7 +24,10 @@ import (
 	"tenantgraph/internal/platform/db"
 )
 
-const shutdownTimeout = 20 * time.Second
+const (
+	shutdownTimeout    = 20 * time.Second
+	revocationsTimeout = 30 * time.Second
+)
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -119,6 +122,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB,
 	var wg sync.WaitGroup
 	wg.Go(func() { a.MailWorker.Run(workerCtx) })
 	wg.Go(func() { a.Maintain(workerCtx) })
+	wg.Go(func() { a.Revocations.Run(workerCtx) })
+	// Serve only once ended sessions are known: before that, their access tokens would pass.
+	select {
+	case <-a.Revocations.Ready():
+	case <-time.After(revocationsTimeout):
+		stopWorker()
+		wg.Wait()
+		return fmt.Errorf("session revocations not loaded after %s: is DATABASE_URL a direct connection (LISTEN)?", revocationsTimeout)
+	case <-ctx.Done():
+		stopWorker()
+		wg.Wait()
+		return nil
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

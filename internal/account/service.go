@@ -63,6 +63,10 @@ type Deps struct {
 	Now        func() time.Time
 	Log        *slog.Logger
 	Limits     Limits
+	// Revoked receives the sessions this process ends, right after commit, so
+	// that its own next request already refuses their access tokens (other
+	// replicas learn them from the notification). Nil is allowed.
+	Revoked *auth.RevokedSessions
 }
 
 // Service holds the account rules.
@@ -163,8 +167,14 @@ func (s *Service) Login(ctx context.Context, email, password string) (*AuthPaylo
 	return out, err
 }
 
-// Refresh rotates a refresh token. Presenting a token that was already used
-// revokes its whole family (the session), since one of its holders is not the user.
+// RefreshGrace is how long after its rotation a refresh token may be presented
+// again (two tabs refreshing at once) and still get a fresh pair in its session.
+const RefreshGrace = 10 * time.Second
+
+// Refresh rotates a refresh token. A token presented again within RefreshGrace
+// of its rotation gets a fresh pair in the same session (the token itself stays
+// used, so the grace never extends); presented later, it revokes its whole
+// family (the session), since one of its holders is not the user.
 func (s *Service) Refresh(ctx context.Context, token string) (*AuthPayload, error) {
 	hash := auth.HashToken(token)
 	var out *AuthPayload
@@ -173,6 +183,12 @@ func (s *Service) Refresh(ctx context.Context, token string) (*AuthPayload, erro
 		userID, family, ok, err := s.store.ClaimRefreshToken(ctx, tx, hash, now)
 		if err != nil {
 			return err
+		}
+		if !ok {
+			userID, family, ok, err = s.store.GraceRefreshToken(ctx, tx, hash, now.Add(-RefreshGrace), now)
+			if err != nil {
+				return err
+			}
 		}
 		if !ok {
 			return errInvalidRefresh
@@ -188,27 +204,56 @@ func (s *Service) Refresh(ctx context.Context, token string) (*AuthPayload, erro
 		return err
 	})
 	if err == errInvalidRefresh {
-		reused, rerr := s.store.RevokeReusedFamily(ctx, s.d.DB, hash, s.d.Now())
-		if rerr != nil {
+		if rerr := s.revoke(ctx, func(tx *sqlx.Tx, now time.Time) ([]uuid.UUID, error) {
+			ended, err := s.store.RevokeReusedFamily(ctx, tx, hash, now.Add(-RefreshGrace), now)
+			if len(ended) > 0 {
+				s.d.Log.WarnContext(ctx, "refresh token reuse detected; session revoked")
+			}
+			return ended, err
+		}); rerr != nil {
 			return nil, rerr
-		}
-		if reused {
-			s.d.Log.WarnContext(ctx, "refresh token reuse detected; session revoked")
 		}
 	}
 	return out, err
+}
+
+// revoke runs fn, which ends sessions, in a transaction, and then adds the
+// sessions it ended to this process's revoked set.
+func (s *Service) revoke(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) ([]uuid.UUID, error)) error {
+	var ended []uuid.UUID
+	now := s.d.Now()
+	err := db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		var err error
+		ended, err = fn(tx, now)
+		return err
+	})
+	if err == nil {
+		s.sessionsEnded(now, ended)
+	}
+	return err
+}
+
+// sessionsEnded records committed revocations in this process's revoked set.
+func (s *Service) sessionsEnded(at time.Time, sessions []uuid.UUID) {
+	if s.d.Revoked != nil && len(sessions) > 0 {
+		s.d.Revoked.Add(at, sessions...)
+	}
 }
 
 var errInvalidRefresh = apperr.New(apperr.Unauthenticated, "invalid or expired refresh token")
 
 // Logout revokes the session the refresh token belongs to. Unknown tokens are ignored.
 func (s *Service) Logout(ctx context.Context, token string) error {
-	return s.store.RevokeFamilyOf(ctx, s.d.DB, auth.HashToken(token), s.d.Now())
+	return s.revoke(ctx, func(tx *sqlx.Tx, now time.Time) ([]uuid.UUID, error) {
+		return s.store.RevokeFamilyOf(ctx, tx, auth.HashToken(token), now)
+	})
 }
 
 // LogoutAll revokes every session of the viewer.
 func (s *Service) LogoutAll(ctx context.Context, v auth.Viewer) error {
-	return s.store.RevokeUserSessions(ctx, s.d.DB, v.UserID, uuid.Nil, s.d.Now())
+	return s.revoke(ctx, func(tx *sqlx.Tx, now time.Time) ([]uuid.UUID, error) {
+		return s.store.RevokeUserSessions(ctx, tx, v.UserID, uuid.Nil, now)
+	})
 }
 
 // VerifyEmail uses an emailed verification token.
@@ -294,7 +339,8 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 	if err != nil {
 		return err
 	}
-	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+	var ended []uuid.UUID
+	err = db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
 		now := s.d.Now()
 		id, ok, err := s.store.ClaimUserToken(ctx, tx, auth.HashToken(token), PurposeResetPassword, now)
 		if err != nil {
@@ -309,8 +355,13 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 		if _, err := s.store.MarkVerified(ctx, tx, id, now); err != nil {
 			return err
 		}
-		return s.store.RevokeUserSessions(ctx, tx, id, uuid.Nil, now)
+		ended, err = s.store.RevokeUserSessions(ctx, tx, id, uuid.Nil, now)
+		return err
 	})
+	if err == nil {
+		s.sessionsEnded(s.d.Now(), ended)
+	}
+	return err
 }
 
 // ChangePassword replaces the viewer's password and revokes their other sessions.
@@ -334,7 +385,8 @@ func (s *Service) ChangePassword(ctx context.Context, v auth.Viewer, current, ne
 	if !ok {
 		return apperr.Invalid("currentPassword", "the current password is wrong")
 	}
-	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+	var ended []uuid.UUID
+	err = db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
 		now := s.d.Now()
 		// Only over the hash just verified: a concurrent change wins, this one stops.
 		replaced, err := s.store.ReplacePassword(ctx, tx, v.UserID, old, hash, now)
@@ -344,8 +396,13 @@ func (s *Service) ChangePassword(ctx context.Context, v auth.Viewer, current, ne
 		if !replaced {
 			return apperr.New(apperr.Conflict, "the password was changed meanwhile: try again")
 		}
-		return s.store.RevokeUserSessions(ctx, tx, v.UserID, v.SessionID, now)
+		ended, err = s.store.RevokeUserSessions(ctx, tx, v.UserID, v.SessionID, now)
+		return err
 	})
+	if err == nil {
+		s.sessionsEnded(s.d.Now(), ended)
+	}
+	return err
 }
 
 // sentRecently reports whether the user was emailed a token of purpose less than

@@ -1,9 +1,13 @@
 package account
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -135,34 +139,107 @@ func (Store) ClaimRefreshToken(ctx context.Context, q sqlx.QueryerContext, hash 
 	return row.User, row.Family, err == nil, err
 }
 
-// RevokeReusedFamily revokes the family of hash when that token was already used,
-// and reports whether it did.
-func (Store) RevokeReusedFamily(ctx context.Context, q sqlx.ExecerContext, hash []byte, now time.Time) (bool, error) {
-	res, err := q.ExecContext(ctx, `
-		UPDATE refresh_tokens SET revoked_at = $2
-		WHERE revoked_at IS NULL AND family_id = (
-			SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL)`, hash, now)
-	if err != nil {
-		return false, err
+// GraceRefreshToken returns the user and family of a token that was rotated
+// after since and whose session is still live (ok false otherwise). It takes a
+// share lock on the token, so a revocation of the session waits for the
+// caller's transaction (and then revokes what it issued) or goes first.
+func (Store) GraceRefreshToken(ctx context.Context, q sqlx.QueryerContext, hash []byte, since, now time.Time) (user, family uuid.UUID, ok bool, err error) {
+	var row struct {
+		User   uuid.UUID `db:"user_id"`
+		Family uuid.UUID `db:"family_id"`
 	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+	err = sqlx.GetContext(ctx, q, &row, `
+		SELECT user_id, family_id FROM refresh_tokens
+		WHERE token_hash = $1 AND used_at > $2 AND revoked_at IS NULL AND expires_at > $3
+		FOR SHARE`, hash, since, now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return uuid.Nil, uuid.Nil, false, nil
+	}
+	return row.User, row.Family, err == nil, err
 }
 
-// RevokeFamilyOf revokes the session the token belongs to.
-func (Store) RevokeFamilyOf(ctx context.Context, q sqlx.ExecerContext, hash []byte, now time.Time) error {
-	_, err := q.ExecContext(ctx, `
+// RevokeReusedFamily revokes the session of hash when that token was rotated
+// before usedBefore (a replay outside the grace period), and returns it.
+func (st Store) RevokeReusedFamily(ctx context.Context, tx *sqlx.Tx, hash []byte, usedBefore, now time.Time) ([]uuid.UUID, error) {
+	return st.revokeSessions(ctx, tx, now,
+		`family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at <= $2)`, hash, usedBefore)
+}
+
+// RevokeFamilyOf revokes the session the token belongs to and returns it.
+func (st Store) RevokeFamilyOf(ctx context.Context, tx *sqlx.Tx, hash []byte, now time.Time) ([]uuid.UUID, error) {
+	return st.revokeSessions(ctx, tx, now, `family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)`, hash)
+}
+
+// RevokeUserSessions revokes every session of user except keep (uuid.Nil keeps
+// none) and returns the sessions it ended.
+func (st Store) RevokeUserSessions(ctx context.Context, tx *sqlx.Tx, user, keep uuid.UUID, now time.Time) ([]uuid.UUID, error) {
+	return st.revokeSessions(ctx, tx, now, `user_id = $1 AND family_id <> $2`, user, keep)
+}
+
+// RevokedChannel is the PostgreSQL notification channel of ended sessions: the
+// payload is their ids, comma-separated. NOTIFY is delivered at commit, to every
+// replica listening.
+const RevokedChannel = "session_revoked"
+
+// revokedPerNotification keeps a payload (37 bytes an id) under PostgreSQL's 8000 bytes.
+const revokedPerNotification = 200
+
+// revokeSessions revokes the live tokens of the families that cond (over
+// refresh_tokens, with args from $1) selects, notifies RevokedChannel and
+// returns the families it ended.
+//
+// It locks those tokens first and revokes in a second statement: a refresh that
+// is rotating one of them holds its lock, so the first statement waits for it
+// to commit and the second, with a fresh snapshot, also revokes the token that
+// refresh issued; a refresh that comes later waits for this transaction and
+// finds its token revoked. A single UPDATE would miss a token issued meanwhile.
+func (Store) revokeSessions(ctx context.Context, tx *sqlx.Tx, now time.Time, cond string, args ...any) ([]uuid.UUID, error) {
+	var locked []uuid.UUID
+	if err := tx.SelectContext(ctx, &locked, `
+		SELECT family_id FROM refresh_tokens WHERE revoked_at IS NULL AND `+cond+`
+		ORDER BY id FOR UPDATE`, args...); err != nil {
+		return nil, fmt.Errorf("lock sessions: %w", err)
+	}
+	families := slices.Compact(slices.SortedFunc(slices.Values(locked), func(a, b uuid.UUID) int {
+		return bytes.Compare(a[:], b[:])
+	}))
+	if len(families) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.ExecContext(ctx, `
 		UPDATE refresh_tokens SET revoked_at = $2
-		WHERE revoked_at IS NULL AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)`, hash, now)
-	return err
+		WHERE family_id = ANY($1) AND revoked_at IS NULL`, pq.Array(families), now); err != nil {
+		return nil, fmt.Errorf("revoke sessions: %w", err)
+	}
+	for chunk := range slices.Chunk(families, revokedPerNotification) {
+		ids := make([]string, len(chunk))
+		for i, f := range chunk {
+			ids[i] = f.String()
+		}
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, RevokedChannel, strings.Join(ids, ",")); err != nil {
+			return nil, fmt.Errorf("notify revoked sessions: %w", err)
+		}
+	}
+	return families, nil
 }
 
-// RevokeUserSessions revokes every session of user except keep (uuid.Nil keeps none).
-func (Store) RevokeUserSessions(ctx context.Context, q sqlx.ExecerContext, user, keep uuid.UUID, now time.Time) error {
-	_, err := q.ExecContext(ctx, `
-		UPDATE refresh_tokens SET revoked_at = $3
-		WHERE user_id = $1 AND revoked_at IS NULL AND family_id <> $2`, user, keep, now)
-	return err
+// RevokedSessionsSince returns the sessions revoked after since, each with the
+// time of its latest revocation.
+func (Store) RevokedSessionsSince(ctx context.Context, q sqlx.QueryerContext, since time.Time) (map[uuid.UUID]time.Time, error) {
+	var rows []struct {
+		Family    uuid.UUID `db:"family_id"`
+		RevokedAt time.Time `db:"revoked_at"`
+	}
+	if err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT family_id, max(revoked_at) AS revoked_at FROM refresh_tokens
+		WHERE revoked_at > $1 GROUP BY family_id`, since); err != nil {
+		return nil, fmt.Errorf("revoked sessions: %w", err)
+	}
+	out := make(map[uuid.UUID]time.Time, len(rows))
+	for _, r := range rows {
+		out[r.Family] = r.RevokedAt
+	}
+	return out, nil
 }
 
 // --- single-use emailed tokens ---

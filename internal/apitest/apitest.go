@@ -83,7 +83,7 @@ func Main(m *testing.M, s **Server) {
 		fmt.Fprintln(os.Stderr, "apitest:", err)
 		os.Exit(1)
 	}
-	srv, stop, err := start(d)
+	srv, stop, err := start(d.DB, d.URL, startOptions{mailWorker: true, listen: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "apitest:", err)
 		d.Close()
@@ -96,13 +96,48 @@ func Main(m *testing.M, s **Server) {
 	os.Exit(code)
 }
 
-func start(d *dbtest.Database) (*Server, func(), error) {
+type startOptions struct {
+	mailWorker bool // deliver the outbox (one server per database does)
+	listen     bool // run the session revocation watcher, and wait until it is ready
+}
+
+// ReplicaOptions shape a Replica.
+type ReplicaOptions struct {
+	// NoListener leaves out the session revocation watcher: the replica learns
+	// only of the sessions it ends itself.
+	NoListener bool
+	// ApplicationName names the replica's connections (its listener's too) in pg_stat_activity.
+	ApplicationName string
+}
+
+// Replica starts another server on s's database, as a second replica of the
+// service would run: its own App, revoked-session set and listener, and no
+// mail worker (s delivers the mail). It stops when t ends.
+func (s *Server) Replica(t testing.TB, o ReplicaOptions) *Server {
+	t.Helper()
+	url := s.Config.DatabaseURL
+	if o.ApplicationName != "" {
+		sep := "?"
+		if strings.Contains(url, "?") {
+			sep = "&"
+		}
+		url += sep + "application_name=" + o.ApplicationName
+	}
+	r, stop, err := start(s.DB, url, startOptions{listen: !o.NoListener})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return r
+}
+
+func start(d *sqlx.DB, url string, o startOptions) (*Server, func(), error) {
 	dir, err := os.MkdirTemp("", "tenantgraph-mail-")
 	if err != nil {
 		return nil, nil, err
 	}
 	cfg := config.Config{
-		Env: "development", DatabaseURL: d.URL, JWTKeys: []config.JWTKey{{ID: KeyID, Secret: []byte(Secret)}},
+		Env: "development", DatabaseURL: url, JWTKeys: []config.JWTKey{{ID: KeyID, Secret: []byte(Secret)}},
 		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
 		AppBaseURL: "http://app.test", MailDriver: "file", MailDir: dir, MailFrom: "tenantgraph <no-reply@test>",
 	}
@@ -111,7 +146,7 @@ func start(d *dbtest.Database) (*Server, func(), error) {
 	clock := &Clock{}
 	// The package's tests all come from 127.0.0.1: no rate limits here
 	// (TestCredentialEndpointsAreRateLimited builds a server with the defaults).
-	a, err := app.New(app.Options{Config: cfg, DB: d.DB, Log: log, Now: clock.Now, Argon2: FastArgon2,
+	a, err := app.New(app.Options{Config: cfg, DB: d, Log: log, Now: clock.Now, Argon2: FastArgon2,
 		MailPollInterval: 50 * time.Millisecond, RateLimits: &account.Limits{}})
 	if err != nil {
 		return nil, nil, err
@@ -127,8 +162,22 @@ func start(d *dbtest.Database) (*Server, func(), error) {
 	}))
 	wctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { a.MailWorker.Run(wctx) })
-	s := &Server{URL: hs.URL, DB: d.DB, Clock: clock, MailDir: dir, App: a, Config: cfg, logs: logs, counts: counts}
+	if o.mailWorker {
+		wg.Go(func() { a.MailWorker.Run(wctx) })
+	}
+	if o.listen {
+		wg.Go(func() { a.Revocations.Run(wctx) })
+		select {
+		case <-a.Revocations.Ready():
+		case <-time.After(30 * time.Second):
+			hs.Close()
+			cancel()
+			wg.Wait()
+			os.RemoveAll(dir)
+			return nil, nil, fmt.Errorf("session revocation watcher not ready after 30s")
+		}
+	}
+	s := &Server{URL: hs.URL, DB: d, Clock: clock, MailDir: dir, App: a, Config: cfg, logs: logs, counts: counts}
 	s.mail.seen = map[string]bool{}
 	s.mail.byTo = map[string][]mail.Message{}
 	return s, func() {

@@ -45,8 +45,10 @@ type Options struct {
 type App struct {
 	Handler    http.Handler
 	MailWorker *mail.Worker
-	Accounts   *account.Service
-	Orgs       *org.Service
+	// Revocations keeps the set of ended sessions current; serve only once it is Ready.
+	Revocations *account.RevocationWatcher
+	Accounts    *account.Service
+	Orgs        *org.Service
 
 	db  *sqlx.DB
 	log *slog.Logger
@@ -117,9 +119,12 @@ func New(o Options) (*App, error) {
 	if o.RateLimits != nil {
 		limits = *o.RateLimits
 	}
+	// A revoked session's access tokens live at most ACCESS_TOKEN_TTL plus the
+	// verification leeway; a minute more covers clock skew between replicas.
+	revoked := auth.NewRevokedSessions(cfg.AccessTokenTTL + auth.Leeway + time.Minute)
 	accounts := account.NewService(account.Deps{
 		DB: o.DB, Hasher: auth.NewHasher(o.Argon2), Tokens: tokens, RefreshTTL: cfg.RefreshTokenTTL,
-		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log, Limits: limits,
+		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log, Limits: limits, Revoked: revoked,
 	})
 
 	auditLog := audit.NewService(o.DB)
@@ -139,7 +144,7 @@ func New(o Options) (*App, error) {
 	}
 
 	mux := http.NewServeMux()
-	endpoint := httpx.LimitBody(MaxBodyBytes, auth.Middleware(tokens, loader.Middleware(sources, gql)))
+	endpoint := httpx.LimitBody(MaxBodyBytes, auth.Middleware(tokens, revoked, loader.Middleware(sources, gql)))
 	mux.Handle("/query", endpoint)
 	mux.Handle("/graphql", endpoint) // the path most clients try first
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -174,5 +179,7 @@ func New(o Options) (*App, error) {
 		PollInterval: o.MailPollInterval,
 		ListenURL:    cfg.DatabaseURL,
 	})
-	return &App{Handler: h, MailWorker: worker, Accounts: accounts, Orgs: orgs, db: o.DB, log: o.Log, now: o.Now}, nil
+	// LISTEN needs a connection of its own, directly to PostgreSQL (README, "Tokens").
+	revocations := account.NewRevocationWatcher(o.DB, revoked, cfg.DatabaseURL, o.Now, o.Log)
+	return &App{Handler: h, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, db: o.DB, log: o.Log, now: o.Now}, nil
 }

@@ -15,6 +15,8 @@ const (
 	audience = "tenantgraph-api"
 	// useAccess is the token-use claim of access tokens; no other token is accepted as one.
 	useAccess = "access"
+	// Leeway is the clock skew tolerated when verifying an access token's times.
+	Leeway = 30 * time.Second
 )
 
 // accessClaims carry identity only (user and session), never roles.
@@ -115,7 +117,7 @@ func (t *Tokens) Verify(token string) (Viewer, error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(t.now),
-		jwt.WithLeeway(30*time.Second),
+		jwt.WithLeeway(Leeway),
 	)
 	if err != nil {
 		return Viewer{}, fmt.Errorf("access token: %w", err)
