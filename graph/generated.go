@@ -1208,7 +1208,7 @@ type Mutation {
   "Creates an account, signs it in and emails a verification link."
   register(input: RegisterInput!): AuthPayload! @public
   login(email: String!, password: String!): AuthPayload! @public
-  "Rotates a refresh token. Presenting an already-used token revokes its whole session."
+  "Rotates a refresh token. Presenting it again within 10 s of its rotation (two tabs at once) gives another pair in the same session; later, it revokes the whole session."
   refreshToken(refreshToken: String!): AuthPayload! @public
   "Ends the session the refresh token belongs to."
   logout(refreshToken: String!): Boolean! @public
