@@ -47,6 +47,7 @@ type App struct {
 	MailWorker *mail.Worker
 	Accounts   *account.Service
 	Orgs       *org.Service
+	Hasher     *auth.Hasher // every password hash and verification of the process
 
 	db  *sqlx.DB
 	log *slog.Logger
@@ -117,8 +118,9 @@ func New(o Options) (*App, error) {
 	if o.RateLimits != nil {
 		limits = *o.RateLimits
 	}
+	hasher := auth.NewHasher(o.Argon2)
 	accounts := account.NewService(account.Deps{
-		DB: o.DB, Hasher: auth.NewHasher(o.Argon2), Tokens: tokens, RefreshTTL: cfg.RefreshTokenTTL,
+		DB: o.DB, Hasher: hasher, Tokens: tokens, RefreshTTL: cfg.RefreshTokenTTL,
 		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log, Limits: limits,
 	})
 
@@ -174,5 +176,5 @@ func New(o Options) (*App, error) {
 		PollInterval: o.MailPollInterval,
 		ListenURL:    cfg.DatabaseURL,
 	})
-	return &App{Handler: h, MailWorker: worker, Accounts: accounts, Orgs: orgs, db: o.DB, log: o.Log, now: o.Now}, nil
+	return &App{Handler: h, MailWorker: worker, Accounts: accounts, Orgs: orgs, Hasher: hasher, db: o.DB, log: o.Log, now: o.Now}, nil
 }
