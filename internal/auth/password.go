@@ -99,7 +99,8 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 func (h *Hasher) encode(password string) string {
 	salt := make([]byte, h.p.SaltLen)
 	rand.Read(salt) //nolint:errcheck // crypto/rand.Read never fails (Go 1.24+)
-	key := argon2.IDKey([]byte(password), salt, h.p.Time, h.p.MemoryKiB, h.p.Threads, h.p.KeyLen)
+	var key []byte
+	background(func() { key = argon2.IDKey([]byte(password), salt, h.p.Time, h.p.MemoryKiB, h.p.Threads, h.p.KeyLen) })
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, h.p.MemoryKiB, h.p.Time, h.p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
@@ -132,7 +133,8 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, er
 		return false, err
 	}
 	defer h.sem.Release(1)
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(want)))
+	var got []byte
+	background(func() { got = argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(want))) })
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
@@ -141,4 +143,20 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, er
 func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 	_, err := h.Verify(ctx, h.dummy, password)
 	return err
+}
+
+// background runs f on an OS thread of its own at the lowest priority, and
+// returns when f has. The operating system then serves every other request of
+// the process (and of the machine) before a password hash: a flood of logins
+// slows logins, not the rest of the API. The thread is never unlocked, so it
+// ends with f, and its priority with it.
+func background(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		lowerThreadPriority()
+		f()
+	}()
+	<-done
 }
