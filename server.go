@@ -151,6 +151,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB,
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
+	a.Accounts.Wait() // password reset requests answered but still being resolved
 	stopWorker()
 	wg.Wait()
 	log.Info("stopped")

@@ -1023,7 +1023,10 @@ var sources = []*ast.Source{
 #   COMPLEXITY_LIMIT_EXCEEDED (over 10 000: a connection costs ` + "`" + `first` + "`" + `,
 #   default 20, times its selection; other fields 1 plus their selection),
 #   DEPTH_LIMIT_EXCEEDED (nested over 10 levels; __schema and __type exempt),
-#   ALIAS_LIMIT_EXCEEDED (over 30 aliases, a fragment's counted per use);
+#   ALIAS_LIMIT_EXCEEDED (over 30 aliases, a fragment's counted per use),
+#   CREDENTIAL_OPERATION_LIMIT (more than one of login, register,
+#   resetPassword, changePassword, requestPasswordReset and refreshToken in
+#   one operation, aliases and fragments included);
 # - refusing the HTTP request: BAD_REQUEST (HTTP 400: not a JSON object with a
 #   string query, a bad APQ extension; 415: Content-Type not application/json;
 #   405: a mutation over GET, a method other than GET/POST/OPTIONS) and
@@ -1207,6 +1210,11 @@ type Query {
 type Mutation {
   "Creates an account, signs it in and emails a verification link."
   register(input: RegisterInput!): AuthPayload! @public
+  """
+  The same error for an unknown email and a wrong password. Throttled per email
+  and client address, per email and per address (RATE_LIMITED); an email over
+  254 bytes is BAD_USER_INPUT.
+  """
   login(email: String!, password: String!): AuthPayload! @public
   "Rotates a refresh token. Presenting it again within 10 s of its rotation (two tabs at once) gives another pair in the same session; later, it revokes the whole session."
   refreshToken(refreshToken: String!): AuthPayload! @public
@@ -1217,11 +1225,11 @@ type Mutation {
   verifyEmail(token: String!): User! @public
   "At most one per minute; a new link voids the previous one."
   resendVerificationEmail: Boolean! @auth
-  "Always true, whether or not the email has an account."
+  "Always true, whether or not the email has an account, answered before the account is looked up."
   requestPasswordReset(email: String!): Boolean! @public
-  "Sets a new password with an emailed token and ends every session."
+  "Sets a new password with an emailed token and ends every session. The token is checked before the password is hashed."
   resetPassword(token: String!, newPassword: String!): Boolean! @public
-  "Ends every other session of the viewer."
+  "Ends every other session of the viewer. At most 5 attempts per user per 10 minutes (RATE_LIMITED)."
   changePassword(currentPassword: String!, newPassword: String!): Boolean! @auth
 
   "The creator becomes OWNER."

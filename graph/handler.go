@@ -40,7 +40,7 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 	srv.SetParserTokenLimit(ParserTokenLimit)
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	// Shape first: it is linear in the document; the complexity walk inlines fragments.
-	srv.Use(shapeLimits{depth: limits.Depth, aliases: limits.Aliases, introspection: !o.Production})
+	srv.Use(shapeLimits{depth: limits.Depth, aliases: limits.Aliases, credentialOps: limits.CredentialOps, introspection: !o.Production})
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if o.Production {
 		srv.SetDisableSuggestion(true)

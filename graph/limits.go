@@ -19,17 +19,31 @@ type Limits struct {
 	Complexity int // connections cost `first` times their selection (pricedSchema)
 	Depth      int // nested selection levels, introspection subtrees exempt
 	Aliases    int // aliased fields per operation, fragments counted per use
+	// CredentialOps caps the root fields of one operation that hash a password
+	// or spend a credential (CredentialFields), aliases and fragments included.
+	CredentialOps int
+}
+
+// CredentialFields are the Mutation fields that hash a password, verify one or
+// spend a credential. One operation may select at most Limits.CredentialOps of
+// them: otherwise one request could hash a password a hundred times over, or
+// guess a hundred passwords.
+var CredentialFields = map[string]bool{
+	"login": true, "register": true, "resetPassword": true, "changePassword": true,
+	"requestPasswordReset": true, "refreshToken": true,
 }
 
 // DefaultLimits are the limits of the public endpoint. A dashboard query of 20
 // organizations with 50 members each costs 5 120 (see the README).
-var DefaultLimits = Limits{Complexity: 10_000, Depth: 10, Aliases: 30}
+var DefaultLimits = Limits{Complexity: 10_000, Depth: 10, Aliases: 30, CredentialOps: 1}
 
 // Error codes the handler adds to gqlgen's own GRAPHQL_PARSE_FAILED,
 // GRAPHQL_VALIDATION_FAILED, PERSISTED_QUERY_NOT_FOUND and COMPLEXITY_LIMIT_EXCEEDED.
 const (
 	CodeDepthLimit = "DEPTH_LIMIT_EXCEEDED"
 	CodeAliasLimit = "ALIAS_LIMIT_EXCEEDED"
+	// CodeCredentialLimit: more than Limits.CredentialOps credential fields.
+	CodeCredentialLimit = "CREDENTIAL_OPERATION_LIMIT"
 	// CodeBadRequest: the HTTP request itself is malformed (not a JSON object with a
 	// string query, an unsupported content type or method).
 	CodeBadRequest = "BAD_REQUEST"
@@ -78,8 +92,8 @@ func saturatingMul(a, b int) int {
 // shapeLimits refuses operations nested deeper than Depth or using more than Aliases
 // aliases, before any resolver runs (gqlgen calls it after validation).
 type shapeLimits struct {
-	depth, aliases int
-	introspection  bool // false: __schema and __type are refused
+	depth, aliases, credentialOps int
+	introspection                 bool // false: __schema and __type are refused
 }
 
 var _ interface {
@@ -105,6 +119,12 @@ func (l shapeLimits) check(doc *ast.QueryDocument, op *ast.OperationDefinition) 
 		errcode.Set(err, errcode.ValidationFailed)
 		return err
 	}
+	// Before depth and aliases: 150 aliases of resetPassword are told what matters.
+	if n := CredentialOps(doc, op); n > l.credentialOps {
+		err := gqlerror.Errorf("operation selects %d credential operations (login, register, resetPassword, changePassword, requestPasswordReset, refreshToken), which exceeds the limit of %d: send one per request", n, l.credentialOps)
+		errcode.Set(err, CodeCredentialLimit)
+		return err
+	}
 	if m.Depth > l.depth {
 		err := gqlerror.Errorf("operation has depth %d, which exceeds the limit of %d", m.Depth, l.depth)
 		errcode.Set(err, CodeDepthLimit)
@@ -116,6 +136,44 @@ func (l shapeLimits) check(doc *ast.QueryDocument, op *ast.OperationDefinition) 
 		return err
 	}
 	return nil
+}
+
+// CredentialOps counts the root fields of op named in CredentialFields, each alias
+// and each use of a fragment counted. Like Measure it needs no validation; a
+// fragment that spreads itself is not followed again; each fragment is counted once.
+func CredentialOps(doc *ast.QueryDocument, op *ast.OperationDefinition) int {
+	active := map[string]bool{}
+	memo := map[string]int{}
+	var count func(ast.SelectionSet) int
+	count = func(set ast.SelectionSet) int {
+		n := 0
+		for _, sel := range set {
+			switch s := sel.(type) {
+			case *ast.Field:
+				if CredentialFields[s.Name] {
+					n = satAdd(n, 1)
+				}
+			case *ast.InlineFragment:
+				n = satAdd(n, count(s.SelectionSet))
+			case *ast.FragmentSpread:
+				if k, ok := memo[s.Name]; ok {
+					n = satAdd(n, k)
+					continue
+				}
+				def := doc.Fragments.ForName(s.Name)
+				if def == nil || active[s.Name] {
+					continue
+				}
+				active[s.Name] = true
+				k := count(def.SelectionSet)
+				delete(active, s.Name)
+				memo[s.Name] = k
+				n = satAdd(n, k)
+			}
+		}
+		return n
+	}
+	return count(op.SelectionSet)
 }
 
 // Shape is the size of an operation as the limits see it.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -35,21 +36,35 @@ const (
 // Limits throttle the credential operations (per server process). A nil
 // limiter allows everything.
 type Limits struct {
-	LoginPerIP    *ratelimit.Limiter // login attempts from one address
-	LoginPerEmail *ratelimit.Limiter // login attempts on one email, from anywhere
-	RegisterPerIP *ratelimit.Limiter // sign-ups from one address
-	ResetPerIP    *ratelimit.Limiter // password reset requests from one address
+	LoginPerIP      *ratelimit.Limiter // login attempts from one address
+	LoginPerEmailIP *ratelimit.Limiter // login attempts on one email from one address
+	// LoginPerEmail counts attempts on one email from anywhere: loose, so that a
+	// stranger cannot lock the owner out, yet it slows a spread-out attack down to
+	// its refill rate once the burst is spent.
+	LoginPerEmail         *ratelimit.Limiter
+	ChangePasswordPerUser *ratelimit.Limiter // changePassword attempts (current-password guesses) per user
+	RegisterPerIP         *ratelimit.Limiter // sign-ups from one address
+	ResetPerIP            *ratelimit.Limiter // password reset requests from one address
+	ResetPasswordPerIP    *ratelimit.Limiter // resetPassword (token use) attempts from one address
 }
 
 // DefaultLimits are generous for people and tight for password guessing.
 func DefaultLimits() Limits {
 	return Limits{
-		LoginPerIP:    ratelimit.New(30, time.Minute),
-		LoginPerEmail: ratelimit.New(10, 10*time.Minute),
-		RegisterPerIP: ratelimit.New(20, time.Hour),
-		ResetPerIP:    ratelimit.New(10, 10*time.Minute),
+		LoginPerIP:            ratelimit.New(30, time.Minute),
+		LoginPerEmailIP:       ratelimit.New(5, 10*time.Minute),
+		LoginPerEmail:         ratelimit.New(100, time.Hour),
+		ChangePasswordPerUser: ratelimit.New(5, 10*time.Minute),
+		RegisterPerIP:         ratelimit.New(20, time.Hour),
+		ResetPerIP:            ratelimit.New(10, 10*time.Minute),
+		ResetPasswordPerIP:    ratelimit.New(10, 10*time.Minute),
 	}
 }
+
+// MaxPendingResets bounds the password reset requests being resolved in the
+// background at once; past it, requests are refused with RATE_LIMITED (for any
+// email, so the refusal tells nothing).
+const MaxPendingResets = 64
 
 var errTooMany = apperr.New(apperr.RateLimited, "too many attempts: wait a minute and try again")
 
@@ -71,12 +86,20 @@ type Deps struct {
 
 // Service holds the account rules.
 type Service struct {
-	d     Deps
-	store Store
+	d          Deps
+	store      Store
+	resets     chan struct{}  // slots for background reset requests
+	background sync.WaitGroup // reset requests still being resolved
 }
 
 // NewService returns the account service.
-func NewService(d Deps) *Service { return &Service{d: d} }
+func NewService(d Deps) *Service {
+	return &Service{d: d, resets: make(chan struct{}, MaxPendingResets)}
+}
+
+// Wait returns when the password reset requests accepted so far are resolved
+// (their mail queued or found unneeded). The server calls it on shutdown.
+func (s *Service) Wait() { s.background.Wait() }
 
 // TokenRetention is how long dead tokens are kept (reuse of a used refresh token
 // is recognised, and its session revoked, for that long after it died).
@@ -108,7 +131,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*AuthPayload,
 	if err := validatePassword("password", in.Password); err != nil {
 		return nil, err
 	}
-	hash, err := s.d.Hasher.Hash(in.Password)
+	hash, err := s.d.Hasher.Hash(ctx, in.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -132,16 +155,27 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*AuthPayload,
 // error after the same hashing work.
 func (s *Service) Login(ctx context.Context, email, password string) (*AuthPayload, error) {
 	bad := apperr.New(apperr.Unauthenticated, invalidLoginMsg)
+	key := strings.ToLower(strings.TrimSpace(email))
+	if len(key) > maxEmailLen {
+		// Refused before the limiters: no key is made of it.
+		return nil, apperr.Invalid("email", "an email address has at most %d bytes", maxEmailLen)
+	}
 	// Throttle before hashing: guessing costs the attacker, not the server. The
-	// email key counts whether or not the account exists (no enumeration).
+	// email keys count whether or not the account exists (no enumeration). An
+	// attempt refused by one limiter takes nothing from the next ones: an address
+	// locked out of one email spends none of that email's global allowance.
 	now := s.d.Now()
-	if !s.d.Limits.LoginPerIP.Allow(reqmeta.From(ctx).IP, now) ||
-		!s.d.Limits.LoginPerEmail.Allow(strings.ToLower(strings.TrimSpace(email)), now) {
+	ip := reqmeta.From(ctx).IP
+	if !s.d.Limits.LoginPerIP.Allow(ip, now) ||
+		!s.d.Limits.LoginPerEmailIP.Allow(key+" "+ip, now) ||
+		!s.d.Limits.LoginPerEmail.Allow(key, now) {
 		return nil, errTooMany
 	}
 	norm, err := NormalizeEmail(email)
 	if err != nil || len(password) > auth.MaxPasswordBytes {
-		s.d.Hasher.VerifyDummy(password)
+		if err := s.d.Hasher.VerifyDummy(ctx, password); err != nil {
+			return nil, err
+		}
 		return nil, bad
 	}
 	u, hash, err := s.store.UserCredentials(ctx, s.d.DB, norm)
@@ -149,10 +183,12 @@ func (s *Service) Login(ctx context.Context, email, password string) (*AuthPaylo
 		return nil, err
 	}
 	if u == nil {
-		s.d.Hasher.VerifyDummy(password)
+		if err := s.d.Hasher.VerifyDummy(ctx, password); err != nil {
+			return nil, err
+		}
 		return nil, bad
 	}
-	ok, err := s.d.Hasher.Verify(hash, password)
+	ok, err := s.d.Hasher.Verify(ctx, hash, password)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +334,9 @@ func (s *Service) ResendVerification(ctx context.Context, v auth.Viewer) error {
 }
 
 // RequestPasswordReset emails a reset link when the address has an account.
-// It answers the same either way; repeated requests within a minute send nothing more.
+// It answers the same either way, and in the same time: the lookup and the
+// work that differs (a token and a queued mail, or nothing) run in the
+// background after the answer. Repeated requests within a minute send nothing more.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
 	if !s.d.Limits.ResetPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
 		return errTooMany
@@ -307,6 +345,30 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	if err != nil {
 		return nil
 	}
+	select {
+	case s.resets <- struct{}{}:
+	default:
+		return errTooMany
+	}
+	s.background.Add(1)
+	// The request's values (request id for the logs), not its end.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	go func() {
+		defer func() {
+			cancel()
+			<-s.resets
+			s.background.Done()
+		}()
+		if err := s.sendReset(bctx, norm); err != nil {
+			s.d.Log.ErrorContext(bctx, "password reset request failed", "error", err)
+		}
+	}()
+	return nil
+}
+
+// sendReset queues a reset link to norm when it has an account and was not sent
+// one within ResendInterval.
+func (s *Service) sendReset(ctx context.Context, norm string) error {
 	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
 		now := s.d.Now()
 		u, err := s.store.UserByEmailForUpdate(ctx, tx, norm)
@@ -329,25 +391,39 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	})
 }
 
+var errBadResetToken = apperr.Invalid("token", "the reset link is invalid, used or expired")
+
 // ResetPassword sets a new password with an emailed token and revokes every session.
-// Receiving the email proves the address, so it is marked verified too.
+// Receiving the email proves the address, so it is marked verified too. The token
+// is checked before the new password is hashed: a bad token costs no hashing.
 func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) error {
+	if !s.d.Limits.ResetPasswordPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
+		return errTooMany
+	}
 	if err := validatePassword("newPassword", newPassword); err != nil {
 		return err
 	}
-	hash, err := s.d.Hasher.Hash(newPassword)
+	tokenHash := auth.HashToken(token)
+	if _, ok, err := s.store.UserTokenValid(ctx, s.d.DB, tokenHash, PurposeResetPassword, s.d.Now()); err != nil {
+		return err
+	} else if !ok {
+		return errBadResetToken
+	}
+	// Hash outside the transaction (no lock, no connection held); the token is
+	// claimed below, so of two concurrent uses one wins.
+	hash, err := s.d.Hasher.Hash(ctx, newPassword)
 	if err != nil {
 		return err
 	}
 	var ended []uuid.UUID
 	err = db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
 		now := s.d.Now()
-		id, ok, err := s.store.ClaimUserToken(ctx, tx, auth.HashToken(token), PurposeResetPassword, now)
+		id, ok, err := s.store.ClaimUserToken(ctx, tx, tokenHash, PurposeResetPassword, now)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return apperr.Invalid("token", "the reset link is invalid, used or expired")
+			return errBadResetToken
 		}
 		if err := s.store.SetPassword(ctx, tx, id, hash, now); err != nil {
 			return err
@@ -365,25 +441,31 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 }
 
 // ChangePassword replaces the viewer's password and revokes their other sessions.
+// Attempts are throttled per user before anything is hashed (a stolen access
+// token must not allow guessing the password), and the current password is
+// verified before the new one is hashed.
 func (s *Service) ChangePassword(ctx context.Context, v auth.Viewer, current, next string) error {
+	if !s.d.Limits.ChangePasswordPerUser.Allow(v.UserID.String(), s.d.Now()) {
+		return errTooMany
+	}
 	if err := validatePassword("newPassword", next); err != nil {
 		return err
 	}
-	hash, err := s.d.Hasher.Hash(next)
-	if err != nil {
-		return err
-	}
-	// Verify outside the transaction: hashing holds no lock and no connection.
+	// Verify and hash outside the transaction: hashing holds no lock and no connection.
 	old, err := s.store.PasswordHash(ctx, s.d.DB, v.UserID)
 	if err != nil {
 		return err
 	}
-	ok, err := s.d.Hasher.Verify(old, current)
+	ok, err := s.d.Hasher.Verify(ctx, old, current)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return apperr.Invalid("currentPassword", "the current password is wrong")
+	}
+	hash, err := s.d.Hasher.Hash(ctx, next)
+	if err != nil {
+		return err
 	}
 	var ended []uuid.UUID
 	err = db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {

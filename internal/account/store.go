@@ -278,6 +278,19 @@ func (Store) ClaimUserToken(ctx context.Context, q sqlx.QueryerContext, hash []b
 	return user, err == nil, err
 }
 
+// UserTokenValid reports whether an unused, unexpired token of purpose has hash,
+// and whose it is, without using it up.
+func (Store) UserTokenValid(ctx context.Context, q sqlx.QueryerContext, hash []byte, purpose string, now time.Time) (uuid.UUID, bool, error) {
+	var user uuid.UUID
+	err := sqlx.GetContext(ctx, q, &user, `
+		SELECT user_id FROM user_tokens
+		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3`, hash, purpose, now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return uuid.Nil, false, nil
+	}
+	return user, err == nil, err
+}
+
 // PurgeTokens deletes the refresh and emailed tokens that have been dead (expired,
 // revoked or used) since before it, and returns how many.
 func (Store) PurgeTokens(ctx context.Context, q sqlx.ExecerContext, before time.Time) (int64, error) {

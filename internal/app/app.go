@@ -49,6 +49,7 @@ type App struct {
 	Revocations *account.RevocationWatcher
 	Accounts    *account.Service
 	Orgs        *org.Service
+	Hasher      *auth.Hasher // every password hash and verification of the process
 
 	db  *sqlx.DB
 	log *slog.Logger
@@ -122,8 +123,9 @@ func New(o Options) (*App, error) {
 	// A revoked session's access tokens live at most ACCESS_TOKEN_TTL plus the
 	// verification leeway; a minute more covers clock skew between replicas.
 	revoked := auth.NewRevokedSessions(cfg.AccessTokenTTL + auth.Leeway + time.Minute)
+	hasher := auth.NewHasher(o.Argon2)
 	accounts := account.NewService(account.Deps{
-		DB: o.DB, Hasher: auth.NewHasher(o.Argon2), Tokens: tokens, RefreshTTL: cfg.RefreshTokenTTL,
+		DB: o.DB, Hasher: hasher, Tokens: tokens, RefreshTTL: cfg.RefreshTokenTTL,
 		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log, Limits: limits, Revoked: revoked,
 	})
 
@@ -181,5 +183,6 @@ func New(o Options) (*App, error) {
 	})
 	// LISTEN needs a connection of its own, directly to PostgreSQL (README, "Tokens").
 	revocations := account.NewRevocationWatcher(o.DB, revoked, cfg.DatabaseURL, o.Now, o.Log)
-	return &App{Handler: h, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, db: o.DB, log: o.Log, now: o.Now}, nil
+	return &App{Handler: h, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
+		db: o.DB, log: o.Log, now: o.Now}, nil
 }

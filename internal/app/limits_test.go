@@ -95,7 +95,7 @@ func newServer(t *testing.T, limits *graph.Limits) *httptest.Server {
 func TestEveryErrorCodeIsDocumented(t *testing.T) {
 	t.Parallel()
 	u := srv.Register(t, "codes")
-	tight := newServer(t, &graph.Limits{Complexity: graph.DefaultLimits.Complexity, Depth: 3, Aliases: graph.DefaultLimits.Aliases})
+	tight := newServer(t, &graph.Limits{Complexity: graph.DefaultLimits.Complexity, Depth: 3, Aliases: graph.DefaultLimits.Aliases, CredentialOps: graph.DefaultLimits.CredentialOps})
 	schema, err := os.ReadFile("../../schema.graphqls")
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +152,9 @@ func TestEveryErrorCodeIsDocumented(t *testing.T) {
 		{"over the alias limit", func(h http.Header) rawResponse {
 			return post(srv.URL)(h, jsonBody("{ "+strings.Join(aliases, " ")+" }", nil))
 		}, want{"ALIAS_LIMIT_EXCEEDED", 200, 400}},
+		{"two credential operations", func(h http.Header) rawResponse {
+			return post(srv.URL)(h, jsonBody(`mutation { a: requestPasswordReset(email: "a@example.test") b: requestPasswordReset(email: "b@example.test") }`, nil))
+		}, want{"CREDENTIAL_OPERATION_LIMIT", 200, 400}},
 		{"no query", func(h http.Header) rawResponse { return post(srv.URL)(h, `{"variables":{}}`) },
 			want{"BAD_REQUEST", 400, 400}},
 		{"a body that is not JSON", func(h http.Header) rawResponse { return post(srv.URL)(h, `query=%7B__typename%7D`) },
@@ -323,7 +326,7 @@ fragment U on User { ... on User { email __typename } }`
 		t.Fatalf("deepest query: %s", r.Raw)
 	}
 	// A server with depth 7 refuses it, before any resolver: nothing is read.
-	tight := newServer(t, &graph.Limits{Complexity: graph.DefaultLimits.Complexity, Depth: 7, Aliases: graph.DefaultLimits.Aliases})
+	tight := newServer(t, &graph.Limits{Complexity: graph.DefaultLimits.Complexity, Depth: 7, Aliases: graph.DefaultLimits.Aliases, CredentialOps: graph.DefaultLimits.CredentialOps})
 	h := asJSON.Clone()
 	h.Set("Authorization", "Bearer "+owner.AccessToken)
 	if r := send(t, http.MethodPost, tight.URL+"/query", h, jsonBody(deep, nil)); r.code(t) != "DEPTH_LIMIT_EXCEEDED" {

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,24 +12,25 @@ import (
 )
 
 func TestDefaultHashIsArgon2idPHCWithOWASPParameters(t *testing.T) {
+	ctx := context.Background()
 	h := NewHasher(DefaultArgon2)
-	enc, err := h.Hash("correct horse")
+	enc, err := h.Hash(ctx, "correct horse")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(enc, "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Fatalf("hash %q is not argon2id m=19456,t=2,p=1 in PHC form", enc)
 	}
-	if ok, err := h.Verify(enc, "correct horse"); err != nil || !ok {
+	if ok, err := h.Verify(ctx, enc, "correct horse"); err != nil || !ok {
 		t.Fatalf("Verify(right) = %v, %v", ok, err)
 	}
-	if ok, _ := h.Verify(enc, "correct horsE"); ok {
+	if ok, _ := h.Verify(ctx, enc, "correct horsE"); ok {
 		t.Fatal("Verify(wrong) = true")
 	}
 	// A hash made with other parameters still verifies: they travel in the string.
 	weak := NewHasher(Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
-	old, _ := weak.Hash("pw-12345678")
-	if ok, err := h.Verify(old, "pw-12345678"); err != nil || !ok {
+	old, _ := weak.Hash(ctx, "pw-12345678")
+	if ok, err := h.Verify(ctx, old, "pw-12345678"); err != nil || !ok {
 		t.Fatalf("Verify(hash with other params) = %v, %v", ok, err)
 	}
 }
@@ -148,8 +151,44 @@ func TestAccessTokensNameTheirKey(t *testing.T) {
 func BenchmarkHashDefault(b *testing.B) {
 	h := NewHasher(DefaultArgon2)
 	for b.Loop() {
-		if _, err := h.Hash("correct horse battery staple"); err != nil {
+		if _, err := h.Hash(context.Background(), "correct horse battery staple"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestHashingWaitsForASlotThenGivesUp(t *testing.T) {
+	ctx := context.Background()
+	h := NewHasherLimited(Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 1, 50*time.Millisecond)
+	enc, err := h.Hash(ctx, "pw-12345678")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every slot taken (as by a hash that is running): callers give up, they do not queue.
+	if err := h.sem.Acquire(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	before := h.Computations()
+	if _, err := h.Hash(ctx, "pw-12345678"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Hash with no free slot: %v, want ErrBusy", err)
+	}
+	if _, err := h.Verify(ctx, enc, "pw-12345678"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Verify with no free slot: %v, want ErrBusy", err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := h.VerifyDummy(gone, "x"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("VerifyDummy with an ended context: %v, want ErrBusy", err)
+	}
+	if h.Computations() != before {
+		t.Fatal("a refused call computed a hash")
+	}
+	// The slot comes back: a waiting caller gets it.
+	time.AfterFunc(10*time.Millisecond, func() { h.sem.Release(1) })
+	if ok, err := h.Verify(ctx, enc, "pw-12345678"); err != nil || !ok {
+		t.Fatalf("Verify after the slot was released = %v, %v", ok, err)
+	}
+	if DefaultHashConcurrency() < 1 {
+		t.Fatal("DefaultHashConcurrency below 1")
 	}
 }

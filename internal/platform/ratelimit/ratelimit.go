@@ -5,6 +5,8 @@
 package ratelimit
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"sync"
 	"time"
 
@@ -12,8 +14,13 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// maxKeys bounds the memory one limiter uses.
-const maxKeys = 100_000
+// MaxKeys bounds the keys one limiter keeps (the least recently used go first),
+// and MaxKeyBytes the size of each: a longer key is kept as its SHA-256 (64 hex
+// characters). A full limiter of 100 000 keys holds about 20 MB.
+const (
+	MaxKeys     = 100_000
+	MaxKeyBytes = 64
+)
 
 // Limiter allows, per key, events at a steady rate with bursts. A nil *Limiter
 // allows everything.
@@ -26,6 +33,11 @@ type Limiter struct {
 
 // New allows burst events at once per key, refilled at burst per window.
 func New(burst int, window time.Duration) *Limiter {
+	return NewSized(burst, window, MaxKeys)
+}
+
+// NewSized is New keeping at most maxKeys keys.
+func NewSized(burst int, window time.Duration, maxKeys int) *Limiter {
 	return &Limiter{
 		limit: rate.Limit(float64(burst) / window.Seconds()),
 		burst: burst,
@@ -40,6 +52,10 @@ func (l *Limiter) Allow(key string, now time.Time) bool {
 	if l == nil || key == "" {
 		return true
 	}
+	if len(key) > MaxKeyBytes {
+		sum := sha256.Sum256([]byte(key))
+		key = hex.EncodeToString(sum[:])
+	}
 	l.mu.Lock()
 	b, ok := l.buckets.Get(key)
 	if !ok {
@@ -48,4 +64,12 @@ func (l *Limiter) Allow(key string, now time.Time) bool {
 	l.buckets.Add(key, b) // (re)starts the key's idle timer
 	l.mu.Unlock()
 	return b.AllowN(now, 1)
+}
+
+// Len returns how many keys the limiter keeps now.
+func (l *Limiter) Len() int {
+	if l == nil {
+		return 0
+	}
+	return l.buckets.Len()
 }
