@@ -29,14 +29,27 @@ fi
 out=$(mktemp /tmp/tenantgraph-fuzz.XXXXXX)
 trap 'rm -f "$out"' EXIT
 start=$SECONDS
+flaked=0
 for t in "${targets[@]}"; do
 	read -r dir name <<<"$t"
 	[[ "$dir" == ./* ]] || dir="./$dir"
 	log "$name in $dir for $fuzztime"
-	if ! go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" "$dir" >"$out" 2>&1; then
-		cat "$out" >&2
-		log "FAIL: $name in $dir (the failing input is now under $dir/testdata/fuzz/$name/)"
-		exit 1
+	corpus="$dir/testdata/fuzz/$name"
+	before=$(ls "$corpus" 2>/dev/null || true)
+	if go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" "$dir" >"$out" 2>&1; then
+		continue
 	fi
+	# Go 1.26's fuzz coordinator can report "context deadline exceeded" when the
+	# -fuzztime deadline races a busy worker (go.dev/issue/75804, fixed in Go 1.27):
+	# no input failed then, and none was saved. Anything else is a failure.
+	if [[ "$(ls "$corpus" 2>/dev/null || true)" == "$before" ]] &&
+		grep -q '^    context deadline exceeded$' "$out" && ! grep -q -- '--- FAIL: .*/' "$out"; then
+		log "$name: go test -fuzz stopped with 'context deadline exceeded' and saved no input (go.dev/issue/75804): not a failure"
+		flaked=$((flaked + 1))
+		continue
+	fi
+	cat "$out" >&2
+	log "FAIL: $name in $dir (a failing input is saved under $corpus/ and replayed by go test)"
+	exit 1
 done
-log "ok: ${#targets[@]} targets, $fuzztime each, $((SECONDS - start)) s"
+log "ok: ${#targets[@]} targets, $fuzztime each, $((SECONDS - start)) s (stopped early by go.dev/issue/75804: $flaked)"
