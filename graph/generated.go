@@ -1023,7 +1023,11 @@ var sources = []*ast.Source{
 #   COMPLEXITY_LIMIT_EXCEEDED (over 10 000: a connection costs ` + "`" + `first` + "`" + `,
 #   default 20, times its selection; other fields 1 plus their selection),
 #   DEPTH_LIMIT_EXCEEDED (nested over 10 levels; __schema and __type exempt),
-#   ALIAS_LIMIT_EXCEEDED (over 30 aliases, a fragment's counted per use);
+#   ALIAS_LIMIT_EXCEEDED (over 30 aliases, a fragment's counted per use),
+#   BAD_USER_INPUT (a NUL character or invalid UTF-8 in a string argument or
+#   variable; extensions.field names the argument);
+# - in any response: at most 50 errors; past that, the 50th is TOO_MANY_ERRORS
+#   and says how many more were left out (extensions.dropped);
 # - refusing the HTTP request: BAD_REQUEST (HTTP 400: not a JSON object with a
 #   string query, a bad APQ extension; 415: Content-Type not application/json;
 #   405: a mutation over GET, a method other than GET/POST/OPTIONS) and

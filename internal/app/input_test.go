@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -121,6 +122,9 @@ func TestErrorsPerResponseAreCapped(t *testing.T) {
 	}
 	if _, ok := r.JSON["data"]; ok || r.Status != http.StatusOK {
 		t.Fatalf("%d, data entry present: %.200s", r.Status, r.Body)
+	}
+	if schema, err := os.ReadFile("../../schema.graphqls"); err != nil || !strings.Contains(string(schema), graph.CodeTooManyErrors) {
+		t.Fatalf("%s is not listed in the header of schema.graphqls (%v)", graph.CodeTooManyErrors, err)
 	}
 	// Up to the cap, every error is reported as it is.
 	r = rawPost(t, jsonBody("{ __typename "+strings.Repeat("@nope ", 25)+"}", nil))
