@@ -1,7 +1,7 @@
 # tenantgraph — developer commands. `make` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help run test docs-check bench audit-http lint generate build clean
+.PHONY: help run test fuzz docs-check bench audit-http lint generate build clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -10,8 +10,11 @@ help: ## List the targets
 run: ## Run the server on a local PostgreSQL kept in .data/ (port PGPORT_DEV=54329), or on DATABASE_URL
 	@bash scripts/run.sh
 
-test: ## Run all tests (-race) on a throwaway PostgreSQL, or on TEST_DATABASE_URL; extra flags: GOTESTFLAGS='-run X -v'
+test: ## Run all tests (-race) on a throwaway PostgreSQL, or on TEST_DATABASE_URL, then each fuzz target 2 s; extra flags: GOTESTFLAGS='-run X -v'
 	@bash scripts/test.sh
+
+fuzz: ## Run each Go fuzz target for FUZZTIME (default 1m); FUZZ_PKGS='./internal/platform/page' narrows
+	@bash scripts/fuzz.sh
 
 docs-check: ## Run the README's walk-throughs on a throwaway server and PostgreSQL; fail when their output differs
 	@bash scripts/docs-check.sh

@@ -88,7 +88,8 @@ func TestProductionByDefaultRefusesToStartWithoutAKey(t *testing.T) {
 	// The controls: the same database starts with a key, or in development.
 	t.Run("production with keys", func(t *testing.T) {
 		out := serves(t, "DATABASE_URL="+database.URL, "HTTP_ADDR=127.0.0.1:0", "MAIL_DRIVER=smtp", "SMTP_HOST=smtp.example.test",
-			"JWT_SECRETS=2026-11:"+strings.Repeat("n", 32)+",2026-05:"+strings.Repeat("o", 32))
+			"JWT_SECRETS=2026-11:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,"+
+				"2026-05:60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752")
 		if !strings.Contains(out, `"env":"production"`) || !strings.Contains(out, `"jwt_kid":"2026-11"`) {
 			t.Errorf("serving log: %s", out)
 		}

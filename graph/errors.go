@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 
@@ -77,3 +78,23 @@ func Recover(log *slog.Logger) graphql.RecoverFunc {
 type panicError struct{}
 
 func (panicError) Error() string { return "resolver panic" }
+
+// MaxErrors caps the errors of one response: past it, the first MaxErrors-1 are kept
+// and the last entry, coded CodeTooManyErrors, says how many more were left out.
+const MaxErrors = 50
+
+// CodeTooManyErrors marks the entry that stands for the errors left out.
+const CodeTooManyErrors = "TOO_MANY_ERRORS"
+
+// capErrors applies MaxErrors; list itself is not modified.
+func capErrors(list gqlerror.List) gqlerror.List {
+	if len(list) <= MaxErrors {
+		return list
+	}
+	kept := list[: MaxErrors-1 : MaxErrors-1]
+	dropped := len(list) - len(kept)
+	return append(kept, &gqlerror.Error{
+		Message:    fmt.Sprintf("%d more errors were left out (a response reports at most %d)", dropped, MaxErrors),
+		Extensions: map[string]any{"code": CodeTooManyErrors, "dropped": dropped},
+	})
+}

@@ -1026,7 +1026,11 @@ var sources = []*ast.Source{
 #   ALIAS_LIMIT_EXCEEDED (over 30 aliases, a fragment's counted per use),
 #   CREDENTIAL_OPERATION_LIMIT (more than one of login, register,
 #   resetPassword, changePassword, requestPasswordReset and refreshToken in
-#   one operation, aliases and fragments included);
+#   one operation, aliases and fragments included),
+#   BAD_USER_INPUT (a NUL character or invalid UTF-8 in a string argument or
+#   variable; extensions.field names the argument);
+# - in any response: at most 50 errors; past that, the 50th is TOO_MANY_ERRORS
+#   and says how many more were left out (extensions.dropped);
 # - refusing the HTTP request: BAD_REQUEST (HTTP 400: not a JSON object with a
 #   string query, a bad APQ extension; 415: Content-Type not application/json;
 #   405: a mutation over GET, a method other than GET/POST/OPTIONS) and

@@ -39,7 +39,9 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.SetParserTokenLimit(ParserTokenLimit)
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
-	// Shape first: it is linear in the document; the complexity walk inlines fragments.
+	// Bad bytes first: no string that PostgreSQL cannot store reaches a resolver.
+	srv.Use(inputBytes{})
+	// Then the shape: it is linear in the document; the complexity walk inlines fragments.
 	srv.Use(shapeLimits{depth: limits.Depth, aliases: limits.Aliases, credentialOps: limits.CredentialOps, introspection: !o.Production})
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if o.Production {

@@ -39,21 +39,30 @@ type compliant struct {
 
 func (c compliant) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	rw := &shapingWriter{ResponseWriter: w}
+	ex := &shapingExecutor{GraphExecutor: exec, w: rw}
 	if r.Body != nil {
-		r.Body = &bodyReader{ReadCloser: r.Body, tooLarge: &rw.tooLarge}
+		r.Body = &bodyReader{ReadCloser: r.Body, tooLarge: &rw.tooLarge, text: &ex.text}
 	}
-	c.Transport.Do(rw, r, &shapingExecutor{GraphExecutor: exec, w: rw})
+	for _, vs := range r.URL.Query() { // GET: query, variables, operationName, extensions
+		for _, v := range vs {
+			ex.text.write([]byte(v))
+		}
+	}
+	c.Transport.Do(rw, r, ex)
 	rw.finish()
 }
 
-// bodyReader notes whether reading stopped at http.MaxBytesReader's limit.
+// bodyReader notes whether reading stopped at http.MaxBytesReader's limit, and
+// follows whether the body is valid UTF-8.
 type bodyReader struct {
 	io.ReadCloser
 	tooLarge **http.MaxBytesError
+	text     *utf8Checker
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	b.text.write(p[:n])
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		*b.tooLarge = mbe
@@ -61,17 +70,23 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// shapingExecutor sees what the transport does with the request and tells the writer.
+// shapingExecutor sees what the transport does with the request and tells the
+// writer; it caps the errors of every response (capErrors).
 type shapingExecutor struct {
 	graphql.GraphExecutor
-	w *shapingWriter
+	w    *shapingWriter
+	text utf8Checker // the raw request: body, or the URL's query parameters
 }
 
 func (e *shapingExecutor) CreateOperationContext(ctx context.Context, p *graphql.RawParams) (*graphql.OperationContext, gqlerror.List) {
+	if !e.text.valid() {
+		ctx = withRawInvalidUTF8(ctx) // for inputBytes
+	}
 	oc, errs := e.GraphExecutor.CreateOperationContext(ctx, p)
 	if len(errs) == 0 {
 		return oc, nil
 	}
+	errs = capErrors(errs)
 	e.w.refused = true
 	if p.Query == "" && p.Extensions["persistedQuery"] == nil {
 		// Not a GraphQL error: the request has no query at all.
@@ -88,8 +103,20 @@ func (e *shapingExecutor) CreateOperationContext(ctx context.Context, p *graphql
 	return oc, errs
 }
 
+func (e *shapingExecutor) DispatchOperation(ctx context.Context, oc *graphql.OperationContext) (graphql.ResponseHandler, context.Context) {
+	next, ctx := e.GraphExecutor.DispatchOperation(ctx, oc)
+	return func(ctx context.Context) *graphql.Response {
+		resp := next(ctx)
+		if resp != nil {
+			resp.Errors = capErrors(resp.Errors)
+		}
+		return resp
+	}, ctx
+}
+
 func (e *shapingExecutor) DispatchError(ctx context.Context, list gqlerror.List) *graphql.Response {
 	e.w.refused = true
+	list = capErrors(list)
 	for _, err := range list {
 		if _, ok := err.Extensions["code"]; ok {
 			continue

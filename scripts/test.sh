@@ -12,7 +12,10 @@
 #   GOTESTFLAGS  extra flags, e.g. GOTESTFLAGS='-run TestFoo -v' make test
 #   GOTEST_PKGS  default "./..."
 # Arguments given to this script replace all three.
-# Exits with go test's status.
+#
+# The whole default suite (no arguments, none of the three variables set) then runs
+# every fuzz target for FUZZTIME each (default 2s; 0 skips them) with scripts/fuzz.sh.
+# Exits with go test's status, then fuzz.sh's.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -20,6 +23,10 @@ cd "$REPO"
 
 log() { printf 'test: %s\n' "$*" >&2; }
 
+full_suite=false
+if (($# == 0)) && [[ -z "${GOTEST_ARGS+x}" && -z "${GOTESTFLAGS:-}" && -z "${GOTEST_PKGS:-}" ]]; then
+	full_suite=true
+fi
 if (($# > 0)); then
 	args=("$@")
 else
@@ -108,4 +115,7 @@ set +m
 rc=0
 wait "$gotest_pid" || rc=$?
 gotest_pid=""
+if ((rc == 0)) && $full_suite && [[ "${FUZZTIME:-2s}" != 0 ]]; then
+	FUZZTIME=${FUZZTIME:-2s} bash "$REPO/scripts/fuzz.sh" </dev/null || rc=$?
+fi
 exit "$rc"

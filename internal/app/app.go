@@ -146,7 +146,7 @@ func New(o Options) (*App, error) {
 	}
 
 	mux := http.NewServeMux()
-	endpoint := httpx.LimitBody(MaxBodyBytes, auth.Middleware(tokens, revoked, loader.Middleware(sources, gql)))
+	endpoint := httpx.NoStore(httpx.LimitBody(MaxBodyBytes, auth.Middleware(tokens, revoked, loader.Middleware(sources, gql))))
 	mux.Handle("/query", endpoint)
 	mux.Handle("/graphql", endpoint) // the path most clients try first
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -48,6 +49,16 @@ const DefaultKeyID = "default"
 
 // MinKeyBytes is the shortest JWT key accepted.
 const MinKeyBytes = 32
+
+// What production asks of a JWT key besides its length (see SecretStrength): at least
+// MinKeyDistinctBytes different bytes and an estimated MinKeyBits bits of entropy.
+// `openssl rand -hex 32` (64 hex digits, about 245 estimated bits) and 32 random bytes
+// (about 155) pass; 32 × "a", "abab…", a repeated word or 16 random bytes in hex
+// (about 117) do not.
+const (
+	MinKeyDistinctBytes = 8
+	MinKeyBits          = 128
+)
 
 var keyID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 
@@ -140,6 +151,9 @@ func Load() (Config, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if c.Production() {
+		errs = append(errs, weakKeys(keys)...)
+	}
 	c.JWTKeys = keys
 	return c, errors.Join(errs...)
 }
@@ -174,6 +188,72 @@ func jwtKeys(c Config) ([]JWTKey, error) {
 		return nil, err
 	}
 	return []JWTKey{{ID: DefaultKeyID, Secret: s}}, nil
+}
+
+// weakKeys refuses keys that look guessable: too few distinct bytes, or too little
+// entropy as SecretStrength estimates it. Errors never quote a secret.
+func weakKeys(keys []JWTKey) []error {
+	var errs []error
+	for _, k := range keys {
+		distinct, bits := SecretStrength(k.Secret)
+		if distinct >= MinKeyDistinctBytes && bits >= MinKeyBits {
+			continue
+		}
+		name := fmt.Sprintf("JWT_SECRETS: key %q", k.ID)
+		if k.ID == DefaultKeyID && os.Getenv("JWT_SECRETS") == "" {
+			name = "JWT_SECRET"
+		}
+		errs = append(errs, fmt.Errorf("%s is too easy to guess (%d distinct bytes, about %.0f bits of entropy; production needs "+
+			"%d and %d): use 32 random bytes, e.g. $(openssl rand -hex 32)", name, distinct, bits, MinKeyDistinctBytes, MinKeyBits))
+	}
+	return errs
+}
+
+// SecretStrength estimates how guessable a secret is: the number of distinct bytes
+// in it, and its entropy in bits, the Shannon entropy of its byte frequencies times
+// its length, where a secret that repeats itself ("abcabcab") counts only its
+// shortest repeating unit ("abc"). It can only underrate a random secret and
+// overrate a structured one ("abcdefgh…" looks random to it).
+func SecretStrength(secret []byte) (distinct int, bits float64) {
+	var counts [256]int
+	for _, b := range secret {
+		if counts[b] == 0 {
+			distinct++
+		}
+		counts[b]++
+	}
+	unit := secret[:period(secret)]
+	counts = [256]int{}
+	for _, b := range unit {
+		counts[b]++
+	}
+	n := float64(len(unit))
+	for _, c := range counts {
+		if c > 0 {
+			p := float64(c) / n
+			bits -= float64(c) * math.Log2(p)
+		}
+	}
+	return distinct, bits
+}
+
+// period is the length of s's shortest prefix that s repeats: s[i] == s[i-p] for
+// every i >= p (the Knuth-Morris-Pratt failure function).
+func period(s []byte) int {
+	if len(s) == 0 {
+		return 0
+	}
+	fail := make([]int, len(s))
+	for i, k := 1, 0; i < len(s); i++ {
+		for k > 0 && s[i] != s[k] {
+			k = fail[k-1]
+		}
+		if s[i] == s[k] {
+			k++
+		}
+		fail[i] = k
+	}
+	return len(s) - fail[len(s)-1]
 }
 
 // parseKeys parses JWT_SECRETS: comma-separated <id>:<secret> entries.

@@ -1,12 +1,23 @@
 package config
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
+
+// strong is a key that passes production's checks: 64 hex digits, as from
+// `openssl rand -hex 32` (derived from seed, so that tests can compare it).
+func strong(seed string) string {
+	sum := sha256.Sum256([]byte(seed))
+	return hex.EncodeToString(sum[:])
+}
 
 // clearJWT unsets the key variables for the test (t.Setenv restores them after it).
 func clearJWT(t *testing.T) {
@@ -39,7 +50,7 @@ func TestProductionIsTheDefaultAndNeedsAKey(t *testing.T) {
 		t.Fatalf("Load() error = %v", err)
 	}
 	t.Setenv("APP_ENV", "")
-	t.Setenv("JWT_SECRET", strings.Repeat("s", 32))
+	t.Setenv("JWT_SECRET", strong("s"))
 	c, err := Load()
 	if err != nil || !c.Production() || c.Env != "production" {
 		t.Fatalf("Load() = %+v, %v", c, err)
@@ -58,9 +69,9 @@ func TestJWTSecretIsOneKeyOfAtLeast32Bytes(t *testing.T) {
 	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "JWT_SECRET must be at least 32 bytes, got 9") {
 		t.Fatalf("Load() error = %v", err)
 	}
-	t.Setenv("JWT_SECRET", strings.Repeat("s", 32))
+	t.Setenv("JWT_SECRET", strong("s"))
 	c, err := Load()
-	if err != nil || len(c.JWTKeys) != 1 || c.JWTKeys[0].ID != DefaultKeyID || string(c.JWTKeys[0].Secret) != strings.Repeat("s", 32) {
+	if err != nil || len(c.JWTKeys) != 1 || c.JWTKeys[0].ID != DefaultKeyID || string(c.JWTKeys[0].Secret) != strong("s") {
 		t.Fatalf("Load() = %+v, %v", c.JWTKeys, err)
 	}
 	t.Setenv("JWT_SECRETS", "a:"+strings.Repeat("t", 32))
@@ -73,7 +84,7 @@ func TestJWTSecretsListsKeysFirstSigns(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://x")
 	t.Setenv("APP_ENV", "production")
 	clearJWT(t)
-	newer, older := strings.Repeat("n", 32), "o:"+strings.Repeat("o", 40) // a secret may hold ':'
+	newer, older := strong("n"), "o:"+strong("o") // a secret may hold ':'
 	t.Setenv("JWT_SECRETS", " 2026-11:"+newer+" , 2026.05_b:"+older+",")
 	c, err := Load()
 	if err != nil {
@@ -102,6 +113,66 @@ func TestJWTSecretsListsKeysFirstSigns(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("JWT_SECRETS=%q: the error quotes a secret: %v", list, err)
+		}
+	}
+}
+
+// TestProductionRefusesGuessableJWTKeys: production refuses a key of 32 bytes or
+// more that is still easy to guess, in JWT_SECRET and in JWT_SECRETS, without
+// quoting it; development takes it; real random keys pass.
+func TestProductionRefusesGuessableJWTKeys(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://x")
+	t.Setenv("DATA_DIR", t.TempDir())
+	clearJWT(t)
+	for name, secret := range map[string]string{
+		"32 × a":                        strings.Repeat("a", 32),
+		"abab…":                         strings.Repeat("ab", 32),
+		"a repeated word":               strings.Repeat("password", 4),
+		"a repeated longer phrase":      strings.Repeat("correct-horse!", 3),
+		"a repeated random block":       strings.Repeat(strong("block")[:16], 4),
+		"one odd byte out":              strings.Repeat("x", 63) + "y",
+		"few distinct bytes, long":      strings.Repeat("0110100110010110", 2) + "1001011001101001" + "0110100110010110",
+		"16 random bytes in hex":        strong("sixteen")[:32],
+		"a repeated secret with a tail": strings.Repeat("s3cr3t", 6) + "s3",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("APP_ENV", "production")
+			t.Setenv("JWT_SECRETS", "")
+			t.Setenv("JWT_SECRET", secret)
+			_, err := Load()
+			if err == nil || !strings.Contains(err.Error(), "JWT_SECRET is too easy to guess") || !strings.Contains(err.Error(), "openssl rand -hex 32") {
+				t.Fatalf("JWT_SECRET: error %v", err)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("the error quotes the secret: %v", err)
+			}
+			t.Setenv("JWT_SECRET", "")
+			t.Setenv("JWT_SECRETS", "new:"+strong("new")+",old:"+secret)
+			if _, err := Load(); err == nil || !strings.Contains(err.Error(), `JWT_SECRETS: key "old" is too easy to guess`) ||
+				strings.Contains(err.Error(), `"new"`) || strings.Contains(err.Error(), secret) {
+				t.Fatalf("JWT_SECRETS: error %v", err)
+			}
+			t.Setenv("APP_ENV", "development")
+			if _, err := Load(); err != nil {
+				t.Fatalf("development: %v", err)
+			}
+		})
+	}
+	// Real random keys pass, however the dice fall.
+	t.Setenv("APP_ENV", "production")
+	t.Setenv("JWT_SECRETS", "")
+	for i := 0; i < 1000; i++ {
+		b := make([]byte, 32)
+		rand.Read(b)
+		for _, secret := range []string{hex.EncodeToString(b), base64.StdEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b), string(b)} {
+			if strings.ContainsAny(secret, ",\x00") || strings.TrimSpace(secret) != secret {
+				continue // an environment variable cannot carry it as it is
+			}
+			t.Setenv("JWT_SECRET", secret)
+			if _, err := Load(); err != nil {
+				distinct, bits := SecretStrength([]byte(secret))
+				t.Fatalf("a random key (%d bytes, %d distinct, %.0f bits) refused: %v", len(secret), distinct, bits, err)
+			}
 		}
 	}
 }

@@ -57,8 +57,8 @@ func (w *statusWriter) Flush() {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Edge wraps next with the request id (X-Request-Id, echoed back), the access log
-// and panic recovery. The client IP is the connection's address, unless that is a
+// Edge wraps next with the request id (X-Request-Id, echoed back), the access log,
+// panic recovery and X-Content-Type-Options: nosniff on every response. The client IP is the connection's address, unless that is a
 // trusted proxy: then it is the right-most X-Forwarded-For address that is not one.
 func Edge(log *slog.Logger, trustedProxies []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -69,6 +69,7 @@ func Edge(log *slog.Logger, trustedProxies []netip.Prefix, next http.Handler) ht
 		}
 		ri := &reqmeta.Meta{ID: id, IP: ClientIP(r, trustedProxies), UserAgent: truncate(r.UserAgent(), 512)}
 		w.Header().Set("X-Request-Id", id)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		sw := &statusWriter{ResponseWriter: w}
 		ctx := reqmeta.With(r.Context(), ri)
 		statements := db.CounterFrom(ctx)
@@ -132,6 +133,15 @@ func inAny(a netip.Addr, prefixes []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// NoStore marks every response of next Cache-Control: no-store: they may carry tokens
+// and private data, which no browser or proxy cache should keep.
+func NoStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // LimitBody caps request bodies at n bytes: a declared length over it is refused
