@@ -110,7 +110,7 @@ func TestProductionByDefaultRefusesToStartWithoutAKey(t *testing.T) {
 // not start unless MAIL_DRIVER names a driver that delivers mail; the console
 // driver, which logs every link, is refused.
 func TestProductionRefusesToStartWithoutRealMail(t *testing.T) {
-	env := []string{"DATABASE_URL=" + database.URL, "HTTP_ADDR=127.0.0.1:0", "JWT_SECRET=" + strings.Repeat("k", 32)}
+	env := []string{"DATABASE_URL=" + database.URL, "HTTP_ADDR=127.0.0.1:0", "JWT_SECRET=3c9b1f0e8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c"}
 	for _, c := range []struct {
 		name   string
 		driver []string

@@ -19,7 +19,7 @@ func TestProductionNeedsARealMailDriver(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://x")
 	t.Setenv("DATA_DIR", t.TempDir())
 	clearJWT(t)
-	t.Setenv("JWT_SECRET", strings.Repeat("s", 32))
+	t.Setenv("JWT_SECRET", "3c9b1f0e8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c")
 	t.Setenv("SMTP_HOST", "")
 	t.Setenv("MAIL_DIR", "")
 	load := func(env, driver string) (Config, error) {
