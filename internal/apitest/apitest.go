@@ -42,7 +42,10 @@ var FastArgon2 = auth.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 
 
 // Server is a running test server.
 type Server struct {
-	URL     string
+	URL string
+	// Client sends the requests; nil is http.DefaultClient (which keeps at most 2
+	// idle connections per host: many concurrent requests open new ones).
+	Client  *http.Client
 	DB      *sqlx.DB
 	Clock   *Clock
 	MailDir string
@@ -291,7 +294,11 @@ func (s *Server) PostHeaders(t testing.TB, h http.Header, query string, vars map
 			req.Header.Add(k, v)
 		}
 	}
-	res, err := http.DefaultClient.Do(req)
+	c := s.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	res, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("POST /query: %v", err)
 	}
