@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -524,7 +525,7 @@ func (s *Service) sendVerification(ctx context.Context, tx *sqlx.Tx, u *User, no
 func NormalizeEmail(raw string) (string, error) {
 	e := strings.ToLower(strings.TrimSpace(raw))
 	bad := apperr.Invalid("email", "enter a valid email address")
-	if e == "" || len(e) > maxEmailLen {
+	if e == "" || len(e) > maxEmailLen || strings.IndexFunc(e, unicode.IsControl) >= 0 {
 		return "", bad
 	}
 	a, err := mail.ParseAddress(e)

@@ -401,3 +401,19 @@ func TestDBInvitationTokenUniquePerOrganization(t *testing.T) {
 		t.Fatalf("look up a token held by two organizations: %+v, %v; want none", inv, err)
 	}
 }
+
+// TestDBEmailsHoldNoControlCharacters: the database refuses an email with a C0
+// or C1 control character, whatever the service checks.
+func TestDBEmailsHoldNoControlCharacters(t *testing.T) {
+	t.Parallel()
+	for _, email := range []string{"a\u0001b@x.test", "a\u007f@x.test", "\u0080@x.test", "a@x\u009f.test"} {
+		_, err := database.DB.Exec(`INSERT INTO users (email, name, password_hash) VALUES ($1, 'Control', '$argon2id$x')`, email)
+		wantViolation(t, err, fmt.Sprintf("user email %q", email), "23514", "users_email_no_control", "")
+	}
+	f := newOrg(t)
+	_, err := database.DB.Exec(`INSERT INTO invitations (organization_id, email, role, token_hash, expires_at)
+		VALUES ($1, $2, 'MEMBER', sha256('x'), now() + interval '1 day')`, f.org, "\u0085@x.test")
+	wantViolation(t, err, "invitation email", "23514", "invitations_email_no_control", "")
+	exec(t, database.DB, `INSERT INTO users (email, name, password_hash) VALUES ($1, 'Accent', '$argon2id$x')`,
+		"é-"+strings.ReplaceAll(uuid.NewString(), "-", "")+"@x.test")
+}
