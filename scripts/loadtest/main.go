@@ -102,10 +102,10 @@ func fatalf(format string, args ...any) {
 // this program.
 type cpuMeter struct{ server, pg int }
 
-type cpuSample struct{ server, pg, self int64 }
+type cpuSample struct{ server, pg, self, busy int64 }
 
 func (m cpuMeter) read() cpuSample {
-	return cpuSample{server: cpuTicks(m.server, false), pg: cpuTicks(m.pg, true), self: cpuTicks(os.Getpid(), false)}
+	return cpuSample{server: cpuTicks(m.server, false), pg: cpuTicks(m.pg, true), self: cpuTicks(os.Getpid(), false), busy: machineTicks()}
 }
 
 // cpuSeconds is the CPU time spent between two samples, in seconds.
@@ -113,17 +113,20 @@ type cpuSeconds struct {
 	Server   float64 `json:"server_s"`
 	Postgres float64 `json:"postgres_s"`
 	Loadtest float64 `json:"loadtest_s"`
+	Machine  float64 `json:"machine_busy_s"` // every process of the machine, all CPUs
 }
 
 func (a cpuSample) to(b cpuSample) cpuSeconds {
 	s := func(t int64) float64 { return float64(t) / clockTicks }
-	return cpuSeconds{Server: s(b.server - a.server), Postgres: s(b.pg - a.pg), Loadtest: s(b.self - a.self)}
+	return cpuSeconds{Server: s(b.server - a.server), Postgres: s(b.pg - a.pg), Loadtest: s(b.self - a.self),
+		Machine: s(b.busy - a.busy)}
 }
 
 func (c *cpuSeconds) add(d cpuSeconds) {
 	c.Server += d.Server
 	c.Postgres += d.Postgres
 	c.Loadtest += d.Loadtest
+	c.Machine += d.Machine
 }
 
 // latencies summarizes durations in milliseconds.

@@ -83,3 +83,20 @@ func loadAvg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// machineTicks is the machine's busy CPU time (user, nice, system, irq,
+// softirq: every process, all CPUs) from the first line of /proc/stat, in
+// clock ticks.
+func machineTicks() int64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	n := func(i int) int64 { v, _ := strconv.ParseInt(f[i], 10, 64); return v }
+	return n(1) + n(2) + n(3) + n(6) + n(7)
+}
