@@ -32,11 +32,12 @@ type floodReport struct {
 	Date     time.Time `json:"date"`
 	URL      string    `json:"url"`
 	Settings struct {
-		Rounds   int    `json:"rounds"`
-		Phase    string `json:"phase"`
-		Settle   string `json:"settle"`
-		Clients  int    `json:"clients"`
-		Interval string `json:"interval"`
+		Rounds    int    `json:"rounds"`
+		Phase     string `json:"phase"`
+		Settle    string `json:"settle"`
+		Clients   int    `json:"clients"`
+		Interval  string `json:"interval"`
+		Addresses int    `json:"addresses"` // 0: a new one per login
 	} `json:"settings"`
 	Machine machine       `json:"machine"`
 	Rounds  []floodRound  `json:"rounds"`
@@ -104,10 +105,18 @@ func (l *loginOutcomes) record(outcome, code string, d time.Duration) {
 // password for a distinct random email, each from a distinct random
 // X-Forwarded-For address (the server must trust 127.0.0.1 as a proxy), so
 // that the per-address and per-email limits see a botnet and most logins reach
-// the hasher. Each phase samples for o.Phase, o.Settle after the load changed.
+// the hasher (with o.Addresses > 0, from that many addresses only). Each phase samples for o.Phase, o.Settle after the load changed.
 func credentialFlood(ctx context.Context, o options) (report, error) {
 	r := &floodReport{Scenario: "credential-flood", Date: time.Now().UTC(), URL: o.URL, Machine: thisMachine(), Goal: o.Goal}
-	r.Settings.Rounds, r.Settings.Clients = o.Rounds, o.Clients
+	r.Settings.Rounds, r.Settings.Clients, r.Settings.Addresses = o.Rounds, o.Clients, o.Addresses
+	addrs := make([]string, o.Addresses)
+	for i := range addrs {
+		addrs[i] = randomAddr()
+	}
+	addr := randomAddr
+	if len(addrs) > 0 {
+		addr = func() string { return addrs[rand.IntN(len(addrs))] }
+	}
 	r.Settings.Phase, r.Settings.Settle, r.Settings.Interval = o.Phase.String(), o.Settle.String(), o.Interval.String()
 	r.Logins.Outcomes = map[string]int{}
 	endpoint := o.URL + "/query"
@@ -183,7 +192,7 @@ func credentialFlood(ctx context.Context, o options) (report, error) {
 						return
 					default:
 					}
-					login(ctx, flood, endpoint, &r.Logins)
+					login(ctx, flood, endpoint, addr(), &r.Logins)
 				}
 			})
 		}
@@ -212,15 +221,15 @@ func credentialFlood(ctx context.Context, o options) (report, error) {
 	return r, nil
 }
 
-// login sends one wrong-password login for a random email from a random
-// address, and records its outcome.
-func login(ctx context.Context, c *http.Client, endpoint string, out *loginOutcomes) {
+// login sends one wrong-password login for a random email from address, and
+// records its outcome.
+func login(ctx context.Context, c *http.Client, endpoint, address string, out *loginOutcomes) {
 	body, _ := json.Marshal(map[string]any{"query": loginMut, "variables": map[string]string{
 		"e": fmt.Sprintf("flood-%016x@example.test", rand.Uint64()),
 		"p": fmt.Sprintf("wrong-%016x", rand.Uint64()),
 	}})
 	start := time.Now()
-	b, status, err := post(ctx, c, endpoint, body, randomAddr())
+	b, status, err := post(ctx, c, endpoint, body, address)
 	d := time.Since(start)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -282,8 +291,12 @@ func post(ctx context.Context, c *http.Client, url string, body []byte, forwarde
 }
 
 func (r *floodReport) print() {
-	fmt.Printf("credential-flood: %d rounds of %s idle and %s flood (%d login clients, distinct emails and addresses); { __typename } every %s after each answer; sampling starts %s after the load changes\n",
-		r.Settings.Rounds, r.Settings.Phase, r.Settings.Phase, r.Settings.Clients, r.Settings.Interval, r.Settings.Settle)
+	from := "a new address for each"
+	if r.Settings.Addresses > 0 {
+		from = fmt.Sprintf("from %d addresses", r.Settings.Addresses)
+	}
+	fmt.Printf("credential-flood: %d rounds of %s idle and %s flood (%d login clients, distinct emails, %s); { __typename } every %s after each answer; sampling starts %s after the load changes\n",
+		r.Settings.Rounds, r.Settings.Phase, r.Settings.Phase, r.Settings.Clients, from, r.Settings.Interval, r.Settings.Settle)
 	fmt.Printf("machine: %d CPUs, load average %s at start, %s at end\n\n", r.Machine.CPUs, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "round\tphase\tqueries\tfailed\tp50 ms\tp99 ms\tmax ms\tp99 ratio\tserver CPU s\tpostgres CPU s\tloadtest CPU s\tmachine busy s\t")

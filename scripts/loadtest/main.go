@@ -40,6 +40,7 @@ type options struct {
 	Clients   int           // flood clients
 	Interval  time.Duration // pause between two trivial queries
 	Goal      float64       // flood p99 / idle p99 to stay under
+	Addresses int           // flood client addresses: 0 one per request, n drawn from n
 }
 
 var scenarios = map[string]func(context.Context, options) (report, error){
@@ -63,6 +64,7 @@ func main() {
 	flag.DurationVar(&o.Settle, "settle", 300*time.Millisecond, "wait after the load changes before a phase's sampling starts")
 	flag.IntVar(&o.Clients, "clients", 16, "concurrent flood clients")
 	flag.DurationVar(&o.Interval, "interval", time.Millisecond, "pause between two trivial queries")
+	flag.IntVar(&o.Addresses, "addresses", 0, "X-Forwarded-For addresses of the flood: 0 a new one per request (a botnet); n drawn from n fixed ones (1: one attacker, whom the per-address limit soon refuses before any hashing)")
 	flag.Float64Var(&o.Goal, "goal", 3, "goal: flood p99 under this many times the idle p99")
 	flag.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.Parse()
@@ -72,8 +74,8 @@ func main() {
 		fatalf("unknown scenario %q (want credential-flood)", scenario)
 	case o.URL == "":
 		fatalf("-url is required")
-	case o.Rounds < 1 || o.Phase <= 0 || o.Clients < 1 || o.Interval < 0 || o.Settle < 0:
-		fatalf("-rounds and -clients must be at least 1, -phase positive, -interval and -settle not negative")
+	case o.Rounds < 1 || o.Phase <= 0 || o.Clients < 1 || o.Interval < 0 || o.Settle < 0 || o.Addresses < 0:
+		fatalf("-rounds and -clients must be at least 1, -phase positive, -interval, -settle and -addresses not negative")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
