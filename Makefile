@@ -1,7 +1,7 @@
 # tenantgraph — developer commands. `make` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help run test fuzz docs-check bench audit-http lint generate build clean
+.PHONY: help run test fuzz docs-check bench loadtest audit-http lint generate build clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -21,6 +21,9 @@ docs-check: ## Run the README's walk-throughs on a throwaway server and PostgreS
 
 bench: ## Run the benchmarks on a throwaway PostgreSQL; extra flags: GOTESTFLAGS='-benchtime 2s'
 	@GOTEST_ARGS='-run=^$$ -bench=. -benchmem -count=1' bash scripts/test.sh
+
+loadtest: ## Measure a built server on a throwaway PostgreSQL from another process (SCENARIO=credential-flood; LOADTEST_ARGS, SERVER_ENV)
+	@bash scripts/loadtest.sh
 
 audit-http: ## GraphQL-over-HTTP audit (npm graphql-http) of /query on a throwaway server and PostgreSQL
 	@bash scripts/audit-http.sh

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions below are called from traps
+# scripts/loadtest.sh (make loadtest): measure a built server from another process.
+#
+# Builds the server and the load generator (scripts/loadtest, a Go program), starts a
+# throwaway PostgreSQL cluster in /tmp/tenantgraph-load.XXXXXX, applies the migrations
+# (tenantgraph migrate up) and starts the server in production mode (production rate
+# limits and argon2 parameters, JSON logs, a random JWT key, the file mail driver,
+# TRUSTED_PROXY_CIDRS=127.0.0.1/32 so that the generator can speak for many client
+# addresses through X-Forwarded-For), runs the scenario against its /query, prints the
+# results and writes them as JSON. The server, the cluster and the directory are removed
+# whatever the outcome.
+#
+#   SCENARIO       default credential-flood (the only one so far)
+#   LOADTEST_ARGS  extra flags for the generator, e.g. '-rounds 8 -phase 3s -clients 32'
+#                  (go run ./scripts/loadtest -h lists them)
+#   SERVER_ENV     extra VAR=value words for the server's environment, e.g. 'GOGC=400'
+#   LOADTEST_JSON  where the JSON goes; default .data/loadtest/SCENARIO-YYYYmmdd-HHMMSS.json;
+#                  the server's log is kept beside it (.server.log)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$REPO"
+
+log() { printf 'loadtest: %s\n' "$*" >&2; }
+
+SCENARIO=${SCENARIO:-credential-flood}
+read -ra gen_args <<<"${LOADTEST_ARGS:-}"
+read -ra server_env <<<"${SERVER_ENV:-}"
+json=${LOADTEST_JSON:-.data/loadtest/$SCENARIO-$(date -u +%Y%m%d-%H%M%S).json}
+
+# shellcheck source=scripts/pg.sh
+source "$REPO/scripts/pg.sh"
+# shellcheck source=scripts/server.sh
+source "$REPO/scripts/server.sh"
+
+tmp=""
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if ((rc != 0)) && [[ -s "$tmp/server.log" ]]; then
+		log "server log (last 40 lines):"
+		tail -n 40 "$tmp/server.log" >&2 || true
+	fi
+	srv_stop
+	if [[ -s "$tmp/server.log" && -d "$(dirname "$json")" ]]; then cp "$tmp/server.log" "${json%.json}.server.log"; fi
+	srv_cleanup "$tmp"
+	[[ -n "$tmp" ]] && log "removed $tmp"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+tmp=$(mktemp -d /tmp/tenantgraph-load.XXXXXX)
+srv_cluster "$tmp" || exit 1
+log "building the server and the load generator"
+srv_build "$tmp"
+go build -o "$tmp/loadtest" ./scripts/loadtest
+
+env -i PATH="$PATH" DATABASE_URL="$SRV_DATABASE_URL" "$tmp/tenantgraph" migrate up >"$tmp/migrate.log" 2>&1 ||
+	{ cat "$tmp/migrate.log" >&2; log "error: migrate up failed"; exit 1; }
+# srv_start sets APP_ENV=development; the later APP_ENV wins (env applies them in order).
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+srv_start "$tmp" APP_ENV=production JWT_SECRET="$secret" MAIL_DRIVER=file MAIL_DIR="$tmp/mail" \
+	TRUSTED_PROXY_CIDRS=127.0.0.1/32 "${server_env[@]}" || exit 1
+pg_pid=$(head -n 1 "$tmp/data/postmaster.pid")
+log "server (pid $SRV_PID${SERVER_ENV:+, $SERVER_ENV}) on $SRV_BASE, postgres pid $pg_pid; scenario $SCENARIO"
+
+mkdir -p "$(dirname "$json")"
+"$tmp/loadtest" -scenario "$SCENARIO" -url "$SRV_BASE" -server-pid "$SRV_PID" -pg-pid "$pg_pid" \
+	-json "$json" "${gen_args[@]}"
+log "results written to $json (server log: ${json%.json}.server.log)"

@@ -1,0 +1,171 @@
+// Command loadtest drives a running tenantgraph server over HTTP, from another
+// process than the server's, and measures it: latency from the client's side,
+// CPU time of the server and of PostgreSQL from /proc. scripts/loadtest.sh
+// (make loadtest) builds and starts the server on a throwaway cluster and runs
+// it; it can also be pointed at any server:
+//
+//	go run ./scripts/loadtest -url http://127.0.0.1:8080 -server-pid PID -pg-pid PID -json out.json
+//
+// Scenarios (-scenario):
+//
+//	credential-flood  a trivial query's latency idle and while clients send
+//	                  wrong-password logins from distinct addresses (issue 7's
+//	                  goal: flood p99 under 3x idle p99 on 2 cores)
+//
+// It uses the standard library only and is no part of the server binary.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"sort"
+	"syscall"
+	"time"
+)
+
+// options are the command line's settings, shared by the scenarios.
+type options struct {
+	URL       string        // server base URL; requests go to URL + "/query"
+	ServerPID int           // the server process, for its CPU time (0: not measured)
+	PGPID     int           // the PostgreSQL postmaster, for the cluster's CPU time (0: not measured)
+	Rounds    int           // idle/flood alternations
+	Phase     time.Duration // sampling time of each phase
+	Settle    time.Duration // time before each phase's sampling starts, after the load changed
+	Clients   int           // flood clients
+	Interval  time.Duration // pause between two trivial queries
+	Goal      float64       // flood p99 / idle p99 to stay under
+	Addresses int           // flood client addresses: 0 one per request, n drawn from n
+}
+
+var scenarios = map[string]func(context.Context, options) (report, error){
+	"credential-flood": credentialFlood,
+}
+
+// report is what a scenario measured: a table for people, JSON for tools.
+type report interface {
+	print()
+}
+
+func main() {
+	var o options
+	var scenario, jsonPath string
+	flag.StringVar(&scenario, "scenario", "credential-flood", "scenario to run: credential-flood")
+	flag.StringVar(&o.URL, "url", "", "base URL of the server, e.g. http://127.0.0.1:8080 (required)")
+	flag.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server process, to report its CPU time (0: not reported)")
+	flag.IntVar(&o.PGPID, "pg-pid", 0, "pid of the PostgreSQL postmaster (first line of postmaster.pid), to report the cluster's CPU time (0: not reported)")
+	flag.IntVar(&o.Rounds, "rounds", 4, "idle/flood rounds")
+	flag.DurationVar(&o.Phase, "phase", 2*time.Second, "sampling time of each phase")
+	flag.DurationVar(&o.Settle, "settle", 300*time.Millisecond, "wait after the load changes before a phase's sampling starts")
+	flag.IntVar(&o.Clients, "clients", 16, "concurrent flood clients")
+	flag.DurationVar(&o.Interval, "interval", time.Millisecond, "pause between two trivial queries")
+	flag.IntVar(&o.Addresses, "addresses", 0, "X-Forwarded-For addresses of the flood: 0 a new one per request (a botnet); n drawn from n fixed ones (1: one attacker, whom the per-address limit soon refuses before any hashing)")
+	flag.Float64Var(&o.Goal, "goal", 3, "goal: flood p99 under this many times the idle p99")
+	flag.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
+	flag.Parse()
+	run, ok := scenarios[scenario]
+	switch {
+	case !ok:
+		fatalf("unknown scenario %q (want credential-flood)", scenario)
+	case o.URL == "":
+		fatalf("-url is required")
+	case o.Rounds < 1 || o.Phase <= 0 || o.Clients < 1 || o.Interval < 0 || o.Settle < 0 || o.Addresses < 0:
+		fatalf("-rounds and -clients must be at least 1, -phase positive, -interval, -settle and -addresses not negative")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := run(ctx, o)
+	if err != nil {
+		fatalf("%s: %v", scenario, err)
+	}
+	r.print()
+	if jsonPath != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			fatalf("encoding JSON: %v", err)
+		}
+		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+			fatalf("writing %s: %v", jsonPath, err)
+		}
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "loadtest: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// cpuMeter reads the CPU time of the server, of the PostgreSQL cluster and of
+// this program.
+type cpuMeter struct{ server, pg int }
+
+type cpuSample struct{ server, pg, self, busy int64 }
+
+func (m cpuMeter) read() cpuSample {
+	return cpuSample{server: cpuTicks(m.server, false), pg: cpuTicks(m.pg, true), self: cpuTicks(os.Getpid(), false), busy: machineTicks()}
+}
+
+// cpuSeconds is the CPU time spent between two samples, in seconds.
+type cpuSeconds struct {
+	Server   float64 `json:"server_s"`
+	Postgres float64 `json:"postgres_s"`
+	Loadtest float64 `json:"loadtest_s"`
+	Machine  float64 `json:"machine_busy_s"` // every process of the machine, all CPUs
+}
+
+func (a cpuSample) to(b cpuSample) cpuSeconds {
+	s := func(t int64) float64 { return float64(t) / clockTicks }
+	return cpuSeconds{Server: s(b.server - a.server), Postgres: s(b.pg - a.pg), Loadtest: s(b.self - a.self),
+		Machine: s(b.busy - a.busy)}
+}
+
+func (c *cpuSeconds) add(d cpuSeconds) {
+	c.Server += d.Server
+	c.Postgres += d.Postgres
+	c.Loadtest += d.Loadtest
+	c.Machine += d.Machine
+}
+
+// latencies summarizes durations in milliseconds.
+type latencies struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+// summarize: nearest-rank percentiles of d (sorted in place).
+func summarize(d []time.Duration) latencies {
+	if len(d) == 0 {
+		return latencies{}
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	pct := func(p int) float64 { return ms(d[(len(d)*p+99)/100-1]) }
+	return latencies{Count: len(d), P50: pct(50), P99: pct(99), Max: ms(d[len(d)-1])}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// ratio is a/b, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+var errStopped = errors.New("interrupted")
+
+// machine describes where the run happened.
+type machine struct {
+	CPUs         int    `json:"cpus"`
+	LoadAvgStart string `json:"loadavg_start"`
+	LoadAvgEnd   string `json:"loadavg_end"`
+}
+
+func thisMachine() machine { return machine{CPUs: runtime.NumCPU(), LoadAvgStart: loadAvg()} }
