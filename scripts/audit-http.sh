@@ -24,11 +24,7 @@ tmp=""
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if ((rc != 0)) && [[ -s "$tmp/server.log" ]]; then
-		log "server log (last 40 lines):"
-		tail -n 40 "$tmp/server.log" >&2 || true
-	fi
-	srv_cleanup "$tmp"
+	srv_cleanup "$tmp" "$rc"
 	[[ -n "$tmp" ]] && log "removed $tmp"
 	exit "$rc"
 }

@@ -38,13 +38,9 @@ tmp=""
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if ((rc != 0)) && [[ -s "$tmp/server.log" ]]; then
-		log "server log (last 40 lines):"
-		tail -n 40 "$tmp/server.log" >&2 || true
-	fi
 	srv_stop
 	if [[ -s "$tmp/server.log" && -d "$(dirname "$json")" ]]; then cp "$tmp/server.log" "${json%.json}.server.log"; fi
-	srv_cleanup "$tmp"
+	srv_cleanup "$tmp" "$rc"
 	[[ -n "$tmp" ]] && log "removed $tmp"
 	exit "$rc"
 }

@@ -11,7 +11,8 @@
 #                           log in DIR/server.log; waits until it listens (its migrations are
 #                           applied by then); sets SRV_PID and SRV_BASE (http://127.0.0.1:PORT)
 #   srv_stop                SIGTERM, up to 30s for a graceful stop, then SIGKILL
-#   srv_cleanup DIR         srv_stop, stop the cluster, remove DIR (for an EXIT trap)
+#   srv_cleanup DIR [RC]    srv_stop, stop the cluster, remove DIR (for an EXIT trap); with
+#                           a non-zero RC, first show the end of the server's log
 
 SRV_PID=""
 SRV_BASE=""
@@ -79,7 +80,11 @@ srv_stop() {
 }
 
 srv_cleanup() {
-	local dir=$1
+	local dir=$1 rc=${2:-0}
+	if ((rc != 0)) && [[ -n "$dir" && -s "$dir/server.log" ]]; then
+		printf 'server: log (last 40 lines):\n' >&2
+		tail -n 40 "$dir/server.log" >&2 || true
+	fi
 	srv_stop
 	[[ -n "$dir" ]] || return 0
 	[[ -f "$dir/data/PG_VERSION" ]] && { pg_stop "$dir/data" immediate || true; }
