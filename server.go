@@ -2,6 +2,9 @@
 //
 //	tenantgraph [serve]                 serve HTTP (development applies migrations first)
 //	tenantgraph migrate up|down|status  manage the database schema
+//
+// The server also runs itself as `tenantgraph hash-worker` (a child process
+// computing password hashes on stdin and stdout; see auth.RunHashWorker).
 package main
 
 import (
@@ -20,6 +23,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"tenantgraph/internal/app"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/config"
 	"tenantgraph/internal/platform/db"
 )
@@ -43,6 +47,9 @@ func run(args []string) error {
 	}
 	if cmd == "migrate" {
 		return migrate(args[1:])
+	}
+	if cmd == auth.WorkerArg {
+		return auth.RunHashWorker()
 	}
 	if cmd != "serve" {
 		return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
@@ -105,10 +112,15 @@ func migrate(args []string) error {
 // serve answers on ln until ctx ends, then stops accepting, lets in-flight
 // requests finish (up to shutdownTimeout), stops the background work and returns.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB, ln net.Listener) error {
-	a, err := app.New(app.Options{Config: cfg, DB: d, Log: log})
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("hash workers: %w", err)
+	}
+	a, err := app.New(app.Options{Config: cfg, DB: d, Log: log, HashWorker: []string{exe, auth.WorkerArg}})
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
 		Handler:           a.Handler,

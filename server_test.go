@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/config"
 	"tenantgraph/internal/platform/dbtest"
 )
@@ -28,6 +29,13 @@ var database *dbtest.Database
 const asBinary = "TENANTGRAPH_TEST_AS_BINARY"
 
 func TestMain(m *testing.M) {
+	// The served binary runs os.Executable() (this test binary) as its hash
+	// workers, with asBinary already unset.
+	if len(os.Args) > 1 && os.Args[1] == auth.WorkerArg {
+		os.Args = []string{os.Args[0], auth.WorkerArg}
+		main()
+		os.Exit(0)
+	}
 	if os.Getenv(asBinary) == "1" {
 		os.Unsetenv(asBinary)
 		main()
@@ -261,5 +269,99 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not return after the last request finished")
+	}
+}
+
+// hashWorkers returns the pids of this process's children running hash-worker.
+func hashWorkers(t *testing.T) []int {
+	t.Helper()
+	dirs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, d := range dirs {
+		stat, err := os.ReadFile(d + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])) // f[1]: ppid
+		cmdline, _ := os.ReadFile(d + "/cmdline")
+		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) && strings.Contains(string(cmdline), auth.WorkerArg) {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestServeHashesInWorkerProcesses: the server hashes passwords in a
+// `hash-worker` child of its own binary (here the test binary, see TestMain):
+// registering and logging in work, a worker runs beside the server, and none is
+// left once the server has stopped.
+func TestServeHashesInWorkerProcesses(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc")
+	}
+	cfg := config.Config{Env: "development", DatabaseURL: database.URL, JWTKeys: []config.JWTKey{{ID: "k1", Secret: []byte(strings.Repeat("s", 32))}},
+		AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, MailDriver: "file", MailDir: t.TempDir(), AppBaseURL: "http://x"}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), database.DB, ln) }()
+
+	post := func(body string) string {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			res, err := http.Post("http://"+addr+"/query", "application/json", strings.NewReader(body))
+			if err != nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("the server does not answer: %v", err)
+				}
+				continue
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			return string(b)
+		}
+	}
+	email := "worker-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@example.com"
+	if out := post(`{"query":"mutation($in: RegisterInput!) { register(input: $in) { accessToken } }",` +
+		`"variables":{"in":{"email":"` + email + `","password":"correct horse battery","name":"W"}}}`); !strings.Contains(out, `"accessToken":"`) {
+		t.Fatalf("register: %s", out)
+	}
+	login := func(pw string) string {
+		return post(`{"query":"mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",` +
+			`"variables":{"e":"` + email + `","p":"` + pw + `"}}`)
+	}
+	if out := login("correct horse battery"); !strings.Contains(out, `"accessToken":"`) {
+		t.Fatalf("login with the right password: %s", out)
+	}
+	if out := login("wrong horse battery"); !strings.Contains(out, `"UNAUTHENTICATED"`) {
+		t.Fatalf("login with a wrong password: %s", out)
+	}
+	pids := hashWorkers(t)
+	if len(pids) != 1 {
+		t.Fatalf("hash workers beside the server: %v, want 1", pids)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return")
+	}
+	if left := hashWorkers(t); len(left) != 0 {
+		t.Errorf("hash workers left after the server stopped: %v", left)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pids[0])); err == nil {
+		t.Errorf("hash worker %d not reaped", pids[0])
 	}
 }

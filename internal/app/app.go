@@ -39,6 +39,11 @@ type Options struct {
 	RateLimits *account.Limits
 	// QueryLimits replaces graph.DefaultLimits (tests tighten them).
 	QueryLimits *graph.Limits
+	// HashWorker, when set, is the command (binary and arguments) of a password
+	// hash worker process (auth.RunHashWorker): argon2 then runs in such
+	// children, not in this process (auth.Hasher.UseWorkers). The server binary
+	// sets it; empty, hashing stays in process. Close the App to stop them.
+	HashWorker []string
 }
 
 // App is the assembled server.
@@ -55,6 +60,9 @@ type App struct {
 	log *slog.Logger
 	now func() time.Time
 }
+
+// Close stops what New started outside the process: the hash workers.
+func (a *App) Close() { a.Hasher.Close() }
 
 // Retention of delivered mail (the bodies are already gone: see the mail worker).
 const MailRetention = 30 * 24 * time.Hour
@@ -124,6 +132,9 @@ func New(o Options) (*App, error) {
 	// verification leeway; a minute more covers clock skew between replicas.
 	revoked := auth.NewRevokedSessions(cfg.AccessTokenTTL + auth.Leeway + time.Minute)
 	hasher := auth.NewHasher(o.Argon2)
+	if len(o.HashWorker) > 0 {
+		hasher.UseWorkers(o.HashWorker[0], o.HashWorker[1:]...)
+	}
 	accounts := account.NewService(account.Deps{
 		DB: o.DB, Hasher: hasher, Tokens: tokens, RefreshTTL: cfg.RefreshTokenTTL,
 		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log, Limits: limits, Revoked: revoked,

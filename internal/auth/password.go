@@ -53,11 +53,13 @@ var ErrBusy = apperr.New(apperr.RateLimited, "the server is busy checking passwo
 // semaphore, so the process never runs more than its concurrency at once and a
 // caller waits at most its wait for a slot (or until its context ends).
 type Hasher struct {
-	p     Argon2Params
-	dummy string // a hash of a random password, verified for unknown emails
-	sem   *semaphore.Weighted
-	wait  time.Duration
-	done  atomic.Int64 // argon2 computations run (not counting the dummy's)
+	p           Argon2Params
+	concurrency int
+	dummy       string // a hash of a random password, verified for unknown emails
+	sem         *semaphore.Weighted
+	wait        time.Duration
+	done        atomic.Int64 // argon2 computations run (not counting the dummy's)
+	pool        *workerPool  // nil: computations run in this process (see UseWorkers)
 }
 
 // NewHasher returns a Hasher using p, DefaultHashConcurrency and HashWait.
@@ -68,7 +70,8 @@ func NewHasher(p Argon2Params) *Hasher {
 // NewHasherLimited returns a Hasher running at most concurrency computations at
 // once, whose callers wait at most wait for a slot.
 func NewHasherLimited(p Argon2Params, concurrency int, wait time.Duration) *Hasher {
-	h := &Hasher{p: p, sem: semaphore.NewWeighted(int64(max(1, concurrency))), wait: wait}
+	concurrency = max(1, concurrency)
+	h := &Hasher{p: p, concurrency: concurrency, sem: semaphore.NewWeighted(int64(concurrency)), wait: wait}
 	h.dummy = h.encode(RandomToken())
 	return h
 }
@@ -93,49 +96,80 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer h.sem.Release(1)
+	if h.pool != nil {
+		return h.pool.hash(ctx, h.p, password)
+	}
 	return h.encode(password), nil
 }
 
 func (h *Hasher) encode(password string) string {
-	salt := make([]byte, h.p.SaltLen)
+	var enc string
+	background(func() { enc = hashPHC(h.p, []byte(password)) })
+	return enc
+}
+
+// hashPHC hashes password with a fresh random salt and returns the PHC string.
+func hashPHC(p Argon2Params, password []byte) string {
+	salt := make([]byte, p.SaltLen)
 	rand.Read(salt) //nolint:errcheck // crypto/rand.Read never fails (Go 1.24+)
-	var key []byte
-	background(func() { key = argon2.IDKey([]byte(password), salt, h.p.Time, h.p.MemoryKiB, h.p.Threads, h.p.KeyLen) })
+	key := argon2.IDKey(password, salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, h.p.MemoryKiB, h.p.Time, h.p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
+		argon2.Version, p.MemoryKiB, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// phc is a parsed PHC string.
+type phc struct {
+	p         Argon2Params
+	salt, key []byte
+}
+
+func parsePHC(encoded string) (phc, error) {
+	var h phc
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return h, errors.New("password hash: not an argon2id PHC string")
+	}
+	var version int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return h, errors.New("password hash: unsupported version")
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &h.p.MemoryKiB, &h.p.Time, &h.p.Threads); err != nil {
+		return h, fmt.Errorf("password hash: parameters: %w", err)
+	}
+	b64 := base64.RawStdEncoding
+	var err error
+	if h.salt, err = b64.DecodeString(parts[4]); err != nil {
+		return h, fmt.Errorf("password hash: salt: %w", err)
+	}
+	if h.key, err = b64.DecodeString(parts[5]); err != nil {
+		return h, fmt.Errorf("password hash: key: %w", err)
+	}
+	return h, nil
+}
+
+// matches reports whether password derives h's key.
+func (h phc) matches(password []byte) bool {
+	got := argon2.IDKey(password, h.salt, h.p.Time, h.p.MemoryKiB, h.p.Threads, uint32(len(h.key)))
+	return subtle.ConstantTimeCompare(got, h.key) == 1
 }
 
 // Verify reports whether password matches the PHC string encoded.
 func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, error) {
-	parts := strings.Split(encoded, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false, errors.New("password hash: not an argon2id PHC string")
-	}
-	var version int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return false, errors.New("password hash: unsupported version")
-	}
-	var p Argon2Params
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Time, &p.Threads); err != nil {
-		return false, fmt.Errorf("password hash: parameters: %w", err)
-	}
-	b64 := base64.RawStdEncoding
-	salt, err := b64.DecodeString(parts[4])
+	parsed, err := parsePHC(encoded)
 	if err != nil {
-		return false, fmt.Errorf("password hash: salt: %w", err)
-	}
-	want, err := b64.DecodeString(parts[5])
-	if err != nil {
-		return false, fmt.Errorf("password hash: key: %w", err)
+		return false, err
 	}
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
 	defer h.sem.Release(1)
-	var got []byte
-	background(func() { got = argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(want))) })
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
+	if h.pool != nil {
+		return h.pool.verify(ctx, encoded, password)
+	}
+	var ok bool
+	background(func() { ok = parsed.matches([]byte(password)) })
+	return ok, nil
 }
 
 // VerifyDummy spends the same work as Verify on a fixed hash, so that an

@@ -3,3 +3,5 @@
 package auth
 
 func lowerThreadPriority() {}
+
+func lowerProcessPriority() {}

@@ -299,10 +299,10 @@ func (r *floodReport) print() {
 		r.Settings.Rounds, r.Settings.Phase, r.Settings.Phase, r.Settings.Clients, from, r.Settings.Interval, r.Settings.Settle)
 	fmt.Printf("machine: %d CPUs, load average %s at start, %s at end\n\n", r.Machine.CPUs, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "round\tphase\tqueries\tfailed\tp50 ms\tp99 ms\tmax ms\tp99 ratio\tserver CPU s\tpostgres CPU s\tloadtest CPU s\tmachine busy s\t")
+	fmt.Fprintln(w, "round\tphase\tqueries\tfailed\tp50 ms\tp99 ms\tmax ms\tp99 ratio\tserver CPU s\tworkers CPU s\tpostgres CPU s\tloadtest CPU s\tmachine busy s\t")
 	row := func(round, phase string, p phaseResult, ratio string) {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n", round, phase, p.Trivial.Count, p.Failed,
-			p.Trivial.P50, p.Trivial.P99, p.Trivial.Max, ratio, p.CPU.Server, p.CPU.Postgres, p.CPU.Loadtest, p.CPU.Machine)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", round, phase, p.Trivial.Count, p.Failed,
+			p.Trivial.P50, p.Trivial.P99, p.Trivial.Max, ratio, p.CPU.Server, p.CPU.Workers, p.CPU.Postgres, p.CPU.Loadtest, p.CPU.Machine)
 	}
 	for i, fr := range r.Rounds {
 		row(fmt.Sprint(i+1), "idle", fr.Idle, "")

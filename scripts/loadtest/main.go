@@ -100,19 +100,21 @@ func fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
-// cpuMeter reads the CPU time of the server, of the PostgreSQL cluster and of
-// this program.
+// cpuMeter reads the CPU time of the server, of its children (the hash
+// workers), of the PostgreSQL cluster and of this program.
 type cpuMeter struct{ server, pg int }
 
-type cpuSample struct{ server, pg, self, busy int64 }
+type cpuSample struct{ server, workers, pg, self, busy int64 }
 
 func (m cpuMeter) read() cpuSample {
-	return cpuSample{server: cpuTicks(m.server, false), pg: cpuTicks(m.pg, true), self: cpuTicks(os.Getpid(), false), busy: machineTicks()}
+	server := cpuTicks(m.server, false)
+	return cpuSample{server: server, workers: cpuTicks(m.server, true) - server, pg: cpuTicks(m.pg, true), self: cpuTicks(os.Getpid(), false), busy: machineTicks()}
 }
 
 // cpuSeconds is the CPU time spent between two samples, in seconds.
 type cpuSeconds struct {
 	Server   float64 `json:"server_s"`
+	Workers  float64 `json:"hash_workers_s"` // the server's children: its hash workers
 	Postgres float64 `json:"postgres_s"`
 	Loadtest float64 `json:"loadtest_s"`
 	Machine  float64 `json:"machine_busy_s"` // every process of the machine, all CPUs
@@ -120,12 +122,13 @@ type cpuSeconds struct {
 
 func (a cpuSample) to(b cpuSample) cpuSeconds {
 	s := func(t int64) float64 { return float64(t) / clockTicks }
-	return cpuSeconds{Server: s(b.server - a.server), Postgres: s(b.pg - a.pg), Loadtest: s(b.self - a.self),
+	return cpuSeconds{Server: s(b.server - a.server), Workers: s(b.workers - a.workers), Postgres: s(b.pg - a.pg), Loadtest: s(b.self - a.self),
 		Machine: s(b.busy - a.busy)}
 }
 
 func (c *cpuSeconds) add(d cpuSeconds) {
 	c.Server += d.Server
+	c.Workers += d.Workers
 	c.Postgres += d.Postgres
 	c.Loadtest += d.Loadtest
 	c.Machine += d.Machine
