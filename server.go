@@ -112,7 +112,7 @@ func migrate(args []string) error {
 // serve answers on ln until ctx ends, then stops accepting, lets in-flight
 // requests finish (up to shutdownTimeout), stops the background work and returns.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB, ln net.Listener) error {
-	exe, err := os.Executable()
+	exe, err := workerBinary()
 	if err != nil {
 		return fmt.Errorf("hash workers: %w", err)
 	}
@@ -175,4 +175,16 @@ func newLogger(cfg config.Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
+// workerBinary is what hash workers run: the server's own binary. On Linux that
+// is /proc/self/exe, which stays the running binary even when a deploy has
+// replaced (or removed) the file on disk, so a worker started later speaks the
+// same protocol; elsewhere the executable's path.
+func workerBinary() (string, error) {
+	const self = "/proc/self/exe"
+	if _, err := os.Stat(self); err == nil {
+		return self, nil
+	}
+	return os.Executable()
 }
