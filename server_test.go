@@ -202,16 +202,7 @@ func serves(t *testing.T, env ...string) string {
 // TestShutdownFinishesInFlightRequests: on SIGTERM (ctx cancelled) the server
 // stops accepting connections but answers the request it is reading, then returns.
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
-	cfg := config.Config{Env: "development", DatabaseURL: database.URL, JWTKeys: []config.JWTKey{{ID: "k1", Secret: []byte(strings.Repeat("s", 32))}},
-		AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, MailDriver: "file", MailDir: t.TempDir(), AppBaseURL: "http://x"}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), database.DB, ln) }()
+	addr, cancel, done := startServe(t)
 
 	// Wait until it serves.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -303,17 +294,8 @@ func TestServeHashesInWorkerProcesses(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("needs /proc")
 	}
-	cfg := config.Config{Env: "development", DatabaseURL: database.URL, JWTKeys: []config.JWTKey{{ID: "k1", Secret: []byte(strings.Repeat("s", 32))}},
-		AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, MailDriver: "file", MailDir: t.TempDir(), AppBaseURL: "http://x"}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
+	addr, cancel, done := startServe(t)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), database.DB, ln) }()
 
 	post := func(body string) string {
 		t.Helper()
@@ -364,4 +346,20 @@ func TestServeHashesInWorkerProcesses(t *testing.T) {
 	if _, err := os.Stat("/proc/" + strconv.Itoa(pids[0])); err == nil {
 		t.Errorf("hash worker %d not reaped", pids[0])
 	}
+}
+
+// startServe runs serve, in development on the test database, on a free port of
+// 127.0.0.1; cancel stops it, and done receives what serve returned.
+func startServe(t *testing.T) (addr string, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	cfg := config.Config{Env: "development", DatabaseURL: database.URL, JWTKeys: []config.JWTKey{{ID: "k1", Secret: []byte(strings.Repeat("s", 32))}},
+		AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, MailDriver: "file", MailDir: t.TempDir(), AppBaseURL: "http://x"}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan error, 1)
+	go func() { out <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), database.DB, ln) }()
+	return ln.Addr().String(), cancel, out
 }
