@@ -26,6 +26,10 @@ import (
 // MaxBodyBytes caps GraphQL request bodies.
 const MaxBodyBytes = 1 << 20
 
+// RequestTimeout bounds the work of one GraphQL request. A client that goes
+// away does not cut it short (httpx.Detach): it runs to its end or to this.
+const RequestTimeout = 30 * time.Second
+
 // Options build an App. Zero Now and Argon2 take the production defaults.
 type Options struct {
 	Config config.Config
@@ -157,7 +161,8 @@ func New(o Options) (*App, error) {
 	}
 
 	mux := http.NewServeMux()
-	endpoint := httpx.NoStore(httpx.LimitBody(MaxBodyBytes, auth.Middleware(tokens, revoked, loader.Middleware(sources, gql))))
+	endpoint := httpx.NoStore(httpx.LimitBody(MaxBodyBytes,
+		httpx.Detach(RequestTimeout, auth.Middleware(tokens, revoked, loader.Middleware(sources, gql)))))
 	mux.Handle("/query", endpoint)
 	mux.Handle("/graphql", endpoint) // the path most clients try first
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -4,6 +4,7 @@
 package httpx
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -90,11 +91,35 @@ func Edge(log *slog.Logger, trustedProxies []netip.Prefix, next http.Handler) ht
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 				return
 			}
+			status := sw.status
+			if r.Context().Err() != nil {
+				// The client went away before the answer was written: its own status,
+				// not the one of an answer nobody read.
+				status = StatusClientClosedRequest
+			}
 			log.InfoContext(ctx, "request",
 				"request_id", id, "method", r.Method, "path", r.URL.Path, "operation", ri.Operation(),
-				"status", sw.status, "bytes", sw.bytes, "sql_statements", statements.Load(), "duration_ms", float64(time.Since(start).Microseconds())/1000)
+				"status", status, "bytes", sw.bytes, "sql_statements", statements.Load(), "duration_ms", float64(time.Since(start).Microseconds())/1000)
 		}()
 		next.ServeHTTP(sw, r.WithContext(ctx))
+	})
+}
+
+// StatusClientClosedRequest is the access log's status of a request whose
+// client went away before its answer (nginx's 499).
+const StatusClientClosedRequest = 499
+
+// Detach runs next with a context that the client's going away does not
+// cancel, bounded by timeout instead. A request whose client disconnects
+// finishes its work as if it had stayed: cancelling a lib/pq statement closes
+// its connection (a burst of disconnects would empty the pool), and work cut
+// off halfway would surface as internal errors. The access log still records
+// the disconnect (StatusClientClosedRequest).
+func Detach(timeout time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
