@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -77,7 +78,33 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.PprofAddr != "" {
+		_, stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	return serve(ctx, cfg, log, d, ln)
+}
+
+// servePprof serves net/http/pprof on addr, apart from the API (development
+// only: config refuses PPROF_ADDR in production); stop closes it.
+func servePprof(addr string, log *slog.Logger) (bound string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("PPROF_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	log.Info("pprof", "addr", ln.Addr().String(), "path", "/debug/pprof/")
+	return ln.Addr().String(), func() { srv.Close() }, nil //nolint:errcheck
 }
 
 // migrate needs only DATABASE_URL, so that a release can migrate before the

@@ -363,3 +363,37 @@ func startServe(t *testing.T) (addr string, cancel context.CancelFunc, done <-ch
 	go func() { out <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), database.DB, ln) }()
 	return ln.Addr().String(), cancel, out
 }
+
+// TestPprofServesOnItsOwnAddress: PPROF_ADDR serves the profiles on an address
+// of its own; the API's address never serves them.
+func TestPprofServesOnItsOwnAddress(t *testing.T) {
+	addr, stop, err := servePprof("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	res, err := http.Get("http://" + addr + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(b), "goroutine") {
+		t.Fatalf("pprof index: %d %.200s", res.StatusCode, b)
+	}
+	api, cancel, done := startServe(t)
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		res, err := http.Get("http://" + api + "/debug/pprof/")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode != http.StatusNotFound {
+				t.Fatalf("the API address answers /debug/pprof/ with %d", res.StatusCode)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not come up")
+		}
+	}
+}

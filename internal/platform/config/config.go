@@ -21,6 +21,7 @@ type Config struct {
 	Env             string // development | production
 	DatabaseURL     string
 	HTTPAddr        string
+	PprofAddr       string // development only: net/http/pprof on its own address ("" = off)
 	DataDir         string
 	JWTKeys         []JWTKey // access-token keys: the first signs, all verify
 	AccessTokenTTL  time.Duration
@@ -73,6 +74,7 @@ func Load() (Config, error) {
 		Env:          get("APP_ENV", "production"),
 		DatabaseURL:  os.Getenv("DATABASE_URL"),
 		HTTPAddr:     get("HTTP_ADDR", ":8080"),
+		PprofAddr:    os.Getenv("PPROF_ADDR"),
 		DataDir:      get("DATA_DIR", ".data"),
 		AppBaseURL:   strings.TrimRight(get("APP_BASE_URL", "http://localhost:8080"), "/"),
 		MailDriver:   get("MAIL_DRIVER", ""), // required in production; console in development
@@ -88,6 +90,9 @@ func Load() (Config, error) {
 	}
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL is required (`make run` sets one up for you)"))
+	}
+	if c.PprofAddr != "" && c.Production() {
+		errs = append(errs, errors.New("PPROF_ADDR is for development only (profiles expose the process's internals): unset it in production"))
 	}
 	var err error
 	if c.AccessTokenTTL, err = duration("ACCESS_TOKEN_TTL", 15*time.Minute); err != nil {

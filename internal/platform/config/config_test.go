@@ -244,3 +244,27 @@ func TestTrustedProxies(t *testing.T) {
 		t.Fatalf("Load() error = %v", err)
 	}
 }
+
+// TestPprofIsForDevelopmentOnly: PPROF_ADDR is off by default, taken in
+// development and refused in production.
+func TestPprofIsForDevelopmentOnly(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://x")
+	t.Setenv("DATA_DIR", t.TempDir())
+	clearJWT(t)
+	t.Setenv("APP_ENV", "development")
+	t.Setenv("PPROF_ADDR", "")
+	if c, err := Load(); err != nil || c.PprofAddr != "" {
+		t.Fatalf("default: %q, %v", c.PprofAddr, err)
+	}
+	t.Setenv("PPROF_ADDR", "127.0.0.1:6060")
+	if c, err := Load(); err != nil || c.PprofAddr != "127.0.0.1:6060" {
+		t.Fatalf("development: %q, %v", c.PprofAddr, err)
+	}
+	t.Setenv("APP_ENV", "production")
+	t.Setenv("JWT_SECRET", strong("pprof"))
+	t.Setenv("MAIL_DRIVER", "smtp")
+	t.Setenv("SMTP_HOST", "smtp.example.test")
+	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "PPROF_ADDR") {
+		t.Fatalf("production with PPROF_ADDR: %v", err)
+	}
+}
