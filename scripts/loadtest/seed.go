@@ -42,7 +42,8 @@ type session struct {
 
 // seed creates the viewer through the API (register: the password hash is the
 // server's own argon2id), marks it verified and inserts the rest with SQL in
-// one transaction, every other account with the viewer's password hash. When
+// one transaction, every other account with the viewer's password hash (the
+// viewer's id, generated at registration, is replaced by a derived one). When
 // the viewer exists already it seeds nothing and reuses the data. Then it logs
 // the viewer in through the API.
 func seed(ctx context.Context, o options) (session, error) {
@@ -120,7 +121,11 @@ func seedSQL(ctx context.Context, db *sql.DB, d dataset) error {
 		sql  string
 		args []any
 	}{
-		{"verifying the viewer", `UPDATE users SET email_verified_at = $2::timestamptz WHERE email = $1`, []any{viewerEmail, seedBase}},
+		// The registration's tokens go, so that the viewer's id can be derived like the others'.
+		{"the viewer's registration tokens", `DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE email = $1)`, []any{viewerEmail}},
+		{"the viewer's verification token", `DELETE FROM user_tokens WHERE user_id = (SELECT id FROM users WHERE email = $1)`, []any{viewerEmail}},
+		{"verifying the viewer", `UPDATE users SET id = md5($3 || 'viewer')::uuid, email_verified_at = $2::timestamptz, created_at = $2::timestamptz,
+			updated_at = $2::timestamptz WHERE email = $1`, []any{viewerEmail, seedBase, seedUserPrefix}},
 		{"viewer organizations", `INSERT INTO organizations (id, name, slug, created_at, updated_at)
 			SELECT md5($1 || 'v-' || k)::uuid, 'Load Org ' || k, 'load-viewer-' || lpad(k::text, 4, '0'),
 			       $2::timestamptz + k * interval '1 minute', $2::timestamptz + k * interval '1 minute'
