@@ -7,16 +7,20 @@
 # (tenantgraph migrate up) and starts the server in production mode (production rate
 # limits and argon2 parameters, JSON logs, a random JWT key, the file mail driver,
 # TRUSTED_PROXY_CIDRS=127.0.0.1/32 so that the generator can speak for many client
-# addresses through X-Forwarded-For), runs the scenario against its /query, prints the
-# results and writes them as JSON. The server, the cluster and the directory are removed
-# whatever the outcome.
+# addresses through X-Forwarded-For), runs the scenario against its /query (the read
+# scenarios first seed their data set into the cluster), prints the results and writes
+# them as JSON (and, for the read scenarios, a Markdown table). The server, the cluster
+# and the directory are removed whatever the outcome.
 #
-#   SCENARIO       default credential-flood (the only one so far)
-#   LOADTEST_ARGS  extra flags for the generator, e.g. '-rounds 8 -phase 3s -clients 32'
+#   SCENARIO       credential-flood (default), dashboard, me, organization, or all (the
+#                  three read scenarios)
+#   LOADTEST_ARGS  extra flags for the generator, e.g. '-rounds 8 -phase 3s -clients 32',
+#                  '-connections 16 -duration 20s -seed-other-orgs 100000'
 #                  (go run ./scripts/loadtest -h lists them)
 #   SERVER_ENV     extra VAR=value words for the server's environment, e.g. 'GOGC=400'
 #   LOADTEST_JSON  where the JSON goes; default .data/loadtest/SCENARIO-YYYYmmdd-HHMMSS.json;
-#                  the server's log is kept beside it (.server.log)
+#                  the server's log is kept beside it (.server.log), and the Markdown
+#                  table of the read scenarios (.md)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -65,5 +69,6 @@ log "server (pid $SRV_PID${SERVER_ENV:+, $SERVER_ENV}) on $SRV_BASE, postgres pi
 
 mkdir -p "$(dirname "$json")"
 "$tmp/loadtest" -scenario "$SCENARIO" -url "$SRV_BASE" -server-pid "$SRV_PID" -pg-pid "$pg_pid" \
-	-json "$json" "${gen_args[@]}"
+	-database-url "$SRV_DATABASE_URL" -server-log "$tmp/server.log" \
+	-json "$json" -markdown "${json%.json}.md" "${gen_args[@]}"
 log "results written to $json (server log: ${json%.json}.server.log)"

@@ -11,8 +11,21 @@
 //	credential-flood  a trivial query's latency idle and while clients send
 //	                  wrong-password logins from distinct addresses (issue 7's
 //	                  goal: flood p99 under 3x idle p99 on 2 cores)
+//	dashboard         the viewer's nested dashboard query (organizations,
+//	                  viewerRole, memberCount, members with their users)
+//	me                { me { id email name } }
+//	organization      organization(orgId) with its first 20 members
+//	all               dashboard, me and organization, one after the other
 //
-// It uses the standard library only and is no part of the server binary.
+// The read scenarios (dashboard, me, organization) seed their data set first
+// (seed.go, straight into PostgreSQL: -database-url; -seed-* for its size),
+// log the viewer in through the API, then run -connections kept-alive clients
+// that send the same request back to back for -duration, once per connection
+// count. The statements per request come from the server's access log
+// (-server-log).
+//
+// It uses the standard library and lib/pq (for the seed) only, and is no part
+// of the server binary.
 package main
 
 import (
@@ -25,6 +38,8 @@ import (
 	"os/signal"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -41,10 +56,28 @@ type options struct {
 	Interval  time.Duration // pause between two trivial queries
 	Goal      float64       // flood p99 / idle p99 to stay under
 	Addresses int           // flood client addresses: 0 one per request, n drawn from n
+
+	DatabaseURL string        // the server's database, for the seed of the read scenarios
+	Dataset     dataset       // the seed's size
+	Connections []int         // read scenarios: one run per connection count
+	Duration    time.Duration // read scenarios: counted time of each run
+	Warmup      time.Duration // read scenarios: uncounted time before it
+	ServerLog   string        // the server's log (JSON), for the statements per request ("": not reported)
 }
 
 var scenarios = map[string]func(context.Context, options) (report, error){
 	"credential-flood": credentialFlood,
+	"dashboard":        readRuns("dashboard"),
+	"me":               readRuns("me"),
+	"organization":     readRuns("organization"),
+	"all":              readRuns("dashboard", "me", "organization"),
+}
+
+const scenarioNames = "credential-flood, dashboard, me, organization, all"
+
+// markdowner is a report that can also be a Markdown table.
+type markdowner interface {
+	markdown() string
 }
 
 // report is what a scenario measured: a table for people, JSON for tools.
@@ -54,8 +87,8 @@ type report interface {
 
 func main() {
 	var o options
-	var scenario, jsonPath string
-	flag.StringVar(&scenario, "scenario", "credential-flood", "scenario to run: credential-flood")
+	var scenario, jsonPath, mdPath, conns string
+	flag.StringVar(&scenario, "scenario", "credential-flood", "scenario to run: "+scenarioNames)
 	flag.StringVar(&o.URL, "url", "", "base URL of the server, e.g. http://127.0.0.1:8080 (required)")
 	flag.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server process, to report its CPU time (0: not reported)")
 	flag.IntVar(&o.PGPID, "pg-pid", 0, "pid of the PostgreSQL postmaster (first line of postmaster.pid), to report the cluster's CPU time (0: not reported)")
@@ -66,16 +99,34 @@ func main() {
 	flag.DurationVar(&o.Interval, "interval", time.Millisecond, "pause between two trivial queries")
 	flag.IntVar(&o.Addresses, "addresses", 0, "X-Forwarded-For addresses of the flood: 0 a new one per request (a botnet); n drawn from n fixed ones (1: one attacker, whom the per-address limit soon refuses before any hashing)")
 	flag.Float64Var(&o.Goal, "goal", 3, "goal: flood p99 under this many times the idle p99")
+	flag.StringVar(&o.DatabaseURL, "database-url", "", "read scenarios: the server's database (postgres://...), where the data set is seeded (required for them)")
+	flag.IntVar(&o.Dataset.ViewerOrgs, "seed-viewer-orgs", 5, "read scenarios: organizations the viewer is in")
+	flag.IntVar(&o.Dataset.Members, "seed-members", 11, "read scenarios: members of each of the viewer's organizations, the viewer included")
+	flag.IntVar(&o.Dataset.OtherOrgs, "seed-other-orgs", 1000, "read scenarios: other organizations, each with its owner")
+	flag.StringVar(&conns, "connections", "16,64", "read scenarios: connection counts, one run each, comma-separated")
+	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "read scenarios: counted time of each run")
+	flag.DurationVar(&o.Warmup, "warmup", 2*time.Second, "read scenarios: uncounted time at the start of each run")
+	flag.StringVar(&o.ServerLog, "server-log", "", "read scenarios: the server's log (JSON lines), for the SQL statements per request")
 	flag.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&mdPath, "markdown", "", "also write the results as a Markdown table to this file (read scenarios)")
 	flag.Parse()
+	for _, c := range strings.Split(conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			fatalf("-connections: %q is not a positive number", c)
+		}
+		o.Connections = append(o.Connections, n)
+	}
 	run, ok := scenarios[scenario]
 	switch {
 	case !ok:
-		fatalf("unknown scenario %q (want credential-flood)", scenario)
+		fatalf("unknown scenario %q (want one of %s)", scenario, scenarioNames)
 	case o.URL == "":
 		fatalf("-url is required")
 	case o.Rounds < 1 || o.Phase <= 0 || o.Clients < 1 || o.Interval < 0 || o.Settle < 0 || o.Addresses < 0:
 		fatalf("-rounds and -clients must be at least 1, -phase positive, -interval, -settle and -addresses not negative")
+	case o.Duration <= 0 || o.Warmup < 0 || o.Dataset.ViewerOrgs < 1 || o.Dataset.Members < 1 || o.Dataset.OtherOrgs < 0:
+		fatalf("-duration must be positive, -warmup and -seed-other-orgs not negative, -seed-viewer-orgs and -seed-members at least 1")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -91,6 +142,11 @@ func main() {
 		}
 		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
 			fatalf("writing %s: %v", jsonPath, err)
+		}
+	}
+	if m, ok := r.(markdowner); ok && mdPath != "" {
+		if err := os.WriteFile(mdPath, []byte(m.markdown()), 0o644); err != nil {
+			fatalf("writing %s: %v", mdPath, err)
 		}
 	}
 }

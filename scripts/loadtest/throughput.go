@@ -1,0 +1,368 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+)
+
+// readScenario is a request that the viewer sends back to back: its body, and
+// a check of a good answer's data.
+type readScenario struct {
+	name  string
+	query string
+	vars  func(session) map[string]any
+	check func(data json.RawMessage, o options) error
+}
+
+const (
+	dashboardQuery    = `query { organizations(first:5) { edges { node { id name viewerRole memberCount members(first:10) { edges { node { role user { id email name } } } } } } } }`
+	meQuery           = `{ me { id email name } }`
+	organizationQuery = `query($o: ID!) { organization(orgId: $o) { id name members(first: 20) { totalCount edges { node { role user { email } } } } } }`
+)
+
+var readScenarios = []readScenario{
+	{name: "dashboard", query: dashboardQuery, check: checkDashboard},
+	{name: "me", query: meQuery, check: func(data json.RawMessage, _ options) error {
+		if !strings.Contains(string(data), viewerEmail) {
+			return fmt.Errorf("me is not the viewer: %s", data)
+		}
+		return nil
+	}},
+	{name: "organization", query: organizationQuery, vars: func(s session) map[string]any { return map[string]any{"o": s.Orgs[0]} },
+		check: func(data json.RawMessage, o options) error {
+			var out struct {
+				Organization struct {
+					Members struct {
+						TotalCount int `json:"totalCount"`
+					} `json:"members"`
+				} `json:"organization"`
+			}
+			if err := json.Unmarshal(data, &out); err != nil || out.Organization.Members.TotalCount != o.Dataset.Members {
+				return fmt.Errorf("organization: want %d members: %.300s", o.Dataset.Members, data)
+			}
+			return nil
+		}},
+}
+
+func checkDashboard(data json.RawMessage, o options) error {
+	var out struct {
+		Organizations struct {
+			Edges []struct {
+				Node struct {
+					MemberCount int `json:"memberCount"`
+					Members     struct {
+						Edges []json.RawMessage `json:"edges"`
+					} `json:"members"`
+				} `json:"node"`
+			} `json:"edges"`
+		} `json:"organizations"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return err
+	}
+	if len(out.Organizations.Edges) != min(5, o.Dataset.ViewerOrgs) {
+		return fmt.Errorf("dashboard: %d organizations, want %d: %.300s", len(out.Organizations.Edges), min(5, o.Dataset.ViewerOrgs), data)
+	}
+	for _, e := range out.Organizations.Edges {
+		if e.Node.MemberCount != o.Dataset.Members || len(e.Node.Members.Edges) != min(10, o.Dataset.Members) {
+			return fmt.Errorf("dashboard: memberCount %d with %d members, want %d with %d", e.Node.MemberCount, len(e.Node.Members.Edges), o.Dataset.Members, min(10, o.Dataset.Members))
+		}
+	}
+	return nil
+}
+
+// throughputReport is the result of the read scenarios: one run per scenario
+// and connection count.
+type throughputReport struct {
+	Date     time.Time `json:"date"`
+	URL      string    `json:"url"`
+	Machine  machine   `json:"machine"`
+	Dataset  dataset   `json:"dataset"`
+	Settings struct {
+		Duration string `json:"duration"`
+		Warmup   string `json:"warmup"`
+	} `json:"settings"`
+	Runs []throughputRun `json:"runs"`
+}
+
+type throughputRun struct {
+	Scenario    string     `json:"scenario"`
+	Connections int        `json:"connections"`
+	Seconds     float64    `json:"seconds"`
+	Requests    int        `json:"requests"`
+	Errors      int        `json:"errors"`
+	FirstError  string     `json:"first_error,omitempty"`
+	ReqPerSec   float64    `json:"req_per_s"`
+	Latency     latencies  `json:"latency"`
+	CPU         cpuSeconds `json:"cpu"`
+	ServerCPUms float64    `json:"server_cpu_ms_per_req"`
+	PGCPUms     float64    `json:"postgres_cpu_ms_per_req"`
+	PeakRSSMB   float64    `json:"server_peak_rss_mb"`        // VmHWM; since the run's start when it could be reset, else since the server started
+	RSSReset    bool       `json:"server_peak_rss_reset"`     // whether VmHWM was reset at the run's start
+	SQLPerReq   float64    `json:"sql_statements_per_req"`    // mean over the access log's lines of the window; 0: no log
+	SQLLogged   int        `json:"sql_statements_logged_req"` // how many requests that mean is over
+}
+
+// readRuns seeds the data set (when -database-url is given), logs the viewer
+// in, and runs each of the named scenarios at each of o.Connections.
+func readRuns(names ...string) func(context.Context, options) (report, error) {
+	return func(ctx context.Context, o options) (report, error) {
+		r := &throughputReport{Date: time.Now().UTC(), URL: o.URL, Machine: thisMachine(), Dataset: o.Dataset}
+		r.Settings.Duration, r.Settings.Warmup = o.Duration.String(), o.Warmup.String()
+		if o.DatabaseURL == "" {
+			return nil, fmt.Errorf("-database-url is required: the scenario seeds its data")
+		}
+		t0 := time.Now()
+		s, err := seed(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "loadtest: data set %+v %s in %.1fs; viewer logged in\n", o.Dataset, map[bool]string{true: "seeded", false: "found"}[s.Seeded], time.Since(t0).Seconds())
+		for _, name := range names {
+			sc := findRead(name)
+			for _, conns := range o.Connections {
+				run, err := runRead(ctx, o, s, sc, conns)
+				if err != nil {
+					return nil, err
+				}
+				fmt.Fprintf(os.Stderr, "loadtest: %s at %d connections: %.0f req/s, p99 %.1f ms, %d errors\n", name, conns, run.ReqPerSec, run.Latency.P99, run.Errors)
+				r.Runs = append(r.Runs, run)
+			}
+		}
+		r.Machine.LoadAvgEnd = loadAvg()
+		return r, nil
+	}
+}
+
+func findRead(name string) readScenario {
+	for _, sc := range readScenarios {
+		if sc.name == name {
+			return sc
+		}
+	}
+	panic("no read scenario " + name)
+}
+
+// runRead checks one answer, then runs conns kept-alive clients sending the
+// scenario's request back to back for o.Warmup (not counted) and o.Duration
+// (counted: requests that end within it, the CPU time spent within it).
+func runRead(ctx context.Context, o options, s session, sc readScenario, conns int) (throughputRun, error) {
+	run := throughputRun{Scenario: sc.name, Connections: conns}
+	var vars map[string]any
+	if sc.vars != nil {
+		vars = sc.vars(s)
+	}
+	body, err := json.Marshal(map[string]any{"query": sc.query, "variables": vars})
+	if err != nil {
+		return run, err
+	}
+	c := &http.Client{Timeout: requestLimit, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+	defer c.CloseIdleConnections()
+	data, err := gql(ctx, c, o.URL, s.Token, sc.query, vars)
+	if err != nil {
+		return run, fmt.Errorf("%s: %w", sc.name, err)
+	}
+	if err := sc.check(data, o); err != nil {
+		return run, err
+	}
+
+	var recording atomic.Bool
+	var mu sync.Mutex
+	var all []time.Duration
+	var wg sync.WaitGroup
+	wctx, stop := context.WithCancel(ctx)
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			errs, first := 0, ""
+			for wctx.Err() == nil {
+				start := time.Now()
+				b, status, err := send(wctx, c, o.URL+"/query", s.Token, body)
+				d := time.Since(start)
+				if !recording.Load() {
+					continue
+				}
+				switch {
+				case wctx.Err() != nil:
+				case err != nil || status != http.StatusOK || !strings.HasPrefix(string(b), `{"data":`) || strings.Contains(string(b), `"errors":`):
+					errs++
+					if first == "" {
+						first = fmt.Sprintf("HTTP %d %v %.200s", status, err, b)
+					}
+				default:
+					mine = append(mine, d)
+				}
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			run.Errors += errs
+			if run.FirstError == "" {
+				run.FirstError = first
+			}
+			mu.Unlock()
+		}()
+	}
+	meter := cpuMeter{server: o.ServerPID, pg: o.PGPID}
+	if !sleepCtx(ctx, o.Warmup) {
+		stop()
+		wg.Wait()
+		return run, errStopped
+	}
+	run.RSSReset = resetPeakRSS(o.ServerPID)
+	logFrom := fileSize(o.ServerLog)
+	a, t0 := meter.read(), time.Now()
+	recording.Store(true)
+	ok := sleepCtx(ctx, o.Duration)
+	recording.Store(false)
+	b, t1 := meter.read(), time.Now()
+	logTo := fileSize(o.ServerLog)
+	stop()
+	wg.Wait()
+	if !ok {
+		return run, errStopped
+	}
+	run.Seconds = t1.Sub(t0).Seconds()
+	run.Requests = len(all)
+	run.Latency = summarize(all)
+	run.ReqPerSec = float64(run.Requests) / run.Seconds
+	run.CPU = a.to(b)
+	run.ServerCPUms = 1000 * ratio(run.CPU.Server, float64(run.Requests))
+	run.PGCPUms = 1000 * ratio(run.CPU.Postgres, float64(run.Requests))
+	run.PeakRSSMB = float64(peakRSSkB(o.ServerPID)) / 1024
+	run.SQLPerReq, run.SQLLogged = sqlPerRequest(o.ServerLog, logFrom, logTo)
+	return run, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// peakRSSkB is VmHWM of /proc/<pid>/status, in kB (0 when unknown).
+func peakRSSkB(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// resetPeakRSS sets VmHWM back to the current RSS (writing 5 to clear_refs,
+// Linux 4.0 and later; the process must be ours). False when it could not.
+func resetPeakRSS(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+}
+
+func fileSize(path string) int64 {
+	if path == "" {
+		return 0
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// sqlPerRequest is the mean sql_statements of the access log lines (JSON, msg
+// "request", path /query) written between two offsets of the server's log,
+// and how many lines it is over. A line cut at either offset is skipped.
+func sqlPerRequest(path string, from, to int64) (float64, int) {
+	if path == "" || to <= from {
+		return 0, 0
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.NewSectionReader(f, from, to-from))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var sum, n int64
+	for sc.Scan() {
+		var line struct {
+			Msg  string `json:"msg"`
+			Path string `json:"path"`
+			SQL  *int64 `json:"sql_statements"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "request" || line.Path != "/query" || line.SQL == nil {
+			continue
+		}
+		sum += *line.SQL
+		n++
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return float64(sum) / float64(n), int(n)
+}
+
+func (r *throughputReport) print() {
+	fmt.Printf("\nread scenarios: data set %d viewer organizations of %d members, %d others; %s per run after %s of warm-up\n",
+		r.Dataset.ViewerOrgs, r.Dataset.Members, r.Dataset.OtherOrgs, r.Settings.Duration, r.Settings.Warmup)
+	fmt.Printf("machine: %d CPUs, load average %s at the start, %s at the end\n\n", r.Machine.CPUs, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "scenario\tconns\treq/s\tp50 ms\tp99 ms\terrors\tserver CPU ms/req\tPostgreSQL CPU ms/req\tSQL/req\tpeak RSS MB\t")
+	for _, x := range r.Runs {
+		fmt.Fprintf(w, "%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.2f\t%.2f\t%s\t%.1f\t\n", x.Scenario, x.Connections, x.ReqPerSec, x.Latency.P50, x.Latency.P99,
+			x.Errors, x.ServerCPUms, x.PGCPUms, sqlCell(x), x.PeakRSSMB)
+	}
+	w.Flush()
+	for _, x := range r.Runs {
+		if x.FirstError != "" {
+			fmt.Printf("%s at %d connections, first error: %s\n", x.Scenario, x.Connections, x.FirstError)
+		}
+	}
+}
+
+func sqlCell(x throughputRun) string {
+	if x.SQLLogged == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(x.SQLPerReq, 'f', 1, 64)
+}
+
+// markdown is the table of print as Markdown.
+func (r *throughputReport) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| scenario | connections | req/s | p50 ms | p99 ms | errors | server CPU ms/req | PostgreSQL CPU ms/req | SQL statements/req | server peak RSS MB |\n")
+	fmt.Fprintf(&b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, x := range r.Runs {
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %d | %.2f | %.2f | %s | %.1f |\n", x.Scenario, x.Connections, x.ReqPerSec, x.Latency.P50, x.Latency.P99,
+			x.Errors, x.ServerCPUms, x.PGCPUms, sqlCell(x), x.PeakRSSMB)
+	}
+	fmt.Fprintf(&b, "\n%s, %d CPUs, load average %s at the start and %s at the end; data set: %d viewer organizations of %d members, %d others; %s per run after %s of warm-up.\n",
+		r.Date.Format("2006-01-02 15:04 UTC"), r.Machine.CPUs, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd,
+		r.Dataset.ViewerOrgs, r.Dataset.Members, r.Dataset.OtherOrgs, r.Settings.Duration, r.Settings.Warmup)
+	return b.String()
+}
