@@ -20,19 +20,9 @@ source "$REPO/scripts/pg.sh"
 # shellcheck source=scripts/server.sh
 source "$REPO/scripts/server.sh"
 
-tmp=""
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	srv_cleanup "$tmp" "$rc"
-	[[ -n "$tmp" ]] && log "removed $tmp"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 tmp=$(mktemp -d /tmp/tenantgraph-audit.XXXXXX)
+srv_trap "$tmp"
 srv_cluster "$tmp" || exit 1
 log "building the server"
 srv_build "$tmp"

@@ -38,21 +38,10 @@ source "$REPO/scripts/pg.sh"
 # shellcheck source=scripts/server.sh
 source "$REPO/scripts/server.sh"
 
-tmp=""
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	srv_stop
-	if [[ -s "$tmp/server.log" && -d "$(dirname "$json")" ]]; then cp "$tmp/server.log" "${json%.json}.server.log"; fi
-	srv_cleanup "$tmp" "$rc"
-	[[ -n "$tmp" ]] && log "removed $tmp"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 tmp=$(mktemp -d /tmp/tenantgraph-load.XXXXXX)
+SRV_KEEP_LOG="${json%.json}.server.log"
+srv_trap "$tmp"
 srv_cluster "$tmp" || exit 1
 log "building the server and the load generator"
 srv_build "$tmp"

@@ -11,6 +11,9 @@
 #                           log in DIR/server.log; waits until it listens (its migrations are
 #                           applied by then); sets SRV_PID and SRV_BASE (http://127.0.0.1:PORT)
 #   srv_stop                SIGTERM, up to 30s for a graceful stop, then SIGKILL
+#   srv_trap DIR            on EXIT: srv_cleanup DIR with the script's status (first copying
+#                           the server's log to $SRV_KEEP_LOG when set), then exit with it;
+#                           on INT and TERM: exit 130 and 143 (which runs the EXIT trap)
 #   srv_cleanup DIR [RC]    srv_stop, stop the cluster, remove DIR (for an EXIT trap); with
 #                           a non-zero RC, first show the end of the server's log
 
@@ -89,4 +92,23 @@ srv_cleanup() {
 	[[ -n "$dir" ]] || return 0
 	[[ -f "$dir/data/PG_VERSION" ]] && { pg_stop "$dir/data" immediate || true; }
 	rm -rf "$dir"
+}
+
+srv_trap() {
+	SRV_DIR=$1
+	trap _srv_on_exit EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+_srv_on_exit() {
+	local rc=$?
+	trap - EXIT INT TERM
+	srv_stop
+	if [[ -n "${SRV_KEEP_LOG:-}" && -s "$SRV_DIR/server.log" && -d "$(dirname "$SRV_KEEP_LOG")" ]]; then
+		cp "$SRV_DIR/server.log" "$SRV_KEEP_LOG"
+	fi
+	srv_cleanup "$SRV_DIR" "$rc"
+	printf 'server: removed %s\n' "$SRV_DIR" >&2
+	exit "$rc"
 }

@@ -21,7 +21,17 @@ import (
 
 func get(t *testing.T, u string, h http.Header) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return do(t, http.MethodGet, u, h, "")
+}
+
+// do makes one HTTP request with headers h and returns the response (its body
+// read and closed) and the body.
+func do(t *testing.T, method, u string, h http.Header, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for k, v := range h {
 		req.Header[k] = v
 	}

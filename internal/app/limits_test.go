@@ -42,21 +42,9 @@ func (r rawResponse) code(t *testing.T) string {
 // send makes one HTTP request to base+path; h holds headers such as Content-Type and Accept.
 func send(t *testing.T, method, u string, h http.Header, body string) rawResponse {
 	t.Helper()
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	out := rawResponse{Status: res.StatusCode, Header: res.Header, Body: string(b)}
-	if err := json.Unmarshal(b, &out.JSON); err != nil {
+	res, b := do(t, method, u, h, body)
+	out := rawResponse{Status: res.StatusCode, Header: res.Header, Body: b}
+	if err := json.Unmarshal([]byte(b), &out.JSON); err != nil {
 		t.Fatalf("%s %s: response is not a JSON object (%d): %s", method, u, res.StatusCode, b)
 	}
 	return out
