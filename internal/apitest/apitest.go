@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,13 +54,19 @@ type Server struct {
 	Config  config.Config
 	logs    *syncBuffer
 	counts  *sync.Map // count key -> *db.Counter
-	mail    struct {
+	// gone counts requests whose client went away while they ran.
+	gone *atomic.Int64
+	mail struct {
 		sync.Mutex
 		scanned time.Time
 		seen    map[string]bool           // file names read
 		byTo    map[string][]mail.Message // recipient -> messages, oldest first
 	}
 }
+
+// ClientsGone is how many requests so far had their client go away while the
+// server was still working on them (as the server saw it).
+func (s *Server) ClientsGone() int64 { return s.gone.Load() }
 
 const countHeader = "X-Test-Count-Statements"
 
@@ -155,13 +162,22 @@ func start(d *sqlx.DB, url string, o startOptions) (*Server, func(), error) {
 		return nil, nil, err
 	}
 	counts := &sync.Map{}
+	gone := &atomic.Int64{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if key := r.Header.Get(countHeader); key != "" {
 			c := &db.Counter{}
 			counts.Store(key, c)
 			r = r.WithContext(db.WithCounter(r.Context(), c))
 		}
+		var served atomic.Bool
+		stop := context.AfterFunc(r.Context(), func() {
+			if !served.Load() {
+				gone.Add(1)
+			}
+		})
 		a.Handler.ServeHTTP(w, r)
+		served.Store(true)
+		stop()
 	}))
 	wctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -180,7 +196,7 @@ func start(d *sqlx.DB, url string, o startOptions) (*Server, func(), error) {
 			return nil, nil, fmt.Errorf("session revocation watcher not ready after 30s")
 		}
 	}
-	s := &Server{URL: hs.URL, DB: d, Clock: clock, MailDir: dir, App: a, Config: cfg, logs: logs, counts: counts}
+	s := &Server{URL: hs.URL, DB: d, Clock: clock, MailDir: dir, App: a, Config: cfg, logs: logs, counts: counts, gone: gone}
 	s.mail.seen = map[string]bool{}
 	s.mail.byTo = map[string][]mail.Message{}
 	return s, func() {

@@ -46,6 +46,7 @@ func TestClientDisconnectsAreNotErrors(t *testing.T) {
 		"query":     `mutation DisconnectProbe($o: ID!) { updateOrganization(orgId: $o, input: {}) { id } }`,
 		"variables": map[string]any{"o": org}})
 	clientCtx, hangUp := context.WithCancel(ctx)
+	waitsBefore, goneBefore := srv.DB.Stats().WaitCount, srv.ClientsGone()
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
@@ -58,17 +59,24 @@ func TestClientDisconnectsAreNotErrors(t *testing.T) {
 			}
 		})
 	}
-	// Wait until the pool is taken by requests waiting for the lock, then hang up.
-	waitFor(t, "requests waiting for the organization's lock", func() bool {
-		var n int
+	// Wait until all 50 are inside the server, then hang up: those holding a
+	// connection wait for the lock in PostgreSQL, the others wait for the pool.
+	// (Hanging up earlier would leave some never sent, on a slow machine.)
+	waitFor(t, "all 50 requests waiting for the lock or for the pool", func() bool {
+		var n int64
 		if err := admin.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE%'`); err != nil {
 			t.Fatal(err)
 		}
-		return n >= 10
+		return n+srv.DB.Stats().WaitCount-waitsBefore >= 50
 	})
 	hangUp()
 	wg.Wait()
+	// Release the lock only once the server has seen all 50 hang up: a request
+	// released earlier can finish before the server reads the closed connection.
+	waitFor(t, "the server to see the 50 clients go away", func() bool {
+		return srv.ClientsGone()-goneBefore >= 50
+	})
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
 	}
