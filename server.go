@@ -63,7 +63,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	d, err := db.Open(ctx, cfg.DatabaseURL)
+	d, err := db.Open(ctx, cfg.DatabaseURL, cfg.DB)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func migrate(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := db.Open(ctx, url)
+	d, err := db.Open(ctx, url, db.Options{})
 	if err != nil {
 		return err
 	}

@@ -51,16 +51,6 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 	}
 	srv.SetErrorPresenter(ErrorPresenter(o.Log))
 	srv.SetRecoverFunc(Recover(o.Log))
-	srv.AroundFields(func(ctx context.Context, next graphql.Resolver) (any, error) {
-		res, err := next(ctx)
-		// A mutation's result must show its own change, not what loaders cached before it.
-		if fc := graphql.GetFieldContext(ctx); fc != nil && fc.Object == "Mutation" {
-			if l := loader.FromOK(ctx); l != nil {
-				l.ClearAll()
-			}
-		}
-		return res, err
-	})
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		if oc := graphql.GetOperationContext(ctx); oc != nil {
 			name := oc.OperationName
@@ -71,8 +61,28 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 				}
 			}
 			reqmeta.From(ctx).SetOperation(name)
+			if oc.Operation != nil && oc.Operation.Operation == ast.Mutation {
+				oc.ResolverMiddleware = clearLoadersAfterMutations(oc.ResolverMiddleware)
+			}
 		}
 		return next(ctx)
 	})
 	return srv
+}
+
+// clearLoadersAfterMutations wraps a mutation's field middleware: once a
+// mutation field's resolver returns, the request's loaders forget what they
+// cached (the @hasRole check's membership, earlier fields' reads), so that its
+// result shows its own change. Queries run without it: a field middleware
+// costs a closure on every field of the response.
+func clearLoadersAfterMutations(next graphql.FieldMiddleware) graphql.FieldMiddleware {
+	return func(ctx context.Context, resolve graphql.Resolver) (any, error) {
+		res, err := next(ctx, resolve)
+		if fc := graphql.GetFieldContext(ctx); fc != nil && fc.Object == "Mutation" {
+			if l := loader.FromOK(ctx); l != nil {
+				l.ClearAll()
+			}
+		}
+		return res, err
+	}
 }

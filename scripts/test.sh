@@ -13,8 +13,10 @@
 #   GOTEST_PKGS  default "./..."
 # Arguments given to this script replace all three.
 #
-# The whole default suite (no arguments, none of the three variables set) then runs
-# every fuzz target for FUZZTIME each (default 2s; 0 skips them) with scripts/fuzz.sh.
+# The whole default suite (no arguments, none of the three variables set) runs twice:
+# with prepared statements (or as DATABASE_PREPARED_STATEMENTS says), then with
+# DATABASE_PREPARED_STATEMENTS=off; then every fuzz target for FUZZTIME each (default
+# 2s; 0 skips them) with scripts/fuzz.sh.
 # Exits with go test's status, then fuzz.sh's.
 set -euo pipefail
 
@@ -105,16 +107,28 @@ else
 	export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 fi
 
-log "go test ${args[*]}"
-# go test runs in a process group of its own (set -m), so that an interrupt reaches it
-# through this script exactly once and the cluster is stopped after it.
-set -m
-go test "${args[@]}" </dev/null &
-gotest_pid=$!
-set +m
+# run_gotest [VAR=value...]: go test "${args[@]}" with those variables set.
+run_gotest() {
+	log "go test ${args[*]}${*:+ (with $*)}"
+	# go test runs in a process group of its own (set -m), so that an interrupt reaches
+	# it through this script exactly once and the cluster is stopped after it.
+	set -m
+	env "$@" go test "${args[@]}" </dev/null &
+	gotest_pid=$!
+	set +m
+	local rc=0
+	wait "$gotest_pid" || rc=$?
+	gotest_pid=""
+	return "$rc"
+}
+
 rc=0
-wait "$gotest_pid" || rc=$?
-gotest_pid=""
+run_gotest || rc=$?
+# The whole suite runs a second time with prepared statements off, as a server
+# behind PgBouncer in transaction mode runs (DATABASE_PREPARED_STATEMENTS, README).
+if ((rc == 0)) && $full_suite && [[ "${DATABASE_PREPARED_STATEMENTS:-on}" != off ]]; then
+	run_gotest DATABASE_PREPARED_STATEMENTS=off || rc=$?
+fi
 if ((rc == 0)) && $full_suite && [[ "${FUZZTIME:-2s}" != 0 ]]; then
 	FUZZTIME=${FUZZTIME:-2s} bash "$REPO/scripts/fuzz.sh" </dev/null || rc=$?
 fi

@@ -14,12 +14,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"tenantgraph/internal/platform/db"
 )
 
 // Config is every setting the server reads. README lists each variable.
 type Config struct {
 	Env             string // development | production
 	DatabaseURL     string
+	DB              db.Options // DATABASE_PREPARED_STATEMENTS
 	HTTPAddr        string
 	PprofAddr       string // development only: net/http/pprof on its own address ("" = off)
 	DataDir         string
@@ -90,6 +93,11 @@ func Load() (Config, error) {
 	}
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL is required (`make run` sets one up for you)"))
+	}
+	if o, err := db.ParsePrepared(os.Getenv(db.PreparedSetting)); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.DB = o
 	}
 	if c.PprofAddr != "" && c.Production() {
 		errs = append(errs, errors.New("PPROF_ADDR is for development only (profiles expose the process's internals): unset it in production"))

@@ -12,12 +12,36 @@ import (
 	"github.com/lib/pq"
 )
 
+// Options tune the pool.
+type Options struct {
+	// NoPrepare sends each statement unnamed, parsed and planned on every call,
+	// instead of preparing it once per connection: for connection poolers that
+	// cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+	NoPrepare bool
+}
+
+// PreparedSetting is the environment variable that switches prepared
+// statements off ("off"); "on", the default, keeps them.
+const PreparedSetting = "DATABASE_PREPARED_STATEMENTS"
+
+// ParsePrepared reads PreparedSetting's value ("" is on).
+func ParsePrepared(v string) (Options, error) {
+	switch v {
+	case "", "on":
+		return Options{}, nil
+	case "off":
+		return Options{NoPrepare: true}, nil
+	}
+	return Options{}, fmt.Errorf("%s must be on or off, got %q", PreparedSetting, v)
+}
+
 // Open connects to url and checks the connection.
-func Open(ctx context.Context, url string) (*sqlx.DB, error) {
-	d, err := sqlx.Open(DriverName, url)
+func Open(ctx context.Context, url string, o Options) (*sqlx.DB, error) {
+	pc, err := pq.NewConnector(url)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	d := sqlx.NewDb(sql.OpenDB(connector{pq: pc, prepare: !o.NoPrepare}), DriverName)
 	d.SetMaxOpenConns(20)
 	d.SetMaxIdleConns(20)
 	d.SetConnMaxIdleTime(5 * time.Minute)

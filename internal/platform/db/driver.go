@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
+	"math"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jmoiron/sqlx"
@@ -53,18 +56,139 @@ func (countingDriver) Open(name string) (driver.Conn, error) {
 	return &conn{Conn: c}, nil
 }
 
-// conn forwards to a pq connection, counting queries, execs and transaction statements.
-type conn struct{ driver.Conn }
+// connector opens counting connections that, when prepare is set, prepare each
+// statement once per connection and reuse it (see conn).
+type connector struct {
+	pq      driver.Connector
+	prepare bool
+}
+
+func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
+	pc, err := c.pq.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cn := &conn{Conn: pc}
+	if c.prepare {
+		cn.stmts = map[string]*cachedStmt{}
+	}
+	return cn, nil
+}
+
+func (connector) Driver() driver.Driver { return countingDriver{} }
+
+// StatementCacheSize bounds the statements prepared on one connection; beyond
+// it the least recently used is closed. The stores' statements are fixed
+// texts, about 80 of them today.
+const StatementCacheSize = 256
+
+// conn forwards to a pq connection, counting queries, execs and transaction
+// statements. With a statement cache (stmts not nil) it sends every query and
+// exec with arguments as a statement prepared on this connection the first
+// time its text is seen (those without arguments go as simple queries, which
+// may hold several statements: the migrations): PostgreSQL parses and plans it once per connection instead of on each
+// call, and each later call is one round trip (Bind/Execute) instead of two.
+type conn struct {
+	driver.Conn
+	stmts map[string]*cachedStmt
+	tick  uint64 // use counter, for least-recently-used eviction
+	inTx  bool
+}
+
+type cachedStmt struct {
+	driver.Stmt
+	used uint64
+}
 
 func (c *conn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	count(ctx)
-
-	return c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+	if c.stmts == nil || len(args) == 0 {
+		return c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+	}
+	return withStmt(c, ctx, q, func(st driver.Stmt) (driver.Rows, error) {
+		return st.(driver.StmtQueryContext).QueryContext(ctx, args)
+	})
 }
 
 func (c *conn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
 	count(ctx)
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+	if c.stmts == nil || len(args) == 0 {
+		return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+	}
+	return withStmt(c, ctx, q, func(st driver.Stmt) (driver.Result, error) {
+		return st.(driver.StmtExecContext).ExecContext(ctx, args)
+	})
+}
+
+// withStmt runs use with q's prepared statement on c, preparing it first when
+// needed. A statement whose cached plan no longer fits the schema (a migration
+// changed a table it reads: SQLSTATE 0A000, "cached plan must not change result
+// type") is dropped from the cache; outside a transaction the call is retried
+// once on a fresh statement, inside one the error stands (the transaction is
+// aborted) and the next use prepares anew.
+func withStmt[R any](c *conn, ctx context.Context, q string, use func(driver.Stmt) (R, error)) (R, error) {
+	st, err := c.stmt(ctx, q)
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	r, err := use(st)
+	if err != nil && isStalePlan(err) {
+		c.drop(q)
+		if !c.inTx {
+			if st, err = c.stmt(ctx, q); err != nil {
+				return r, err
+			}
+			return use(st)
+		}
+	}
+	return r, err
+}
+
+func (c *conn) stmt(ctx context.Context, q string) (driver.Stmt, error) {
+	c.tick++
+	if cs, ok := c.stmts[q]; ok {
+		cs.used = c.tick
+		return cs.Stmt, nil
+	}
+	if len(c.stmts) >= StatementCacheSize {
+		c.evict()
+	}
+	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[q] = &cachedStmt{Stmt: st, used: c.tick}
+	return st, nil
+}
+
+// evict closes the least recently used statement.
+func (c *conn) evict() {
+	var oldest string
+	var at uint64 = math.MaxUint64
+	for q, cs := range c.stmts {
+		if cs.used < at {
+			oldest, at = q, cs.used
+		}
+	}
+	c.drop(oldest)
+}
+
+func (c *conn) drop(q string) {
+	if cs, ok := c.stmts[q]; ok {
+		delete(c.stmts, q)
+		cs.Close() //nolint:errcheck // a failed close leaves the connection bad, and the pool drops it
+	}
+}
+
+func isStalePlan(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan")
+}
+
+func (c *conn) Close() error {
+	c.stmts = nil // closing the connection frees its statements on the server
+	return c.Conn.Close()
 }
 
 func (c *conn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
@@ -77,7 +201,8 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	return &countedTx{Tx: tx, ctx: ctx}, nil
+	c.inTx = true
+	return &countedTx{Tx: tx, ctx: ctx, conn: c}, nil
 }
 
 func (c *conn) Ping(ctx context.Context) error {
@@ -110,8 +235,18 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 
 type countedTx struct {
 	driver.Tx
-	ctx context.Context
+	ctx  context.Context
+	conn *conn
 }
 
-func (t *countedTx) Commit() error   { count(t.ctx); return t.Tx.Commit() }
-func (t *countedTx) Rollback() error { count(t.ctx); return t.Tx.Rollback() }
+func (t *countedTx) Commit() error {
+	count(t.ctx)
+	t.conn.inTx = false
+	return t.Tx.Commit()
+}
+
+func (t *countedTx) Rollback() error {
+	count(t.ctx)
+	t.conn.inTx = false
+	return t.Tx.Rollback()
+}

@@ -38,7 +38,7 @@ func New(ctx context.Context) (*Database, error) {
 	if srv == "" {
 		return nil, fmt.Errorf("TEST_DATABASE_URL is not set: run the tests with `make test`, which starts a throwaway PostgreSQL")
 	}
-	admin, err := db.Open(ctx, srv)
+	admin, err := db.Open(ctx, srv, db.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func New(ctx context.Context) (*Database, error) {
 		}
 	}
 	// Bring the template up to date (a no-op when it already is).
-	tpl, err := db.Open(ctx, withDB(srv, templateName))
+	tpl, err := db.Open(ctx, withDB(srv, templateName), db.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,13 @@ func New(ctx context.Context) (*Database, error) {
 		return nil, fmt.Errorf("create test database: %w", err)
 	}
 	u := withDB(srv, name)
-	d, err := db.Open(ctx, u)
+	// The suite runs both ways: make test runs it again with
+	// DATABASE_PREPARED_STATEMENTS=off, as a server behind PgBouncer would.
+	opts, err := db.ParsePrepared(os.Getenv(db.PreparedSetting))
+	if err != nil {
+		return nil, err
+	}
+	d, err := db.Open(ctx, u, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +96,7 @@ func (d *Database) Close() {
 	d.DB.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := db.Open(ctx, d.srv)
+	admin, err := db.Open(ctx, d.srv, db.Options{})
 	if err != nil {
 		return
 	}
