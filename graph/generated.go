@@ -37,7 +37,6 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	AuditEvent() AuditEventResolver
 	Invitation() InvitationResolver
-	Member() MemberResolver
 	Mutation() MutationResolver
 	Organization() OrganizationResolver
 	Query() QueryResolver
@@ -199,9 +198,6 @@ type AuditEventResolver interface {
 type InvitationResolver interface {
 	OrganizationName(ctx context.Context, obj *org.Invitation) (string, error)
 	InvitedBy(ctx context.Context, obj *org.Invitation) (*account.User, error)
-}
-type MemberResolver interface {
-	User(ctx context.Context, obj *org.Member) (*account.User, error)
 }
 type MutationResolver interface {
 	Register(ctx context.Context, input account.RegisterInput) (*account.AuthPayload, error)
@@ -3015,7 +3011,7 @@ func (ec *executionContext) _Member_user(ctx context.Context, field graphql.Coll
 			return ec.fieldContext_Member_user(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Member().User(ctx, obj)
+			return obj.User, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
@@ -3029,8 +3025,8 @@ func (ec *executionContext) fieldContext_Member_user(_ context.Context, field gr
 	fc = &graphql.FieldContext{
 		Object:     "Member",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
 		},
@@ -6962,20 +6958,19 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Member")
 		case "user":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Member_user(ctx, field, obj)
-				})
+			out.Values[i] = ec._Member_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "role":
 			out.Values[i] = ec._Member_role(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "joinedAt":
 			out.Values[i] = ec._Member_joinedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

@@ -5,8 +5,12 @@ package graph
 //go:generate go tool gqlgen generate
 
 import (
+	"context"
+	"fmt"
+
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/audit"
+	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
 )
 
@@ -15,4 +19,24 @@ type Resolver struct {
 	Accounts *account.Service
 	Orgs     *org.Service
 	Audit    *audit.Service
+}
+
+// withUser gives a membership returned by a mutation its user (Member.user is a
+// plain field, filled where members are read with their users), through the
+// request's loader.
+func withUser(ctx context.Context) func(*org.Member, error) (*org.Member, error) {
+	return func(m *org.Member, err error) (*org.Member, error) {
+		if err != nil || m == nil || m.User != nil {
+			return m, err
+		}
+		u, err := loader.User(ctx, m.UserID)
+		if err != nil {
+			return nil, err
+		}
+		if u == nil {
+			return nil, fmt.Errorf("member %s has no user", m.UserID)
+		}
+		m.User = u
+		return m, nil
+	}
 }

@@ -43,11 +43,6 @@ func (r *invitationResolver) InvitedBy(ctx context.Context, obj *org.Invitation)
 	return loader.User(ctx, *obj.InvitedByID)
 }
 
-// User is the resolver for the user field.
-func (r *memberResolver) User(ctx context.Context, obj *org.Member) (*account.User, error) {
-	return loader.User(ctx, obj.UserID)
-}
-
 // Register is the resolver for the register field.
 func (r *mutationResolver) Register(ctx context.Context, input account.RegisterInput) (*account.AuthPayload, error) {
 	return r.Accounts.Register(ctx, input)
@@ -165,7 +160,7 @@ func (r *mutationResolver) AcceptInvitation(ctx context.Context, token string) (
 	if err != nil {
 		return nil, err
 	}
-	return r.Orgs.AcceptInvitation(ctx, v, token)
+	return withUser(ctx)(r.Orgs.AcceptInvitation(ctx, v, token))
 }
 
 // DeclineInvitation is the resolver for the declineInvitation field.
@@ -183,7 +178,7 @@ func (r *mutationResolver) ChangeMemberRole(ctx context.Context, orgID uuid.UUID
 	if err != nil {
 		return nil, err
 	}
-	return r.Orgs.ChangeRole(ctx, v, orgID, userID, role)
+	return withUser(ctx)(r.Orgs.ChangeRole(ctx, v, orgID, userID, role))
 }
 
 // RemoveMember is the resolver for the removeMember field.
@@ -341,9 +336,6 @@ func (r *Resolver) AuditEvent() AuditEventResolver { return &auditEventResolver{
 // Invitation returns InvitationResolver implementation.
 func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }
 
-// Member returns MemberResolver implementation.
-func (r *Resolver) Member() MemberResolver { return &memberResolver{r} }
-
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
@@ -356,7 +348,6 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 type (
 	auditEventResolver   struct{ *Resolver }
 	invitationResolver   struct{ *Resolver }
-	memberResolver       struct{ *Resolver }
 	mutationResolver     struct{ *Resolver }
 	organizationResolver struct{ *Resolver }
 	queryResolver        struct{ *Resolver }

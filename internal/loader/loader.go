@@ -25,8 +25,8 @@ type Sources struct {
 	Organizations func(ctx context.Context, ids []uuid.UUID) ([]*org.Organization, error)
 	Memberships   func(ctx context.Context, keys []org.MemberKey) ([]*org.Member, error)
 	MemberCounts  func(ctx context.Context, keys []org.MemberCountKey) (map[org.MemberCountKey]int, error)
-	Owners        func(ctx context.Context, orgs []uuid.UUID) ([]*org.MemberWithUser, error)
-	MemberPages   func(ctx context.Context, r org.MembersRequest) (map[uuid.UUID]*org.MemberConnection, []*org.MemberWithUser, error)
+	Owners        func(ctx context.Context, orgs []uuid.UUID) ([]*org.Member, error)
+	MemberPages   func(ctx context.Context, r org.MembersRequest) (map[uuid.UUID]*org.MemberConnection, []*org.Member, error)
 }
 
 // Loaders are one request's dataloaders.
@@ -35,14 +35,14 @@ type Loaders struct {
 	Org         *dataloader.Loader[uuid.UUID, *org.Organization]
 	Membership  *dataloader.Loader[org.MemberKey, *org.Member]
 	MemberCount *dataloader.Loader[org.MemberCountKey, int]
-	Owner       *dataloader.Loader[uuid.UUID, *org.MemberWithUser]
+	Owner       *dataloader.Loader[uuid.UUID, *org.Member]
 	MembersPage *dataloader.Loader[org.MembersPageKey, *org.MemberConnection]
 
 	// The batch functions, for Prefetch.
 	userBatch        dataloader.BatchFunc[uuid.UUID, *account.User]
 	orgBatch         dataloader.BatchFunc[uuid.UUID, *org.Organization]
 	memberCountBatch dataloader.BatchFunc[org.MemberCountKey, int]
-	ownerBatch       dataloader.BatchFunc[uuid.UUID, *org.MemberWithUser]
+	ownerBatch       dataloader.BatchFunc[uuid.UUID, *org.Member]
 	membersPageBatch dataloader.BatchFunc[org.MembersPageKey, *org.MemberConnection]
 }
 
@@ -65,16 +65,16 @@ func New(s Sources) *Loaders {
 		return each(keys, err, func(k org.MemberCountKey) int { return counts[k] })
 	}
 	l.MemberCount = dataloader.NewBatchedLoader(l.memberCountBatch, opts[org.MemberCountKey, int]()...)
-	l.ownerBatch = func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[*org.MemberWithUser] {
+	l.ownerBatch = func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[*org.Member] {
 		owners, err := s.Owners(ctx, keys)
-		byOrg := make(map[uuid.UUID]*org.MemberWithUser, len(owners))
+		byOrg := make(map[uuid.UUID]*org.Member, len(owners))
 		for _, o := range owners {
 			byOrg[o.OrganizationID] = o
 			l.primeUser(ctx, o.User)
 		}
-		return each(keys, err, func(k uuid.UUID) *org.MemberWithUser { return byOrg[k] })
+		return each(keys, err, func(k uuid.UUID) *org.Member { return byOrg[k] })
 	}
-	l.Owner = dataloader.NewBatchedLoader(l.ownerBatch, opts[uuid.UUID, *org.MemberWithUser]()...)
+	l.Owner = dataloader.NewBatchedLoader(l.ownerBatch, opts[uuid.UUID, *org.Member]()...)
 	l.membersPageBatch = func(ctx context.Context, keys []org.MembersPageKey) []*dataloader.Result[*org.MemberConnection] {
 		// One query per distinct (first, role): in practice one for the whole list.
 		type shape struct {
@@ -238,7 +238,7 @@ func PrimeMemberships(ctx context.Context, ms []*org.Member, orgs []*org.Organiz
 }
 
 // PrimeUsers records users already read.
-func PrimeUsers(ctx context.Context, ms []*org.MemberWithUser) {
+func PrimeUsers(ctx context.Context, ms []*org.Member) {
 	l := From(ctx)
 	for _, m := range ms {
 		l.primeUser(ctx, m.User)

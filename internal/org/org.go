@@ -91,12 +91,10 @@ type Member struct {
 	UserID         uuid.UUID `db:"user_id"`
 	Role           Role      `db:"role"`
 	JoinedAt       time.Time `db:"created_at"`
-}
-
-// MemberWithUser is a membership joined with its user (for priming loaders).
-type MemberWithUser struct {
-	Member
-	User *account.User
+	// User is the member's user when the membership was read with it (member
+	// pages, owners) or given it (the graph's mutation results); GraphQL's
+	// Member.user reads it as a plain field: no resolver, no goroutine per member.
+	User *account.User `db:"-"`
 }
 
 // Invitation is an emailed offer to join an organization.

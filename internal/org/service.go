@@ -147,7 +147,7 @@ func (s *Service) MemberCounts(ctx context.Context, keys []MemberCountKey) (map[
 }
 
 // Owners returns each organization's owner with the user (for loaders).
-func (s *Service) Owners(ctx context.Context, orgs []uuid.UUID) ([]*MemberWithUser, error) {
+func (s *Service) Owners(ctx context.Context, orgs []uuid.UUID) ([]*Member, error) {
 	return s.store.Owners(ctx, s.d.DB, orgs)
 }
 
@@ -163,7 +163,7 @@ type MembersRequest struct {
 // MemberPages returns a page of members, ordered by join time, for each of the
 // request's organizations with one query, and the members with their users (to
 // prime loaders). A connection's totalCount goes through s.d.CountMembers.
-func (s *Service) MemberPages(ctx context.Context, r MembersRequest) (map[uuid.UUID]*MemberConnection, []*MemberWithUser, error) {
+func (s *Service) MemberPages(ctx context.Context, r MembersRequest) (map[uuid.UUID]*MemberConnection, []*Member, error) {
 	req, err := page.Parse[memberCursor](&r.First, r.After)
 	if err != nil {
 		return nil, nil, err
@@ -173,15 +173,11 @@ func (s *Service) MemberPages(ctx context.Context, r MembersRequest) (map[uuid.U
 		return nil, nil, fmt.Errorf("members pages: %w", err)
 	}
 	out := make(map[uuid.UUID]*MemberConnection, len(r.Orgs))
-	var all []*MemberWithUser
+	var all []*Member
 	for _, o := range r.Orgs {
 		rows := pages[o]
-		ms := make([]*Member, len(rows))
-		for i, row := range rows {
-			ms[i] = &row.Member
-		}
 		key := MemberCountKey{Org: o, Role: r.Role}
-		out[o] = page.Build(req, ms, func(m *Member) memberCursor { return memberCursor{m.JoinedAt, m.UserID} },
+		out[o] = page.Build(req, rows, func(m *Member) memberCursor { return memberCursor{m.JoinedAt, m.UserID} },
 			func(ctx context.Context) (int, error) { return s.countMembers(ctx, key) })
 		all = append(all, rows[:len(out[o].Edges)]...)
 	}

@@ -194,20 +194,21 @@ type memberUserRow struct {
 	UCreatedAt  time.Time  `db:"u_created_at"`
 }
 
-func (r memberUserRow) withUser() *MemberWithUser {
-	return &MemberWithUser{Member: r.Member, User: &account.User{
-		ID: r.UserID, Email: r.UEmail, Name: r.UName, EmailVerifiedAt: r.UVerifiedAt, CreatedAt: r.UCreatedAt}}
+func (r memberUserRow) withUser() *Member {
+	m := r.Member
+	m.User = &account.User{ID: r.UserID, Email: r.UEmail, Name: r.UName, EmailVerifiedAt: r.UVerifiedAt, CreatedAt: r.UCreatedAt}
+	return &m
 }
 
 const memberUserCols = memberCols + `, u.email AS u_email, u.name AS u_name, u.email_verified_at AS u_verified_at, u.created_at AS u_created_at`
 
 // Owners returns the owner of each of orgs, with the user.
-func (Store) Owners(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID) ([]*MemberWithUser, error) {
+func (Store) Owners(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID) ([]*Member, error) {
 	var rows []memberUserRow
 	err := sqlx.SelectContext(ctx, q, &rows, `
 		SELECT `+memberUserCols+` FROM organization_members m JOIN users u ON u.id = m.user_id
 		WHERE m.organization_id = ANY($1) AND m.role = 'OWNER'`, pq.Array(orgs))
-	out := make([]*MemberWithUser, len(rows))
+	out := make([]*Member, len(rows))
 	for i, r := range rows {
 		out[i] = r.withUser()
 	}
@@ -222,7 +223,7 @@ type memberCursor struct {
 
 // MembersPages returns, for each of orgs, up to limit members with role ("" for
 // every role) after cur, ordered by join time, then user id, with their users.
-func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, role Role, cur *memberCursor, limit int) (map[uuid.UUID][]*MemberWithUser, error) {
+func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, role Role, cur *memberCursor, limit int) (map[uuid.UUID][]*Member, error) {
 	var rows []memberUserRow
 	var at *time.Time
 	var user *uuid.UUID
@@ -240,7 +241,7 @@ func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uui
 	if err != nil {
 		return nil, err
 	}
-	pages := make(map[uuid.UUID][]*MemberWithUser, len(orgs))
+	pages := make(map[uuid.UUID][]*Member, len(orgs))
 	for _, r := range rows {
 		pages[r.OrganizationID] = append(pages[r.OrganizationID], r.withUser())
 	}
