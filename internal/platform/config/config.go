@@ -22,6 +22,7 @@ type Config struct {
 	DatabaseURL     string
 	HTTPAddr        string
 	PprofAddr       string // development only: net/http/pprof on its own address ("" = off)
+	MetricsAddr     string // Prometheus metrics at /metrics on its own address ("" = off)
 	DataDir         string
 	JWTKeys         []JWTKey // access-token keys: the first signs, all verify
 	AccessTokenTTL  time.Duration
@@ -75,6 +76,7 @@ func Load() (Config, error) {
 		DatabaseURL:  os.Getenv("DATABASE_URL"),
 		HTTPAddr:     get("HTTP_ADDR", ":8080"),
 		PprofAddr:    os.Getenv("PPROF_ADDR"),
+		MetricsAddr:  os.Getenv("METRICS_ADDR"),
 		DataDir:      get("DATA_DIR", ".data"),
 		AppBaseURL:   strings.TrimRight(get("APP_BASE_URL", "http://localhost:8080"), "/"),
 		MailDriver:   get("MAIL_DRIVER", ""), // required in production; console in development
