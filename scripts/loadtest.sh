@@ -107,10 +107,12 @@ if [[ -n "$BASE" ]]; then
 	SRV_DATABASE_URL=$new_db
 	SRV_OTHER_PIDS=("$SRV_PID")
 	base_log_keep="${json%.json}.base.server.log"
+	base_name="$BASE (${base_rev:0:7})"
+	[[ "$base_rev" != "$BASE"* ]] || base_name=$BASE
 	new_name=$(git rev-parse --short HEAD)
 	[[ -z "$(git status --porcelain --untracked-files=no)" ]] || new_name+=" + uncommitted changes"
 	cmp_args=(-base-url "$SRV_BASE" -base-server-pid "$SRV_PID" -base-database-url "$base_db" -base-server-log "$tmp/base/server.log"
-		-base-metrics-url "http://127.0.0.1:$base_metrics/metrics" -base-name "$BASE (${base_rev:0:7})" -new-name "$new_name")
+		-base-metrics-url "http://127.0.0.1:$base_metrics/metrics" -base-name "$base_name" -new-name "$new_name")
 	log "base server $BASE (pid $SRV_PID) on $SRV_BASE"
 fi
 metrics=$(pg_free_port)

@@ -364,6 +364,9 @@ func runPgbench(ctx context.Context, o options, t target, scriptPath string, con
 	meter := cpuMeter{pg: o.PGPID}
 	a := meter.read()
 	out, err := cmd.CombinedOutput()
+	// pgbench's backends exit as it disconnects; their time counts once the
+	// postmaster has reaped them.
+	sleepCtx(ctx, 500*time.Millisecond)
 	b := meter.read()
 	if err != nil {
 		return ceilingResult{}, fmt.Errorf("pgbench %s: %w\n%s", strings.Join(args[:len(args)-1], " "), err, out)

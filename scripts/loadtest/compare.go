@@ -203,9 +203,9 @@ func (r *compareReport) print() {
 	w.Flush()
 	var all []throughputRun
 	for _, x := range r.Rows {
-		for _, c := range []*ceiling{x.Base.Ceiling, x.New.Ceiling} {
+		for i, c := range []*ceiling{x.Base.Ceiling, x.New.Ceiling} {
 			if c != nil {
-				all = append(all, throughputRun{Scenario: x.Scenario, Ceiling: c})
+				all = append(all, throughputRun{Scenario: x.Scenario + " (" + []string{r.Base, r.New}[i] + ")", Ceiling: c})
 			}
 		}
 		for _, run := range append(x.Base.Rounds, x.New.Rounds...) {

@@ -204,8 +204,8 @@ func (c *capture) measure(ctx context.Context, o options, t target, s session, s
 	if err != nil {
 		return nil, fmt.Errorf("%s: ceiling: %w", sc.name, err)
 	}
-	fmt.Fprintf(os.Stderr, "loadtest: %s%s ceiling at %d connections: %.0f tps of %d statements (%s)\n", sc.name, map[bool]string{true: "", false: " (" + t.Name + ")"}[t.Name == ""],
-		conns, res.TPS, c.statements, c.script)
+	fmt.Fprintf(os.Stderr, "loadtest: %s%s ceiling at %d connections: %.0f tps of %d statements, PostgreSQL CPU %.2f ms per transaction (%s)\n",
+		sc.name, map[bool]string{true: "", false: " (" + t.Name + ")"}[t.Name == ""], conns, res.TPS, c.statements, res.PGCPUms, c.script)
 	return &ceiling{ceilingResult: res, Statements: c.statements, Script: c.script, Pct: 100 * ratio(reqPerSec, res.TPS)}, nil
 }
 
@@ -430,7 +430,7 @@ func printScripts(runs []throughputRun) {
 	for _, x := range runs {
 		if x.Ceiling != nil && !seen[x.Ceiling.Script] {
 			seen[x.Ceiling.Script] = true
-			fmt.Printf("%s: %d statements per request, pgbench script %s\n", x.Scenario, x.Ceiling.Statements, x.Ceiling.Script)
+			fmt.Printf("%s: pgbench script %s (%d statements per request)\n", x.Scenario, x.Ceiling.Script, x.Ceiling.Statements)
 		}
 	}
 }
