@@ -22,11 +22,13 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"tenantgraph/internal/app"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/config"
 	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/metrics"
 )
 
 const (
@@ -85,25 +87,48 @@ func run(args []string) error {
 		}
 		defer stopPprof()
 	}
+	// The one registry of the process: whatever reports metrics registers on it.
+	reg := metrics.New()
+	if cfg.MetricsAddr != "" {
+		_, stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	return serve(ctx, cfg, log, d, ln)
 }
 
 // servePprof serves net/http/pprof on addr, apart from the API (development
 // only: config refuses PPROF_ADDR in production); stop closes it.
 func servePprof(addr string, log *slog.Logger) (bound string, stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", nil, fmt.Errorf("PPROF_ADDR: %w", err)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return serveAside("PPROF_ADDR", "pprof", addr, "/debug/pprof/", mux, log)
+}
+
+// serveMetrics serves reg in the Prometheus text format at /metrics on addr,
+// apart from the API; stop closes it.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (bound string, stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler(reg))
+	return serveAside("METRICS_ADDR", "metrics", addr, "/metrics", mux, log)
+}
+
+// serveAside serves h on a listener of its own at addr (the setting named
+// variable), for what must never be on the API's address; stop closes it.
+func serveAside(variable, what, addr, path string, h http.Handler, log *slog.Logger) (bound string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", variable, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // ends with Close
-	log.Info("pprof", "addr", ln.Addr().String(), "path", "/debug/pprof/")
+	log.Info(what, "addr", ln.Addr().String(), "path", path)
 	return ln.Addr().String(), func() { srv.Close() }, nil //nolint:errcheck
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -152,6 +153,16 @@ func TestProductionRefusesToStartWithoutRealMail(t *testing.T) {
 // with SIGTERM and returns that line.
 func serves(t *testing.T, env ...string) string {
 	t.Helper()
+	log, stop := started(t, env...)
+	stop()
+	return log[len(log)-1]
+}
+
+// started starts the binary with env and waits for its "serving" log line; it
+// returns the log up to that line, and stop, which sends SIGTERM and waits for
+// a clean exit.
+func started(t *testing.T, env ...string) (log []string, stop func()) {
+	t.Helper()
 	cmd := binary(t, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -169,7 +180,6 @@ func serves(t *testing.T, env ...string) string {
 			lines <- sc.Text()
 		}
 	}()
-	var log []string
 	serving := ""
 	timeout := time.After(30 * time.Second)
 	for serving == "" {
@@ -188,15 +198,17 @@ func serves(t *testing.T, env ...string) string {
 			t.Fatalf("the server did not start within 30s:\n%s", strings.Join(log, "\n"))
 		}
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	return log, func() {
+		t.Helper()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		for range lines { // drain until the child closes its output
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("after SIGTERM: %v", err)
+		}
 	}
-	for range lines { // drain until the child closes its output
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("after SIGTERM: %v", err)
-	}
-	return serving
 }
 
 // TestShutdownFinishesInFlightRequests: on SIGTERM (ctx cancelled) the server
@@ -396,4 +408,82 @@ func TestPprofServesOnItsOwnAddress(t *testing.T) {
 			t.Fatal("the server did not come up")
 		}
 	}
+}
+
+// TestMetricsServeOnTheirOwnAddress: with METRICS_ADDR, a production server
+// serves the Go runtime's metrics in the Prometheus format at /metrics on that
+// address, and its allocation counter grows as it answers; the API's address
+// never serves them, and without METRICS_ADDR nothing does.
+func TestMetricsServeOnTheirOwnAddress(t *testing.T) {
+	env := []string{"DATABASE_URL=" + database.URL, "HTTP_ADDR=127.0.0.1:0", "MAIL_DRIVER=file", "MAIL_DIR=" + t.TempDir(),
+		"JWT_SECRET=3c9b1f0e8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c"}
+	log, stop := started(t, append(env[:len(env):len(env)], "METRICS_ADDR=127.0.0.1:0")...)
+	defer func() { stop() }()
+	var metricsAddr, apiAddr string
+	for _, l := range log {
+		var line struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(l), &line) == nil {
+			switch line.Msg {
+			case "metrics":
+				metricsAddr = line.Addr
+			case "serving":
+				apiAddr = line.Addr
+			}
+		}
+	}
+	if metricsAddr == "" || apiAddr == "" {
+		t.Fatalf("no metrics or serving line with an address in the log:\n%s", strings.Join(log, "\n"))
+	}
+	mallocs := func() float64 {
+		t.Helper()
+		status, body := get(t, "http://"+metricsAddr+"/metrics")
+		if status != http.StatusOK {
+			t.Fatalf("/metrics: %d %.300s", status, body)
+		}
+		for _, l := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(l, "go_memstats_mallocs_total "); ok {
+				n, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("go_memstats_mallocs_total: %q", l)
+				}
+				return n
+			}
+		}
+		t.Fatalf("/metrics has no go_memstats_mallocs_total:\n%.2000s", body)
+		return 0
+	}
+	before := mallocs()
+	for range 5 {
+		if status, body := get(t, "http://"+apiAddr+"/readyz"); status != http.StatusOK {
+			t.Fatalf("/readyz: %d %.300s", status, body)
+		}
+	}
+	if after := mallocs(); after <= before {
+		t.Errorf("go_memstats_mallocs_total did not grow across requests: %v then %v", before, after)
+	}
+	if status, _ := get(t, "http://"+apiAddr+"/metrics"); status != http.StatusNotFound {
+		t.Errorf("the API address answers /metrics with %d, want 404", status)
+	}
+
+	stop()
+
+	// Off unless set: without METRICS_ADDR the same server listens for no metrics.
+	log, stop = started(t, env...)
+	for _, l := range log {
+		if strings.Contains(l, `"msg":"metrics"`) {
+			t.Errorf("metrics served without METRICS_ADDR: %s", l)
+		}
+	}
+}
+
+// get fetches url and returns the status and body (status 0 and the error's text when it fails).
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }

@@ -7,7 +7,7 @@
 #   pg_setup_user                   picks the user that runs the server (PG_USER)
 #   pg_prepare_dir DIR              creates DIR owned by PG_USER; fails if PG_USER cannot write it
 #   pg_init DIR [dev|test]          initdb DIR unless it already holds a cluster
-#   pg_start DIR PORT SOCKDIR [dev|test]
+#   pg_start DIR PORT SOCKDIR [dev|test|load]
 #   pg_stop DIR [fast|immediate]
 #   pg_free_port                    prints a free TCP port on 127.0.0.1
 #   pg_port_busy PORT               true when something listens on PORT
@@ -261,8 +261,10 @@ pg_wait_ready() {
 	return 1
 }
 
-# pg_start DIR PORT SOCKDIR [dev|test]: start the cluster in DIR (idempotent), listening on
-# 127.0.0.1:PORT and a unix socket in SOCKDIR. "test" trades durability for speed.
+# pg_start DIR PORT SOCKDIR [dev|test|load]: start the cluster in DIR (idempotent), listening on
+# 127.0.0.1:PORT and a unix socket in SOCKDIR. "test" trades durability for speed; "load" is
+# "test" whose log also goes, through the logging collector, to DIR/log/postgresql.csv
+# (csvlog, for the load test's capture of statements) and DIR/log/postgresql.log.
 # Logs to DIR/../postgres.log. Returns 1 (after printing the log's tail) when it fails.
 pg_start() {
 	local dir=$1 port=$2 sock=$3 mode=${4:-dev} t0 log cur opts
@@ -291,8 +293,12 @@ pg_start() {
 	opts="-p $port -k '$sock' -c listen_addresses=127.0.0.1"
 	case $mode in
 	test) opts+=" -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" ;;
+	load)
+		opts+=" -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		opts+=" -c logging_collector=on -c log_destination=stderr,csvlog -c log_filename=postgresql.log -c log_rotation_size=0"
+		;;
 	dev) opts+=" -c max_connections=100" ;;
-	*) pg_die "pg_start: unknown mode $mode (dev|test)" ;;
+	*) pg_die "pg_start: unknown mode $mode (dev|test|load)" ;;
 	esac
 	t0=$(_pg_now_us)
 	if ! _pg_as "$PG_BIN/pg_ctl" -D "$dir" -o "$opts" -l "$log" -w -t 60 start >/dev/null 2>&1 ||

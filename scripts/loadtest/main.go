@@ -29,6 +29,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,6 +64,22 @@ type options struct {
 	Duration    time.Duration // read scenarios: counted time of each run
 	Warmup      time.Duration // read scenarios: uncounted time before it
 	ServerLog   string        // the server's log (JSON), for the statements per request ("": not reported)
+	MetricsURL  string        // the server's Prometheus metrics, for the allocations per request ("": not reported)
+
+	Pgbench      string // pgbench binary, for the ceiling ("": not measured)
+	PGCSVLog     string // the cluster's csvlog, where the ceiling's statements are captured from
+	ScriptPrefix string // captured pgbench scripts go to PREFIX.SCENARIO[.BINARY].pgbench.sql
+
+	Base      target // a comparison's base binary (Base.URL "": no comparison)
+	BaseName  string // labels of the two binaries in a comparison
+	NewName   string
+	CmpRounds int // a comparison's rounds per scenario and connection count
+}
+
+// target is the server of -url, -server-pid, -database-url, -server-log and -metrics-url.
+func (o options) target() target {
+	return target{Name: map[bool]string{true: "", false: "new"}[o.Base.URL == ""], URL: o.URL, ServerPID: o.ServerPID,
+		DatabaseURL: o.DatabaseURL, ServerLog: o.ServerLog, MetricsURL: o.MetricsURL}
 }
 
 var scenarios = map[string]func(context.Context, options) (report, error){
@@ -92,7 +109,7 @@ func main() {
 	flag.StringVar(&o.URL, "url", "", "base URL of the server, e.g. http://127.0.0.1:8080 (required)")
 	flag.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server process, to report its CPU time (0: not reported)")
 	flag.IntVar(&o.PGPID, "pg-pid", 0, "pid of the PostgreSQL postmaster (first line of postmaster.pid), to report the cluster's CPU time (0: not reported)")
-	flag.IntVar(&o.Rounds, "rounds", 4, "idle/flood rounds")
+	flag.IntVar(&o.Rounds, "rounds", 0, "credential-flood: idle/flood rounds (default 4); a comparison (-base-url): rounds of base and new per scenario and connection count (default 3)")
 	flag.DurationVar(&o.Phase, "phase", 2*time.Second, "sampling time of each phase")
 	flag.DurationVar(&o.Settle, "settle", 300*time.Millisecond, "wait after the load changes before a phase's sampling starts")
 	flag.IntVar(&o.Clients, "clients", 16, "concurrent flood clients")
@@ -107,9 +124,40 @@ func main() {
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "read scenarios: counted time of each run")
 	flag.DurationVar(&o.Warmup, "warmup", 2*time.Second, "read scenarios: uncounted time at the start of each run")
 	flag.StringVar(&o.ServerLog, "server-log", "", "read scenarios: the server's log (JSON lines), for the SQL statements per request")
+	flag.StringVar(&o.MetricsURL, "metrics-url", "", "read scenarios: the server's Prometheus metrics (http://ADDR/metrics, its METRICS_ADDR), for the allocations per request (\"\": n/a)")
+	flag.StringVar(&o.Pgbench, "pgbench", "", "read scenarios: pgbench, to measure the ceiling: the statements of one request, captured from -pg-csvlog, run prepared (\"\": no ceiling)")
+	flag.StringVar(&o.PGCSVLog, "pg-csvlog", "", "read scenarios: the cluster's csvlog file (logging_collector on, log_destination csvlog), for the ceiling")
+	flag.StringVar(&o.ScriptPrefix, "script-prefix", "", "read scenarios: captured pgbench scripts go to PREFIX.SCENARIO[.base|.new].pgbench.sql (default: beside -json)")
+	flag.StringVar(&o.Base.URL, "base-url", "", "compare with a base binary: its base URL (then -url is the new one); both are loaded one at a time, alternating")
+	flag.IntVar(&o.Base.ServerPID, "base-server-pid", 0, "comparison: the base server's pid")
+	flag.StringVar(&o.Base.DatabaseURL, "base-database-url", "", "comparison: the base server's database (its own, in the same cluster)")
+	flag.StringVar(&o.Base.ServerLog, "base-server-log", "", "comparison: the base server's log")
+	flag.StringVar(&o.Base.MetricsURL, "base-metrics-url", "", "comparison: the base server's Prometheus metrics (\"\": n/a)")
+	flag.StringVar(&o.BaseName, "base-name", "base", "comparison: label of the base binary (e.g. its git ref)")
+	flag.StringVar(&o.NewName, "new-name", "new", "comparison: label of the new binary")
 	flag.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&mdPath, "markdown", "", "also write the results as a Markdown table to this file (read scenarios)")
 	flag.Parse()
+	durationSet := false
+	flag.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
+	if o.Base.URL != "" {
+		o.Base.Name = "base"
+		o.CmpRounds = cmp.Or(o.Rounds, 3)
+		if !durationSet {
+			o.Duration = 5 * time.Second
+		}
+		if _, ok := scenarios[scenario]; ok && scenario != "credential-flood" {
+			names := map[string][]string{"all": {"dashboard", "me", "organization"}}[scenario]
+			if names == nil {
+				names = []string{scenario}
+			}
+			scenarios[scenario] = compareRuns(names...)
+		}
+	}
+	o.Rounds = cmp.Or(o.Rounds, 4)
+	if o.ScriptPrefix == "" {
+		o.ScriptPrefix = strings.TrimSuffix(cmp.Or(jsonPath, "loadtest.json"), ".json")
+	}
 	for _, c := range strings.Split(conns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || n < 1 {
@@ -125,6 +173,10 @@ func main() {
 		fatalf("-url is required")
 	case o.Rounds < 1 || o.Phase <= 0 || o.Clients < 1 || o.Interval < 0 || o.Settle < 0 || o.Addresses < 0:
 		fatalf("-rounds and -clients must be at least 1, -phase positive, -interval, -settle and -addresses not negative")
+	case o.Base.URL != "" && (scenario == "credential-flood" || o.Base.DatabaseURL == "" || o.Base.DatabaseURL == o.DatabaseURL):
+		fatalf("a comparison (-base-url) runs read scenarios, with -base-database-url a database of its own")
+	case o.Pgbench != "" && o.PGCSVLog == "":
+		fatalf("-pgbench needs -pg-csvlog (the statements are captured from it)")
 	case o.Duration <= 0 || o.Warmup < 0 || o.Dataset.ViewerOrgs < 1 || o.Dataset.Members < 1 || o.Dataset.OtherOrgs < 0:
 		fatalf("-duration must be positive, -warmup and -seed-other-orgs not negative, -seed-viewer-orgs and -seed-members at least 1")
 	}

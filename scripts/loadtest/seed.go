@@ -46,9 +46,9 @@ type session struct {
 // viewer's id, generated at registration, is replaced by a derived one). When
 // the viewer exists already it seeds nothing and reuses the data. Then it logs
 // the viewer in through the API.
-func seed(ctx context.Context, o options) (session, error) {
+func seed(ctx context.Context, o options, t target) (session, error) {
 	var s session
-	db, err := sql.Open("postgres", o.DatabaseURL)
+	db, err := sql.Open("postgres", t.DatabaseURL)
 	if err != nil {
 		return s, err
 	}
@@ -60,7 +60,7 @@ func seed(ctx context.Context, o options) (session, error) {
 	}
 	if !exists {
 		const register = `mutation($i: RegisterInput!) { register(input: $i) { user { id } } }`
-		if _, err := gql(ctx, c, o.URL, "", register, map[string]any{"i": map[string]any{"email": viewerEmail, "password": seedPassword, "name": "Load Viewer"}}); err != nil {
+		if _, err := gql(ctx, c, t.URL, "", register, map[string]any{"i": map[string]any{"email": viewerEmail, "password": seedPassword, "name": "Load Viewer"}}); err != nil {
 			return s, fmt.Errorf("registering the viewer: %w", err)
 		}
 		if err := seedSQL(ctx, db, o.Dataset); err != nil {
@@ -88,7 +88,7 @@ func seed(ctx context.Context, o options) (session, error) {
 		return s, errors.New("the viewer is in no organization")
 	}
 	const login = `mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }`
-	data, err := gql(ctx, c, o.URL, "", login, map[string]any{"e": viewerEmail, "p": seedPassword})
+	data, err := gql(ctx, c, t.URL, "", login, map[string]any{"e": viewerEmail, "p": seedPassword})
 	if err != nil {
 		return s, fmt.Errorf("logging the viewer in: %w", err)
 	}

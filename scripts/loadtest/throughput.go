@@ -112,6 +112,32 @@ type throughputRun struct {
 	RSSReset    bool       `json:"server_peak_rss_reset"`     // whether VmHWM was reset at the run's start
 	SQLPerReq   float64    `json:"sql_statements_per_req"`    // mean over the access log's lines of the window; 0: no log
 	SQLLogged   int        `json:"sql_statements_logged_req"` // how many requests that mean is over
+	// Heap objects the server allocated per request (go_memstats_mallocs_total
+	// over the counted time); null when the server has no metrics endpoint.
+	AllocsPerReq *float64 `json:"allocs_per_req"`
+	// pgbench on the statements one request sends; null when not measured.
+	Ceiling *ceiling `json:"ceiling"`
+}
+
+// ceiling is pgbench's run of the statements one request of the scenario
+// sends (captured from the cluster's log), prepared, at the run's connection
+// count and for its duration.
+type ceiling struct {
+	ceilingResult
+	Statements int     `json:"statements"` // per pgbench transaction: one request's
+	Script     string  `json:"script"`     // the pgbench script, kept beside the JSON
+	Pct        float64 `json:"req_per_s_pct_of_ceiling"`
+}
+
+// target is one server under load: its address, its process, its database
+// and where it logs.
+type target struct {
+	Name        string // "" alone; base and new in a comparison
+	URL         string
+	ServerPID   int
+	DatabaseURL string
+	ServerLog   string
+	MetricsURL  string
 }
 
 // readRuns seeds the data set (when -database-url is given), logs the viewer
@@ -124,25 +150,72 @@ func readRuns(names ...string) func(context.Context, options) (report, error) {
 			return nil, fmt.Errorf("-database-url is required: the scenario seeds its data")
 		}
 		t0 := time.Now()
-		s, err := seed(ctx, o)
+		s, err := seed(ctx, o, o.target())
 		if err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(os.Stderr, "loadtest: data set %+v %s in %.1fs; viewer logged in\n", o.Dataset, map[bool]string{true: "seeded", false: "found"}[s.Seeded], time.Since(t0).Seconds())
+		t := o.target()
 		for _, name := range names {
 			sc := findRead(name)
+			capt := &capture{}
 			for _, conns := range o.Connections {
-				run, err := runRead(ctx, o, s, sc, conns)
+				run, err := runRead(ctx, o, t, s, sc, conns)
 				if err != nil {
 					return nil, err
 				}
 				fmt.Fprintf(os.Stderr, "loadtest: %s at %d connections: %.0f req/s, p99 %.1f ms, %d errors\n", name, conns, run.ReqPerSec, run.Latency.P99, run.Errors)
+				if run.Ceiling, err = capt.measure(ctx, o, t, s, sc, conns, o.Duration, run.ReqPerSec); err != nil {
+					return nil, err
+				}
 				r.Runs = append(r.Runs, run)
 			}
 		}
 		r.Machine.LoadAvgEnd = loadAvg()
 		return r, nil
 	}
+}
+
+// capture is a scenario's captured statements, captured once per target and
+// measured by pgbench at each connection count.
+type capture struct {
+	script     string // path of the pgbench script; "" until captured
+	statements int
+}
+
+// measure runs pgbench on the scenario's statements (capturing them first if
+// need be) at conns for d; nil without -pgbench.
+func (c *capture) measure(ctx context.Context, o options, t target, s session, sc readScenario, conns int, d time.Duration, reqPerSec float64) (*ceiling, error) {
+	if o.Pgbench == "" {
+		return nil, nil
+	}
+	if c.script == "" {
+		text, n, err := captureStatements(ctx, o, t, s, requestBody(sc, s))
+		if err != nil {
+			return nil, fmt.Errorf("%s: capturing its statements: %w", sc.name, err)
+		}
+		c.script = o.ScriptPrefix + "." + sc.name + map[bool]string{true: "", false: "." + t.Name}[t.Name == ""] + ".pgbench.sql"
+		if err := os.WriteFile(c.script, []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+		c.statements = n
+	}
+	res, err := runPgbench(ctx, o, t, c.script, conns, d)
+	if err != nil {
+		return nil, fmt.Errorf("%s: ceiling: %w", sc.name, err)
+	}
+	fmt.Fprintf(os.Stderr, "loadtest: %s%s ceiling at %d connections: %.0f tps of %d statements, PostgreSQL CPU %.2f ms per transaction (%s)\n",
+		sc.name, map[bool]string{true: "", false: " (" + t.Name + ")"}[t.Name == ""], conns, res.TPS, c.statements, res.PGCPUms, c.script)
+	return &ceiling{ceilingResult: res, Statements: c.statements, Script: c.script, Pct: 100 * ratio(reqPerSec, res.TPS)}, nil
+}
+
+func requestBody(sc readScenario, s session) []byte {
+	var vars map[string]any
+	if sc.vars != nil {
+		vars = sc.vars(s)
+	}
+	b, _ := json.Marshal(map[string]any{"query": sc.query, "variables": vars})
+	return b
 }
 
 func findRead(name string) readScenario {
@@ -157,19 +230,16 @@ func findRead(name string) readScenario {
 // runRead checks one answer, then runs conns kept-alive clients sending the
 // scenario's request back to back for o.Warmup (not counted) and o.Duration
 // (counted: requests that end within it, the CPU time spent within it).
-func runRead(ctx context.Context, o options, s session, sc readScenario, conns int) (throughputRun, error) {
+func runRead(ctx context.Context, o options, t target, s session, sc readScenario, conns int) (throughputRun, error) {
 	run := throughputRun{Scenario: sc.name, Connections: conns}
 	var vars map[string]any
 	if sc.vars != nil {
 		vars = sc.vars(s)
 	}
-	body, err := json.Marshal(map[string]any{"query": sc.query, "variables": vars})
-	if err != nil {
-		return run, err
-	}
+	body := requestBody(sc, s)
 	c := &http.Client{Timeout: requestLimit, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
 	defer c.CloseIdleConnections()
-	data, err := gql(ctx, c, o.URL, s.Token, sc.query, vars)
+	data, err := gql(ctx, c, t.URL, s.Token, sc.query, vars)
 	if err != nil {
 		return run, fmt.Errorf("%s: %w", sc.name, err)
 	}
@@ -190,7 +260,7 @@ func runRead(ctx context.Context, o options, s session, sc readScenario, conns i
 			errs, first := 0, ""
 			for wctx.Err() == nil {
 				start := time.Now()
-				b, status, err := send(wctx, c, o.URL+"/query", s.Token, body)
+				b, status, err := send(wctx, c, t.URL+"/query", s.Token, body)
 				d := time.Since(start)
 				if !recording.Load() {
 					continue
@@ -215,20 +285,22 @@ func runRead(ctx context.Context, o options, s session, sc readScenario, conns i
 			mu.Unlock()
 		}()
 	}
-	meter := cpuMeter{server: o.ServerPID, pg: o.PGPID}
+	meter := cpuMeter{server: t.ServerPID, pg: o.PGPID}
 	if !sleepCtx(ctx, o.Warmup) {
 		stop()
 		wg.Wait()
 		return run, errStopped
 	}
-	run.RSSReset = resetPeakRSS(o.ServerPID)
-	logFrom := fileSize(o.ServerLog)
+	run.RSSReset = resetPeakRSS(t.ServerPID)
+	logFrom := fileSize(t.ServerLog)
+	m0, hasMetrics := mallocs(ctx, t.MetricsURL)
 	a, t0 := meter.read(), time.Now()
 	recording.Store(true)
 	ok := sleepCtx(ctx, o.Duration)
 	recording.Store(false)
 	b, t1 := meter.read(), time.Now()
-	logTo := fileSize(o.ServerLog)
+	m1, hasMetrics1 := mallocs(ctx, t.MetricsURL)
+	logTo := fileSize(t.ServerLog)
 	stop()
 	wg.Wait()
 	if !ok {
@@ -241,8 +313,14 @@ func runRead(ctx context.Context, o options, s session, sc readScenario, conns i
 	run.CPU = a.to(b)
 	run.ServerCPUms = 1000 * ratio(run.CPU.Server, float64(run.Requests))
 	run.PGCPUms = 1000 * ratio(run.CPU.Postgres, float64(run.Requests))
-	run.PeakRSSMB = float64(peakRSSkB(o.ServerPID)) / 1024
-	run.SQLPerReq, run.SQLLogged = sqlPerRequest(o.ServerLog, logFrom, logTo)
+	run.PeakRSSMB = float64(peakRSSkB(t.ServerPID)) / 1024
+	run.SQLPerReq, run.SQLLogged = sqlPerRequest(t.ServerLog, logFrom, logTo)
+	if hasMetrics && hasMetrics1 && run.Requests > 0 {
+		// The requests answered after the counted time (at most one per
+		// connection) allocate too: a rounding error at hundreds of requests.
+		v := (m1 - m0) / float64(run.Requests)
+		run.AllocsPerReq = &v
+	}
 	return run, nil
 }
 
@@ -332,10 +410,10 @@ func (r *throughputReport) print() {
 		r.Dataset.ViewerOrgs, r.Dataset.Members, r.Dataset.OtherOrgs, r.Settings.Duration, r.Settings.Warmup)
 	fmt.Printf("machine: %d CPUs, load average %s at the start, %s at the end\n\n", r.Machine.CPUs, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\tconns\treq/s\tp50 ms\tp99 ms\terrors\tserver CPU ms/req\tPostgreSQL CPU ms/req\tSQL/req\tpeak RSS MB\t")
+	fmt.Fprintln(w, "scenario\tconns\treq/s\tp50 ms\tp99 ms\terrors\tserver CPU ms/req\tPostgreSQL CPU ms/req\tallocs/req\tSQL/req\tpeak RSS MB\tceiling tps\t% of ceiling\t")
 	for _, x := range r.Runs {
-		fmt.Fprintf(w, "%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.2f\t%.2f\t%s\t%.1f\t\n", x.Scenario, x.Connections, x.ReqPerSec, x.Latency.P50, x.Latency.P99,
-			x.Errors, x.ServerCPUms, x.PGCPUms, sqlCell(x), x.PeakRSSMB)
+		fmt.Fprintf(w, "%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.2f\t%.2f\t%s\t%s\t%.1f\t%s\t%s\t\n", x.Scenario, x.Connections, x.ReqPerSec, x.Latency.P50, x.Latency.P99,
+			x.Errors, x.ServerCPUms, x.PGCPUms, allocsCell(x.AllocsPerReq), sqlCell(x), x.PeakRSSMB, ceilingCell(x.Ceiling), pctCell(x.Ceiling))
 	}
 	w.Flush()
 	for _, x := range r.Runs {
@@ -343,6 +421,39 @@ func (r *throughputReport) print() {
 			fmt.Printf("%s at %d connections, first error: %s\n", x.Scenario, x.Connections, x.FirstError)
 		}
 	}
+	printScripts(r.Runs)
+}
+
+// printScripts names the captured pgbench scripts, once each.
+func printScripts(runs []throughputRun) {
+	seen := map[string]bool{}
+	for _, x := range runs {
+		if x.Ceiling != nil && !seen[x.Ceiling.Script] {
+			seen[x.Ceiling.Script] = true
+			fmt.Printf("%s: pgbench script %s (%d statements per request)\n", x.Scenario, x.Ceiling.Script, x.Ceiling.Statements)
+		}
+	}
+}
+
+func allocsCell(v *float64) string {
+	if v == nil {
+		return "n/a"
+	}
+	return strconv.FormatFloat(*v, 'f', 0, 64)
+}
+
+func ceilingCell(c *ceiling) string {
+	if c == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(c.TPS, 'f', 0, 64)
+}
+
+func pctCell(c *ceiling) string {
+	if c == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(c.Pct, 'f', 0, 64) + "%"
 }
 
 func sqlCell(x throughputRun) string {
@@ -355,11 +466,11 @@ func sqlCell(x throughputRun) string {
 // markdown is the table of print as Markdown.
 func (r *throughputReport) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| scenario | connections | req/s | p50 ms | p99 ms | errors | server CPU ms/req | PostgreSQL CPU ms/req | SQL statements/req | server peak RSS MB |\n")
-	fmt.Fprintf(&b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(&b, "| scenario | connections | req/s | p50 ms | p99 ms | errors | server CPU ms/req | PostgreSQL CPU ms/req | allocations/req | SQL statements/req | server peak RSS MB | ceiling (pgbench tps) | req/s %% of ceiling |\n")
+	fmt.Fprintf(&b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, x := range r.Runs {
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %d | %.2f | %.2f | %s | %.1f |\n", x.Scenario, x.Connections, x.ReqPerSec, x.Latency.P50, x.Latency.P99,
-			x.Errors, x.ServerCPUms, x.PGCPUms, sqlCell(x), x.PeakRSSMB)
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %d | %.2f | %.2f | %s | %s | %.1f | %s | %s |\n", x.Scenario, x.Connections, x.ReqPerSec, x.Latency.P50, x.Latency.P99,
+			x.Errors, x.ServerCPUms, x.PGCPUms, allocsCell(x.AllocsPerReq), sqlCell(x), x.PeakRSSMB, ceilingCell(x.Ceiling), pctCell(x.Ceiling))
 	}
 	fmt.Fprintf(&b, "\n%s, %d CPUs, load average %s at the start and %s at the end; data set: %d viewer organizations of %d members, %d others; %s per run after %s of warm-up.\n",
 		r.Date.Format("2006-01-02 15:04 UTC"), r.Machine.CPUs, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd,

@@ -25,6 +25,7 @@ type Config struct {
 	DB              db.Options // DATABASE_PREPARED_STATEMENTS
 	HTTPAddr        string
 	PprofAddr       string // development only: net/http/pprof on its own address ("" = off)
+	MetricsAddr     string // Prometheus metrics at /metrics on its own address ("" = off)
 	DataDir         string
 	JWTKeys         []JWTKey // access-token keys: the first signs, all verify
 	AccessTokenTTL  time.Duration
@@ -78,6 +79,7 @@ func Load() (Config, error) {
 		DatabaseURL:  os.Getenv("DATABASE_URL"),
 		HTTPAddr:     get("HTTP_ADDR", ":8080"),
 		PprofAddr:    os.Getenv("PPROF_ADDR"),
+		MetricsAddr:  os.Getenv("METRICS_ADDR"),
 		DataDir:      get("DATA_DIR", ".data"),
 		AppBaseURL:   strings.TrimRight(get("APP_BASE_URL", "http://localhost:8080"), "/"),
 		MailDriver:   get("MAIL_DRIVER", ""), // required in production; console in development

@@ -268,3 +268,23 @@ func TestPprofIsForDevelopmentOnly(t *testing.T) {
 		t.Fatalf("production with PPROF_ADDR: %v", err)
 	}
 }
+
+// TestMetricsAddrIsOffUnlessSet: METRICS_ADDR is off by default and, unlike
+// PPROF_ADDR, taken in production too.
+func TestMetricsAddrIsOffUnlessSet(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://x")
+	t.Setenv("DATA_DIR", t.TempDir())
+	clearJWT(t)
+	t.Setenv("APP_ENV", "production")
+	t.Setenv("JWT_SECRET", strong("metrics"))
+	t.Setenv("MAIL_DRIVER", "smtp")
+	t.Setenv("SMTP_HOST", "smtp.example.test")
+	t.Setenv("METRICS_ADDR", "")
+	if c, err := Load(); err != nil || c.MetricsAddr != "" {
+		t.Fatalf("default: %q, %v", c.MetricsAddr, err)
+	}
+	t.Setenv("METRICS_ADDR", "127.0.0.1:9090")
+	if c, err := Load(); err != nil || c.MetricsAddr != "127.0.0.1:9090" {
+		t.Fatalf("production: %q, %v", c.MetricsAddr, err)
+	}
+}
