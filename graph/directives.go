@@ -41,8 +41,16 @@ func Directives() DirectiveRoot {
 				return nil, err
 			}
 			// Roles are read per request (never from the token), through the
-			// request's loader: a directive on 50 list items costs one query.
-			m, err := loader.Membership(ctx, orgID, v.UserID)
+			// request's loader: a directive on 50 list items (an Organization
+			// parent) costs one query; on a root field (an orgId argument) the
+			// lookup runs at once instead of waiting for a batch.
+			key := org.MemberKey{Org: orgID, User: v.UserID}
+			var m *org.Member
+			if _, item := obj.(*org.Organization); item {
+				m, err = loader.From(ctx).Membership.Load(ctx, key)()
+			} else {
+				m, err = loader.From(ctx).Membership.Now(ctx, key)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -73,7 +81,7 @@ func requireVerified(ctx context.Context) error {
 	if !ok {
 		return apperr.ErrUnauthenticated
 	}
-	u, err := loader.User(ctx, v.UserID)
+	u, err := loader.From(ctx).User.Now(ctx, v.UserID)
 	if err != nil {
 		return err
 	}

@@ -24,46 +24,61 @@ func prefetchOrganizations(ctx context.Context, ids []uuid.UUID) {
 	if oc == nil || fc == nil || len(ids) == 0 {
 		return
 	}
-	l := loader.From(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for _, edges := range graphql.CollectFields(oc, fc.Field.Selections, []string{"OrganizationConnection"}) {
 		if edges.Name != "edges" {
 			continue
 		}
 		for _, node := range graphql.CollectFields(oc, edges.Selections, []string{"OrganizationEdge"}) {
-			if node.Name != "node" {
+			if node.Name == "node" {
+				prefetchOrganizationFields(ctx, oc, node.Selections, ids)
+			}
+		}
+	}
+}
+
+// prefetchOrganization does the same for a root field's one organization: its
+// members page and counts load now, not after the loaders' wait.
+func prefetchOrganization(ctx context.Context, id uuid.UUID) {
+	oc := graphql.GetOperationContext(ctx)
+	fc := graphql.GetFieldContext(ctx)
+	if oc == nil || fc == nil {
+		return
+	}
+	prefetchOrganizationFields(ctx, oc, fc.Field.Selections, []uuid.UUID{id})
+}
+
+// prefetchOrganizationFields prefetches what the Organization fields of set need for ids.
+func prefetchOrganizationFields(ctx context.Context, oc *graphql.OperationContext, set ast.SelectionSet, ids []uuid.UUID) {
+	l := loader.From(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, f := range graphql.CollectFields(oc, set, []string{"Organization"}) {
+		switch f.Name {
+		case "owner":
+			wg.Go(func() { l.Owner.Prefetch(ctx, ids) })
+		case "memberCount":
+			wg.Go(func() { l.MemberCount.Prefetch(ctx, countKeys(ids, "")) })
+		case "members":
+			args := f.ArgumentMap(oc.Variables)
+			if args["after"] != nil {
 				continue
 			}
-			for _, f := range graphql.CollectFields(oc, node.Selections, []string{"Organization"}) {
-				switch f.Name {
-				case "owner":
-					wg.Go(func() { l.PrefetchOwners(ctx, ids) })
-				case "memberCount":
-					wg.Go(func() { l.PrefetchMemberCounts(ctx, countKeys(ids, "")) })
-				case "members":
-					args := f.ArgumentMap(oc.Variables)
-					if args["after"] != nil {
-						continue
-					}
-					first, ok := intArg(args["first"])
-					if !ok {
-						continue
-					}
-					n, err := page.First(first)
-					if err != nil {
-						continue
-					}
-					role, _ := args["role"].(string)
-					keys := make([]org.MembersPageKey, len(ids))
-					for i, id := range ids {
-						keys[i] = org.MembersPageKey{Org: id, First: n, Role: org.Role(role)}
-					}
-					wg.Go(func() { l.PrefetchMemberPages(ctx, keys) })
-					if selectedIn(oc, f.Selections, "totalCount") {
-						wg.Go(func() { l.PrefetchMemberCounts(ctx, countKeys(ids, org.Role(role))) })
-					}
-				}
+			first, ok := intArg(args["first"])
+			if !ok {
+				continue
+			}
+			n, err := page.First(first)
+			if err != nil {
+				continue
+			}
+			role, _ := args["role"].(string)
+			keys := make([]org.MembersPageKey, len(ids))
+			for i, id := range ids {
+				keys[i] = org.MembersPageKey{Org: id, First: n, Role: org.Role(role)}
+			}
+			wg.Go(func() { l.MembersPage.Prefetch(ctx, keys) })
+			if selectedIn(oc, f.Selections, "totalCount") {
+				wg.Go(func() { l.MemberCount.Prefetch(ctx, countKeys(ids, org.Role(role))) })
 			}
 		}
 	}
@@ -144,7 +159,7 @@ func prefetchUsers[T any](ctx context.Context, nodes []T, field string, id func(
 			ids = append(ids, *p)
 		}
 	}
-	loader.From(ctx).PrefetchUsers(ctx, ids)
+	loader.From(ctx).User.Prefetch(ctx, ids)
 }
 
 // prefetchInvitations loads, one query each, the users and organizations the
@@ -160,6 +175,6 @@ func prefetchInvitations(ctx context.Context, invs []*org.Invitation, parent *or
 		for k, i := range invs {
 			ids[k] = i.OrganizationID
 		}
-		l.PrefetchOrgs(ctx, ids)
+		l.Org.Prefetch(ctx, ids)
 	}
 }

@@ -29,7 +29,7 @@ func withUser(ctx context.Context) func(*org.Member, error) (*org.Member, error)
 		if err != nil || m == nil || m.User != nil {
 			return m, err
 		}
-		u, err := loader.User(ctx, m.UserID)
+		u, err := loader.From(ctx).User.Now(ctx, m.UserID)
 		if err != nil {
 			return nil, err
 		}

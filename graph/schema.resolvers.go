@@ -288,7 +288,7 @@ func (r *queryResolver) Me(ctx context.Context) (*account.User, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loader.User(ctx, v.UserID)
+	return loader.From(ctx).User.Now(ctx, v.UserID)
 }
 
 // Organizations is the resolver for the organizations field.
@@ -313,7 +313,11 @@ func (r *queryResolver) Organizations(ctx context.Context, first *int, after *st
 
 // Organization is the resolver for the organization field.
 func (r *queryResolver) Organization(ctx context.Context, orgID uuid.UUID) (*org.Organization, error) {
-	return loader.From(ctx).Org.Load(ctx, orgID)()
+	o, err := loader.From(ctx).Org.Now(ctx, orgID)
+	if err == nil && o != nil {
+		prefetchOrganization(ctx, o.ID)
+	}
+	return o, err
 }
 
 // MyInvitations is the resolver for the myInvitations field.

@@ -54,9 +54,10 @@ type Server struct {
 	Config  config.Config
 	logs    *syncBuffer
 	counts  *sync.Map // count key -> *db.Counter
-	// gone counts requests whose client went away while they ran.
-	gone *atomic.Int64
-	mail struct {
+	// gone counts requests whose client went away while they ran; inflight
+	// those that have reached the server and not finished.
+	gone, inflight *atomic.Int64
+	mail           struct {
 		sync.Mutex
 		scanned time.Time
 		seen    map[string]bool           // file names read
@@ -67,6 +68,9 @@ type Server struct {
 // ClientsGone is how many requests so far had their client go away while the
 // server was still working on them (as the server saw it).
 func (s *Server) ClientsGone() int64 { return s.gone.Load() }
+
+// InFlight is how many requests the server is working on now.
+func (s *Server) InFlight() int64 { return s.inflight.Load() }
 
 const countHeader = "X-Test-Count-Statements"
 
@@ -162,13 +166,15 @@ func start(d *sqlx.DB, url string, o startOptions) (*Server, func(), error) {
 		return nil, nil, err
 	}
 	counts := &sync.Map{}
-	gone := &atomic.Int64{}
+	gone, inflight := &atomic.Int64{}, &atomic.Int64{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if key := r.Header.Get(countHeader); key != "" {
 			c := &db.Counter{}
 			counts.Store(key, c)
 			r = r.WithContext(db.WithCounter(r.Context(), c))
 		}
+		inflight.Add(1)
+		defer inflight.Add(-1)
 		var served atomic.Bool
 		stop := context.AfterFunc(r.Context(), func() {
 			if !served.Load() {
@@ -196,7 +202,7 @@ func start(d *sqlx.DB, url string, o startOptions) (*Server, func(), error) {
 			return nil, nil, fmt.Errorf("session revocation watcher not ready after 30s")
 		}
 	}
-	s := &Server{URL: hs.URL, DB: d, Clock: clock, MailDir: dir, App: a, Config: cfg, logs: logs, counts: counts, gone: gone}
+	s := &Server{URL: hs.URL, DB: d, Clock: clock, MailDir: dir, App: a, Config: cfg, logs: logs, counts: counts, gone: gone, inflight: inflight}
 	s.mail.seen = map[string]bool{}
 	s.mail.byTo = map[string][]mail.Message{}
 	return s, func() {

@@ -103,7 +103,11 @@ func TestHasRoleOnListItemsIsBatched(t *testing.T) {
 }
 
 // TestAuditLogAndInvitationListsCostConstantStatements: the users behind a page of
-// audit events and invitations come in one query, however many there are.
+// audit events and invitations come in one query, however many there are: the
+// request costs at most auditAndInvitationStatements statements for 1 actor
+// and for 25. (At most, not exactly: the two lists prefetch their users
+// concurrently, and a prefetch skips the users the other has already loaded,
+// so one query fewer when the same users are behind both and one finishes first.)
 func TestAuditLogAndInvitationListsCostConstantStatements(t *testing.T) {
 	t.Parallel()
 	q := `query($o: ID!) { organization(orgId: $o) {
@@ -158,10 +162,16 @@ func TestAuditLogAndInvitationListsCostConstantStatements(t *testing.T) {
 		counts[n] = stmts
 		t.Logf("%2d actors and inviters: %d SQL statements", n, stmts)
 	}
-	if counts[1] != counts[25] {
-		t.Fatalf("statements for 1 and 25 actors = %d and %d, want equal", counts[1], counts[25])
+	for n, c := range counts {
+		if c > auditAndInvitationStatements {
+			t.Errorf("%d actors and inviters: %d SQL statements, want at most %d", n, c, auditAndInvitationStatements)
+		}
 	}
 }
+
+// auditAndInvitationStatements: membership (@hasRole), organization, audit page,
+// invitations page, actors, inviters.
+const auditAndInvitationStatements = 6
 
 // listCase is one connection, queried with and without totalCount.
 type listCase struct {

@@ -31,41 +31,87 @@ type Sources struct {
 
 // Loaders are one request's dataloaders.
 type Loaders struct {
-	User        *dataloader.Loader[uuid.UUID, *account.User]
-	Org         *dataloader.Loader[uuid.UUID, *org.Organization]
-	Membership  *dataloader.Loader[org.MemberKey, *org.Member]
-	MemberCount *dataloader.Loader[org.MemberCountKey, int]
-	Owner       *dataloader.Loader[uuid.UUID, *org.Member]
-	MembersPage *dataloader.Loader[org.MembersPageKey, *org.MemberConnection]
-
-	// The batch functions, for Prefetch.
-	userBatch        dataloader.BatchFunc[uuid.UUID, *account.User]
-	orgBatch         dataloader.BatchFunc[uuid.UUID, *org.Organization]
-	memberCountBatch dataloader.BatchFunc[org.MemberCountKey, int]
-	ownerBatch       dataloader.BatchFunc[uuid.UUID, *org.Member]
-	membersPageBatch dataloader.BatchFunc[org.MembersPageKey, *org.MemberConnection]
+	User        *Keyed[uuid.UUID, *account.User]
+	Org         *Keyed[uuid.UUID, *org.Organization]
+	Membership  *Keyed[org.MemberKey, *org.Member]
+	MemberCount *Keyed[org.MemberCountKey, int]
+	Owner       *Keyed[uuid.UUID, *org.Member]
+	MembersPage *Keyed[org.MembersPageKey, *org.MemberConnection]
 }
 
-func opts[K comparable, V any]() []dataloader.Option[K, V] {
-	return []dataloader.Option[K, V]{dataloader.WithWait[K, V](Wait)}
+// Keyed is a dataloader with its batch function and cache at hand: a list's
+// keys can be loaded at once (Prefetch) and a single key too (Now), neither
+// waiting on the loader's batch timer.
+type Keyed[K comparable, V any] struct {
+	*dataloader.Loader[K, V]
+	batch dataloader.BatchFunc[K, V]
+	cache *dataloader.InMemoryCache[K, V]
+}
+
+func newKeyed[K comparable, V any](batch dataloader.BatchFunc[K, V]) *Keyed[K, V] {
+	cache := dataloader.NewCache[K, V]()
+	return &Keyed[K, V]{
+		Loader: dataloader.NewBatchedLoader(batch, dataloader.WithWait[K, V](Wait), dataloader.WithCache[K, V](cache)),
+		batch:  batch,
+		cache:  cache,
+	}
+}
+
+// Now loads key at once: from the cache when it is there, else with one
+// batch of its own, primed into the loader. For the lookups a request makes
+// once, one after the other (the viewer, the @hasRole membership, a root
+// field's organization); a list's items go through Load and Prefetch.
+func (k *Keyed[K, V]) Now(ctx context.Context, key K) (V, error) {
+	if _, ok := k.cache.Get(ctx, key); ok {
+		return k.Load(ctx, key)()
+	}
+	r := k.batch(ctx, []K{key})[0]
+	if r.Error == nil {
+		k.Prime(ctx, key, r.Data)
+	}
+	return r.Data, r.Error
+}
+
+// Prefetch runs the batch function for the keys not cached yet, right away,
+// and primes the loader with the results. Unlike queuing Loads against the
+// loader's wait, this costs exactly one batch however the request's goroutines
+// are scheduled. On error nothing is primed and the fields load (and report)
+// on their own.
+func (k *Keyed[K, V]) Prefetch(ctx context.Context, keys []K) {
+	seen := make(map[K]bool, len(keys))
+	todo := keys[:0:0]
+	for _, key := range keys {
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		if _, ok := k.cache.Get(ctx, key); !ok {
+			todo = append(todo, key)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	for i, r := range k.batch(ctx, todo) {
+		if r.Error == nil {
+			k.Prime(ctx, todo[i], r.Data)
+		}
+	}
 }
 
 // New returns fresh loaders for one request.
 func New(s Sources) *Loaders {
 	l := &Loaders{}
-	l.userBatch = byKey(s.Users, func(u *account.User) uuid.UUID { return u.ID })
-	l.User = dataloader.NewBatchedLoader(l.userBatch, opts[uuid.UUID, *account.User]()...)
-	l.orgBatch = byKey(s.Organizations, func(o *org.Organization) uuid.UUID { return o.ID })
-	l.Org = dataloader.NewBatchedLoader(l.orgBatch, opts[uuid.UUID, *org.Organization]()...)
-	l.Membership = dataloader.NewBatchedLoader(byKey(s.Memberships, func(m *org.Member) org.MemberKey {
+	l.User = newKeyed(byKey(s.Users, func(u *account.User) uuid.UUID { return u.ID }))
+	l.Org = newKeyed(byKey(s.Organizations, func(o *org.Organization) uuid.UUID { return o.ID }))
+	l.Membership = newKeyed(byKey(s.Memberships, func(m *org.Member) org.MemberKey {
 		return org.MemberKey{Org: m.OrganizationID, User: m.UserID}
-	}), opts[org.MemberKey, *org.Member]()...)
-	l.memberCountBatch = func(ctx context.Context, keys []org.MemberCountKey) []*dataloader.Result[int] {
+	}))
+	l.MemberCount = newKeyed(func(ctx context.Context, keys []org.MemberCountKey) []*dataloader.Result[int] {
 		counts, err := s.MemberCounts(ctx, keys)
 		return each(keys, err, func(k org.MemberCountKey) int { return counts[k] })
-	}
-	l.MemberCount = dataloader.NewBatchedLoader(l.memberCountBatch, opts[org.MemberCountKey, int]()...)
-	l.ownerBatch = func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[*org.Member] {
+	})
+	l.Owner = newKeyed(func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[*org.Member] {
 		owners, err := s.Owners(ctx, keys)
 		byOrg := make(map[uuid.UUID]*org.Member, len(owners))
 		for _, o := range owners {
@@ -73,9 +119,8 @@ func New(s Sources) *Loaders {
 			l.primeUser(ctx, o.User)
 		}
 		return each(keys, err, func(k uuid.UUID) *org.Member { return byOrg[k] })
-	}
-	l.Owner = dataloader.NewBatchedLoader(l.ownerBatch, opts[uuid.UUID, *org.Member]()...)
-	l.membersPageBatch = func(ctx context.Context, keys []org.MembersPageKey) []*dataloader.Result[*org.MemberConnection] {
+	})
+	l.MembersPage = newKeyed(func(ctx context.Context, keys []org.MembersPageKey) []*dataloader.Result[*org.MemberConnection] {
 		// One query per distinct (first, role): in practice one for the whole list.
 		type shape struct {
 			first int
@@ -100,58 +145,8 @@ func New(s Sources) *Loaders {
 			}
 		}
 		return each(keys, nil, func(k org.MembersPageKey) *org.MemberConnection { return pages[k] })
-	}
-	l.MembersPage = dataloader.NewBatchedLoader(l.membersPageBatch, opts[org.MembersPageKey, *org.MemberConnection]()...)
+	})
 	return l
-}
-
-// PrefetchUsers loads the users with ids now, in one query, into the User loader.
-func (l *Loaders) PrefetchUsers(ctx context.Context, ids []uuid.UUID) {
-	prefetch(ctx, l.User, l.userBatch, ids)
-}
-
-// PrefetchOrgs loads the organizations with ids now, in one query.
-func (l *Loaders) PrefetchOrgs(ctx context.Context, ids []uuid.UUID) {
-	prefetch(ctx, l.Org, l.orgBatch, ids)
-}
-
-// PrefetchOwners loads the owners of orgs now, in one query, into the Owner loader.
-func (l *Loaders) PrefetchOwners(ctx context.Context, orgs []uuid.UUID) {
-	prefetch(ctx, l.Owner, l.ownerBatch, orgs)
-}
-
-// PrefetchMemberCounts loads the member counts of keys now, in one query.
-func (l *Loaders) PrefetchMemberCounts(ctx context.Context, keys []org.MemberCountKey) {
-	prefetch(ctx, l.MemberCount, l.memberCountBatch, keys)
-}
-
-// PrefetchMemberPages loads the first members page of orgs now, in one query.
-func (l *Loaders) PrefetchMemberPages(ctx context.Context, keys []org.MembersPageKey) {
-	prefetch(ctx, l.MembersPage, l.membersPageBatch, keys)
-}
-
-// prefetch runs a loader's batch function for keys right away and primes the
-// loader with the results. Unlike queuing Loads against the loader's wait, this
-// costs exactly one batch however the request's goroutines are scheduled. On
-// error nothing is primed and the fields load (and report) on their own.
-func prefetch[K comparable, V any](ctx context.Context, ld *dataloader.Loader[K, V], batch dataloader.BatchFunc[K, V], keys []K) {
-	seen := make(map[K]bool, len(keys))
-	uniq := keys[:0:0]
-	for _, k := range keys {
-		if !seen[k] {
-			seen[k] = true
-			uniq = append(uniq, k)
-		}
-	}
-	keys = uniq
-	if len(keys) == 0 {
-		return
-	}
-	for i, r := range batch(ctx, keys) {
-		if r.Error == nil {
-			ld.Prime(ctx, keys[i], r.Data)
-		}
-	}
 }
 
 func (l *Loaders) primeUser(ctx context.Context, u *account.User) {

@@ -73,9 +73,13 @@ type Connection[T any] struct {
 
 // Edge is one item with its cursor.
 type Edge[T any] struct {
-	Cursor string
 	Node   T
+	cursor func(T) string
 }
+
+// Cursor is the edge's opaque cursor, encoded only when a client selects it
+// (two allocations and a JSON encoding per edge otherwise).
+func (e *Edge[T]) Cursor() string { return e.cursor(e.Node) }
 
 // Build makes the connection of rows fetched with r.Limit(): it keeps the first
 // r.First, sets hasNextPage from the extra row, and gives each edge the cursor
@@ -85,12 +89,16 @@ func Build[T, K any](r Request[K], rows []T, keyset func(T) K, count Counter) *C
 	if len(rows) > r.First {
 		rows, c.PageInfo.HasNextPage = rows[:r.First], true
 	}
+	cursor := func(row T) string { return Encode(keyset(row)) }
+	edges := make([]Edge[T], len(rows)) // one allocation for the page's edges
 	c.Edges = make([]*Edge[T], len(rows))
 	for i, row := range rows {
-		c.Edges[i] = &Edge[T]{Cursor: Encode(keyset(row)), Node: row}
+		edges[i] = Edge[T]{Node: row, cursor: cursor}
+		c.Edges[i] = &edges[i]
 	}
-	if n := len(c.Edges); n > 0 {
-		c.PageInfo.EndCursor = &c.Edges[n-1].Cursor
+	if n := len(rows); n > 0 {
+		end := cursor(rows[n-1])
+		c.PageInfo.EndCursor = &end
 	}
 	return c
 }
