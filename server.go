@@ -17,6 +17,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -30,6 +31,14 @@ import (
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/metrics"
 )
+
+// ServeGCPercent is the server's garbage-collection target unless GOGC is set:
+// the heap may grow 400% over the live data between two collections instead of
+// Go's 100%. The live heap is small (a few MB) and each request's garbage dies
+// young, so collecting a quarter as often cut the dashboard's server CPU per
+// request by about a third (2.7 to 1.7 ms; README, Load test) for a peak RSS of
+// about 100 MB instead of 30 MB under load. The hash workers keep Go's default.
+const ServeGCPercent = 400
 
 const (
 	shutdownTimeout    = 20 * time.Second
@@ -56,6 +65,9 @@ func run(args []string) error {
 	}
 	if cmd != "serve" {
 		return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(ServeGCPercent)
 	}
 	cfg, err := config.Load()
 	if err != nil {

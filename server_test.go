@@ -434,23 +434,28 @@ func TestMetricsServeOnTheirOwnAddress(t *testing.T) {
 	if metricsAddr == "" || apiAddr == "" {
 		t.Fatalf("no metrics or serving line with an address in the log:\n%s", strings.Join(log, "\n"))
 	}
-	mallocs := func() float64 {
+	metric := func(name string) float64 {
 		t.Helper()
 		status, body := get(t, "http://"+metricsAddr+"/metrics")
 		if status != http.StatusOK {
 			t.Fatalf("/metrics: %d %.300s", status, body)
 		}
 		for _, l := range strings.Split(body, "\n") {
-			if v, ok := strings.CutPrefix(l, "go_memstats_mallocs_total "); ok {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
 				n, err := strconv.ParseFloat(v, 64)
 				if err != nil {
-					t.Fatalf("go_memstats_mallocs_total: %q", l)
+					t.Fatalf("%s: %q", name, l)
 				}
 				return n
 			}
 		}
-		t.Fatalf("/metrics has no go_memstats_mallocs_total:\n%.2000s", body)
+		t.Fatalf("/metrics has no %s:\n%.2000s", name, body)
 		return 0
+	}
+	mallocs := func() float64 { t.Helper(); return metric("go_memstats_mallocs_total") }
+	// GOGC is not set here: serve collects at ServeGCPercent.
+	if got := metric("go_gc_gogc_percent"); got != ServeGCPercent {
+		t.Errorf("go_gc_gogc_percent = %v, want %d (ServeGCPercent)", got, ServeGCPercent)
 	}
 	before := mallocs()
 	for range 5 {
