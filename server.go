@@ -37,7 +37,7 @@ import (
 // Go's 100%. The live heap is small (a few MB) and each request's garbage dies
 // young, so collecting a quarter as often cut the dashboard's server CPU per
 // request by about a third (2.7 to 1.7 ms; README, Load test) for a peak RSS of
-// about 100 MB instead of 30 MB under load. The hash workers keep Go's default.
+// 40-100 MB instead of 25-33 MB under load. The hash workers keep Go's default.
 const ServeGCPercent = 400
 
 const (
