@@ -3,6 +3,7 @@ package app_test
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -575,5 +576,67 @@ func TestCustomersPageCostsConstantStatements(t *testing.T) {
 	t.Logf("statements: %v", counts)
 	if counts[5] != counts[50] || counts[50] > 6 {
 		t.Errorf("statements for 5 and 50 customers: %d, %d (want equal, at most 6)", counts[5], counts[50])
+	}
+}
+
+// TestCustomerRaces (not parallel, like the other concurrency tests): 20
+// concurrent updates with one expectedVersion let exactly one through; 20
+// concurrent creates with one email create one customer; assigning customers to
+// a member while that member is removed leaves none assigned to a non-member.
+func TestCustomerRaces(t *testing.T) {
+	o := newCRMOrg(t, "crm-race")
+	c := createCustomer(t, o.m1, o.org, map[string]any{"name": "Raced"})
+	codes := func(n int, send func(i int) Response) map[string]int {
+		var mu sync.Mutex
+		out := map[string]int{}
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				r := send(i)
+				mu.Lock()
+				out[r.Code()+"/"+r.Field()]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		return out
+	}
+	got := codes(20, func(i int) Response {
+		return srv.Post(t, o.m1.AccessToken, updateCustomerMutation, map[string]any{"o": o.org, "id": c.ID, "v": 1,
+			"in": map[string]any{"name": fmt.Sprintf("Writer %d", i)}})
+	})
+	if got["/"] != 1 || got["CONFLICT/expectedVersion"] != 19 {
+		t.Errorf("20 updates with one expectedVersion: %v", got)
+	}
+	if g := getCustomer(t, o.m1, o.org, c.ID); g.Version != 2 || auditCount(t, o.org, "customer.updated") != 1 {
+		t.Errorf("after the race: %+v, %d events", g, auditCount(t, o.org, "customer.updated"))
+	}
+
+	got = codes(20, func(i int) Response {
+		return srv.Post(t, o.m2.AccessToken, `mutation($o: ID!, $in: CreateCustomerInput!) { createCustomer(orgId: $o, input: $in) { id } }`,
+			map[string]any{"o": o.org, "in": map[string]any{"name": fmt.Sprintf("Dup %d", i), "email": "same@example.com"}})
+	})
+	if got["/"] != 1 || got["CONFLICT/email"] != 19 {
+		t.Errorf("20 creates with one email: %v", got)
+	}
+
+	ids := make([]uuid.UUID, 10)
+	for i := range ids {
+		ids[i] = createCustomer(t, o.m1, o.org, map[string]any{"name": fmt.Sprintf("Assign %d", i)}).ID
+	}
+	got = codes(11, func(i int) Response {
+		if i == 10 {
+			return srv.Post(t, o.admin.AccessToken, `mutation($o: ID!, $u: ID!) { removeMember(orgId: $o, userId: $u) }`,
+				map[string]any{"o": o.org, "u": o.m2.UserID})
+		}
+		return srv.Post(t, o.m1.AccessToken, updateCustomerMutation, map[string]any{"o": o.org, "id": ids[i],
+			"in": map[string]any{"assigneeId": o.m2.UserID}})
+	})
+	if got["/"]+got["NOT_FOUND/assigneeId"] != 11 {
+		t.Errorf("assigning while removing: %v", got)
+	}
+	var n int
+	if err := srv.DB.Get(&n, `SELECT count(*) FROM customers WHERE organization_id = $1 AND assignee_id = $2`, o.org, o.m2.UserID); err != nil || n != 0 {
+		t.Errorf("%d customers assigned to a removed member (%v)", n, err)
 	}
 }
