@@ -23,9 +23,9 @@ var importRules = []struct {
 		Why: "only the wiring (internal/app) knows the GraphQL layer"},
 	{From: []string{"...", "internal/..."}, Deny: []string{"internal/platform/httpx"}, Except: []string{"internal/app"},
 		Why: "request metadata reaches services through internal/platform/reqmeta, not the HTTP edge"},
-	{From: []string{"internal/platform/..."}, Deny: []string{"graph", "graph/...", "internal/account", "internal/org", "internal/audit", "internal/auth", "internal/loader", "internal/app"},
+	{From: []string{"internal/platform/..."}, Deny: []string{"graph", "graph/...", "internal/account", "internal/org", "internal/audit", "internal/auth", "internal/customer", "internal/loader", "internal/app"},
 		Why: "platform packages hold no business rules and know no area"},
-	{From: []string{"internal/account", "internal/org", "internal/audit", "internal/auth"}, Deny: []string{"internal/loader", "internal/app", "internal/apitest"},
+	{From: []string{"internal/account", "internal/org", "internal/audit", "internal/auth", "internal/customer"}, Deny: []string{"internal/loader", "internal/app", "internal/apitest"},
 		Why: "areas know nothing of the request's loaders or of the wiring"},
 }
 

@@ -2,8 +2,27 @@
 
 package graph
 
+import (
+	"tenantgraph/internal/customer"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
+)
+
 type Mutation struct {
 }
 
 type Query struct {
+}
+
+// Changes the fields given; an explicit null (or a blank string) clears an optional field.
+type UpdateCustomerInput struct {
+	Name    *string                    `json:"name,omitempty"`
+	Email   graphql.Omittable[*string] `json:"email,omitempty"`
+	Phone   graphql.Omittable[*string] `json:"phone,omitempty"`
+	Company graphql.Omittable[*string] `json:"company,omitempty"`
+	// Replaces the set; [] clears it.
+	Tags       []string                      `json:"tags,omitempty"`
+	Status     *customer.CustomerStatus      `json:"status,omitempty"`
+	AssigneeID graphql.Omittable[*uuid.UUID] `json:"assigneeId,omitempty"`
 }

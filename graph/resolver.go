@@ -10,6 +10,7 @@ import (
 
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/audit"
+	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
 )
@@ -19,6 +20,7 @@ type Resolver struct {
 	Accounts *account.Service
 	Orgs     *org.Service
 	Audit    *audit.Service
+	CRM      *customer.Service // customers and their notes
 }
 
 // withUser gives a membership returned by a mutation its user (Member.user is a

@@ -11,6 +11,7 @@ import (
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/audit"
+	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/page"
@@ -24,6 +25,48 @@ func (r *auditEventResolver) Actor(ctx context.Context, obj *audit.Event) (*acco
 		return nil, nil
 	}
 	return loader.User(ctx, *obj.ActorID)
+}
+
+// Assignee is the resolver for the assignee field.
+func (r *customerResolver) Assignee(ctx context.Context, obj *customer.Customer) (*account.User, error) {
+	if obj.AssigneeID == nil {
+		return nil, nil
+	}
+	return loader.User(ctx, *obj.AssigneeID)
+}
+
+// CreatedBy is the resolver for the createdBy field.
+func (r *customerResolver) CreatedBy(ctx context.Context, obj *customer.Customer) (*account.User, error) {
+	if obj.CreatedByID == nil {
+		return nil, nil
+	}
+	return loader.User(ctx, *obj.CreatedByID)
+}
+
+// Notes is the resolver for the notes field.
+func (r *customerResolver) Notes(ctx context.Context, obj *customer.Customer, first *int, after *string) (*page.Connection[*customer.CustomerNote], error) {
+	n, err := page.First(first)
+	if err != nil {
+		return nil, err
+	}
+	key := customer.Key{Org: obj.OrganizationID, Customer: obj.ID}
+	if after == nil {
+		return loader.From(ctx).NotesPage.Load(ctx, customer.NotesPageKey{Key: key, First: n})()
+	}
+	conns, notes, err := r.CRM.NotesPages(ctx, customer.NotesRequest{Customers: []customer.Key{key}, First: n, After: after})
+	if err != nil {
+		return nil, err
+	}
+	prefetchNoteAuthors(ctx, notes)
+	return conns[key], nil
+}
+
+// Author is the resolver for the author field.
+func (r *customerNoteResolver) Author(ctx context.Context, obj *customer.CustomerNote) (*account.User, error) {
+	if obj.AuthorID == nil {
+		return nil, nil
+	}
+	return loader.User(ctx, *obj.AuthorID)
 }
 
 // OrganizationName is the resolver for the organizationName field.
@@ -208,6 +251,79 @@ func (r *mutationResolver) TransferOwnership(ctx context.Context, orgID uuid.UUI
 	return r.Orgs.TransferOwnership(ctx, v, orgID, newOwnerID)
 }
 
+// CreateCustomer is the resolver for the createCustomer field.
+func (r *mutationResolver) CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput) (*customer.Customer, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.CRM.Create(ctx, v, orgID, input)
+}
+
+// UpdateCustomer is the resolver for the updateCustomer field.
+func (r *mutationResolver) UpdateCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID, input UpdateCustomerInput, expectedVersion *int) (*customer.Customer, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.CRM.Update(ctx, v, orgID, id, customerPatch(input), expectedVersion)
+}
+
+// ArchiveCustomer is the resolver for the archiveCustomer field.
+func (r *mutationResolver) ArchiveCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.CRM.Archive(ctx, v, orgID, id)
+}
+
+// RestoreCustomer is the resolver for the restoreCustomer field.
+func (r *mutationResolver) RestoreCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.CRM.Restore(ctx, v, orgID, id)
+}
+
+// ImportCustomers is the resolver for the importCustomers field.
+func (r *mutationResolver) ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput) ([]*customer.Customer, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := r.CRM.Import(ctx, v, orgID, input)
+	return out, fieldErrors(err)
+}
+
+// AddCustomerNote is the resolver for the addCustomerNote field.
+func (r *mutationResolver) AddCustomerNote(ctx context.Context, orgID uuid.UUID, customerID uuid.UUID, body string) (*customer.CustomerNote, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.CRM.AddNote(ctx, v, orgID, customerID, body)
+}
+
+// UpdateCustomerNote is the resolver for the updateCustomerNote field.
+func (r *mutationResolver) UpdateCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID, body string) (*customer.CustomerNote, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.CRM.UpdateNote(ctx, v, orgID, id, body)
+}
+
+// DeleteCustomerNote is the resolver for the deleteCustomerNote field.
+func (r *mutationResolver) DeleteCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (bool, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return false, err
+	}
+	return done(r.CRM.DeleteNote(ctx, v, orgID, id))
+}
+
 // ViewerRole is the resolver for the viewerRole field.
 func (r *organizationResolver) ViewerRole(ctx context.Context, obj *org.Organization) (org.Role, error) {
 	v, err := viewer(ctx)
@@ -334,8 +450,39 @@ func (r *queryResolver) MyInvitations(ctx context.Context, first *int, after *st
 	return conn, nil
 }
 
+// Customers is the resolver for the customers field.
+func (r *queryResolver) Customers(ctx context.Context, orgID uuid.UUID, first *int, after *string, search *string, status *customer.CustomerStatus, tag *string, assigneeID *uuid.UUID, includeArchived *bool, orderBy *customer.CustomerOrder) (*page.Connection[*customer.Customer], error) {
+	f := customer.Filter{Search: search, Status: status, Tag: tag, AssigneeID: assigneeID,
+		IncludeArchived: includeArchived != nil && *includeArchived}
+	if orderBy != nil {
+		f.Order = *orderBy
+	}
+	conn, err := r.CRM.List(ctx, orgID, f, first, after)
+	if err != nil {
+		return nil, err
+	}
+	prefetchCustomers(ctx, conn.Nodes())
+	return conn, nil
+}
+
+// Customer is the resolver for the customer field.
+func (r *queryResolver) Customer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error) {
+	c, err := r.CRM.Get(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	prefetchCustomer(ctx, c)
+	return c, nil
+}
+
 // AuditEvent returns AuditEventResolver implementation.
 func (r *Resolver) AuditEvent() AuditEventResolver { return &auditEventResolver{r} }
+
+// Customer returns CustomerResolver implementation.
+func (r *Resolver) Customer() CustomerResolver { return &customerResolver{r} }
+
+// CustomerNote returns CustomerNoteResolver implementation.
+func (r *Resolver) CustomerNote() CustomerNoteResolver { return &customerNoteResolver{r} }
 
 // Invitation returns InvitationResolver implementation.
 func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }
@@ -351,6 +498,8 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 type (
 	auditEventResolver   struct{ *Resolver }
+	customerResolver     struct{ *Resolver }
+	customerNoteResolver struct{ *Resolver }
 	invitationResolver   struct{ *Resolver }
 	mutationResolver     struct{ *Resolver }
 	organizationResolver struct{ *Resolver }

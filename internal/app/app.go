@@ -16,6 +16,7 @@ import (
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/audit"
 	"tenantgraph/internal/auth"
+	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/config"
@@ -149,7 +150,10 @@ func New(o Options) (*App, error) {
 	orgs := org.NewService(org.Deps{DB: o.DB, Gate: gate, Audit: auditLog, Users: account.Store{}.UsersByIDs,
 		CountMembers: loader.CountMembers, BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log})
 
-	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog},
+	customers := customer.NewService(customer.Deps{DB: o.DB, Gate: gate, Audit: auditLog,
+		CountNotes: loader.CountNotes, Now: o.Now})
+
+	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers},
 		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits})
 	sources := loader.Sources{
 		Users:         accounts.Users,
@@ -158,6 +162,8 @@ func New(o Options) (*App, error) {
 		MemberCounts:  orgs.MemberCounts,
 		Owners:        orgs.Owners,
 		MemberPages:   orgs.MemberPages,
+		NotesPages:    customers.NotesPages,
+		NoteCounts:    customers.NoteCounts,
 	}
 
 	mux := http.NewServeMux()

@@ -51,8 +51,9 @@ type authzScope struct {
 }
 
 // authzDigest is count + md5 of the scoped rows of organizations,
-// organization_members, invitations and audit_events (and the count of outbox
-// mail to the scoped emails): equal digests mean nothing changed there.
+// organization_members, invitations, audit_events, customers and
+// customer_notes (and the count of outbox mail to the scoped emails): equal
+// digests mean nothing changed there.
 func authzDigest(t *testing.T, s authzScope) string {
 	t.Helper()
 	orgs := make([]string, len(s.orgs))
@@ -85,7 +86,11 @@ func authzDigest(t *testing.T, s authzScope) string {
 				FROM invitations i WHERE i.organization_id IN (SELECT id FROM orgs) OR i.email = ANY($3::text[])),
 			(SELECT count(*) || ':' || coalesce(md5(string_agg(a::text, ',' ORDER BY a.seq)), '')
 				FROM audit_events a WHERE a.organization_id IN (SELECT id FROM orgs) OR a.actor_id = ANY($2::uuid[])),
-			(SELECT count(*) FROM mail_outbox WHERE lower(recipient) = ANY($3::text[])))`,
+			(SELECT count(*) FROM mail_outbox WHERE lower(recipient) = ANY($3::text[])),
+			(SELECT count(*) || ':' || coalesce(md5(string_agg(c::text, ',' ORDER BY c.organization_id, c.id)), '')
+				FROM customers c WHERE c.organization_id IN (SELECT id FROM orgs)),
+			(SELECT count(*) || ':' || coalesce(md5(string_agg(n::text, ',' ORDER BY n.organization_id, n.id)), '')
+				FROM customer_notes n WHERE n.organization_id IN (SELECT id FROM orgs)))`,
 		pq.Array(orgs), pq.Array(users), pq.Array(emails), tag)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +102,9 @@ func authzDigest(t *testing.T, s authzScope) string {
 // actors) and a second MEMBER (target, the object of member operations), a
 // verified outsider who owns another organization, an unverified user, and
 // three pending invitations of O (MEMBER role, by the owner): to a fresh
-// address (invitee), to the outsider and to the unverified user.
+// address (invitee), to the outsider and to the unverified user; and, inserted
+// directly (fixtures, not audited), two customers of O (one archived) and two
+// notes on the first, one by the MEMBER and one by the target.
 type authzFixture struct {
 	tag                                                string
 	owner, admin, member, target, outsider, unverified *Session
@@ -106,6 +113,8 @@ type authzFixture struct {
 	inviteeEmail, inviteeToken                         string
 	outsiderToken, unverifiedToken                     string // O's invitations to their own emails
 	freshEmail                                         string // the address inviteMember rows invite
+	customer, archivedCustomer                         uuid.UUID
+	memberNote, targetNote                             uuid.UUID // notes on customer by member and by target
 }
 
 func newAuthzFixture(t *testing.T) *authzFixture {
@@ -124,6 +133,16 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 	f.pendingInv, f.inviteeToken = srv.Invite(t, f.owner, f.org, f.inviteeEmail, "MEMBER")
 	_, f.outsiderToken = srv.Invite(t, f.owner, f.org, f.outsider.Email, "MEMBER")
 	_, f.unverifiedToken = srv.Invite(t, f.owner, f.org, f.unverified.Email, "MEMBER")
+	f.customer, f.archivedCustomer, f.memberNote, f.targetNote = uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	if _, err := srv.DB.Exec(`
+		WITH c AS (
+			INSERT INTO customers (organization_id, id, name, created_by, created_at, updated_at, archived_at)
+			VALUES ($1, $2, 'Authz customer', $4, now(), now(), NULL), ($1, $3, 'Authz archived', $4, now(), now(), now()))
+		INSERT INTO customer_notes (organization_id, id, customer_id, author_id, body, created_at, updated_at)
+		VALUES ($1, $5, $2, $6, 'by the member', now(), now()), ($1, $7, $2, $8, 'by the target', now(), now())`,
+		f.org, f.customer, f.archivedCustomer, f.owner.UserID, f.memberNote, f.member.UserID, f.targetNote, f.target.UserID); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -212,6 +231,10 @@ var (
 )
 
 func authzOrgVars(f *authzFixture, _ string) map[string]any { return map[string]any{"o": f.org} }
+
+func authzCustomerVars(f *authzFixture, _ string) map[string]any {
+	return map[string]any{"o": f.org, "id": f.customer}
+}
 
 func authzOps() []authzOp {
 	return []authzOp{
@@ -411,6 +434,55 @@ func authzOps() []authzOp {
 					t.Errorf("owner = %s, want %s", out.TransferOwnership.Owner.ID, f.target.UserID)
 				}
 			}},
+		// Customers (README, "Customers"): every member reads and writes customers
+		// and notes; archive, restore and import need ADMIN.
+		{op: "Query.customers", query: `query($o: ID!) { customers(orgId: $o, includeArchived: true) { totalCount edges { node { id notes { totalCount } } } } }`,
+			vars: authzOrgVars, want: authzWantMember,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct{ Customers struct{ TotalCount int } }
+				r.Decode(t, &out)
+				if out.Customers.TotalCount != 2 {
+					t.Errorf("customers.totalCount = %d, want 2", out.Customers.TotalCount)
+				}
+			}},
+		{op: "Query.customer", query: `query($o: ID!, $id: ID!) { customer(orgId: $o, id: $id) { id name notes { totalCount } } }`,
+			vars: authzCustomerVars, want: authzWantMember,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct {
+					Customer struct {
+						Name  string
+						Notes struct{ TotalCount int }
+					}
+				}
+				r.Decode(t, &out)
+				if out.Customer.Name != "Authz customer" || out.Customer.Notes.TotalCount != 2 {
+					t.Errorf("customer = %+v", out.Customer)
+				}
+			}},
+		{op: "Mutation.createCustomer", query: `mutation($o: ID!) { createCustomer(orgId: $o, input: {name: "Created"}) { id createdBy { id } } }`,
+			vars: authzOrgVars, want: authzWantMember},
+		{op: "Mutation.updateCustomer", query: `mutation($o: ID!, $id: ID!) { updateCustomer(orgId: $o, id: $id, input: {status: ACTIVE}) { status version } }`,
+			vars: authzCustomerVars, want: authzWantMember},
+		{op: "Mutation.archiveCustomer", query: `mutation($o: ID!, $id: ID!) { archiveCustomer(orgId: $o, id: $id) { archivedAt } }`,
+			vars: authzCustomerVars, want: authzWantAdmin},
+		{op: "Mutation.restoreCustomer", query: `mutation($o: ID!, $id: ID!) { restoreCustomer(orgId: $o, id: $id) { archivedAt } }`,
+			vars: func(f *authzFixture, _ string) map[string]any {
+				return map[string]any{"o": f.org, "id": f.archivedCustomer}
+			},
+			want: authzWantAdmin},
+		{op: "Mutation.importCustomers", query: `mutation($o: ID!) { importCustomers(orgId: $o, input: [{name: "Imported"}]) { id } }`,
+			vars: authzOrgVars, want: authzWantAdmin},
+		{op: "Mutation.addCustomerNote", query: `mutation($o: ID!, $id: ID!) { addCustomerNote(orgId: $o, customerId: $id, body: "hello") { id author { id } } }`,
+			vars: authzCustomerVars, want: authzWantMember},
+		// The MEMBER's own note: editing is its author's only, whatever the role.
+		{op: "Mutation.updateCustomerNote", query: `mutation($o: ID!, $id: ID!) { updateCustomerNote(orgId: $o, id: $id, body: "edited") { body } }`,
+			vars: func(f *authzFixture, _ string) map[string]any { return map[string]any{"o": f.org, "id": f.memberNote} },
+			want: map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: "NOT_FOUND", authzOutsider: "NOT_FOUND",
+				authzMember: authzOK, authzAdmin: "FORBIDDEN", authzOwner: "FORBIDDEN"}},
+		// The target's note: the MEMBER may not delete another member's note; ADMIN and OWNER may.
+		{op: "Mutation.deleteCustomerNote", query: `mutation($o: ID!, $id: ID!) { deleteCustomerNote(orgId: $o, id: $id) }`,
+			vars: func(f *authzFixture, _ string) map[string]any { return map[string]any{"o": f.org, "id": f.targetNote} },
+			want: authzWantAdmin},
 	}
 }
 
@@ -559,8 +631,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 	})
-	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 102 {
-		t.Errorf("executed %d rows, want %d (17 operations x 6 actors = 102)", n, want)
+	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 162 {
+		t.Errorf("executed %d rows, want %d (27 operations x 6 actors = 162)", n, want)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-28s", "operation")

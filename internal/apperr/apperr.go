@@ -4,8 +4,12 @@
 package apperr
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 )
 
 // Code is the machine-readable kind of an error, sent as extensions.code.
@@ -25,7 +29,8 @@ const (
 type Error struct {
 	Code    Code
 	Message string
-	// Field names the input field at fault (BAD_USER_INPUT only).
+	// Field names the input field at fault (sent as extensions.field), such as
+	// "email" or "input[17].email"; empty when no one field is.
 	Field string
 }
 
@@ -52,3 +57,50 @@ func As(err error) (*Error, bool) {
 
 // ErrUnauthenticated is returned when a viewer is required and absent or invalid.
 var ErrUnauthenticated = &Error{Code: Unauthenticated, Message: "authentication required"}
+
+// List is several client-safe errors at once (an import's refused rows): the
+// GraphQL edge reports each as an error of its own, with its field.
+type List []*Error
+
+func (l List) Error() string {
+	msgs := make([]string, len(l))
+	for i, e := range l {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Sort orders the errors by field (input[2] before input[10]), keeping the
+// order of errors on one field.
+func (l List) Sort() {
+	slices.SortStableFunc(l, func(a, b *Error) int { return compareFields(a.Field, b.Field) })
+}
+
+// compareFields compares field paths, reading runs of digits as numbers.
+func compareFields(a, b string) int {
+	for a != "" && b != "" {
+		da, db := leadingDigits(a), leadingDigits(b)
+		if da > 0 && db > 0 {
+			na, _ := strconv.Atoi(a[:da])
+			nb, _ := strconv.Atoi(b[:db])
+			if na != nb {
+				return cmp.Compare(na, nb)
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func leadingDigits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' && n < 9 {
+		n++
+	}
+	return n
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/graph-gophers/dataloader/v7"
 
 	"tenantgraph/internal/account"
+	"tenantgraph/internal/customer"
 	"tenantgraph/internal/org"
 )
 
@@ -27,6 +28,8 @@ type Sources struct {
 	MemberCounts  func(ctx context.Context, keys []org.MemberCountKey) (map[org.MemberCountKey]int, error)
 	Owners        func(ctx context.Context, orgs []uuid.UUID) ([]*org.Member, error)
 	MemberPages   func(ctx context.Context, r org.MembersRequest) (map[uuid.UUID]*org.MemberConnection, []*org.Member, error)
+	NotesPages    func(ctx context.Context, r customer.NotesRequest) (map[customer.Key]*customer.CustomerNoteConnection, []*customer.CustomerNote, error)
+	NoteCounts    func(ctx context.Context, keys []customer.Key) (map[customer.Key]int, error)
 }
 
 // Loaders are one request's dataloaders.
@@ -37,6 +40,9 @@ type Loaders struct {
 	MemberCount *Keyed[org.MemberCountKey, int]
 	Owner       *Keyed[uuid.UUID, *org.Member]
 	MembersPage *Keyed[org.MembersPageKey, *org.MemberConnection]
+	// NotesPage is the first page of a customer's timeline; NoteCount its length.
+	NotesPage *Keyed[customer.NotesPageKey, *customer.CustomerNoteConnection]
+	NoteCount *Keyed[customer.Key, int]
 }
 
 // Keyed is a dataloader with its batch function and cache at hand: a list's
@@ -146,6 +152,28 @@ func New(s Sources) *Loaders {
 		}
 		return each(keys, nil, func(k org.MembersPageKey) *org.MemberConnection { return pages[k] })
 	})
+	l.NotesPage = newKeyed(func(ctx context.Context, keys []customer.NotesPageKey) []*dataloader.Result[*customer.CustomerNoteConnection] {
+		// One query per distinct first: in practice one for the whole list.
+		groups := map[int][]customer.Key{}
+		for _, k := range keys {
+			groups[k.First] = append(groups[k.First], k.Key)
+		}
+		pages := map[customer.NotesPageKey]*customer.CustomerNoteConnection{}
+		for first, custs := range groups {
+			conns, _, err := s.NotesPages(ctx, customer.NotesRequest{Customers: custs, First: first})
+			if err != nil {
+				return each(keys, err, func(customer.NotesPageKey) *customer.CustomerNoteConnection { return nil })
+			}
+			for k, c := range conns {
+				pages[customer.NotesPageKey{Key: k, First: first}] = c
+			}
+		}
+		return each(keys, nil, func(k customer.NotesPageKey) *customer.CustomerNoteConnection { return pages[k] })
+	})
+	l.NoteCount = newKeyed(func(ctx context.Context, keys []customer.Key) []*dataloader.Result[int] {
+		counts, err := s.NoteCounts(ctx, keys)
+		return each(keys, err, func(k customer.Key) int { return counts[k] })
+	})
 	return l
 }
 
@@ -216,6 +244,16 @@ func CountMembers(ctx context.Context, k org.MemberCountKey) (int, error) {
 	return l.MemberCount.Load(ctx, k)()
 }
 
+// CountNotes loads a customer's note count through the request's loader (the
+// customer service's totalCount of timelines: many timelines, one query).
+func CountNotes(ctx context.Context, k customer.Key) (int, error) {
+	l := FromOK(ctx)
+	if l == nil {
+		return 0, errors.New("loader: no loaders in the context")
+	}
+	return l.NoteCount.Load(ctx, k)()
+}
+
 // Membership loads user's membership of orgID (nil when not a member).
 func Membership(ctx context.Context, orgID, user uuid.UUID) (*org.Member, error) {
 	return From(ctx).Membership.Load(ctx, org.MemberKey{Org: orgID, User: user})()
@@ -249,4 +287,6 @@ func (l *Loaders) ClearAll() {
 	l.MemberCount.ClearAll()
 	l.Owner.ClearAll()
 	l.MembersPage.ClearAll()
+	l.NotesPage.ClearAll()
+	l.NoteCount.ClearAll()
 }

@@ -1,0 +1,154 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/customer"
+	"tenantgraph/internal/loader"
+	"tenantgraph/internal/platform/page"
+)
+
+// customerPatch translates updateCustomer's input: an absent field is left
+// alone, an explicit null clears it.
+func customerPatch(in UpdateCustomerInput) customer.Patch {
+	p := customer.Patch{Name: in.Name, Status: in.Status,
+		Email:    opt(in.Email),
+		Phone:    opt(in.Phone),
+		Company:  opt(in.Company),
+		Assignee: opt(in.AssigneeID),
+	}
+	if in.Tags != nil {
+		p.Tags = &in.Tags
+	}
+	return p
+}
+
+func opt[T any](o graphql.Omittable[*T]) customer.Opt[T] {
+	v, set := o.ValueOK()
+	if !set {
+		return customer.Opt[T]{}
+	}
+	return customer.Opt[T]{Set: true, Value: v}
+}
+
+// fieldErrors turns an apperr.List (several refused inputs) into one GraphQL
+// error each, every one with its own code and extensions.field; other errors
+// pass unchanged.
+func fieldErrors(err error) error {
+	l, ok := err.(apperr.List)
+	if !ok {
+		return err
+	}
+	out := make(gqlerror.List, len(l))
+	for i, e := range l {
+		out[i] = &gqlerror.Error{Err: e, Message: e.Message}
+	}
+	return out
+}
+
+// prefetchCustomers loads what the selected fields of a page of customers
+// need, before the items resolve: the first page of each one's notes (one
+// query for the page), then every user shown (assignees, creators, the notes'
+// authors: one query). The page's cost does not grow with its length.
+func prefetchCustomers(ctx context.Context, cs []*customer.Customer) {
+	oc := graphql.GetOperationContext(ctx)
+	fc := graphql.GetFieldContext(ctx)
+	if oc == nil || fc == nil || len(cs) == 0 {
+		return
+	}
+	for _, edges := range graphql.CollectFields(oc, fc.Field.Selections, []string{"CustomerConnection"}) {
+		if edges.Name != "edges" {
+			continue
+		}
+		for _, node := range graphql.CollectFields(oc, edges.Selections, []string{"CustomerEdge"}) {
+			if node.Name == "node" {
+				prefetchCustomerFields(ctx, oc, node.Selections, cs)
+			}
+		}
+	}
+}
+
+// prefetchCustomer does the same for a root field's one customer.
+func prefetchCustomer(ctx context.Context, c *customer.Customer) {
+	oc := graphql.GetOperationContext(ctx)
+	fc := graphql.GetFieldContext(ctx)
+	if oc == nil || fc == nil || c == nil {
+		return
+	}
+	prefetchCustomerFields(ctx, oc, fc.Field.Selections, []*customer.Customer{c})
+}
+
+func prefetchCustomerFields(ctx context.Context, oc *graphql.OperationContext, set ast.SelectionSet, cs []*customer.Customer) {
+	l := loader.From(ctx)
+	var users []uuid.UUID
+	for _, f := range graphql.CollectFields(oc, set, []string{"Customer"}) {
+		switch f.Name {
+		case "assignee":
+			for _, c := range cs {
+				if c.AssigneeID != nil {
+					users = append(users, *c.AssigneeID)
+				}
+			}
+		case "createdBy":
+			for _, c := range cs {
+				if c.CreatedByID != nil {
+					users = append(users, *c.CreatedByID)
+				}
+			}
+		case "notes":
+			args := f.ArgumentMap(oc.Variables)
+			if args["after"] != nil {
+				continue
+			}
+			first, ok := intArg(args["first"])
+			if !ok {
+				continue
+			}
+			n, err := page.First(first)
+			if err != nil {
+				continue
+			}
+			keys := make([]customer.NotesPageKey, len(cs))
+			for i, c := range cs {
+				keys[i] = customer.NotesPageKey{Key: customer.Key{Org: c.OrganizationID, Customer: c.ID}, First: n}
+			}
+			l.NotesPage.Prefetch(ctx, keys)
+			if selectedIn(oc, f.Selections, "totalCount") {
+				counts := make([]customer.Key, len(keys))
+				for i, k := range keys {
+					counts[i] = k.Key
+				}
+				l.NoteCount.Prefetch(ctx, counts)
+			}
+			if !selectedIn(oc, f.Selections, "edges", "node", "author") {
+				continue
+			}
+			for _, k := range keys {
+				conn, err := l.NotesPage.Load(ctx, k)()
+				if err != nil || conn == nil {
+					continue
+				}
+				for _, e := range conn.Edges {
+					if e.Node.AuthorID != nil {
+						users = append(users, *e.Node.AuthorID)
+					}
+				}
+			}
+		}
+	}
+	if len(users) > 0 {
+		l.User.Prefetch(ctx, users)
+	}
+}
+
+// prefetchNoteAuthors loads, in one query, the authors of a page of notes
+// when they are selected.
+func prefetchNoteAuthors(ctx context.Context, notes []*customer.CustomerNote) {
+	prefetchUsers(ctx, notes, "author", func(n *customer.CustomerNote) *uuid.UUID { return n.AuthorID })
+}

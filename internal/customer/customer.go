@@ -1,0 +1,191 @@
+// Package customer owns the organization's customers (CRM) and the notes on
+// their timelines: the first business area inside a tenant, and the shape the
+// later ones copy (tenant-keyed rows, the tenant gate, audited changes,
+// keyset lists, optimistic concurrency).
+package customer
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"tenantgraph/internal/platform/page"
+)
+
+// Limits of the input rules (README, "Customers"); the migration's CHECKs mirror them.
+const (
+	MaxNameLen    = 200
+	MaxCompanyLen = 200
+	MaxTags       = 20
+	MaxTagLen     = 32
+	MaxNoteLen    = 10_000
+	MaxImportRows = 1_000
+	MaxSearchLen  = 100
+)
+
+// CustomerStatus is where a customer stands.
+type CustomerStatus string
+
+const (
+	StatusLead     CustomerStatus = "LEAD"
+	StatusActive   CustomerStatus = "ACTIVE"
+	StatusInactive CustomerStatus = "INACTIVE"
+)
+
+func (s CustomerStatus) valid() bool {
+	return s == StatusLead || s == StatusActive || s == StatusInactive
+}
+
+// MarshalGQL writes the enum value.
+func (s CustomerStatus) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(s))) } //nolint:errcheck
+
+// UnmarshalGQL reads the enum value.
+func (s *CustomerStatus) UnmarshalGQL(v any) error {
+	str, _ := v.(string)
+	if !CustomerStatus(str).valid() {
+		return fmt.Errorf("%v is not a valid CustomerStatus", v)
+	}
+	*s = CustomerStatus(str)
+	return nil
+}
+
+// CustomerOrderField is what a customer list is ordered by (then by id).
+type CustomerOrderField string
+
+const (
+	OrderByName      CustomerOrderField = "NAME"
+	OrderByCreatedAt CustomerOrderField = "CREATED_AT"
+	OrderByUpdatedAt CustomerOrderField = "UPDATED_AT"
+)
+
+// MarshalGQL writes the enum value.
+func (f CustomerOrderField) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(f))) } //nolint:errcheck
+
+// UnmarshalGQL reads the enum value.
+func (f *CustomerOrderField) UnmarshalGQL(v any) error {
+	str, _ := v.(string)
+	switch CustomerOrderField(str) {
+	case OrderByName, OrderByCreatedAt, OrderByUpdatedAt:
+		*f = CustomerOrderField(str)
+		return nil
+	}
+	return fmt.Errorf("%v is not a valid CustomerOrderField", v)
+}
+
+// OrderDirection is ascending or descending.
+type OrderDirection string
+
+const (
+	Asc  OrderDirection = "ASC"
+	Desc OrderDirection = "DESC"
+)
+
+// MarshalGQL writes the enum value.
+func (d OrderDirection) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(d))) } //nolint:errcheck
+
+// UnmarshalGQL reads the enum value.
+func (d *OrderDirection) UnmarshalGQL(v any) error {
+	str, _ := v.(string)
+	if str != string(Asc) && str != string(Desc) {
+		return fmt.Errorf("%v is not a valid OrderDirection", v)
+	}
+	*d = OrderDirection(str)
+	return nil
+}
+
+// CustomerOrder is a list's ordering; the zero value is NAME ASC.
+type CustomerOrder struct {
+	Field     CustomerOrderField
+	Direction OrderDirection
+}
+
+// Customer is a person or company an organization does business with.
+type Customer struct {
+	OrganizationID uuid.UUID      `db:"organization_id"`
+	ID             uuid.UUID      `db:"id"`
+	Name           string         `db:"name"`
+	Email          *string        `db:"email"`
+	Phone          *string        `db:"phone"`
+	Company        *string        `db:"company"`
+	Tags           []string       `db:"-"`
+	Status         CustomerStatus `db:"status"`
+	AssigneeID     *uuid.UUID     `db:"assignee_id"`
+	CreatedByID    *uuid.UUID     `db:"created_by"`
+	CreatedAt      time.Time      `db:"created_at"`
+	UpdatedAt      time.Time      `db:"updated_at"`
+	ArchivedAt     *time.Time     `db:"archived_at"`
+	Version        int            `db:"version"`
+}
+
+// CustomerNote is an entry of a customer's timeline.
+type CustomerNote struct {
+	OrganizationID uuid.UUID  `db:"organization_id"`
+	ID             uuid.UUID  `db:"id"`
+	CustomerID     uuid.UUID  `db:"customer_id"`
+	AuthorID       *uuid.UUID `db:"author_id"`
+	Body           string     `db:"body"`
+	CreatedAt      time.Time  `db:"created_at"`
+	UpdatedAt      time.Time  `db:"updated_at"`
+}
+
+// CreateCustomerInput is the creation form (also one row of an import).
+type CreateCustomerInput struct {
+	Name       string
+	Email      *string
+	Phone      *string
+	Company    *string
+	Tags       []string
+	Status     *CustomerStatus
+	AssigneeID *uuid.UUID
+}
+
+// Opt is an optional field of a patch: not Set leaves it alone; Set with a nil
+// Value clears it.
+type Opt[T any] struct {
+	Set   bool
+	Value *T
+}
+
+// Patch changes the given fields of a customer only.
+type Patch struct {
+	Name     *string
+	Email    Opt[string]
+	Phone    Opt[string]
+	Company  Opt[string]
+	Tags     *[]string
+	Status   *CustomerStatus
+	Assignee Opt[uuid.UUID]
+}
+
+// Filter narrows a customer list.
+type Filter struct {
+	Search          *string
+	Status          *CustomerStatus
+	Tag             *string
+	AssigneeID      *uuid.UUID
+	IncludeArchived bool
+	Order           CustomerOrder
+}
+
+// Key identifies a customer.
+type Key struct {
+	Org      uuid.UUID
+	Customer uuid.UUID
+}
+
+// NotesPageKey asks for the first page of a customer's notes.
+type NotesPageKey struct {
+	Key
+	First int
+}
+
+// Connections of the area's lists, built by the one connection builder.
+type (
+	CustomerConnection     = page.Connection[*Customer]
+	CustomerEdge           = page.Edge[*Customer]
+	CustomerNoteConnection = page.Connection[*CustomerNote]
+	CustomerNoteEdge       = page.Edge[*CustomerNote]
+)

@@ -1,0 +1,353 @@
+package customer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"tenantgraph/internal/platform/db"
+)
+
+// Store is the customers' SQL. Every method takes the organization first and
+// every query is scoped by it.
+type Store struct{}
+
+// Constraint names the service maps to field errors.
+const (
+	emailKey    = "customers_org_email_key"
+	assigneeFK  = "customers_assignee_fkey"
+	customerFK  = "customer_notes_customer_fkey"
+	customerCol = `c.organization_id, c.id, c.name, c.email, c.phone, c.company, c.tags, c.status,
+	c.assignee_id, c.created_by, c.created_at, c.updated_at, c.archived_at, c.version`
+	noteCols = `n.organization_id, n.id, n.customer_id, n.author_id, n.body, n.created_at, n.updated_at`
+	// customerSearchExpr is the expression migrations/00008 indexes with gin_trgm_ops:
+	// keep the two identical, or searches stop using the index.
+	customerSearchExpr = `(c.name || ' ' || coalesce(c.email, '') || ' ' || coalesce(c.company, ''))`
+)
+
+// customerRow scans a customer with its tags.
+type customerRow struct {
+	Customer
+	Tags pq.StringArray `db:"tags"`
+}
+
+func (r *customerRow) customer() *Customer {
+	c := r.Customer
+	c.Tags = []string(r.Tags)
+	if c.Tags == nil {
+		c.Tags = []string{}
+	}
+	return &c
+}
+
+func toCustomers(rows []customerRow) []*Customer {
+	out := make([]*Customer, len(rows))
+	for i := range rows {
+		out[i] = rows[i].customer()
+	}
+	return out
+}
+
+func getCustomer(ctx context.Context, q sqlx.QueryerContext, query string, args ...any) (*Customer, error) {
+	r, err := db.GetOrNil[customerRow](ctx, q, query, args...)
+	if err != nil || r == nil {
+		return nil, err
+	}
+	return r.customer(), nil
+}
+
+// Insert creates a customer.
+func (Store) Insert(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, in *CreateCustomerInput, by uuid.UUID, now time.Time) (*Customer, error) {
+	return getCustomer(ctx, q, `
+		INSERT INTO customers AS c (organization_id, name, email, phone, company, tags, status, assignee_id, created_by, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING `+customerCol,
+		org, in.Name, in.Email, in.Phone, in.Company, pq.Array(in.Tags), *in.Status, in.AssigneeID, by, now)
+}
+
+// importRow is one row of InsertMany's JSON.
+type importRow struct {
+	ID         uuid.UUID      `json:"id"`
+	Name       string         `json:"name"`
+	Email      *string        `json:"email"`
+	Phone      *string        `json:"phone"`
+	Company    *string        `json:"company"`
+	Tags       []string       `json:"tags"`
+	Status     CustomerStatus `json:"status"`
+	AssigneeID *uuid.UUID     `json:"assignee_id"`
+}
+
+// InsertMany creates the customers of ins with one statement, whatever their
+// number, and returns them in the order of ins.
+func (Store) InsertMany(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, ins []*CreateCustomerInput, by uuid.UUID, now time.Time) ([]*Customer, error) {
+	rows := make([]importRow, len(ins))
+	for i, in := range ins {
+		rows[i] = importRow{ID: uuid.New(), Name: in.Name, Email: in.Email, Phone: in.Phone, Company: in.Company,
+			Tags: in.Tags, Status: *in.Status, AssigneeID: in.AssigneeID}
+	}
+	doc, err := json.Marshal(rows)
+	if err != nil {
+		return nil, err
+	}
+	var got []customerRow
+	err = sqlx.SelectContext(ctx, q, &got, `
+		INSERT INTO customers AS c (organization_id, id, name, email, phone, company, tags, status, assignee_id, created_by, created_at, updated_at)
+		SELECT $1, r.id, r.name, r.email, r.phone, r.company,
+			ARRAY(SELECT jsonb_array_elements_text(coalesce(r.tags, '[]'))), r.status, r.assignee_id, $3, $4, $4
+		FROM jsonb_to_recordset($2::jsonb) AS r(id uuid, name text, email text, phone text, company text, tags jsonb, status text, assignee_id uuid)
+		RETURNING `+customerCol, org, string(doc), by, now)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[uuid.UUID]*Customer, len(got))
+	for i := range got {
+		byID[got[i].ID] = got[i].customer()
+	}
+	out := make([]*Customer, len(rows))
+	for i, r := range rows {
+		if out[i] = byID[r.ID]; out[i] == nil {
+			return nil, fmt.Errorf("insert customers: row %d not returned", i)
+		}
+	}
+	return out, nil
+}
+
+// ExistingEmails returns which of emails (normalized) org's customers already use.
+func (Store) ExistingEmails(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, emails []string) (map[string]bool, error) {
+	var found []string
+	err := sqlx.SelectContext(ctx, q, &found, `
+		SELECT lower(email) FROM customers WHERE organization_id = $1 AND lower(email) = ANY($2::text[])`,
+		org, pq.Array(emails))
+	out := make(map[string]bool, len(found))
+	for _, e := range found {
+		out[e] = true
+	}
+	return out, err
+}
+
+// Members returns which of users are members of org.
+func (Store) Members(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, users []uuid.UUID) (map[uuid.UUID]bool, error) {
+	var found []uuid.UUID
+	err := sqlx.SelectContext(ctx, q, &found, `
+		SELECT user_id FROM organization_members WHERE organization_id = $1 AND user_id = ANY($2::uuid[])`,
+		org, pq.Array(users))
+	out := make(map[uuid.UUID]bool, len(found))
+	for _, u := range found {
+		out[u] = true
+	}
+	return out, err
+}
+
+// ForUpdate locks and returns org's customer id; nil when org has none.
+func (Store) ForUpdate(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID) (*Customer, error) {
+	return getCustomer(ctx, q, `SELECT `+customerCol+` FROM customers c WHERE c.organization_id = $1 AND c.id = $2 FOR UPDATE`, org, id)
+}
+
+// Get returns org's customer id; nil when org has none.
+func (Store) Get(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID) (*Customer, error) {
+	return getCustomer(ctx, q, `SELECT `+customerCol+` FROM customers c WHERE c.organization_id = $1 AND c.id = $2`, org, id)
+}
+
+// Update writes c's fields (as the service changed them), bumps the version and
+// sets updated_at.
+func (Store) Update(ctx context.Context, q sqlx.QueryerContext, c *Customer, now time.Time) (*Customer, error) {
+	return getCustomer(ctx, q, `
+		UPDATE customers c SET name = $3, email = $4, phone = $5, company = $6, tags = $7, status = $8,
+			assignee_id = $9, archived_at = $10, updated_at = $11, version = c.version + 1
+		WHERE c.organization_id = $1 AND c.id = $2 RETURNING `+customerCol,
+		c.OrganizationID, c.ID, c.Name, c.Email, c.Phone, c.Company, pq.Array(c.Tags), c.Status, c.AssigneeID, c.ArchivedAt, now)
+}
+
+// customerCursor is the keyset of customer lists: the ordering it belongs to,
+// its value (N for NAME, T for the times) and the id.
+type customerCursor struct {
+	Order CustomerOrderField `json:"o"`
+	N     string             `json:"n,omitempty"`
+	T     time.Time          `json:"t"`
+	ID    uuid.UUID          `json:"i"`
+}
+
+func keysetOf(f CustomerOrderField) func(*Customer) customerCursor {
+	return func(c *Customer) customerCursor {
+		k := customerCursor{Order: f, ID: c.ID}
+		switch f {
+		case OrderByName:
+			k.N = c.Name
+		case OrderByCreatedAt:
+			k.T = c.CreatedAt
+		case OrderByUpdatedAt:
+			k.T = c.UpdatedAt
+		}
+		return k
+	}
+}
+
+// where builds the filter of a list: the statement's text depends on which
+// filters are present (so that each shape gets a plan of its own, the search
+// one on the trigram index), the values are parameters.
+func where(org uuid.UUID, f Filter) (string, []any) {
+	args := []any{org}
+	conds := []string{"c.organization_id = $1"}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
+	}
+	if !f.IncludeArchived {
+		conds = append(conds, "c.archived_at IS NULL")
+	}
+	if f.Status != nil {
+		add("c.status = ?", string(*f.Status))
+	}
+	if f.Tag != nil {
+		add("c.tags @> ARRAY[?::text]", *f.Tag)
+	}
+	if f.AssigneeID != nil {
+		add("c.assignee_id = ?", *f.AssigneeID)
+	}
+	if f.Search != nil {
+		add(customerSearchExpr+" ILIKE ?", "%"+escapeLike(*f.Search)+"%")
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// escapeLike makes s match itself literally in a LIKE pattern (escape character \).
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// Page returns up to limit of org's customers matching f after cur, in f.Order.
+func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, cur *customerCursor, limit int) ([]*Customer, error) {
+	cond, args := where(org, f)
+	var cols, cmp string
+	switch f.Order.Field {
+	case OrderByCreatedAt:
+		cols = "c.created_at, c.id"
+	case OrderByUpdatedAt:
+		cols = "c.updated_at, c.id"
+	default:
+		cols = `lower(c.name) COLLATE "C", c.name COLLATE "C", c.id`
+	}
+	dir, op := "", ">"
+	if f.Order.Direction == Desc {
+		dir, op = " DESC", "<"
+	}
+	if cur != nil {
+		n := len(args)
+		switch f.Order.Field {
+		case OrderByCreatedAt, OrderByUpdatedAt:
+			cmp = fmt.Sprintf(" AND (%s) %s ($%d::timestamptz, $%d::uuid)", cols, op, n+1, n+2)
+			args = append(args, cur.T, cur.ID)
+		default:
+			cmp = fmt.Sprintf(` AND (%s) %s (lower($%d) COLLATE "C", $%d COLLATE "C", $%d::uuid)`, cols, op, n+1, n+1, n+2)
+			args = append(args, cur.N, cur.ID)
+		}
+	}
+	order := strings.ReplaceAll(cols, ",", dir+",") + dir
+	args = append(args, limit)
+	var rows []customerRow
+	err := sqlx.SelectContext(ctx, q, &rows, fmt.Sprintf(`SELECT %s FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d`,
+		customerCol, cond, cmp, order, len(args)), args...)
+	return toCustomers(rows), err
+}
+
+// Count counts org's customers matching f.
+func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter) (int, error) {
+	cond, args := where(org, f)
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM customers c WHERE `+cond, args...)
+	return n, err
+}
+
+// --- notes ---
+
+// InsertNote adds a note to org's customer.
+func (Store) InsertNote(ctx context.Context, q sqlx.QueryerContext, org, customer, author uuid.UUID, body string, now time.Time) (*CustomerNote, error) {
+	return db.GetOrNil[CustomerNote](ctx, q, `
+		INSERT INTO customer_notes AS n (organization_id, customer_id, author_id, body, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5) RETURNING `+noteCols, org, customer, author, body, now)
+}
+
+// NoteForUpdate locks and returns org's note id; nil when org has none.
+func (Store) NoteForUpdate(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID) (*CustomerNote, error) {
+	return db.GetOrNil[CustomerNote](ctx, q, `SELECT `+noteCols+` FROM customer_notes n WHERE n.organization_id = $1 AND n.id = $2 FOR UPDATE`, org, id)
+}
+
+// UpdateNote replaces a note's body.
+func (Store) UpdateNote(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, body string, now time.Time) (*CustomerNote, error) {
+	return db.GetOrNil[CustomerNote](ctx, q, `
+		UPDATE customer_notes n SET body = $3, updated_at = $4 WHERE n.organization_id = $1 AND n.id = $2 RETURNING `+noteCols,
+		org, id, body, now)
+}
+
+// DeleteNote deletes a note.
+func (Store) DeleteNote(ctx context.Context, q sqlx.ExecerContext, org, id uuid.UUID) error {
+	_, err := q.ExecContext(ctx, `DELETE FROM customer_notes WHERE organization_id = $1 AND id = $2`, org, id)
+	return err
+}
+
+// noteCursor is the keyset of a timeline: newest first.
+type noteCursor struct {
+	CreatedAt time.Time `json:"t"`
+	ID        uuid.UUID `json:"i"`
+}
+
+// NotesPages returns, for each customer of keys, up to limit of its notes after
+// cur, newest first, with one query.
+func (Store) NotesPages(ctx context.Context, q sqlx.QueryerContext, keys []Key, cur *noteCursor, limit int) (map[Key][]*CustomerNote, error) {
+	orgs := make([]uuid.UUID, len(keys))
+	custs := make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		orgs[i], custs[i] = k.Org, k.Customer
+	}
+	var at *time.Time
+	var id *uuid.UUID
+	if cur != nil {
+		at, id = &cur.CreatedAt, &cur.ID
+	}
+	var rows []*CustomerNote
+	err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT p.* FROM unnest($1::uuid[], $2::uuid[]) AS k(org, cust) CROSS JOIN LATERAL (
+			SELECT `+noteCols+` FROM customer_notes n
+			WHERE n.organization_id = k.org AND n.customer_id = k.cust
+			  AND ($3::timestamptz IS NULL OR (n.created_at, n.id) < ($3, $4::uuid))
+			ORDER BY n.created_at DESC, n.id DESC LIMIT $5
+		) p`, pq.Array(orgs), pq.Array(custs), at, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[Key][]*CustomerNote, len(keys))
+	for _, n := range rows {
+		k := Key{Org: n.OrganizationID, Customer: n.CustomerID}
+		out[k] = append(out[k], n)
+	}
+	return out, nil
+}
+
+// NoteCounts returns the number of notes of each customer of keys, with one query.
+func (Store) NoteCounts(ctx context.Context, q sqlx.QueryerContext, keys []Key) (map[Key]int, error) {
+	orgs := make([]uuid.UUID, len(keys))
+	custs := make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		orgs[i], custs[i] = k.Org, k.Customer
+	}
+	var rows []struct {
+		Org  uuid.UUID `db:"organization_id"`
+		Cust uuid.UUID `db:"customer_id"`
+		N    int       `db:"n"`
+	}
+	err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT n.organization_id, n.customer_id, count(*) AS n
+		FROM unnest($1::uuid[], $2::uuid[]) AS k(org, cust)
+		JOIN customer_notes n ON n.organization_id = k.org AND n.customer_id = k.cust
+		GROUP BY n.organization_id, n.customer_id`, pq.Array(orgs), pq.Array(custs))
+	out := make(map[Key]int, len(keys))
+	for _, r := range rows {
+		out[Key{Org: r.Org, Customer: r.Cust}] = r.N
+	}
+	return out, err
+}
