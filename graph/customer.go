@@ -11,7 +11,6 @@ import (
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
-	"tenantgraph/internal/platform/page"
 )
 
 // customerPatch translates updateCustomer's input: an absent field is left
@@ -102,16 +101,8 @@ func prefetchCustomerFields(ctx context.Context, oc *graphql.OperationContext, s
 				}
 			}
 		case "notes":
-			args := f.ArgumentMap(oc.Variables)
-			if args["after"] != nil {
-				continue
-			}
-			first, ok := intArg(args["first"])
+			n, ok := firstPageSize(oc, f)
 			if !ok {
-				continue
-			}
-			n, err := page.First(first)
-			if err != nil {
 				continue
 			}
 			keys := make([]customer.NotesPageKey, len(cs))

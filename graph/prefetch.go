@@ -59,19 +59,11 @@ func prefetchOrganizationFields(ctx context.Context, oc *graphql.OperationContex
 		case "memberCount":
 			wg.Go(func() { l.MemberCount.Prefetch(ctx, countKeys(ids, "")) })
 		case "members":
-			args := f.ArgumentMap(oc.Variables)
-			if args["after"] != nil {
-				continue
-			}
-			first, ok := intArg(args["first"])
+			n, ok := firstPageSize(oc, f)
 			if !ok {
 				continue
 			}
-			n, err := page.First(first)
-			if err != nil {
-				continue
-			}
-			role, _ := args["role"].(string)
+			role, _ := f.ArgumentMap(oc.Variables)["role"].(string)
 			keys := make([]org.MembersPageKey, len(ids))
 			for i, id := range ids {
 				keys[i] = org.MembersPageKey{Org: id, First: n, Role: org.Role(role)}
@@ -82,6 +74,22 @@ func prefetchOrganizationFields(ctx context.Context, oc *graphql.OperationContex
 			}
 		}
 	}
+}
+
+// firstPageSize is the page size of a connection field f that asks for its
+// first page (no after), as its resolver will read it; false when it asks for
+// a later page or its first is invalid (the resolver reports that).
+func firstPageSize(oc *graphql.OperationContext, f graphql.CollectedField) (int, bool) {
+	args := f.ArgumentMap(oc.Variables)
+	if args["after"] != nil {
+		return 0, false
+	}
+	first, ok := intArg(args["first"])
+	if !ok {
+		return 0, false
+	}
+	n, err := page.First(first)
+	return n, err == nil
 }
 
 func countKeys(ids []uuid.UUID, role org.Role) []org.MemberCountKey {
