@@ -12,6 +12,7 @@ import (
 	"github.com/lib/pq"
 
 	"tenantgraph/internal/customer"
+	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/dbtest"
 )
 
@@ -224,7 +225,9 @@ func TestDBNoteBelongsToACustomerOfItsOrganization(t *testing.T) {
 // TestDBMembershipEndClearsAssigneeInItsOrganizationOnly: when a membership
 // ends (the member leaves or is removed: the row is deleted), that
 // organization's customers assigned to the member lose their assignee and
-// nothing else; the same user's customers in another organization keep it.
+// nothing else but their version, which goes up by one (a client holding the
+// old version gets CONFLICT); the same user's customers in another
+// organization keep it, and their version.
 func TestDBMembershipEndClearsAssigneeInItsOrganizationOnly(t *testing.T) {
 	t.Parallel()
 	u, other := newUser(t), newUser(t)
@@ -242,11 +245,12 @@ func TestDBMembershipEndClearsAssigneeInItsOrganizationOnly(t *testing.T) {
 		Email    string    `db:"email"`
 		Tags     string    `db:"tags"`
 		Assignee string    `db:"assignee_id"`
+		Version  int       `db:"version"`
 	}
 	load := func() map[uuid.UUID]state {
 		var rows []state
 		if err := database.DB.Select(&rows, `SELECT id, organization_id, name, coalesce(email, '') AS email, tags::text AS tags,
-			coalesce(assignee_id::text, '') AS assignee_id
+			coalesce(assignee_id::text, '') AS assignee_id, version
 			FROM customers WHERE organization_id IN ($1, $2)`, orgA, orgB); err != nil {
 			t.Fatal(err)
 		}
@@ -266,6 +270,7 @@ func TestDBMembershipEndClearsAssigneeInItsOrganizationOnly(t *testing.T) {
 		want := b
 		if id == a1 || id == a2 {
 			want.Assignee = ""
+			want.Version++
 		}
 		if got := after[id]; got != want {
 			t.Errorf("customer %s: got %+v, want %+v", b.Name, got, want)
@@ -431,5 +436,39 @@ func TestDBNoteBodyRules(t *testing.T) {
 			continue
 		}
 		wantViolation(t, err, "note body "+tc.what, "23514", "customer_notes_body_check")
+	}
+}
+
+// TestDBCustomerVersionGoesUpOnEveryChange: an update that changes a customer
+// but not its version (one no service made) gets version + 1; the service's own
+// bump is not doubled; an update that changes nothing keeps the version; and
+// the version never goes down.
+func TestDBCustomerVersionGoesUpOnEveryChange(t *testing.T) {
+	t.Parallel()
+	org := newOrg(t, newUser(t))
+	id := mustInsert(t, org, row{name: str("Versioned")})
+	version := func() int {
+		var v int
+		if err := database.DB.Get(&v, `SELECT version FROM customers WHERE organization_id = $1 AND id = $2`, org, id); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v0 := version()
+	exec(t, database.DB, `UPDATE customers SET name = 'Renamed' WHERE organization_id = $1 AND id = $2`, org, id)
+	if got := version(); got != v0+1 {
+		t.Errorf("after a change without a version: version %d, want %d", got, v0+1)
+	}
+	exec(t, database.DB, `UPDATE customers SET name = 'Again', version = version + 1 WHERE organization_id = $1 AND id = $2`, org, id)
+	if got := version(); got != v0+2 {
+		t.Errorf("after a change that bumps the version itself: version %d, want %d", got, v0+2)
+	}
+	exec(t, database.DB, `UPDATE customers SET name = name WHERE organization_id = $1 AND id = $2`, org, id)
+	if got := version(); got != v0+2 {
+		t.Errorf("after an update that changes nothing: version %d, want %d", got, v0+2)
+	}
+	_, err := database.DB.Exec(`UPDATE customers SET version = 1 WHERE organization_id = $1 AND id = $2`, org, id)
+	if !db.IsViolation(err, db.CheckViolation, "customers_version_check") {
+		t.Errorf("lowering the version: %v, want a check violation", err)
 	}
 }
