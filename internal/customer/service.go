@@ -288,10 +288,10 @@ func (s *Service) Import(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 		}
 		for i, in := range rows {
 			if in.Email != nil && used[*in.Email] && firstWith[*in.Email] == i {
-				errs = append(errs, errEmailTaken(fmt.Sprintf("input[%d].email", i)))
+				errs = append(errs, inRow(i, errEmailTaken("email")))
 			}
 			if in.AssigneeID != nil && !members[*in.AssigneeID] {
-				errs = append(errs, errAssignee(fmt.Sprintf("input[%d].assigneeId", i)))
+				errs = append(errs, inRow(i, errAssignee("assigneeId")))
 			}
 		}
 		if len(errs) > 0 {
@@ -311,6 +311,14 @@ func (s *Service) Import(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 		return nil, err
 	}
 	return out, nil
+}
+
+// inRow names row i of an import in e's field and message, like the input
+// checks do: input[3].email, "input[3]: …".
+func inRow(i int, e *apperr.Error) *apperr.Error {
+	e.Field = fmt.Sprintf("input[%d].%s", i, e.Field)
+	e.Message = fmt.Sprintf("input[%d]: %s", i, e.Message)
+	return e
 }
 
 // importRowField names the email field of the row a unique violation is about.
