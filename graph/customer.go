@@ -37,16 +37,22 @@ func opt[T any](o graphql.Omittable[*T]) customer.Opt[T] {
 }
 
 // fieldErrors turns an apperr.List (several refused inputs) into one GraphQL
-// error each, every one with its own code and extensions.field; other errors
-// pass unchanged.
-func fieldErrors(err error) error {
+// error each, every one with its own code and extensions.field, and each with
+// the field's path and location (gqlgen would set them on the first only);
+// other errors pass unchanged.
+func fieldErrors(ctx context.Context, err error) error {
 	l, ok := err.(apperr.List)
 	if !ok {
 		return err
 	}
+	var locations []gqlerror.Location
+	if fc := graphql.GetFieldContext(ctx); fc != nil && fc.Field.Position != nil {
+		locations = []gqlerror.Location{{Line: fc.Field.Position.Line, Column: fc.Field.Position.Column}}
+	}
+	path := graphql.GetPath(ctx)
 	out := make(gqlerror.List, len(l))
 	for i, e := range l {
-		out[i] = &gqlerror.Error{Err: e, Message: e.Message}
+		out[i] = &gqlerror.Error{Err: e, Message: e.Message, Path: path, Locations: locations}
 	}
 	return out
 }

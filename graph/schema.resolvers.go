@@ -294,7 +294,7 @@ func (r *mutationResolver) ImportCustomers(ctx context.Context, orgID uuid.UUID,
 		return nil, err
 	}
 	out, err := r.CRM.Import(ctx, v, orgID, input)
-	return out, fieldErrors(err)
+	return out, fieldErrors(ctx, err)
 }
 
 // AddCustomerNote is the resolver for the addCustomerNote field.
