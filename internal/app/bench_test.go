@@ -23,7 +23,7 @@ import (
 // server on the same 2 cores. Goals: exactly 4 SQL statements, and the time per
 // request and allocations per request of the README's table.
 func BenchmarkDashboardQuery(b *testing.B) {
-	benchDashboard(b, seedDashboardViewer(b, "bench", 20, 9), dashboardQuery, 4)
+	benchQuery(b, seedDashboardViewer(b, "bench", 20, 9).AccessToken, dashboardQuery, nil, 4)
 }
 
 // BenchmarkMe measures the smallest authenticated request: JWT check, one user

@@ -249,13 +249,25 @@ func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f F
 	}
 	order := strings.ReplaceAll(cols, ",", dir+",") + dir
 	args = append(args, limit)
+	// A search is planned for its term on every call (db.CustomPlan): a term
+	// that matches thousands walks the ordering's index and stops at the page,
+	// a rare one reads the trigram index and sorts its few matches. One generic
+	// plan for all terms (a prepared statement's, after 5 calls) sorted all
+	// 8,600 matches of "logistics" (35 ms instead of 0.4) and all 100,000
+	// customers for a term under 3 characters (160 ms instead of 0.2).
+	hint := ""
+	if f.Search != nil {
+		hint = db.CustomPlan
+	}
 	var rows []customerRow
-	err := sqlx.SelectContext(ctx, q, &rows, fmt.Sprintf(`SELECT %s FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d`,
-		customerCol, cond, cmp, order, len(args)), args...)
+	err := sqlx.SelectContext(ctx, q, &rows, fmt.Sprintf(`%sSELECT %s FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d`,
+		hint, customerCol, cond, cmp, order, len(args)), args...)
 	return toCustomers(rows), err
 }
 
-// Count counts org's customers matching f.
+// Count counts org's customers matching f: with a search, on the trigram
+// index; without, on customers_active_idx (migrations/00009) with an index-only
+// scan, or for includeArchived on customers_assignee_idx.
 func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter) (int, error) {
 	cond, args := where(org, f)
 	var n int

@@ -77,6 +77,15 @@ func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
 
 func (connector) Driver() driver.Driver { return countingDriver{} }
 
+// CustomPlan, at the start of a statement's text, sends it unnamed even with
+// prepared statements on: PostgreSQL then plans it for its values on every
+// call. A named statement gets a generic plan after 5 calls, one plan for all
+// values; for a statement whose best plan depends on them (a customer search:
+// walking the name index suits a term that matches thousands, the trigram
+// index one that matches six) that plan can be 100 times slower than the
+// right one (README, "Testing and benchmarks", BenchmarkCustomerSearch).
+const CustomPlan = "/* custom plan */ "
+
 // StatementCacheSize bounds the statements prepared on one connection; beyond
 // it the least recently used is closed. The stores' statements are fixed
 // texts, about 80 of them today.
@@ -84,8 +93,8 @@ const StatementCacheSize = 256
 
 // conn forwards to a pq connection, counting queries, execs and transaction
 // statements. With a statement cache (stmts not nil) it sends every query and
-// exec with arguments as a statement prepared on this connection the first
-// time its text is seen (those without arguments go as simple queries, which
+// exec with arguments (but those starting with CustomPlan) as a statement
+// prepared on this connection the first time its text is seen (those without arguments go as simple queries, which
 // may hold several statements: the migrations): PostgreSQL parses and plans it once per connection instead of on each
 // call, and each later call is one round trip (Bind/Execute) instead of two.
 type conn struct {
@@ -102,7 +111,7 @@ type cachedStmt struct {
 
 func (c *conn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	count(ctx)
-	if c.stmts == nil || len(args) == 0 {
+	if c.stmts == nil || len(args) == 0 || strings.HasPrefix(q, CustomPlan) {
 		return c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
 	}
 	return withStmt(c, ctx, q, func(st driver.Stmt) (driver.Rows, error) {
@@ -112,7 +121,7 @@ func (c *conn) QueryContext(ctx context.Context, q string, args []driver.NamedVa
 
 func (c *conn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
 	count(ctx)
-	if c.stmts == nil || len(args) == 0 {
+	if c.stmts == nil || len(args) == 0 || strings.HasPrefix(q, CustomPlan) {
 		return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
 	}
 	return withStmt(c, ctx, q, func(st driver.Stmt) (driver.Result, error) {

@@ -48,7 +48,7 @@ const probe = `SELECT count(*) FROM users WHERE email = $1`
 // TestStatementsArePreparedOncePerConnection: with prepared statements on, a
 // statement run three times on one connection is prepared there once and
 // reused; with them off (PgBouncer's transaction mode), nothing stays prepared
-// in the session.
+// in the session; a statement marked db.CustomPlan is never prepared.
 func TestStatementsArePreparedOncePerConnection(t *testing.T) {
 	if os.Getenv(db.PreparedSetting) == "off" {
 		t.Log("runs both ways whatever the suite's setting")
@@ -70,15 +70,26 @@ func TestStatementsArePreparedOncePerConnection(t *testing.T) {
 				t.Fatalf("%s: %v", c.name, err)
 			}
 		}
-		got := 0
+		// The same statement marked CustomPlan is never kept, whatever the setting.
+		for range 6 {
+			var n int
+			if err := conn.GetContext(ctx, &n, db.CustomPlan+probe, "nobody@example.test"); err != nil {
+				t.Fatalf("%s, custom plan: %v", c.name, err)
+			}
+		}
+		got, custom := 0, 0
 		for _, s := range preparedOn(t, ctx, conn) {
-			if s == probe {
+			switch s {
+			case probe:
 				got++
+			case db.CustomPlan + probe:
+				custom++
 			}
 		}
 		conn.Close()
-		if got != c.want {
-			t.Errorf("%s: the probe is prepared %d times in the session, want %d", c.name, got, c.want)
+		if got != c.want || custom != 0 {
+			t.Errorf("%s: the probe is prepared %d times in the session, want %d; marked CustomPlan, %d times, want 0",
+				c.name, got, c.want, custom)
 		}
 	}
 }
