@@ -266,7 +266,7 @@ func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f F
 }
 
 // Count counts org's customers matching f: with a search, on the trigram
-// index; without, on customers_active_idx (migrations/00009) with an index-only
+// index; without, on customers_active_idx (migrations/00011) with an index-only
 // scan, or for includeArchived on customers_assignee_idx.
 func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter) (int, error) {
 	cond, args := where(org, f)
