@@ -94,9 +94,11 @@ const StatementCacheSize = 256
 // conn forwards to a pq connection, counting queries, execs and transaction
 // statements. With a statement cache (stmts not nil) it sends every query and
 // exec with arguments (but those starting with CustomPlan) as a statement
-// prepared on this connection the first time its text is seen (those without arguments go as simple queries, which
-// may hold several statements: the migrations): PostgreSQL parses and plans it once per connection instead of on each
-// call, and each later call is one round trip (Bind/Execute) instead of two.
+// prepared on this connection the first time its text is seen: PostgreSQL
+// parses and plans it once per connection instead of on each call, and each
+// later call is one round trip (Bind/Execute) instead of two. Those without
+// arguments go as simple queries, which may hold several statements (the
+// migrations).
 type conn struct {
 	driver.Conn
 	stmts map[string]*cachedStmt
