@@ -154,7 +154,8 @@ func New(o Options) (*App, error) {
 		CountNotes: loader.CountNotes, Now: o.Now})
 
 	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers},
-		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits})
+		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits,
+			TrustedDocuments: cfg.TrustedDocuments})
 	sources := loader.Sources{
 		Users:         accounts.Users,
 		Organizations: orgs.Organizations,
