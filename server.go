@@ -214,7 +214,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB,
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.Env, "jwt_kid", cfg.JWTKeys[0].ID, "graphql", "/query", "mail", cfg.MailDriver)
+	attrs := []any{"addr", ln.Addr().String(), "env", cfg.Env, "jwt_kid", cfg.JWTKeys[0].ID, "graphql", "/query", "mail", cfg.MailDriver}
+	if cfg.TrustedDocuments != nil {
+		attrs = append(attrs, "trusted_documents", len(cfg.TrustedDocuments)) // nothing else runs
+	}
+	log.Info("serving", attrs...)
 
 	select {
 	case err := <-errc:

@@ -149,6 +149,44 @@ func TestProductionRefusesToStartWithoutRealMail(t *testing.T) {
 	}
 }
 
+// TestTrustedDocumentsManifestIsCheckedAtStart: a manifest whose key is not its
+// document's hash, or that cannot be read, stops the server at start, saying
+// which; a good one serves and the serving line counts its documents.
+func TestTrustedDocumentsManifestIsCheckedAtStart(t *testing.T) {
+	env := []string{"APP_ENV=development", "DATABASE_URL=" + database.URL, "HTTP_ADDR=127.0.0.1:0", "DATA_DIR=" + t.TempDir()}
+	dir := t.TempDir()
+	manifest := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	wrong := strings.Repeat("0", 64)
+	for _, c := range []struct{ name, path, says string }{
+		{"a wrong hash", manifest("wrong.json", `{"sha256:`+wrong+`": "{ __typename }"}`), `key "sha256:` + wrong + `": its document's sha256 is`},
+		{"a missing file", filepath.Join(dir, "missing.json"), "TRUSTED_DOCUMENTS: open " + filepath.Join(dir, "missing.json")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := binary(t, append(env[:len(env):len(env)], "TRUSTED_DOCUMENTS="+c.path)...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want status 1; stderr:\n%s", err, stderr.String())
+			}
+			if out := stderr.String(); !strings.Contains(out, "tenantgraph: configuration:") || !strings.Contains(out, c.says) {
+				t.Errorf("stderr does not say %q:\n%s", c.says, out)
+			}
+		})
+	}
+	good := manifest("good.json", `{"sha256:ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38": "{__typename}"}`)
+	if out := serves(t, append(env[:len(env):len(env)], "TRUSTED_DOCUMENTS="+good)...); !strings.Contains(out, "trusted_documents=1") {
+		t.Errorf("serving log: %s", out)
+	}
+}
+
 // serves starts the binary with env, waits for its "serving" log line, stops it
 // with SIGTERM and returns that line.
 func serves(t *testing.T, env ...string) string {

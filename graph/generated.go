@@ -1392,7 +1392,10 @@ var sources = []*ast.Source{
 #   GRAPHQL_PARSE_FAILED (syntax, or over 15 000 tokens),
 #   GRAPHQL_VALIDATION_FAILED (against this schema, variables included;
 #   introspection in production),
-#   PERSISTED_QUERY_NOT_FOUND (an unknown APQ hash: send the query with it; always 200),
+#   PERSISTED_QUERY_NOT_FOUND (an unknown APQ hash: send the query with it;
+#   with trusted documents, a hash or documentId naming none of them; always 200),
+#   DOCUMENT_NOT_TRUSTED (with trusted documents on: a document, sent in full
+#   or registered through APQ, that is not one of them),
 #   COMPLEXITY_LIMIT_EXCEEDED (over 10 000: a connection costs ` + "`" + `first` + "`" + `,
 #   default 20, times its selection; other fields 1 plus their selection),
 #   DEPTH_LIMIT_EXCEEDED (nested over 10 levels; __schema and __type exempt),
@@ -1405,7 +1408,8 @@ var sources = []*ast.Source{
 # - in any response: at most 50 errors; past that, the 50th is TOO_MANY_ERRORS
 #   and says how many more were left out (extensions.dropped);
 # - refusing the HTTP request: BAD_REQUEST (HTTP 400: not a JSON object with a
-#   string query, a bad APQ extension; 415: Content-Type not application/json;
+#   string query, a bad APQ extension, documentId with a query or not a
+#   string; 415: Content-Type not application/json;
 #   405: a mutation over GET, a method other than GET/POST/OPTIONS) and
 #   BAD_USER_INPUT (HTTP 413: a body over 1 MiB).
 

@@ -23,6 +23,10 @@ type HandlerOptions struct {
 	Production bool // no introspection, no field suggestions
 	Log        *slog.Logger
 	Limits     *Limits // nil: DefaultLimits
+	// TrustedDocuments, when not nil, are the only documents the handler runs
+	// (lower-case hex sha256 -> text; see trustedDocuments); automatic persisted
+	// queries are then off.
+	TrustedDocuments map[string]string
 }
 
 // NewHandler builds the GraphQL HTTP handler with explicit transports and extensions.
@@ -33,12 +37,17 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 	}
 	srv := handler.New(pricedSchema{NewExecutableSchema(Config{Resolvers: r, Directives: Directives()})})
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(compliant{transport.GET{}})
-	srv.AddTransport(compliant{transport.POST{}})
+	trusted := o.TrustedDocuments != nil
+	srv.AddTransport(compliant{Transport: transport.GET{}, documentIDs: trusted})
+	srv.AddTransport(compliant{Transport: transport.POST{}, documentIDs: trusted})
 	srv.AddTransport(unsupported{}) // last: everything the others refuse
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.SetParserTokenLimit(ParserTokenLimit)
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	if trusted {
+		srv.Use(trustedDocuments{docs: o.TrustedDocuments})
+	} else {
+		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	}
 	// Bad bytes first: no string that PostgreSQL cannot store reaches a resolver.
 	srv.Use(inputBytes{})
 	// Then the shape: it is linear in the document; the complexity walk inlines fragments.

@@ -35,34 +35,50 @@ const mediaGraphQLResponse = "application/graphql-response+json"
 // compliant wraps one of gqlgen's HTTP transports.
 type compliant struct {
 	graphql.Transport
+	// documentIDs: read the request's documentId (trusted documents), which
+	// gqlgen's transports ignore, and pass it on in the context (withDocumentID).
+	documentIDs bool
 }
 
 func (c compliant) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	rw := &shapingWriter{ResponseWriter: w}
 	ex := &shapingExecutor{GraphExecutor: exec, w: rw}
 	if r.Body != nil {
-		r.Body = &bodyReader{ReadCloser: r.Body, tooLarge: &rw.tooLarge, text: &ex.text}
+		br := &bodyReader{ReadCloser: r.Body, tooLarge: &rw.tooLarge, text: &ex.text}
+		if c.documentIDs && r.Method == http.MethodPost {
+			br.keep = &bytes.Buffer{}
+			ex.body = br.keep
+		}
+		r.Body = br
 	}
-	for _, vs := range r.URL.Query() { // GET: query, variables, operationName, extensions
+	query := r.URL.Query()
+	for _, vs := range query { // GET: query, variables, operationName, extensions, documentId
 		for _, v := range vs {
 			ex.text.write([]byte(v))
 		}
+	}
+	if vs, ok := query["documentId"]; ok && c.documentIDs && r.Method == http.MethodGet {
+		ex.docID = &documentID{id: vs[0]}
 	}
 	c.Transport.Do(rw, r, ex)
 	rw.finish()
 }
 
 // bodyReader notes whether reading stopped at http.MaxBytesReader's limit, and
-// follows whether the body is valid UTF-8.
+// follows whether the body is valid UTF-8; with keep, it keeps what it read.
 type bodyReader struct {
 	io.ReadCloser
 	tooLarge **http.MaxBytesError
 	text     *utf8Checker
+	keep     *bytes.Buffer
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.text.write(p[:n])
+	if b.keep != nil {
+		b.keep.Write(p[:n])
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		*b.tooLarge = mbe
@@ -74,13 +90,21 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // writer; it caps the errors of every response (capErrors).
 type shapingExecutor struct {
 	graphql.GraphExecutor
-	w    *shapingWriter
-	text utf8Checker // the raw request: body, or the URL's query parameters
+	w     *shapingWriter
+	text  utf8Checker   // the raw request: body, or the URL's query parameters
+	body  *bytes.Buffer // the POST body, kept to read its documentId
+	docID *documentID   // the request's documentId, when it sent one
 }
 
 func (e *shapingExecutor) CreateOperationContext(ctx context.Context, p *graphql.RawParams) (*graphql.OperationContext, gqlerror.List) {
 	if !e.text.valid() {
 		ctx = withRawInvalidUTF8(ctx) // for inputBytes
+	}
+	if e.body != nil {
+		e.docID = bodyDocumentID(e.body.Bytes())
+	}
+	if e.docID != nil {
+		ctx = withDocumentID(ctx, *e.docID) // for trustedDocuments
 	}
 	oc, errs := e.GraphExecutor.CreateOperationContext(ctx, p)
 	if len(errs) == 0 {
@@ -88,7 +112,7 @@ func (e *shapingExecutor) CreateOperationContext(ctx context.Context, p *graphql
 	}
 	errs = capErrors(errs)
 	e.w.refused = true
-	if p.Query == "" && p.Extensions["persistedQuery"] == nil {
+	if p.Query == "" && p.Extensions["persistedQuery"] == nil && e.docID == nil {
 		// Not a GraphQL error: the request has no query at all.
 		errs = gqlerror.List{gqlerror.Errorf(`the request has no query: send {"query": "..."}`)}
 		errcode.Set(errs[0], CodeBadRequest)
@@ -275,4 +299,20 @@ func (unsupported) Do(w http.ResponseWriter, r *http.Request, _ graphql.GraphExe
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(b) //nolint:errcheck // the client is gone
+}
+
+// bodyDocumentID reads the documentId of a JSON request body that gqlgen has
+// decoded already; nil when it has none (or null).
+func bodyDocumentID(body []byte) *documentID {
+	var b struct {
+		DocumentID json.RawMessage `json:"documentId"`
+	}
+	if json.Unmarshal(body, &b) != nil || len(b.DocumentID) == 0 || string(b.DocumentID) == "null" {
+		return nil
+	}
+	var id string
+	if err := json.Unmarshal(b.DocumentID, &id); err != nil {
+		return &documentID{err: errors.New("documentId must be a string")}
+	}
+	return &documentID{id: id}
 }

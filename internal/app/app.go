@@ -154,7 +154,8 @@ func New(o Options) (*App, error) {
 		CountNotes: loader.CountNotes, Now: o.Now})
 
 	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers},
-		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits})
+		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits,
+			TrustedDocuments: cfg.TrustedDocuments})
 	sources := loader.Sources{
 		Users:         accounts.Users,
 		Organizations: orgs.Organizations,
@@ -174,15 +175,11 @@ func New(o Options) (*App, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n")) //nolint:errcheck
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := o.DB.PingContext(ctx); err != nil {
-			http.Error(w, "database unreachable\n", http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ok\n")) //nolint:errcheck
-	})
+	ready, err := newReadiness(o.DB, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("GET /readyz", ready)
 	if !cfg.Production() {
 		mux.Handle("GET /{$}", playground.Handler("tenantgraph", "/query"))
 	}

@@ -17,6 +17,7 @@ import (
 
 	"tenantgraph/internal/apitest"
 	"tenantgraph/internal/app"
+	"tenantgraph/internal/platform/db"
 )
 
 func get(t *testing.T, u string, h http.Header) (*http.Response, string) {
@@ -46,10 +47,16 @@ func do(t *testing.T, method, u string, h http.Header, body string) (*http.Respo
 
 func TestHealthAndReadiness(t *testing.T) {
 	t.Parallel()
-	for _, p := range []string{"/healthz", "/readyz"} {
-		if res, body := get(t, srv.URL+p, nil); res.StatusCode != 200 || body != "ok\n" {
-			t.Fatalf("GET %s = %d %q", p, res.StatusCode, body)
-		}
+	if res, body := get(t, srv.URL+"/healthz", nil); res.StatusCode != 200 || body != "ok\n" {
+		t.Fatalf("GET /healthz = %d %q", res.StatusCode, body)
+	}
+	want, err := db.ExpectedVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBody := fmt.Sprintf(`{"status":"ready","schemaVersion":%d,"expectedSchemaVersion":%d}`+"\n", want, want)
+	if res, body := get(t, srv.URL+"/readyz", nil); res.StatusCode != 200 || body != wantBody {
+		t.Fatalf("GET /readyz = %d %q, want 200 %q", res.StatusCode, body, wantBody)
 	}
 }
 

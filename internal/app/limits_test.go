@@ -83,6 +83,7 @@ func newServer(t *testing.T, limits *graph.Limits) *httptest.Server {
 func TestEveryErrorCodeIsDocumented(t *testing.T) {
 	t.Parallel()
 	u := srv.Register(t, "codes")
+	trusted := trustedServer(t)
 	tight := newServer(t, &graph.Limits{Complexity: graph.DefaultLimits.Complexity, Depth: 3, Aliases: graph.DefaultLimits.Aliases, CredentialOps: graph.DefaultLimits.CredentialOps})
 	schema, err := os.ReadFile("../../schema.graphqls")
 	if err != nil {
@@ -128,6 +129,15 @@ func TestEveryErrorCodeIsDocumented(t *testing.T) {
 		{"unknown persisted query", func(h http.Header) rawResponse {
 			return post(srv.URL)(h, `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"`+strings.Repeat("ab", 32)+`"}}}`)
 		}, want{"PERSISTED_QUERY_NOT_FOUND", 200, 200}},
+		{"a document that is not trusted", func(h http.Header) rawResponse {
+			return post(trusted.URL)(h, jsonBody(`{ __typename }`, nil))
+		}, want{graph.CodeDocumentNotTrusted, 200, 400}},
+		{"an unknown trusted document", func(h http.Header) rawResponse {
+			return post(trusted.URL)(h, `{"documentId":"sha256:`+strings.Repeat("ab", 32)+`"}`)
+		}, want{"PERSISTED_QUERY_NOT_FOUND", 200, 200}},
+		{"a documentId with a query", func(h http.Header) rawResponse {
+			return post(trusted.URL)(h, jsonBody(trustedMe, map[string]any{"documentId": "sha256:" + strings.Repeat("ab", 32)}))
+		}, want{"BAD_REQUEST", 400, 400}},
 		{"persisted query hash mismatch", func(h http.Header) rawResponse {
 			return post(srv.URL)(h, jsonBody(`{ __typename }`, map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": strings.Repeat("ab", 32)}}}))
 		}, want{"BAD_REQUEST", 400, 400}},

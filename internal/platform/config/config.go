@@ -33,6 +33,9 @@ type Config struct {
 	AppBaseURL      string
 	CORSOrigins     []string
 	TrustedProxies  []netip.Prefix // whose X-Forwarded-For names the client
+	// TrustedDocuments, when TRUSTED_DOCUMENTS names a manifest, are the only
+	// documents the server runs (nil: any document).
+	TrustedDocuments TrustedDocuments
 
 	MailDriver   string // console | file | smtp
 	MailDir      string
@@ -132,6 +135,11 @@ func Load() (Config, error) {
 			continue
 		}
 		c.TrustedProxies = append(c.TrustedProxies, pre.Masked())
+	}
+	if path := strings.TrimSpace(os.Getenv("TRUSTED_DOCUMENTS")); path != "" {
+		if c.TrustedDocuments, err = LoadTrustedDocuments(path); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	// The console driver logs every mail, links with their tokens included: a
 	// production server that defaulted to it would put sign-in and reset links in

@@ -3,10 +3,15 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"sync"
 
+	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
 
 	"tenantgraph/migrations"
 )
@@ -61,4 +66,48 @@ func MigrateStatus(ctx context.Context, d *sql.DB, w io.Writer) error {
 		fmt.Fprintf(w, "%05d  %-40s %s\n", s.Source.Version, s.Source.Path, applied)
 	}
 	return nil
+}
+
+// ExpectedVersion is the schema version this binary was built for: its newest
+// embedded migration.
+var ExpectedVersion = sync.OnceValues(func() (int64, error) {
+	names, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	var newest int64
+	for _, n := range names {
+		v, err := goose.NumericComponent(n)
+		if err != nil {
+			return 0, fmt.Errorf("migrations: %s: %w", n, err)
+		}
+		newest = max(newest, v)
+	}
+	if newest == 0 {
+		return 0, errors.New("migrations: none embedded")
+	}
+	return newest, nil
+})
+
+var versionStore = sync.OnceValues(func() (database.Store, error) {
+	return database.NewStore(goose.DialectPostgres, goose.DefaultTablename)
+})
+
+// SchemaVersion is the version of d's schema: the newest migration goose
+// recorded there, 0 when none ran. It only reads: unlike goose's own version
+// calls, it never creates goose's table.
+func SchemaVersion(ctx context.Context, d *sql.DB) (int64, error) {
+	st, err := versionStore()
+	if err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	v, err := st.GetLatestVersion(ctx, d)
+	var pe *pq.Error
+	switch {
+	case errors.Is(err, database.ErrVersionNotFound), errors.As(err, &pe) && pe.Code == "42P01": // undefined_table
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
 }
