@@ -14,8 +14,8 @@
 # Markdown table and the captured pgbench scripts). The servers, the cluster and the
 # directory are removed whatever the outcome.
 #
-#   SCENARIO       credential-flood (default), dashboard, me, organization, or all (the
-#                  three read scenarios)
+#   SCENARIO       credential-flood (default), dashboard, me, organization, customers, or
+#                  all (the four read scenarios)
 #   BASE           a git ref (read scenarios only): also build the server of that commit (from
 #                  a temporary git worktree, removed afterwards), give it a database of its
 #                  own in the same cluster (migrated by its own binary, seeded alike), run
@@ -43,7 +43,7 @@ read -ra gen_args <<<"${LOADTEST_ARGS:-}"
 read -ra server_env <<<"${SERVER_ENV:-}"
 stamp=$(date -u +%Y%m%d-%H%M%S)
 if [[ -n "$BASE" ]]; then
-	[[ "$SCENARIO" != credential-flood ]] || { log "error: BASE compares the read scenarios: set SCENARIO=dashboard, me, organization or all"; exit 2; }
+	[[ "$SCENARIO" != credential-flood ]] || { log "error: BASE compares the read scenarios: set SCENARIO=dashboard, me, organization, customers or all"; exit 2; }
 	base_rev=$(git rev-parse --verify --quiet "$BASE^{commit}") || { log "error: BASE=$BASE is not a commit here"; exit 2; }
 	json=${LOADTEST_JSON:-.data/loadtest/$SCENARIO-vs-$(printf '%s' "$BASE" | tr -c 'A-Za-z0-9._-' '_')-$stamp.json}
 else

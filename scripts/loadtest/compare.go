@@ -140,6 +140,10 @@ func compareRuns(names ...string) func(context.Context, options) (report, error)
 		fmt.Fprintf(os.Stderr, "loadtest: data set %+v seeded in both databases; %d rounds of %s per binary, scenario and connection count\n", o.Dataset, o.CmpRounds, o.Duration)
 		for _, name := range names {
 			sc := findRead(name)
+			if sc.needs != nil && (!sc.needs(sessions[0]) || !sc.needs(sessions[1])) {
+				fmt.Fprintf(os.Stderr, "loadtest: %s skipped: the base binary predates its business area\n", name)
+				continue
+			}
 			captures := [2]*capture{{}, {}}
 			for _, conns := range o.Connections {
 				row := compareRow{Scenario: name, Connections: conns}

@@ -15,7 +15,9 @@
 //	                  viewerRole, memberCount, members with their users)
 //	me                { me { id email name } }
 //	organization      organization(orgId) with its first 20 members
-//	all               dashboard, me and organization, one after the other
+//	customers         the first organization's customers list (first 20, with
+//	                  totalCount, assignee and createdBy)
+//	all               dashboard, me, organization and customers, in turn
 //
 // The read scenarios (dashboard, me, organization) seed their data set first
 // (seed.go, straight into PostgreSQL: -database-url; -seed-* for its size),
@@ -87,10 +89,11 @@ var scenarios = map[string]func(context.Context, options) (report, error){
 	"dashboard":        readRuns("dashboard"),
 	"me":               readRuns("me"),
 	"organization":     readRuns("organization"),
-	"all":              readRuns("dashboard", "me", "organization"),
+	"customers":        readRuns("customers"),
+	"all":              readRuns(readNames...),
 }
 
-const scenarioNames = "credential-flood, dashboard, me, organization, all"
+const scenarioNames = "credential-flood, dashboard, me, organization, customers, all"
 
 // markdowner is a report that can also be a Markdown table.
 type markdowner interface {
@@ -120,6 +123,7 @@ func main() {
 	flag.IntVar(&o.Dataset.ViewerOrgs, "seed-viewer-orgs", 5, "read scenarios: organizations the viewer is in")
 	flag.IntVar(&o.Dataset.Members, "seed-members", 11, "read scenarios: members of each of the viewer's organizations, the viewer included")
 	flag.IntVar(&o.Dataset.OtherOrgs, "seed-other-orgs", 1000, "read scenarios: other organizations, each with its owner")
+	flag.IntVar(&o.Dataset.Customers, "seed-customers", 1000, "read scenarios: customers of the viewer's first organization (when the schema has customers)")
 	flag.StringVar(&conns, "connections", "16,64", "read scenarios: connection counts, one run each, comma-separated")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "read scenarios: counted time of each run")
 	flag.DurationVar(&o.Warmup, "warmup", 2*time.Second, "read scenarios: uncounted time at the start of each run")
@@ -147,7 +151,7 @@ func main() {
 			o.Duration = 5 * time.Second
 		}
 		if _, ok := scenarios[scenario]; ok && scenario != "credential-flood" {
-			names := map[string][]string{"all": {"dashboard", "me", "organization"}}[scenario]
+			names := map[string][]string{"all": readNames}[scenario]
 			if names == nil {
 				names = []string{scenario}
 			}
@@ -177,8 +181,8 @@ func main() {
 		fatalf("a comparison (-base-url) runs read scenarios, with -base-database-url a database of its own")
 	case o.Pgbench != "" && o.PGCSVLog == "":
 		fatalf("-pgbench needs -pg-csvlog (the statements are captured from it)")
-	case o.Duration <= 0 || o.Warmup < 0 || o.Dataset.ViewerOrgs < 1 || o.Dataset.Members < 1 || o.Dataset.OtherOrgs < 0:
-		fatalf("-duration must be positive, -warmup and -seed-other-orgs not negative, -seed-viewer-orgs and -seed-members at least 1")
+	case o.Duration <= 0 || o.Warmup < 0 || o.Dataset.ViewerOrgs < 1 || o.Dataset.Members < 1 || o.Dataset.OtherOrgs < 0 || o.Dataset.Customers < 0:
+		fatalf("-duration must be positive, -warmup, -seed-other-orgs and -seed-customers not negative, -seed-viewer-orgs and -seed-members at least 1")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -31,6 +31,9 @@ type dataset struct {
 	ViewerOrgs int `json:"viewer_orgs"`
 	Members    int `json:"members_per_viewer_org"` // the viewer included
 	OtherOrgs  int `json:"other_orgs"`
+	// Customers of the viewer's first organization (assigned round-robin to
+	// its other members), when the server's schema has customers.
+	Customers int `json:"customers_in_first_viewer_org"`
 }
 
 // session is the seeded viewer, logged in through the API.
@@ -38,6 +41,9 @@ type session struct {
 	Token  string   // access token
 	Orgs   []string // ids of the viewer's organizations, in seed order
 	Seeded bool     // false: the data was there already
+	// HasCustomers: the database has the customers area (a binary older than
+	// it, in a comparison, has not).
+	HasCustomers bool
 }
 
 // seed creates the viewer through the API (register: the password hash is the
@@ -67,6 +73,9 @@ func seed(ctx context.Context, o options, t target) (session, error) {
 			return s, err
 		}
 		s.Seeded = true
+	}
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass('customers') IS NOT NULL`).Scan(&s.HasCustomers); err != nil {
+		return s, err
 	}
 	rows, err := db.QueryContext(ctx, `SELECT m.organization_id FROM organization_members m JOIN users u ON u.id = m.user_id
 		JOIN organizations o ON o.id = m.organization_id WHERE u.email = $1 ORDER BY o.slug`, viewerEmail)
@@ -162,10 +171,34 @@ func seedSQL(ctx context.Context, db *sql.DB, d dataset) error {
 			return fmt.Errorf("seeding %s: %w", st.what, err)
 		}
 	}
+	var hasCustomers bool
+	if err := tx.QueryRowContext(ctx, `SELECT to_regclass('customers') IS NOT NULL`).Scan(&hasCustomers); err != nil {
+		return err
+	}
+	if hasCustomers && d.Customers > 0 {
+		// Customer n of the first viewer organization: assigned to its member
+		// 1 + n % (members - 1) (none when it has no other member), created by
+		// the viewer, one second apart.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO customers (organization_id, id, name, email, company, tags, status,
+				assignee_id, created_by, created_at, updated_at)
+			SELECT md5($1 || 'v-1')::uuid, md5($1 || 'c-' || n)::uuid, 'Customer ' || lpad(n::text, 6, '0'),
+			       'customer-' || n || '@load.test', 'Company ' || (n % 50), ARRAY['tag-' || (n % 7)],
+			       (ARRAY['LEAD', 'ACTIVE', 'INACTIVE'])[1 + n % 3],
+			       CASE WHEN $4::int > 1 THEN md5($2 || 'v-1-' || (1 + n % ($4::int - 1)))::uuid END,
+			       v.id, $3::timestamptz + n * interval '1 second', $3::timestamptz + n * interval '1 second'
+			FROM generate_series(1, $5::int) n, users v WHERE v.email = $6`,
+			seedOrgPrefix, seedUserPrefix, seedBase, d.Members, d.Customers, viewerEmail); err != nil {
+			return fmt.Errorf("seeding customers: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}
-	_, err = db.ExecContext(ctx, `ANALYZE users, organizations, organization_members`)
+	tables := "users, organizations, organization_members"
+	if hasCustomers {
+		tables += ", customers"
+	}
+	_, err = db.ExecContext(ctx, `ANALYZE `+tables)
 	return err
 }
 

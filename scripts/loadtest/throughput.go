@@ -23,13 +23,20 @@ type readScenario struct {
 	query string
 	vars  func(session) map[string]any
 	check func(data json.RawMessage, o options) error
+	// needs, when set, says whether a seeded database can serve the scenario
+	// (a business area the binary may predate).
+	needs func(session) bool
 }
 
 const (
 	dashboardQuery    = `query { organizations(first:5) { edges { node { id name viewerRole memberCount members(first:10) { edges { node { role user { id email name } } } } } } } }`
 	meQuery           = `{ me { id email name } }`
 	organizationQuery = `query($o: ID!) { organization(orgId: $o) { id name members(first: 20) { totalCount edges { node { role user { email } } } } } }`
+	customersQuery    = `query($o: ID!) { customers(orgId: $o, first: 20) { totalCount edges { node { id name email company tags status assignee { id name } createdBy { id name } } } } }`
 )
+
+// readNames are the read scenarios that "all" runs, in order.
+var readNames = []string{"dashboard", "me", "organization", "customers"}
 
 var readScenarios = []readScenario{
 	{name: "dashboard", query: dashboardQuery, check: checkDashboard},
@@ -50,6 +57,21 @@ var readScenarios = []readScenario{
 			}
 			if err := json.Unmarshal(data, &out); err != nil || out.Organization.Members.TotalCount != o.Dataset.Members {
 				return fmt.Errorf("organization: want %d members: %.300s", o.Dataset.Members, data)
+			}
+			return nil
+		}},
+	{name: "customers", query: customersQuery, vars: func(s session) map[string]any { return map[string]any{"o": s.Orgs[0]} },
+		needs: func(s session) bool { return s.HasCustomers },
+		check: func(data json.RawMessage, o options) error {
+			var out struct {
+				Customers struct {
+					TotalCount int               `json:"totalCount"`
+					Edges      []json.RawMessage `json:"edges"`
+				} `json:"customers"`
+			}
+			if err := json.Unmarshal(data, &out); err != nil || out.Customers.TotalCount != o.Dataset.Customers ||
+				len(out.Customers.Edges) != min(20, o.Dataset.Customers) {
+				return fmt.Errorf("customers: want %d customers, the first %d: %.300s", o.Dataset.Customers, min(20, o.Dataset.Customers), data)
 			}
 			return nil
 		}},
@@ -158,6 +180,9 @@ func readRuns(names ...string) func(context.Context, options) (report, error) {
 		t := o.target()
 		for _, name := range names {
 			sc := findRead(name)
+			if sc.needs != nil && !sc.needs(s) {
+				return nil, fmt.Errorf("%s: the server's database cannot serve it (a binary older than its business area?)", name)
+			}
 			capt := &capture{}
 			for _, conns := range o.Connections {
 				run, err := runRead(ctx, o, t, s, sc, conns)
