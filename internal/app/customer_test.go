@@ -431,11 +431,18 @@ func TestAssigneeClearedWhenMemberLeaves(t *testing.T) {
 	MustOK(t, srv.Post(t, o.admin.AccessToken, `mutation($o: ID!, $u: ID!) { removeMember(orgId: $o, userId: $u) }`,
 		map[string]any{"o": o.org, "u": o.m2.UserID}))
 	MustOK(t, srv.Post(t, o.m1.AccessToken, `mutation($o: ID!) { leaveOrganization(orgId: $o) }`, map[string]any{"o": o.org}))
+	// The assignee is cleared, and that is a change: the version goes up
+	// (migration 00010), so an editor holding version 1 gets CONFLICT.
 	for _, id := range []uuid.UUID{c.ID, d.ID} {
 		g := getCustomer(t, o.admin, o.org, id)
-		if g.Assignee != nil || g.Version != 1 {
+		if g.Assignee != nil || g.Version != 2 {
 			t.Errorf("customer %s after its assignee left: %+v", g.Name, g)
 		}
+	}
+	r := srv.Post(t, o.admin.AccessToken, `mutation($o: ID!, $id: ID!) { updateCustomer(orgId: $o, id: $id, input: {name: "Stale"}, expectedVersion: 1) { id } }`,
+		map[string]any{"o": o.org, "id": c.ID})
+	if r.Code() != "CONFLICT" {
+		t.Errorf("an update at the version before the assignee left: %s, want CONFLICT", r.Raw)
 	}
 	// The creator left: the customer stays, still credited.
 	if g := getCustomer(t, o.admin, o.org, d.ID); g.CreatedBy == nil || g.CreatedBy.ID != o.m1.UserID {
