@@ -30,15 +30,18 @@
     '# Welcome to the tenantgraph explorer.',
     '#',
     '# To sign in, put your email and password below and run this mutation (the',
-    '# play button, or Ctrl-Enter). Copy data.login.accessToken from the result,',
-    '# then paste it into the Headers tab below the editor, as',
+    '# play button, or Ctrl-Enter). Copy data.login.accessToken from the result',
+    '# and paste it into this tab\'s Headers, below the editor, as',
     '#',
     '#   {"Authorization": "Bearer <accessToken>"}',
     '#',
-    '# The headers stay in this browser (local storage) until you clear them, so',
-    '# every tab, the "Me" tab too, then runs as you. An access token lasts 15',
-    '# minutes by default (ACCESS_TOKEN_TTL): then log in again, or trade the',
-    '# refreshToken for a new pair with the refreshToken mutation.',
+    '# Then replace this mutation with what you want to run, for example',
+    '#   query Me { me { id email name emailVerified } }',
+    '#',
+    '# Headers belong to a tab: they stay with this one, in this browser\'s local',
+    '# storage, across reloads; a new tab (+) starts without them. An access token',
+    '# lasts 15 minutes by default (ACCESS_TOKEN_TTL): then log in again, or trade',
+    '# the refreshToken for a new pair with the refreshToken mutation.',
     'mutation Login {',
     '  login(email: "you@example.com", password: "your password") {',
     '    accessToken',
@@ -50,17 +53,9 @@
     ''
   ].join('\n');
 
-  var me = [
-    '# Who am I? Needs the Authorization header (see the Login tab).',
-    'query Me {',
-    '  me { id email name emailVerified }',
-    '}',
-    ''
-  ].join('\n');
-
   ReactDOM.createRoot(root).render(React.createElement(GraphiQL, {
     fetcher: fetcher,
-    defaultTabs: [{ query: login }, { query: me }],
+    defaultTabs: [{ query: login }],
     isHeadersEditorEnabled: true,
     shouldPersistHeaders: true,
     defaultEditorToolsVisibility: 'headers'
