@@ -153,7 +153,8 @@ func chromium(t *testing.T) string {
 // headers editor as its comment says, runs `me`, and after a reload still has the
 // header. On failure it saves a screenshot and prints its path.
 func TestExplorerInBrowser(t *testing.T) {
-	t.Parallel()
+	// Not parallel: Go runs it before the package's parallel tests start, so Chromium's
+	// few seconds of CPU do not slow the tests that measure time (the rate limits).
 	bin := chromium(t)
 	needExplorerFiles(t)
 	u := srv.RegisterVerified(t, "explorer")
