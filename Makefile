@@ -1,16 +1,16 @@
 # tenantgraph — developer commands. `make` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help run test fuzz docs-check bench loadtest audit-http lint generate build clean
+.PHONY: help run test fuzz docs-check bench loadtest audit-http lint generate build explorer-assets clean
 
 help: ## List the targets
 	@echo "Targets:"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z_-]*:.*## / { printf "  make %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z_-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-run: ## Run the server on a local PostgreSQL kept in .data/ (port PGPORT_DEV=54329), or on DATABASE_URL
+run: explorer-assets ## Run the server on a local PostgreSQL kept in .data/ (port PGPORT_DEV=54329), or on DATABASE_URL
 	@bash scripts/run.sh
 
-test: ## Run all tests (-race) on a throwaway PostgreSQL, or on TEST_DATABASE_URL, then each fuzz target 2 s; extra flags: GOTESTFLAGS='-run X -v'
+test: explorer-assets ## Run all tests (-race) on a throwaway PostgreSQL, or on TEST_DATABASE_URL, then each fuzz target 2 s; extra flags: GOTESTFLAGS='-run X -v'
 	@bash scripts/test.sh
 
 fuzz: ## Run each Go fuzz target for FUZZTIME (default 1m); FUZZ_PKGS='./internal/platform/page' narrows
@@ -19,7 +19,7 @@ fuzz: ## Run each Go fuzz target for FUZZTIME (default 1m); FUZZ_PKGS='./interna
 docs-check: ## Run the README's walk-throughs on a throwaway server and PostgreSQL; fail when their output differs
 	@bash scripts/docs-check.sh
 
-bench: ## Run the benchmarks on a throwaway PostgreSQL; extra flags: GOTESTFLAGS='-benchtime 2s'
+bench: explorer-assets ## Run the benchmarks on a throwaway PostgreSQL; extra flags: GOTESTFLAGS='-benchtime 2s'
 	@GOTEST_ARGS='-run=^$$ -bench=. -benchmem -count=1' bash scripts/test.sh
 
 loadtest: ## Measure a built server on a throwaway PostgreSQL from another process (SCENARIO=credential-flood|dashboard|me|organization|customers|all; LOADTEST_ARGS, SERVER_ENV; BASE=<git ref> alternates that commit's server with this one)
@@ -52,8 +52,11 @@ lint: ## no tracked file over 1 MiB, gofmt, go vet, and check that go generate l
 generate: ## Regenerate code (go generate ./...)
 	go generate ./...
 
-build: ## Build the server to bin/tenantgraph
+build: explorer-assets ## Build the server to bin/tenantgraph
 	go build -o bin/tenantgraph .
+
+explorer-assets: ## Fetch the explorer's GraphiQL/React files (pinned versions and sha256) from npm into internal/platform/explorer/dist/; run, test, build do it first
+	@bash scripts/explorer-assets.sh
 
 # run.sh keeps the cluster in /var/tmp/tenantgraph-dev-* when the postgres user cannot reach .data/.
 DEV_ALT = /var/tmp/tenantgraph-dev-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)

@@ -50,6 +50,28 @@ if [[ " ${args[*]} " == *" -race "* ]] && ! command -v "$(go env CC)" >/dev/null
 	fi
 fi
 
+# The browser test of the explorer (internal/app TestExplorerInBrowser) drives Debian's
+# chromium. Installed here when missing and run as root; otherwise that test is skipped
+# (and says so), except under CI=true, where a missing chromium fails the run. Not for
+# make bench (-run=^$), which runs no test.
+find_chromium() { command -v chromium || command -v chromium-browser || command -v google-chrome || command -v google-chrome-stable; }
+if [[ " ${args[*]} " != *" -run=^$ "* ]] && ! find_chromium >/dev/null 2>&1; then
+	if ((EUID == 0)) && command -v apt-get >/dev/null 2>&1; then
+		log "installing chromium for the browser test (log: /tmp/tenantgraph-apt-chromium.log)"
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			-o DPkg::Lock::Timeout=300 chromium; } </dev/null >/tmp/tenantgraph-apt-chromium.log 2>&1 ||
+			log "apt-get install chromium failed (see /tmp/tenantgraph-apt-chromium.log)"
+	fi
+	if ! find_chromium >/dev/null 2>&1; then
+		if [[ "${CI:-}" == true ]]; then
+			log "error: CI=true needs chromium for the browser test of the explorer, and it could not be installed"
+			exit 1
+		fi
+		log "WARNING: no chromium: the browser test of the explorer (TestExplorerInBrowser) will be SKIPPED."
+		log "WARNING: install it to run it: sudo apt-get install chromium"
+	fi
+fi
+
 tmp=""
 gotest_pid=""
 

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/jmoiron/sqlx"
 	"github.com/rs/cors"
 
@@ -20,6 +19,7 @@ import (
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/config"
+	"tenantgraph/internal/platform/explorer"
 	"tenantgraph/internal/platform/httpx"
 	"tenantgraph/internal/platform/mail"
 )
@@ -181,7 +181,16 @@ func New(o Options) (*App, error) {
 	}
 	mux.Handle("GET /readyz", ready)
 	if !cfg.Production() {
-		mux.Handle("GET /{$}", playground.Handler("tenantgraph", "/query"))
+		// The explorer (GraphiQL, served from the binary: README, "Explorer").
+		ex, err := explorer.New("tenantgraph", "/query")
+		if err != nil {
+			return nil, err
+		}
+		if missing := explorer.Missing(); len(missing) > 0 {
+			o.Log.Warn("the explorer at / is missing its files: run make explorer-assets and build again", "missing", missing)
+		}
+		mux.Handle("GET /{$}", ex.Page())
+		mux.Handle("GET "+explorer.Prefix, ex.Files())
 	}
 
 	var h http.Handler = mux
