@@ -372,7 +372,7 @@ func startServe(t *testing.T) (addr string, cancel context.CancelFunc, done <-ch
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan error, 1)
-	go func() { out <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), database.DB, ln) }()
+	go func() { out <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), database.DB, ln, nil) }()
 	return ln.Addr().String(), cancel, out
 }
 
