@@ -111,7 +111,7 @@ func (e *shapingExecutor) DispatchOperation(ctx context.Context, oc *graphql.Ope
 		resp := next(ctx)
 		if resp != nil {
 			resp.Errors = capErrors(resp.Errors)
-			e.w.meta.SetOutcome(outcome(resp.Errors))
+			reqmeta.From(ctx).SetOutcome(outcome(resp.Errors))
 		}
 		return resp
 	}, ctx
