@@ -100,15 +100,18 @@ func run(args []string) error {
 		defer stopPprof()
 	}
 	// The one registry of the process: whatever reports metrics registers on it.
-	reg := metrics.New()
+	// Without METRICS_ADDR nothing is recorded.
+	var appMetrics prometheus.Registerer
 	if cfg.MetricsAddr != "" {
+		reg := metrics.New()
 		_, stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg, log)
 		if err != nil {
 			return err
 		}
 		defer stopMetrics()
+		appMetrics = reg
 	}
-	return serve(ctx, cfg, log, d, ln)
+	return serve(ctx, cfg, log, d, ln, appMetrics)
 }
 
 // servePprof serves net/http/pprof on addr, apart from the API (development
@@ -175,12 +178,12 @@ func migrate(args []string) error {
 
 // serve answers on ln until ctx ends, then stops accepting, lets in-flight
 // requests finish (up to shutdownTimeout), stops the background work and returns.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB, ln net.Listener) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB, ln net.Listener, reg prometheus.Registerer) error {
 	exe, err := workerBinary()
 	if err != nil {
 		return fmt.Errorf("hash workers: %w", err)
 	}
-	a, err := app.New(app.Options{Config: cfg, DB: d, Log: log, HashWorker: []string{exe, auth.WorkerArg}})
+	a, err := app.New(app.Options{Config: cfg, DB: d, Log: log, HashWorker: []string{exe, auth.WorkerArg}, Metrics: reg})
 	if err != nil {
 		return err
 	}

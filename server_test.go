@@ -410,7 +410,7 @@ func startServe(t *testing.T) (addr string, cancel context.CancelFunc, done <-ch
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan error, 1)
-	go func() { out <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), database.DB, ln) }()
+	go func() { out <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), database.DB, ln, nil) }()
 	return ln.Addr().String(), cancel, out
 }
 
@@ -504,6 +504,17 @@ func TestMetricsServeOnTheirOwnAddress(t *testing.T) {
 	if after := mallocs(); after <= before {
 		t.Errorf("go_memstats_mallocs_total did not grow across requests: %v then %v", before, after)
 	}
+	// The application's series are on the same registry (see TestMetricsCountRequestsByOperation).
+	res, err := http.Post("http://"+apiAddr+"/query", "application/json", strings.NewReader(`{"query":"query Ping { __typename }"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := metric(`tenantgraph_graphql_requests_total{code="OK",operation="Ping",type="query"}`); got != 1 {
+		t.Errorf("requests of Ping = %v, want 1", got)
+	}
+	metric(`go_sql_open_connections{db_name="tenantgraph"}`)
+	metric("tenantgraph_mail_outbox_pending")
 	if status, _ := get(t, "http://"+apiAddr+"/metrics"); status != http.StatusNotFound {
 		t.Errorf("the API address answers /metrics with %d, want 404", status)
 	}

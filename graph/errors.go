@@ -21,6 +21,9 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		if e, ok := apperr.As(err); ok {
+			if e.Code == apperr.RateLimited {
+				reqmeta.From(ctx).RateLimited(e.Limit) // for the metrics
+			}
 			out := &gqlerror.Error{Message: e.Message, Path: gqlErr.Path, Locations: gqlErr.Locations,
 				Extensions: map[string]any{"code": string(e.Code)}}
 			field := e.Field

@@ -70,6 +70,9 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 				}
 			}
 			reqmeta.From(ctx).SetOperation(name)
+			if oc.Operation != nil {
+				reqmeta.From(ctx).SetOperationType(string(oc.Operation.Operation), oc.Operation.Name)
+			}
 			if oc.Operation != nil && oc.Operation.Operation == ast.Mutation {
 				oc.ResolverMiddleware = clearLoadersAfterMutations(oc.ResolverMiddleware)
 			}

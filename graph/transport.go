@@ -14,6 +14,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"tenantgraph/internal/platform/reqmeta"
 )
 
 // The GraphQL-over-HTTP rules gqlgen's POST and GET transports do not follow on their
@@ -41,7 +43,7 @@ type compliant struct {
 }
 
 func (c compliant) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	rw := &shapingWriter{ResponseWriter: w}
+	rw := &shapingWriter{ResponseWriter: w, meta: reqmeta.From(r.Context())}
 	ex := &shapingExecutor{GraphExecutor: exec, w: rw}
 	if r.Body != nil {
 		br := &bodyReader{ReadCloser: r.Body, tooLarge: &rw.tooLarge, text: &ex.text}
@@ -133,6 +135,7 @@ func (e *shapingExecutor) DispatchOperation(ctx context.Context, oc *graphql.Ope
 		resp := next(ctx)
 		if resp != nil {
 			resp.Errors = capErrors(resp.Errors)
+			reqmeta.From(ctx).SetOutcome(outcome(resp.Errors))
 		}
 		return resp
 	}, ctx
@@ -168,6 +171,7 @@ type shapingWriter struct {
 	status   int
 	buf      bytes.Buffer
 	passing  bool // writing through
+	meta     *reqmeta.Meta
 }
 
 func (w *shapingWriter) WriteHeader(status int) {
@@ -222,6 +226,7 @@ func (w *shapingWriter) finish() {
 				Extensions: map[string]any{"code": "BAD_USER_INPUT"}}}
 		}
 		resp["errors"], _ = json.Marshal(errs)
+		w.meta.SetOutcome(outcome(errs))
 		delete(resp, "data") // nothing was executed
 		if b, err := json.Marshal(resp); err == nil {
 			body = b
@@ -251,6 +256,17 @@ func (w *shapingWriter) statusFor(transportStatus int) int {
 	default:
 		return http.StatusOK
 	}
+}
+
+// outcome is the metrics' outcome of a response with errs: OK, or the first error's code.
+func outcome(errs gqlerror.List) string {
+	if len(errs) == 0 {
+		return "OK"
+	}
+	if c, ok := errs[0].Extensions["code"].(string); ok && c != "" {
+		return c
+	}
+	return CodeBadRequest
 }
 
 func hasCode(errs gqlerror.List, code string) bool {
@@ -295,6 +311,7 @@ func (unsupported) Do(w http.ResponseWriter, r *http.Request, _ graphql.GraphExe
 		w.Header().Set("Allow", "GET, POST, OPTIONS")
 	}
 	err := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": CodeBadRequest}}
+	reqmeta.From(r.Context()).SetOutcome(CodeBadRequest)
 	b, _ := json.Marshal(map[string]any{"errors": gqlerror.List{err}})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

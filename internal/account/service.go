@@ -67,7 +67,11 @@ func DefaultLimits() Limits {
 // email, so the refusal tells nothing).
 const MaxPendingResets = 64
 
-var errTooMany = apperr.New(apperr.RateLimited, "too many attempts: wait a minute and try again")
+// tooMany is the refusal of the limit named limit (the snake_case of its Limits
+// field, or pending_resets for MaxPendingResets), as the metrics name it.
+func tooMany(limit string) error {
+	return apperr.Limited(limit, "too many attempts: wait a minute and try again")
+}
 
 // Deps are what the service needs.
 type Deps struct {
@@ -119,7 +123,7 @@ func (s *Service) Users(ctx context.Context, ids []uuid.UUID) ([]*User, error) {
 // Register creates an account, signs it in and queues the verification email.
 func (s *Service) Register(ctx context.Context, in RegisterInput) (*AuthPayload, error) {
 	if !s.d.Limits.RegisterPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
-		return nil, errTooMany
+		return nil, tooMany("register_per_ip")
 	}
 	email, err := NormalizeEmail(in.Email)
 	if err != nil {
@@ -167,10 +171,13 @@ func (s *Service) Login(ctx context.Context, email, password string) (*AuthPaylo
 	// locked out of one email spends none of that email's global allowance.
 	now := s.d.Now()
 	ip := reqmeta.From(ctx).IP
-	if !s.d.Limits.LoginPerIP.Allow(ip, now) ||
-		!s.d.Limits.LoginPerEmailIP.Allow(key+" "+ip, now) ||
-		!s.d.Limits.LoginPerEmail.Allow(key, now) {
-		return nil, errTooMany
+	switch {
+	case !s.d.Limits.LoginPerIP.Allow(ip, now):
+		return nil, tooMany("login_per_ip")
+	case !s.d.Limits.LoginPerEmailIP.Allow(key+" "+ip, now):
+		return nil, tooMany("login_per_email_ip")
+	case !s.d.Limits.LoginPerEmail.Allow(key, now):
+		return nil, tooMany("login_per_email")
 	}
 	norm, err := NormalizeEmail(email)
 	if err != nil || len(password) > auth.MaxPasswordBytes {
@@ -328,7 +335,7 @@ func (s *Service) ResendVerification(ctx context.Context, v auth.Viewer) error {
 			return err
 		}
 		if recent {
-			return apperr.New(apperr.RateLimited, "a verification email was sent less than a minute ago")
+			return apperr.Limited("verification_resend", "a verification email was sent less than a minute ago")
 		}
 		return s.sendVerification(ctx, tx, u, now)
 	})
@@ -340,7 +347,7 @@ func (s *Service) ResendVerification(ctx context.Context, v auth.Viewer) error {
 // background after the answer. Repeated requests within a minute send nothing more.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
 	if !s.d.Limits.ResetPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
-		return errTooMany
+		return tooMany("reset_per_ip")
 	}
 	norm, err := NormalizeEmail(email)
 	if err != nil {
@@ -349,7 +356,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	select {
 	case s.resets <- struct{}{}:
 	default:
-		return errTooMany
+		return tooMany("pending_resets")
 	}
 	s.background.Add(1)
 	// The request's values (request id for the logs), not its end.
@@ -399,7 +406,7 @@ var errBadResetToken = apperr.Invalid("token", "the reset link is invalid, used 
 // is checked before the new password is hashed: a bad token costs no hashing.
 func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) error {
 	if !s.d.Limits.ResetPasswordPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
-		return errTooMany
+		return tooMany("reset_password_per_ip")
 	}
 	if err := validatePassword("newPassword", newPassword); err != nil {
 		return err
@@ -447,7 +454,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 // verified before the new one is hashed.
 func (s *Service) ChangePassword(ctx context.Context, v auth.Viewer, current, next string) error {
 	if !s.d.Limits.ChangePasswordPerUser.Allow(v.UserID.String(), s.d.Now()) {
-		return errTooMany
+		return tooMany("change_password_per_user")
 	}
 	if err := validatePassword("newPassword", next); err != nil {
 		return err

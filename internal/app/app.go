@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/cors"
 
 	"tenantgraph/graph"
@@ -49,6 +50,10 @@ type Options struct {
 	// children, not in this process (auth.Hasher.UseWorkers). The server binary
 	// sets it; empty, hashing stays in process. Close the App to stop them.
 	HashWorker []string
+	// Metrics, when set, receives the application's series (README, Metrics):
+	// requests, latency and SQL statements by operation, the database pool, the
+	// mail outbox and rate-limit refusals. Nil records nothing.
+	Metrics prometheus.Registerer
 }
 
 // App is the assembled server.
@@ -167,9 +172,13 @@ func New(o Options) (*App, error) {
 		NoteCounts:    customers.NoteCounts,
 	}
 
+	rec, err := newRecorder(o.Metrics, o.DB, o.Log)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
-	endpoint := httpx.NoStore(httpx.LimitBody(MaxBodyBytes,
-		httpx.Detach(RequestTimeout, auth.Middleware(tokens, revoked, loader.Middleware(sources, gql)))))
+	endpoint := observe(rec, httpx.NoStore(httpx.LimitBody(MaxBodyBytes,
+		httpx.Detach(RequestTimeout, auth.Middleware(tokens, revoked, loader.Middleware(sources, gql))))))
 	mux.Handle("/query", endpoint)
 	mux.Handle("/graphql", endpoint) // the path most clients try first
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -32,6 +32,9 @@ type Error struct {
 	// Field names the input field at fault (sent as extensions.field), such as
 	// "email" or "input[17].email"; empty when no one field is.
 	Field string
+	// Limit names the limit that refused a RATE_LIMITED request ("login_per_ip"),
+	// for the metrics (tenantgraph_rate_limit_refusals_total); never sent to clients.
+	Limit string
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
@@ -39,6 +42,11 @@ func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 // New returns a client-safe error.
 func New(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Limited returns a RATE_LIMITED error from the limit named limit.
+func Limited(limit, format string, args ...any) *Error {
+	return &Error{Code: RateLimited, Message: fmt.Sprintf(format, args...), Limit: limit}
 }
 
 // Invalid returns a BAD_USER_INPUT error for one field.

@@ -47,7 +47,7 @@ const HashWait = 2 * time.Second
 func DefaultHashConcurrency() int { return max(1, runtime.NumCPU()/2) }
 
 // ErrBusy is returned when every hashing slot stayed taken for HashWait.
-var ErrBusy = apperr.New(apperr.RateLimited, "the server is busy checking passwords: try again in a moment")
+var ErrBusy = apperr.Limited("password_hashing", "the server is busy checking passwords: try again in a moment")
 
 // Hasher hashes and verifies passwords. Every computation goes through one
 // semaphore, so the process never runs more than its concurrency at once and a

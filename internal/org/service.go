@@ -634,11 +634,11 @@ func (s *Service) checkMailLimits(ctx context.Context, tx *sqlx.Tx, org uuid.UUI
 		return err
 	}
 	if toEmail >= l.PerRecipient {
-		return apperr.New(apperr.RateLimited, "this address has already been sent %d invitation emails from this organization in the last %s: try again later",
+		return apperr.Limited("invitation_mail_per_recipient", "this address has already been sent %d invitation emails from this organization in the last %s: try again later",
 			l.PerRecipient, window(l.Window))
 	}
 	if all >= l.PerOrganization {
-		return apperr.New(apperr.RateLimited, "this organization has already sent %d invitation emails in the last %s: try again later",
+		return apperr.Limited("invitation_mail_per_organization", "this organization has already sent %d invitation emails in the last %s: try again later",
 			l.PerOrganization, window(l.Window))
 	}
 	return nil

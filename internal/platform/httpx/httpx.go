@@ -174,6 +174,7 @@ func NoStore(next http.Handler) http.Handler {
 func LimitBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > n {
+			reqmeta.From(r.Context()).SetOutcome("BAD_USER_INPUT")
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
 			fmt.Fprintf(w, `{"errors":[{"message":"request body too large (limit %d bytes)","extensions":{"code":"BAD_USER_INPUT"}}]}`, n)

@@ -98,3 +98,17 @@ func Purge(ctx context.Context, q sqlx.ExecerContext, before time.Time) (int64, 
 	}
 	return res.RowsAffected()
 }
+
+// Backlog returns how many messages are pending (neither sent nor given up on)
+// and how long the oldest of them has waited (0 when none is). It reads the
+// partial index of pending messages, and is meant for the metrics' scrapes.
+func Backlog(ctx context.Context, q sqlx.QueryerContext) (pending int64, oldest time.Duration, err error) {
+	var age float64
+	err = q.QueryRowxContext(ctx, `
+		SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+		FROM mail_outbox WHERE status = 'pending'`).Scan(&pending, &age)
+	if err != nil {
+		return 0, 0, fmt.Errorf("mail backlog: %w", err)
+	}
+	return pending, time.Duration(age * float64(time.Second)), nil
+}

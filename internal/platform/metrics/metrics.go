@@ -1,7 +1,9 @@
 // Package metrics is the server's Prometheus registry and its exposition
 // handler. The registry is made in one place (New) and handed to whatever
-// registers metrics on it; today that is the Go runtime's and the process's
-// collectors only.
+// registers metrics on it: the Go runtime's and the process's collectors here,
+// the application's series (Recorder, NewOutboxCollector) and the database
+// pool's by the wiring (internal/app). Nothing is global: each registry has its
+// own series, so tests in parallel each read their own.
 package metrics
 
 import (

@@ -11,14 +11,20 @@ import (
 type ctxKey struct{}
 
 // Meta is one request's metadata. The edge fills ID, IP and UserAgent; the
-// GraphQL layer records the operation name for the access log.
+// GraphQL layer records the operation name for the access log, and the
+// operation's type, the request's outcome and its rate-limit refusals for the
+// metrics.
 type Meta struct {
 	ID        string
 	IP        string // the client's address, behind any trusted proxies
 	UserAgent string
 
-	mu        sync.Mutex
-	operation string
+	mu         sync.Mutex
+	operation  string
+	opType     string // "" until an operation runs
+	docName    string // the operation's name in the document, "" when anonymous
+	outcome    string
+	rateLimits []string
 }
 
 // With returns ctx carrying m.
@@ -47,4 +53,50 @@ func (m *Meta) Operation() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.operation
+}
+
+// SetOperationType records the type of the operation being run ("query",
+// "mutation", "subscription") and its name as the document spells it, "" for
+// an anonymous one.
+func (m *Meta) SetOperationType(typ, docName string) {
+	m.mu.Lock()
+	m.opType, m.docName = typ, docName
+	m.mu.Unlock()
+}
+
+// OperationType returns what SetOperationType recorded: "", "" when no
+// operation ran.
+func (m *Meta) OperationType() (typ, docName string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.opType, m.docName
+}
+
+// SetOutcome records the request's outcome: "OK", or the extensions.code of
+// the first error of its response. The last call wins.
+func (m *Meta) SetOutcome(code string) {
+	m.mu.Lock()
+	m.outcome = code
+	m.mu.Unlock()
+}
+
+// Outcome returns the recorded outcome, "" when none was.
+func (m *Meta) Outcome() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.outcome
+}
+
+// RateLimited records that the limit named limit refused part of the request.
+func (m *Meta) RateLimited(limit string) {
+	m.mu.Lock()
+	m.rateLimits = append(m.rateLimits, limit)
+	m.mu.Unlock()
+}
+
+// RateLimits returns the limits that refused part of the request, in order.
+func (m *Meta) RateLimits() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.rateLimits...)
 }

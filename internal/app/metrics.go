@@ -1,0 +1,107 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/mail"
+	"tenantgraph/internal/platform/metrics"
+	"tenantgraph/internal/platform/reqmeta"
+)
+
+// newRecorder registers the application's series on reg: the request series
+// (recorded by observe), the database pool's (read from sql.DB.Stats at scrape
+// time: go_sql_*{db_name="tenantgraph"}) and the mail outbox's (one query at
+// scrape time). A nil reg records nothing.
+func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger) (*metrics.Recorder, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	rec, err := metrics.NewRecorder(reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewDBStatsCollector(d.DB, "tenantgraph")); err != nil {
+		return nil, err
+	}
+	backlog := func(ctx context.Context) (int64, time.Duration, error) { return mail.Backlog(ctx, d) }
+	if err := reg.Register(metrics.NewOutboxCollector(backlog, log)); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// observe records each request to next in rec: its operation (set by the
+// GraphQL layer in reqmeta), outcome code, duration, SQL statements (the
+// edge's db.Counter) and rate-limit refusals. It runs inside httpx.Edge.
+func observe(rec *metrics.Recorder, next http.Handler) http.Handler {
+	if rec == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		completed := false
+		defer func() {
+			meta := reqmeta.From(r.Context())
+			typ, name := meta.OperationType()
+			code := meta.Outcome()
+			switch {
+			case !completed: // a panic on its way to the edge's recovery
+				code = "INTERNAL_SERVER_ERROR"
+			case code != "":
+			case sw.status >= 500:
+				code = "INTERNAL_SERVER_ERROR"
+			case sw.status >= 400:
+				code = "BAD_REQUEST"
+			default:
+				code = "OK"
+			}
+			var statements int64
+			if c := db.CounterFrom(r.Context()); c != nil {
+				statements = c.Load()
+			}
+			rec.Request(metrics.Request{Type: typ, Operation: name, Code: code, Duration: time.Since(start), Statements: statements})
+			for _, l := range meta.RateLimits() {
+				rec.RateLimited(l)
+			}
+		}()
+		next.ServeHTTP(sw, r)
+		completed = true
+	})
+}
+
+// statusWriter notes the response's status.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
