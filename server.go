@@ -30,6 +30,7 @@ import (
 	"tenantgraph/internal/platform/config"
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/metrics"
+	"tenantgraph/internal/platform/tracing"
 )
 
 // ServeGCPercent is the server's garbage-collection target unless GOGC is set:
@@ -183,7 +184,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB,
 	if err != nil {
 		return fmt.Errorf("hash workers: %w", err)
 	}
-	a, err := app.New(app.Options{Config: cfg, DB: d, Log: log, HashWorker: []string{exe, auth.WorkerArg}, Metrics: reg})
+	// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (README, "Tracing").
+	tr, err := tracing.Setup(ctx, log)
+	if err != nil {
+		return err
+	}
+	if tr.Provider != nil {
+		log.Info("tracing", "exporter", "otlp/http", "traceparent", tr.Propagator != nil)
+	}
+	defer func() { // last: flush the spans not yet exported
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(fctx); err != nil {
+			log.Warn("tracing: flush on exit", "error", err)
+		}
+	}()
+	a, err := app.New(app.Options{Config: cfg, DB: d, Log: log, HashWorker: []string{exe, auth.WorkerArg},
+		Metrics: reg, TracerProvider: tr.Provider, TracePropagator: tr.Propagator})
 	if err != nil {
 		return err
 	}

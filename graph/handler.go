@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/trace"
 
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/platform/reqmeta"
@@ -27,6 +28,9 @@ type HandlerOptions struct {
 	// (lower-case hex sha256 -> text; see trustedDocuments); automatic persisted
 	// queries are then off.
 	TrustedDocuments map[string]string
+	// Tracer, when set, names the request's span after the operation and spans
+	// each root field (see tracing); nil: nothing is installed.
+	Tracer trace.Tracer
 }
 
 // NewHandler builds the GraphQL HTTP handler with explicit transports and extensions.
@@ -57,6 +61,9 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 		srv.SetDisableSuggestion(true)
 	} else {
 		srv.Use(extension.Introspection{})
+	}
+	if o.Tracer != nil {
+		srv.Use(tracing{o.Tracer})
 	}
 	srv.SetErrorPresenter(ErrorPresenter(o.Log))
 	srv.SetRecoverFunc(Recover(o.Log))

@@ -11,6 +11,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/cors"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"tenantgraph/graph"
 	"tenantgraph/internal/account"
@@ -23,6 +25,7 @@ import (
 	"tenantgraph/internal/platform/explorer"
 	"tenantgraph/internal/platform/httpx"
 	"tenantgraph/internal/platform/mail"
+	"tenantgraph/internal/platform/tracing"
 )
 
 // MaxBodyBytes caps GraphQL request bodies.
@@ -54,6 +57,12 @@ type Options struct {
 	// requests, latency and SQL statements by operation, the database pool, the
 	// mail outbox and rate-limit refusals. Nil records nothing.
 	Metrics prometheus.Registerer
+	// TracerProvider, when set, traces each request (tracing.Handler, the
+	// GraphQL operation and root fields, the SQL statements); nil: no tracing,
+	// and nothing of it on the request's path. TracePropagator reads a
+	// request's traceparent (nil: none is read). See tracing.Setup.
+	TracerProvider  trace.TracerProvider
+	TracePropagator propagation.TextMapPropagator
 }
 
 // App is the assembled server.
@@ -158,9 +167,13 @@ func New(o Options) (*App, error) {
 	customers := customer.NewService(customer.Deps{DB: o.DB, Gate: gate, Audit: auditLog,
 		CountNotes: loader.CountNotes, Now: o.Now})
 
+	var tracer trace.Tracer
+	if o.TracerProvider != nil {
+		tracer = o.TracerProvider.Tracer(graph.TraceScope)
+	}
 	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers},
 		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits,
-			TrustedDocuments: cfg.TrustedDocuments})
+			TrustedDocuments: cfg.TrustedDocuments, Tracer: tracer})
 	sources := loader.Sources{
 		Users:         accounts.Users,
 		Organizations: orgs.Organizations,
@@ -213,6 +226,9 @@ func New(o Options) (*App, error) {
 		}).Handler(h)
 	}
 	h = httpx.Edge(o.Log, cfg.TrustedProxies, h)
+	if o.TracerProvider != nil {
+		h = tracing.Handler(o.TracerProvider, o.TracePropagator, h) // outside Edge: its log line has the trace id
+	}
 
 	worker := mail.NewWorker(o.DB, sender, o.Log, mail.WorkerOptions{
 		PollInterval: o.MailPollInterval,

@@ -111,7 +111,7 @@ type cachedStmt struct {
 	used uint64
 }
 
-func (c *conn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+func (c *conn) query(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	count(ctx)
 	if c.stmts == nil || len(args) == 0 || strings.HasPrefix(q, CustomPlan) {
 		return c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
@@ -121,7 +121,7 @@ func (c *conn) QueryContext(ctx context.Context, q string, args []driver.NamedVa
 	})
 }
 
-func (c *conn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+func (c *conn) exec(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
 	count(ctx)
 	if c.stmts == nil || len(args) == 0 || strings.HasPrefix(q, CustomPlan) {
 		return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
@@ -206,7 +206,7 @@ func (c *conn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error
 	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
 }
 
-func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+func (c *conn) begin(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	count(ctx)
 	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
 	if err != nil {
@@ -250,13 +250,13 @@ type countedTx struct {
 	conn *conn
 }
 
-func (t *countedTx) Commit() error {
+func (t *countedTx) commit() error {
 	count(t.ctx)
 	t.conn.inTx = false
 	return t.Tx.Commit()
 }
 
-func (t *countedTx) Rollback() error {
+func (t *countedTx) rollback() error {
 	count(t.ctx)
 	t.conn.inTx = false
 	return t.Tx.Rollback()

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/reqmeta"
 )
@@ -58,7 +60,8 @@ func (w *statusWriter) Flush() {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Edge wraps next with the request id (X-Request-Id, echoed back), the access log,
+// Edge wraps next with the request id (X-Request-Id, echoed back), the access log
+// (with the trace_id of the request's span when one records: see tracing.Handler),
 // panic recovery and X-Content-Type-Options: nosniff on every response. The client IP is the connection's address, unless that is a
 // trusted proxy: then it is the right-most X-Forwarded-For address that is not one.
 func Edge(log *slog.Logger, trustedProxies []netip.Prefix, next http.Handler) http.Handler {
@@ -97,9 +100,12 @@ func Edge(log *slog.Logger, trustedProxies []netip.Prefix, next http.Handler) ht
 				// not the one of an answer nobody read.
 				status = StatusClientClosedRequest
 			}
-			log.InfoContext(ctx, "request",
-				"request_id", id, "method", r.Method, "path", r.URL.Path, "operation", ri.Operation(),
-				"status", status, "bytes", sw.bytes, "sql_statements", statements.Load(), "duration_ms", float64(time.Since(start).Microseconds())/1000)
+			args := []any{"request_id", id, "method", r.Method, "path", r.URL.Path, "operation", ri.Operation(),
+				"status", status, "bytes", sw.bytes, "sql_statements", statements.Load(), "duration_ms", float64(time.Since(start).Microseconds()) / 1000}
+			if span := trace.SpanFromContext(ctx); span.IsRecording() {
+				args = append(args, "trace_id", span.SpanContext().TraceID().String())
+			}
+			log.InfoContext(ctx, "request", args...)
 		}()
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
