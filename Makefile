@@ -1,17 +1,20 @@
 # tenantgraph — developer commands. `make` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help run test fuzz docs-check bench loadtest audit-http lint generate build clean
+.PHONY: help run test test-pgbouncer fuzz docs-check bench loadtest audit-http lint generate build clean
 
 help: ## List the targets
 	@echo "Targets:"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z_-]*:.*## / { printf "  make %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z_-]*:.*## / { printf "  make %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 run: ## Run the server on a local PostgreSQL kept in .data/ (port PGPORT_DEV=54329), or on DATABASE_URL
 	@bash scripts/run.sh
 
 test: ## Run all tests (-race) on a throwaway PostgreSQL, or on TEST_DATABASE_URL, then each fuzz target 2 s; extra flags: GOTESTFLAGS='-run X -v'
 	@bash scripts/test.sh
+
+test-pgbouncer: ## Run all tests (-race) with the servers' pools through PgBouncer in transaction mode (Debian's pgbouncer, started on a free port), prepared statements off
+	@TEST_PGBOUNCER=1 bash scripts/test.sh
 
 fuzz: ## Run each Go fuzz target for FUZZTIME (default 1m); FUZZ_PKGS='./internal/platform/page' narrows
 	@bash scripts/fuzz.sh
