@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/config"
+	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/dbtest"
 )
 
@@ -52,6 +54,12 @@ func binary(t *testing.T, env ...string) *exec.Cmd {
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, os.Args[0], "serve")
 	cmd.Env = append([]string{asBinary + "=1"}, env...)
+	// As the suite runs (make test's second pass, make test-pgbouncer), unless the test says.
+	if v, ok := os.LookupEnv(db.PreparedSetting); ok && !slices.ContainsFunc(env, func(e string) bool {
+		return strings.HasPrefix(e, db.PreparedSetting+"=")
+	}) {
+		cmd.Env = append(cmd.Env, db.PreparedSetting+"="+v)
+	}
 	cmd.Dir = t.TempDir() // whatever it writes to a relative DATA_DIR stays out of the checkout
 	return cmd
 }

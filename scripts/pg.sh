@@ -415,7 +415,7 @@ pgb_start() {
 		printf 'auth_type = trust\nauth_file = %s/userlist.txt\nadmin_users = postgres\n' "$dir"
 		printf 'pool_mode = transaction\n'
 		printf '; as many server connections per database as the pool of db.Open (20)\n'
-		printf 'default_pool_size = 20\nmax_client_conn = 2000\n'
+		printf 'default_pool_size = 20\nmax_client_conn = 1000\n'
 		printf 'ignore_startup_parameters = extra_float_digits\n'
 		printf 'logfile = %s/pgbouncer.log\npidfile = %s/pgbouncer.pid\n' "$dir" "$dir"
 		printf 'log_connections = 0\nlog_disconnections = 0\n'
