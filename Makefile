@@ -1,7 +1,7 @@
 # tenantgraph — developer commands. `make` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help run test fuzz docs-check bench loadtest audit-http lint generate build explorer-assets clean
+.PHONY: help run test test-pgbouncer fuzz docs-check bench loadtest audit-http lint generate build explorer-assets clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -12,6 +12,9 @@ run: explorer-assets ## Run the server on a local PostgreSQL kept in .data/ (por
 
 test: explorer-assets ## Run all tests (-race) on a throwaway PostgreSQL, or on TEST_DATABASE_URL, then each fuzz target 2 s; extra flags: GOTESTFLAGS='-run X -v'
 	@bash scripts/test.sh
+
+test-pgbouncer: explorer-assets ## Run all tests (-race) with the servers' pools through PgBouncer in transaction mode (Debian's pgbouncer, started on a free port), prepared statements off
+	@TEST_PGBOUNCER=1 bash scripts/test.sh
 
 fuzz: ## Run each Go fuzz target for FUZZTIME (default 1m); FUZZ_PKGS='./internal/platform/page' narrows
 	@bash scripts/fuzz.sh
@@ -55,7 +58,7 @@ generate: ## Regenerate code (go generate ./...)
 build: explorer-assets ## Build the server to bin/tenantgraph
 	go build -o bin/tenantgraph .
 
-explorer-assets: ## Fetch the explorer's GraphiQL/React files (pinned versions and sha256) from npm into internal/platform/explorer/dist/; run, test, build do it first
+explorer-assets: ## Fetch the explorer's GraphiQL/React files (pinned versions and sha256) from npm into internal/platform/explorer/dist/; run, test, test-pgbouncer, bench, build do it first
 	@bash scripts/explorer-assets.sh
 
 # run.sh keeps the cluster in /var/tmp/tenantgraph-dev-* when the postgres user cannot reach .data/.

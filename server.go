@@ -225,7 +225,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB,
 	case <-time.After(revocationsTimeout):
 		stopWorker()
 		wg.Wait()
-		return fmt.Errorf("session revocations not loaded after %s: is DATABASE_URL a direct connection (LISTEN)?", revocationsTimeout)
+		return fmt.Errorf("session revocations not loaded after %s: does DATABASE_DIRECT_URL (default DATABASE_URL) reach PostgreSQL directly (LISTEN)?", revocationsTimeout)
 	case <-ctx.Done():
 		stopWorker()
 		wg.Wait()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/config"
+	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/dbtest"
 )
 
@@ -52,6 +54,12 @@ func binary(t *testing.T, env ...string) *exec.Cmd {
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, os.Args[0], "serve")
 	cmd.Env = append([]string{asBinary + "=1"}, env...)
+	// As the suite runs (make test's second pass, make test-pgbouncer), unless the test says.
+	if v, ok := os.LookupEnv(db.PreparedSetting); ok && !slices.ContainsFunc(env, func(e string) bool {
+		return strings.HasPrefix(e, db.PreparedSetting+"=")
+	}) {
+		cmd.Env = append(cmd.Env, db.PreparedSetting+"="+v)
+	}
 	cmd.Dir = t.TempDir() // whatever it writes to a relative DATA_DIR stays out of the checkout
 	return cmd
 }
@@ -96,7 +104,7 @@ func TestProductionByDefaultRefusesToStartWithoutAKey(t *testing.T) {
 	})
 	// The controls: the same database starts with a key, or in development.
 	t.Run("production with keys", func(t *testing.T) {
-		out := serves(t, "DATABASE_URL="+database.URL, "HTTP_ADDR=127.0.0.1:0", "MAIL_DRIVER=smtp", "SMTP_HOST=smtp.example.test",
+		out := serves(t, "DATABASE_URL="+database.URL, "DATABASE_DIRECT_URL="+database.DirectURL, "HTTP_ADDR=127.0.0.1:0", "MAIL_DRIVER=smtp", "SMTP_HOST=smtp.example.test",
 			"JWT_SECRETS=2026-11:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,"+
 				"2026-05:60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752")
 		if !strings.Contains(out, `"env":"production"`) || !strings.Contains(out, `"jwt_kid":"2026-11"`) {
@@ -105,7 +113,7 @@ func TestProductionByDefaultRefusesToStartWithoutAKey(t *testing.T) {
 	})
 	t.Run("development", func(t *testing.T) {
 		dir := t.TempDir()
-		out := serves(t, "APP_ENV=development", "DATABASE_URL="+database.URL, "HTTP_ADDR=127.0.0.1:0", "DATA_DIR="+dir)
+		out := serves(t, "APP_ENV=development", "DATABASE_URL="+database.URL, "DATABASE_DIRECT_URL="+database.DirectURL, "HTTP_ADDR=127.0.0.1:0", "DATA_DIR="+dir)
 		if !strings.Contains(out, "env=development") || !strings.Contains(out, "jwt_kid=default") {
 			t.Errorf("serving log: %s", out)
 		}
@@ -119,7 +127,7 @@ func TestProductionByDefaultRefusesToStartWithoutAKey(t *testing.T) {
 // not start unless MAIL_DRIVER names a driver that delivers mail; the console
 // driver, which logs every link, is refused.
 func TestProductionRefusesToStartWithoutRealMail(t *testing.T) {
-	env := []string{"DATABASE_URL=" + database.URL, "HTTP_ADDR=127.0.0.1:0", "JWT_SECRET=3c9b1f0e8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c"}
+	env := []string{"DATABASE_URL=" + database.URL, "DATABASE_DIRECT_URL=" + database.DirectURL, "HTTP_ADDR=127.0.0.1:0", "JWT_SECRET=3c9b1f0e8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c"}
 	for _, c := range []struct {
 		name   string
 		driver []string
@@ -402,7 +410,7 @@ func TestServeHashesInWorkerProcesses(t *testing.T) {
 // 127.0.0.1; cancel stops it, and done receives what serve returned.
 func startServe(t *testing.T) (addr string, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
-	cfg := config.Config{Env: "development", DatabaseURL: database.URL, JWTKeys: []config.JWTKey{{ID: "k1", Secret: []byte(strings.Repeat("s", 32))}},
+	cfg := config.Config{Env: "development", DatabaseURL: database.URL, DatabaseDirectURL: database.DirectURL, JWTKeys: []config.JWTKey{{ID: "k1", Secret: []byte(strings.Repeat("s", 32))}},
 		AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, MailDriver: "file", MailDir: t.TempDir(), AppBaseURL: "http://x"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -453,7 +461,7 @@ func TestPprofServesOnItsOwnAddress(t *testing.T) {
 // address, and its allocation counter grows as it answers; the API's address
 // never serves them, and without METRICS_ADDR nothing does.
 func TestMetricsServeOnTheirOwnAddress(t *testing.T) {
-	env := []string{"DATABASE_URL=" + database.URL, "HTTP_ADDR=127.0.0.1:0", "MAIL_DRIVER=file", "MAIL_DIR=" + t.TempDir(),
+	env := []string{"DATABASE_URL=" + database.URL, "DATABASE_DIRECT_URL=" + database.DirectURL, "HTTP_ADDR=127.0.0.1:0", "MAIL_DRIVER=file", "MAIL_DIR=" + t.TempDir(),
 		"JWT_SECRET=3c9b1f0e8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c"}
 	log, stop := started(t, append(env[:len(env):len(env)], "METRICS_ADDR=127.0.0.1:0")...)
 	defer func() { stop() }()

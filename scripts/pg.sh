@@ -12,6 +12,9 @@
 #   pg_free_port                    prints a free TCP port on 127.0.0.1
 #   pg_port_busy PORT               true when something listens on PORT
 #   pg_createdb PORT|URL NAME       creates database NAME unless it exists
+#   pgb_find_bin                    sets and exports PGB_BIN (installs Debian's pgbouncer as root)
+#   pgb_start DIR PGPORT PORT       PgBouncer (transaction mode) on 127.0.0.1:PORT for every database on PGPORT
+#   pgb_stop DIR                    stops the PgBouncer started in DIR, if it runs
 #
 # Messages go to stderr, one line per step, prefixed "pg:". Fatal errors exit the caller.
 
@@ -349,4 +352,94 @@ pg_createdb() {
 		"$PG_PSQL" -X -q -v ON_ERROR_STOP=1 -v name="$name" "${conn[@]}" >/dev/null ||
 		pg_die "could not create database $name"
 	pg_log "created database $name"
+}
+
+# pgb_find_bin: find PgBouncer; export PGB_BIN. As root, installs Debian's pgbouncer when
+# missing (its system service is never used here).
+pgb_find_bin() {
+	local d log
+	for d in "${PGB_BIN:-}" "$(command -v pgbouncer 2>/dev/null)" /usr/sbin/pgbouncer; do
+		if [[ -n "$d" && -x "$d" ]]; then
+			PGB_BIN=$d
+			export PGB_BIN
+			return 0
+		fi
+	done
+	if ((EUID != 0)); then
+		pg_die "PgBouncer is not installed: run 'sudo apt-get install pgbouncer' (or set PGB_BIN to the binary), then retry"
+	fi
+	log="${TMPDIR:-/tmp}/tenantgraph-apt-pgbouncer.log"
+	pg_log "PgBouncer not found: installing Debian package pgbouncer (log: $log)"
+	if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends pgbouncer; } </dev/null >"$log" 2>&1; then
+		tail -n 15 "$log" >&2
+		pg_die "apt-get install pgbouncer failed (full log: $log)"
+	fi
+	[[ -x /usr/sbin/pgbouncer ]] || pg_die "installed pgbouncer but found no /usr/sbin/pgbouncer (see $log)"
+	PGB_BIN=/usr/sbin/pgbouncer
+	export PGB_BIN
+}
+
+# The pid in DIR/pgbouncer.pid, when that process is a running pgbouncer.
+_pgb_pid() {
+	local pid="" comm="" state=""
+	[[ -f "$1/pgbouncer.pid" ]] || return 1
+	read -r pid <"$1/pgbouncer.pid" || true
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
+	read -r comm <"/proc/$pid/comm" 2>/dev/null || return 1
+	[[ "$comm" == pgbouncer ]] || return 1
+	read -r _ _ state _ <"/proc/$pid/stat" 2>/dev/null || return 1
+	[[ "$state" != Z && "$state" != X ]] || return 1
+	printf '%s' "$pid"
+}
+
+# pgb_start DIR PGPORT PORT: write DIR/pgbouncer.ini (and its auth file) for a PgBouncer in
+# transaction mode on 127.0.0.1:PORT whose wildcard database entry reaches every database
+# of the PostgreSQL on 127.0.0.1:PGPORT (auth_type trust: a private test cluster), and
+# start it as PG_USER (it refuses to run as root). Logs to DIR/pgbouncer.log.
+# Returns 1 (after printing the log's tail) when it fails.
+pgb_start() {
+	local dir=$1 pgport=$2 port=$3 t0 ini
+	[[ "$pgport" =~ ^[0-9]+$ && "$port" =~ ^[0-9]+$ ]] || pg_die "bad port: $pgport $port"
+	[[ "$dir" != *[[:space:]\;\"\']* ]] || pg_die "pgb_start: paths with spaces, quotes or ';' are not supported: $dir"
+	pg_prepare_dir "$dir" || pg_die "user $PG_USER cannot write $dir"
+	if pg_port_busy "$port"; then
+		pg_log "error: port $port on 127.0.0.1 is already in use by another program"
+		return 1
+	fi
+	ini=$dir/pgbouncer.ini
+	printf '"postgres" ""\n' >"$dir/userlist.txt"
+	{
+		printf '; Written by scripts/pg.sh: a throwaway PgBouncer for the tests (make test-pgbouncer).\n'
+		printf '[databases]\n* = host=127.0.0.1 port=%s\n\n[pgbouncer]\n' "$pgport"
+		printf 'listen_addr = 127.0.0.1\nlisten_port = %s\nunix_socket_dir =\n' "$port"
+		printf 'auth_type = trust\nauth_file = %s/userlist.txt\nadmin_users = postgres\n' "$dir"
+		printf 'pool_mode = transaction\n'
+		printf '; as many server connections per database as the pool of db.Open (20)\n'
+		printf 'default_pool_size = 20\nmax_client_conn = 1000\n'
+		printf 'ignore_startup_parameters = extra_float_digits\n'
+		printf 'logfile = %s/pgbouncer.log\npidfile = %s/pgbouncer.pid\n' "$dir" "$dir"
+		printf 'log_connections = 0\nlog_disconnections = 0\n'
+	} >"$ini"
+	_pg_own "$ini" "$dir/userlist.txt"
+	t0=$(_pg_now_us)
+	if ! _pg_as "$PGB_BIN" -q -d "$ini" >"$dir/pgbouncer.start.log" 2>&1 || ! pg_wait_ready "$port" 30; then
+		tail -n 15 "$dir/pgbouncer.start.log" "$dir/pgbouncer.log" >&2 2>/dev/null
+		pg_log "error: pgbouncer did not start (log: $dir/pgbouncer.log)"
+		pgb_stop "$dir"
+		return 1
+	fi
+	pg_log "pgbouncer $("$PGB_BIN" --version 2>/dev/null | awk 'NR == 1 {print $2}') started on 127.0.0.1:$port in $(_pg_since "$t0") (transaction mode, to PostgreSQL on port $pgport)"
+}
+
+# pgb_stop DIR: stop the PgBouncer whose pidfile is in DIR (TERM: immediate shutdown; then KILL).
+pgb_stop() {
+	local dir=$1 pid i
+	pid=$(_pgb_pid "$dir") || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		_pgb_pid "$dir" >/dev/null || break
+		sleep 0.1
+	done
+	if _pgb_pid "$dir" >/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+	pg_log "pgbouncer stopped ($dir)"
 }

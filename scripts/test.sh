@@ -18,6 +18,15 @@
 # DATABASE_PREPARED_STATEMENTS=off; then every fuzz target for FUZZTIME each (default
 # 2s; 0 skips them) with scripts/fuzz.sh.
 # Exits with go test's status, then fuzz.sh's.
+#
+# TEST_PGBOUNCER=1 (make test-pgbouncer) runs the suite once, with the test servers'
+# pools going through PgBouncer in transaction mode: the script starts Debian's
+# pgbouncer (installed as root when missing) on another free port, in front of the
+# throwaway cluster, and exports TEST_PGBOUNCER_URL for it (internal/platform/dbtest);
+# LISTEN and the tests' administrative connections go straight to PostgreSQL. Prepared
+# statements are off (DATABASE_PREPARED_STATEMENTS=off unless set): PgBouncer before 1.21
+# cannot keep them in transaction mode. With TEST_DATABASE_URL set, set TEST_PGBOUNCER_URL
+# too (a PgBouncer in transaction mode with a wildcard database entry for that server).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -25,6 +34,8 @@ cd "$REPO"
 
 log() { printf 'test: %s\n' "$*" >&2; }
 
+pgbouncer=false
+[[ "${TEST_PGBOUNCER:-}" == 1 ]] && pgbouncer=true
 full_suite=false
 if (($# == 0)) && [[ -z "${GOTEST_ARGS+x}" && -z "${GOTESTFLAGS:-}" && -z "${GOTEST_PKGS:-}" ]]; then
 	full_suite=true
@@ -96,6 +107,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_gotest TERM
 	if [[ -n "$tmp" ]]; then
+		pgb_stop "$tmp/pgbouncer" || true
 		pg_stop "$tmp/data" immediate || true
 		rm -rf "$tmp"
 		log "removed $tmp"
@@ -127,6 +139,20 @@ else
 	port=$(pg_free_port)
 	pg_start "$tmp/data" "$port" "$tmp/sock" test || exit 1
 	export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+	if $pgbouncer && [[ -z "${TEST_PGBOUNCER_URL:-}" ]]; then
+		pgb_find_bin
+		bport=$(pg_free_port)
+		pgb_start "$tmp/pgbouncer" "$port" "$bport" || exit 1
+		export TEST_PGBOUNCER_URL="postgres://postgres@127.0.0.1:$bport/postgres?sslmode=disable"
+	fi
+fi
+if $pgbouncer; then
+	if [[ -z "${TEST_PGBOUNCER_URL:-}" ]]; then
+		log "error: TEST_DATABASE_URL is set but TEST_PGBOUNCER_URL is not: set it to a PgBouncer in transaction mode in front of that server"
+		exit 1
+	fi
+	export DATABASE_PREPARED_STATEMENTS=${DATABASE_PREPARED_STATEMENTS:-off}
+	log "pools through PgBouncer (TEST_PGBOUNCER_URL), DATABASE_PREPARED_STATEMENTS=$DATABASE_PREPARED_STATEMENTS"
 fi
 
 # run_gotest [VAR=value...]: go test "${args[@]}" with those variables set.
@@ -148,10 +174,10 @@ rc=0
 run_gotest || rc=$?
 # The whole suite runs a second time with prepared statements off, as a server
 # behind PgBouncer in transaction mode runs (DATABASE_PREPARED_STATEMENTS, README).
-if ((rc == 0)) && $full_suite && [[ "${DATABASE_PREPARED_STATEMENTS:-on}" != off ]]; then
+if ((rc == 0)) && $full_suite && ! $pgbouncer && [[ "${DATABASE_PREPARED_STATEMENTS:-on}" != off ]]; then
 	run_gotest DATABASE_PREPARED_STATEMENTS=off || rc=$?
 fi
-if ((rc == 0)) && $full_suite && [[ "${FUZZTIME:-2s}" != 0 ]]; then
+if ((rc == 0)) && $full_suite && ! $pgbouncer && [[ "${FUZZTIME:-2s}" != 0 ]]; then
 	FUZZTIME=${FUZZTIME:-2s} bash "$REPO/scripts/fuzz.sh" </dev/null || rc=$?
 fi
 exit "$rc"

@@ -97,7 +97,7 @@ func Main(m *testing.M, s **Server) {
 		fmt.Fprintln(os.Stderr, "apitest:", err)
 		os.Exit(1)
 	}
-	srv, stop, err := start(d.DB, d.URL, startOptions{mailWorker: true, listen: true})
+	srv, stop, err := start(d.DB, d.URL, d.DirectURL, startOptions{mailWorker: true, listen: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "apitest:", err)
 		d.Close()
@@ -129,15 +129,11 @@ type ReplicaOptions struct {
 // mail worker (s delivers the mail). It stops when t ends.
 func (s *Server) Replica(t testing.TB, o ReplicaOptions) *Server {
 	t.Helper()
-	url := s.Config.DatabaseURL
+	url, direct := s.Config.DatabaseURL, s.Config.DirectURL()
 	if o.ApplicationName != "" {
-		sep := "?"
-		if strings.Contains(url, "?") {
-			sep = "&"
-		}
-		url += sep + "application_name=" + o.ApplicationName
+		url, direct = withParam(url, "application_name", o.ApplicationName), withParam(direct, "application_name", o.ApplicationName)
 	}
-	r, stop, err := start(s.DB, url, startOptions{listen: !o.NoListener})
+	r, stop, err := start(s.DB, url, direct, startOptions{listen: !o.NoListener})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,13 +141,22 @@ func (s *Server) Replica(t testing.TB, o ReplicaOptions) *Server {
 	return r
 }
 
-func start(d *sqlx.DB, url string, o startOptions) (*Server, func(), error) {
+func withParam(url, key, value string) string {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + key + "=" + value
+}
+
+// start builds a server whose pool is d (on url); its LISTEN connections go to direct.
+func start(d *sqlx.DB, url, direct string, o startOptions) (*Server, func(), error) {
 	dir, err := os.MkdirTemp("", "tenantgraph-mail-")
 	if err != nil {
 		return nil, nil, err
 	}
 	cfg := config.Config{
-		Env: "development", DatabaseURL: url, JWTKeys: []config.JWTKey{{ID: KeyID, Secret: []byte(Secret)}},
+		Env: "development", DatabaseURL: url, DatabaseDirectURL: direct, JWTKeys: []config.JWTKey{{ID: KeyID, Secret: []byte(Secret)}},
 		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
 		AppBaseURL: "http://app.test", MailDriver: "file", MailDir: dir, MailFrom: "tenantgraph <no-reply@test>",
 	}

@@ -232,10 +232,10 @@ func New(o Options) (*App, error) {
 
 	worker := mail.NewWorker(o.DB, sender, o.Log, mail.WorkerOptions{
 		PollInterval: o.MailPollInterval,
-		ListenURL:    cfg.DatabaseURL,
+		ListenURL:    cfg.DirectURL(),
 	})
-	// LISTEN needs a connection of its own, directly to PostgreSQL (README, "Tokens").
-	revocations := account.NewRevocationWatcher(o.DB, revoked, cfg.DatabaseURL, o.Now, o.Log)
+	// LISTEN needs a connection of its own, directly to PostgreSQL (README, "Tokens", "PgBouncer").
+	revocations := account.NewRevocationWatcher(o.DB, revoked, cfg.DirectURL(), o.Now, o.Log)
 	return &App{Handler: h, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
 		db: o.DB, log: o.Log, now: o.Now}, nil
 }

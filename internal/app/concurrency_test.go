@@ -112,7 +112,7 @@ func raceWait(t *testing.T, wg *sync.WaitGroup, what string) {
 func raceUnstick(done <-chan struct{}) string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := db.Open(ctx, srv.Config.DatabaseURL, db.Options{})
+	admin, err := db.Open(ctx, srv.Config.DirectURL(), db.Options{})
 	if err != nil {
 		return "(cannot inspect: " + err.Error() + ")"
 	}
@@ -668,7 +668,7 @@ func TestTransferOwnershipWhileThePoolIsBusy(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := db.Open(ctx, srv.Config.DatabaseURL, db.Options{})
+	admin, err := db.Open(ctx, srv.Config.DirectURL(), db.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

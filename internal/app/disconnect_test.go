@@ -26,7 +26,7 @@ func TestClientDisconnectsAreNotErrors(t *testing.T) {
 	defer cancel()
 	owner := srv.RegisterVerified(t, "disconnect")
 	org := srv.CreateOrg(t, owner, "Disconnect "+uuid.NewString()[:8])
-	admin, err := db.Open(ctx, srv.Config.DatabaseURL, db.Options{})
+	admin, err := db.Open(ctx, srv.Config.DirectURL(), db.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

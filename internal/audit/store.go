@@ -26,7 +26,7 @@ func (Store) Insert(ctx context.Context, q sqlx.ExecerContext, e Entry, ip, user
 	_, err := q.ExecContext(ctx, `
 		INSERT INTO audit_events (organization_id, actor_id, action, target_type, target_id, metadata, ip, user_agent, created_at)
 		VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''), $6, nullif($7, '')::inet, nullif($8, ''), $9)`,
-		e.OrganizationID, e.ActorID, e.Action, e.TargetType, e.TargetID, meta, ip, userAgent, e.At)
+		e.OrganizationID, e.ActorID, e.Action, e.TargetType, e.TargetID, string(meta), ip, userAgent, e.At) // text: a []byte goes as binary jsonb (db.Open)
 	return err
 }
 

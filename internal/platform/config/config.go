@@ -44,6 +44,11 @@ type Config struct {
 	SMTPPort     int
 	SMTPUsername string
 	SMTPPassword string
+
+	// DatabaseDirectURL reaches PostgreSQL itself, never through a pooler in
+	// transaction mode: the LISTEN connections use it (DATABASE_DIRECT_URL,
+	// default DATABASE_URL). Read it with DirectURL.
+	DatabaseDirectURL string
 }
 
 // JWTKey is one HMAC key for access tokens and the id the tokens carry in their kid header.
@@ -70,6 +75,15 @@ const (
 
 var keyID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 
+// DirectURL is the URL for connections that need a session of their own on
+// PostgreSQL (LISTEN): DatabaseDirectURL, or DatabaseURL when that is empty.
+func (c Config) DirectURL() string {
+	if c.DatabaseDirectURL != "" {
+		return c.DatabaseDirectURL
+	}
+	return c.DatabaseURL
+}
+
 // Production reports whether the server runs in production mode.
 func (c Config) Production() bool { return c.Env == "production" }
 
@@ -92,6 +106,9 @@ func Load() (Config, error) {
 		SMTPUsername: os.Getenv("SMTP_USERNAME"),
 		SMTPPassword: os.Getenv("SMTP_PASSWORD"),
 	}
+	// LISTEN holds a session: behind PgBouncer in transaction mode it must go
+	// straight to PostgreSQL (README, "PgBouncer").
+	c.DatabaseDirectURL = get("DATABASE_DIRECT_URL", c.DatabaseURL)
 	var errs []error
 	if c.Env != "development" && c.Env != "production" {
 		errs = append(errs, fmt.Errorf("APP_ENV must be development or production, got %q", c.Env))

@@ -288,3 +288,29 @@ func TestMetricsAddrIsOffUnlessSet(t *testing.T) {
 		t.Fatalf("production: %q, %v", c.MetricsAddr, err)
 	}
 }
+
+// TestDirectURLDefaultsToDatabaseURL: the LISTEN connections go to
+// DATABASE_DIRECT_URL when it is set (behind PgBouncer), to DATABASE_URL otherwise.
+func TestDirectURLDefaultsToDatabaseURL(t *testing.T) {
+	t.Setenv("APP_ENV", "development")
+	t.Setenv("DATA_DIR", t.TempDir())
+	t.Setenv("DATABASE_URL", "postgres://pgbouncer:6432/app")
+	t.Setenv("DATABASE_DIRECT_URL", "")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DirectURL() != "postgres://pgbouncer:6432/app" {
+		t.Errorf("DirectURL() = %q, want DATABASE_URL", c.DirectURL())
+	}
+	t.Setenv("DATABASE_DIRECT_URL", "postgres://postgres:5432/app")
+	if c, err = Load(); err != nil {
+		t.Fatal(err)
+	}
+	if c.DirectURL() != "postgres://postgres:5432/app" || c.DatabaseURL != "postgres://pgbouncer:6432/app" {
+		t.Errorf("DirectURL() = %q, DatabaseURL = %q", c.DirectURL(), c.DatabaseURL)
+	}
+	if got := (Config{DatabaseURL: "postgres://a"}).DirectURL(); got != "postgres://a" {
+		t.Errorf("zero DatabaseDirectURL: DirectURL() = %q", got)
+	}
+}

@@ -37,7 +37,19 @@ func ParsePrepared(v string) (Options, error) {
 
 // Open connects to url and checks the connection.
 func Open(ctx context.Context, url string, o Options) (*sqlx.DB, error) {
-	pc, err := pq.NewConnector(url)
+	cfg, err := pq.NewConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	// An unnamed statement (every statement with NoPrepare, and CustomPlan's)
+	// goes in one round trip, Parse to Sync, instead of Parse/Describe/Sync and
+	// then Bind/Execute/Sync: between those two Syncs, outside a transaction,
+	// PgBouncer in transaction mode may hand the server connection to another
+	// client, and the Bind then finds no statement (README, "PgBouncer"). The
+	// price: []byte arguments go in binary format, right for bytea only (send
+	// JSON for a jsonb column as a string).
+	cfg.BinaryParameters = true
+	pc, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

@@ -21,11 +21,15 @@ func openBoth(t *testing.T) (prepared, unprepared *sqlx.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
-	if prepared, err = db.Open(ctx, d.URL, db.Options{}); err != nil {
+	// Straight to PostgreSQL, even under make test-pgbouncer: these tests look at
+	// one session's pg_prepared_statements through one *sql.Conn, which
+	// PgBouncer in transaction mode does not tie to one server session (and the
+	// prepared pool is what PgBouncer 1.18 cannot carry).
+	if prepared, err = db.Open(ctx, d.DirectURL, db.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { prepared.Close() })
-	if unprepared, err = db.Open(ctx, d.URL, db.Options{NoPrepare: true}); err != nil {
+	if unprepared, err = db.Open(ctx, d.DirectURL, db.Options{NoPrepare: true}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unprepared.Close() })

@@ -1,5 +1,11 @@
 // Package dbtest gives each test package its own PostgreSQL database, cloned from a
 // migrated template, on the server named by TEST_DATABASE_URL.
+//
+// With TEST_PGBOUNCER_URL set too (make test-pgbouncer), the package's pool and
+// URL go through that PgBouncer (a transaction-mode pooler whose wildcard
+// database entry reaches every database of TEST_DATABASE_URL's server), as a
+// server behind PgBouncer's do; DirectURL and the administrative work (CREATE
+// DATABASE, the template's lock and migrations) stay on TEST_DATABASE_URL.
 package dbtest
 
 import (
@@ -25,11 +31,19 @@ const lockKey = 7262_0001
 
 // Database is one test package's database.
 type Database struct {
-	URL  string
-	DB   *sqlx.DB
-	name string
-	srv  string
+	// URL is the database as the server's pool sees it: through PgBouncer under
+	// make test-pgbouncer, else the same as DirectURL.
+	URL string
+	// DirectURL reaches PostgreSQL itself: for what needs a session (LISTEN,
+	// session-level locks or settings, pg_prepared_statements).
+	DirectURL string
+	DB        *sqlx.DB // a pool on URL
+	name      string
+	srv       string
 }
+
+// PgBouncerSetting names the variable that routes the test pools through PgBouncer.
+const PgBouncerSetting = "TEST_PGBOUNCER_URL"
 
 // New creates a fresh database for one test package from the migrated template.
 // It fails when TEST_DATABASE_URL is not set: the tests need a real PostgreSQL (run `make test`).
@@ -77,7 +91,11 @@ func New(ctx context.Context) (*Database, error) {
 	if _, err := conn.ExecContext(ctx, `CREATE DATABASE `+name+` TEMPLATE `+templateName); err != nil {
 		return nil, fmt.Errorf("create test database: %w", err)
 	}
-	u := withDB(srv, name)
+	direct := withDB(srv, name)
+	u := direct
+	if b := os.Getenv(PgBouncerSetting); b != "" {
+		u = withDB(b, name)
+	}
 	// The suite runs both ways: make test runs it again with
 	// DATABASE_PREPARED_STATEMENTS=off, as a server behind PgBouncer would.
 	opts, err := db.ParsePrepared(os.Getenv(db.PreparedSetting))
@@ -88,7 +106,7 @@ func New(ctx context.Context) (*Database, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Database{URL: u, DB: d, name: name, srv: srv}, nil
+	return &Database{URL: u, DirectURL: direct, DB: d, name: name, srv: srv}, nil
 }
 
 // Close drops the database.

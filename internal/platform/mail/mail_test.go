@@ -718,7 +718,7 @@ func TestRunSendsAndStopsWhenCancelled(t *testing.T) {
 	reset(t)
 	enqueueCommitted(t, Message{To: "run@example.com", Subject: "s", Body: "b"})
 	s := &fakeSender{}
-	w := NewWorker(database.DB, s, quietLog(), WorkerOptions{PollInterval: time.Minute, ListenURL: database.URL})
+	w := NewWorker(database.DB, s, quietLog(), WorkerOptions{PollInterval: time.Minute, ListenURL: database.DirectURL})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
@@ -780,7 +780,7 @@ func TestRunFinishesTheSendInProgressWhenCancelled(t *testing.T) {
 func TestNotifyWakesWorker(t *testing.T) {
 	reset(t)
 	s := &fakeSender{}
-	w := NewWorker(database.DB, s, quietLog(), WorkerOptions{PollInterval: time.Minute, ListenURL: database.URL})
+	w := NewWorker(database.DB, s, quietLog(), WorkerOptions{PollInterval: time.Minute, ListenURL: database.DirectURL})
 	listening := make(chan struct{})
 	w.onListening = func() { close(listening) }
 	ctx, cancel := context.WithCancel(context.Background())
