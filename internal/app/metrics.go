@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/httpx"
 	"tenantgraph/internal/platform/mail"
 	"tenantgraph/internal/platform/metrics"
 	"tenantgraph/internal/platform/reqmeta"
@@ -47,7 +48,7 @@ func observe(rec *metrics.Recorder, next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &httpx.StatusWriter{ResponseWriter: w}
 		completed := false
 		defer func() {
 			meta := reqmeta.From(r.Context())
@@ -57,9 +58,9 @@ func observe(rec *metrics.Recorder, next http.Handler) http.Handler {
 			case !completed: // a panic on its way to the edge's recovery
 				code = "INTERNAL_SERVER_ERROR"
 			case code != "":
-			case sw.status >= 500:
+			case sw.Status() >= 500:
 				code = "INTERNAL_SERVER_ERROR"
-			case sw.status >= 400:
+			case sw.Status() >= 400:
 				code = "BAD_REQUEST"
 			default:
 				code = "OK"
@@ -77,31 +78,3 @@ func observe(rec *metrics.Recorder, next http.Handler) http.Handler {
 		completed = true
 	})
 }
-
-// statusWriter notes the response's status.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

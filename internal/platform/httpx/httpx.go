@@ -30,20 +30,29 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-type statusWriter struct {
+// StatusWriter notes the status and the size of the response written through
+// it (the access log, the metrics and the request's span read them). Status
+// is 0 until something is written.
+type StatusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int
 }
 
-func (w *statusWriter) WriteHeader(code int) {
+// Status is the response's status so far: 0 before anything was written.
+func (w *StatusWriter) Status() int { return w.status }
+
+// Bytes is how many body bytes were written.
+func (w *StatusWriter) Bytes() int { return w.bytes }
+
+func (w *StatusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Write(b []byte) (int, error) {
+func (w *StatusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
@@ -52,13 +61,13 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (w *statusWriter) Flush() {
+func (w *StatusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
 }
 
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Edge wraps next with the request id (X-Request-Id, echoed back), the access log
 // (with the trace_id of the request's span when one records: see tracing.Handler),
@@ -74,7 +83,7 @@ func Edge(log *slog.Logger, trustedProxies []netip.Prefix, next http.Handler) ht
 		ri := &reqmeta.Meta{ID: id, IP: ClientIP(r, trustedProxies), UserAgent: truncate(r.UserAgent(), 512)}
 		w.Header().Set("X-Request-Id", id)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &StatusWriter{ResponseWriter: w}
 		ctx := reqmeta.With(r.Context(), ri)
 		statements := db.CounterFrom(ctx)
 		if statements == nil {
