@@ -1,14 +1,12 @@
 package customer_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"tenantgraph/internal/customer"
@@ -43,37 +41,15 @@ func wantViolation(t *testing.T, err error, what, code, constraint string) {
 	}
 }
 
-func exec(t *testing.T, q sqlx.ExecerContext, query string, args ...any) {
-	t.Helper()
-	if _, err := q.ExecContext(context.Background(), query, args...); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
-
-func newUser(t *testing.T) uuid.UUID {
-	t.Helper()
-	var id uuid.UUID
-	email := "u-" + strings.ReplaceAll(uuid.NewString(), "-", "") + "@x.test"
-	if err := database.DB.Get(&id, `INSERT INTO users (email, name, password_hash, email_verified_at)
-		VALUES ($1, 'Test User', '$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA', now()) RETURNING id`, email); err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
 // newOrg commits an organization owned by owner, with members as MEMBERs.
 func newOrg(t *testing.T, owner uuid.UUID, members ...uuid.UUID) uuid.UUID {
 	t.Helper()
-	var org uuid.UUID
 	tx := database.DB.MustBegin()
 	defer tx.Rollback() //nolint:errcheck
-	slug := "org-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20]
-	if err := tx.Get(&org, `INSERT INTO organizations (name, slug) VALUES ('Test Org', $1) RETURNING id`, slug); err != nil {
-		t.Fatal(err)
-	}
-	exec(t, tx, `INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'OWNER')`, org, owner)
+	org := dbtest.NewOrgTx(t, tx)
+	dbtest.Exec(t, tx, `INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'OWNER')`, org, owner)
 	for _, m := range members {
-		exec(t, tx, `INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'MEMBER')`, org, m)
+		dbtest.Exec(t, tx, `INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'MEMBER')`, org, m)
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
@@ -143,14 +119,14 @@ func insertNote(org, cust uuid.UUID, body string) (uuid.UUID, error) {
 // who is a member of another organization only, however the row gets there.
 func TestDBCustomerAssigneeIsAMemberOfItsOrganization(t *testing.T) {
 	t.Parallel()
-	ownerA, memberA, ownerB, memberB := newUser(t), newUser(t), newUser(t), newUser(t)
+	ownerA, memberA, ownerB, memberB := dbtest.NewUser(t, database.DB), dbtest.NewUser(t, database.DB), dbtest.NewUser(t, database.DB), dbtest.NewUser(t, database.DB)
 	orgA := newOrg(t, ownerA, memberA)
 	orgB := newOrg(t, ownerB, memberB)
 	const fk = "customers_assignee_fkey"
 
 	_, err := insert(orgA, row{assignee: &memberB})
 	wantViolation(t, err, "insert in A assigned to a member of B", "23503", fk)
-	stranger := newUser(t) // a user of no organization
+	stranger := dbtest.NewUser(t, database.DB) // a user of no organization
 	_, err = insert(orgA, row{assignee: &stranger})
 	wantViolation(t, err, "insert in A assigned to a user of no organization", "23503", fk)
 	ghost := uuid.New() // no user at all
@@ -186,7 +162,7 @@ func TestDBCustomerAssigneeIsAMemberOfItsOrganization(t *testing.T) {
 // to another organization away from them.
 func TestDBNoteBelongsToACustomerOfItsOrganization(t *testing.T) {
 	t.Parallel()
-	orgA, orgB := newOrg(t, newUser(t)), newOrg(t, newUser(t))
+	orgA, orgB := newOrg(t, dbtest.NewUser(t, database.DB)), newOrg(t, dbtest.NewUser(t, database.DB))
 	cA, cB := mustInsert(t, orgA, row{}), mustInsert(t, orgB, row{})
 	const fk = "customer_notes_customer_fkey"
 
@@ -230,9 +206,9 @@ func TestDBNoteBelongsToACustomerOfItsOrganization(t *testing.T) {
 // organization keep it, and their version.
 func TestDBMembershipEndClearsAssigneeInItsOrganizationOnly(t *testing.T) {
 	t.Parallel()
-	u, other := newUser(t), newUser(t)
-	orgA := newOrg(t, newUser(t), u, other)
-	orgB := newOrg(t, newUser(t), u)
+	u, other := dbtest.NewUser(t, database.DB), dbtest.NewUser(t, database.DB)
+	orgA := newOrg(t, dbtest.NewUser(t, database.DB), u, other)
+	orgB := newOrg(t, dbtest.NewUser(t, database.DB), u)
 	a1 := mustInsert(t, orgA, row{name: str("A one"), email: str("one@a.test"), tags: []string{"vip"}, assignee: &u})
 	a2 := mustInsert(t, orgA, row{name: str("A two"), assignee: &u})
 	a3 := mustInsert(t, orgA, row{name: str("A three"), assignee: &other})
@@ -261,7 +237,7 @@ func TestDBMembershipEndClearsAssigneeInItsOrganizationOnly(t *testing.T) {
 		return out
 	}
 	before := load()
-	exec(t, database.DB, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, orgA, u)
+	dbtest.Exec(t, database.DB, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, orgA, u)
 	after := load()
 	if len(after) != 4 {
 		t.Fatalf("%d customers after the membership ended, want 4", len(after))
@@ -286,7 +262,7 @@ func TestDBMembershipEndClearsAssigneeInItsOrganizationOnly(t *testing.T) {
 // constants), at the boundaries, and accepts the values the service stores.
 func TestDBCustomerConstraintsMirrorInputRules(t *testing.T) {
 	t.Parallel()
-	org := newOrg(t, newUser(t))
+	org := newOrg(t, dbtest.NewUser(t, database.DB))
 	tags := func(n int) []string {
 		out := make([]string, n)
 		for i := range out {
@@ -394,7 +370,7 @@ func TestDBCustomerConstraintsMirrorInputRules(t *testing.T) {
 // another organization is fine; customers without an email are many.
 func TestDBCustomerEmailUniquePerOrganization(t *testing.T) {
 	t.Parallel()
-	orgA, orgB := newOrg(t, newUser(t)), newOrg(t, newUser(t))
+	orgA, orgB := newOrg(t, dbtest.NewUser(t, database.DB)), newOrg(t, dbtest.NewUser(t, database.DB))
 	const key = "customers_org_email_key"
 	mustInsert(t, orgA, row{email: str("dup@example.test")})
 	_, err := insert(orgA, row{email: str("dup@example.test")})
@@ -406,7 +382,7 @@ func TestDBCustomerEmailUniquePerOrganization(t *testing.T) {
 	// Without the lower-case CHECK, the index alone still refuses another case.
 	tx := database.DB.MustBegin()
 	defer tx.Rollback() //nolint:errcheck
-	exec(t, tx, `ALTER TABLE customers DROP CONSTRAINT customers_email_check`)
+	dbtest.Exec(t, tx, `ALTER TABLE customers DROP CONSTRAINT customers_email_check`)
 	_, err = tx.Exec(`INSERT INTO customers (organization_id, name, email, created_at, updated_at) VALUES ($1, 'Upper', 'DUP@Example.TEST', now(), now())`, orgA)
 	wantViolation(t, err, "DUP@Example.TEST in A (CHECK dropped)", "23505", key)
 }
@@ -414,7 +390,7 @@ func TestDBCustomerEmailUniquePerOrganization(t *testing.T) {
 // TestDBNoteBodyRules: a note's body is 1 to 10,000 characters and not blank.
 func TestDBNoteBodyRules(t *testing.T) {
 	t.Parallel()
-	org := newOrg(t, newUser(t))
+	org := newOrg(t, dbtest.NewUser(t, database.DB))
 	c := mustInsert(t, org, row{})
 	for _, tc := range []struct {
 		what, body string
@@ -445,7 +421,7 @@ func TestDBNoteBodyRules(t *testing.T) {
 // the version never goes down.
 func TestDBCustomerVersionGoesUpOnEveryChange(t *testing.T) {
 	t.Parallel()
-	org := newOrg(t, newUser(t))
+	org := newOrg(t, dbtest.NewUser(t, database.DB))
 	id := mustInsert(t, org, row{name: str("Versioned")})
 	version := func() int {
 		var v int
@@ -455,15 +431,15 @@ func TestDBCustomerVersionGoesUpOnEveryChange(t *testing.T) {
 		return v
 	}
 	v0 := version()
-	exec(t, database.DB, `UPDATE customers SET name = 'Renamed' WHERE organization_id = $1 AND id = $2`, org, id)
+	dbtest.Exec(t, database.DB, `UPDATE customers SET name = 'Renamed' WHERE organization_id = $1 AND id = $2`, org, id)
 	if got := version(); got != v0+1 {
 		t.Errorf("after a change without a version: version %d, want %d", got, v0+1)
 	}
-	exec(t, database.DB, `UPDATE customers SET name = 'Again', version = version + 1 WHERE organization_id = $1 AND id = $2`, org, id)
+	dbtest.Exec(t, database.DB, `UPDATE customers SET name = 'Again', version = version + 1 WHERE organization_id = $1 AND id = $2`, org, id)
 	if got := version(); got != v0+2 {
 		t.Errorf("after a change that bumps the version itself: version %d, want %d", got, v0+2)
 	}
-	exec(t, database.DB, `UPDATE customers SET name = name WHERE organization_id = $1 AND id = $2`, org, id)
+	dbtest.Exec(t, database.DB, `UPDATE customers SET name = name WHERE organization_id = $1 AND id = $2`, org, id)
 	if got := version(); got != v0+2 {
 		t.Errorf("after an update that changes nothing: version %d, want %d", got, v0+2)
 	}

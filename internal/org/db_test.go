@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"tenantgraph/internal/org"
@@ -48,24 +47,6 @@ func wantViolation(t *testing.T, err error, what, code, constraint, msg string) 
 	}
 }
 
-func exec(t *testing.T, q sqlx.ExecerContext, query string, args ...any) {
-	t.Helper()
-	if _, err := q.ExecContext(context.Background(), query, args...); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
-
-func newUser(t *testing.T) uuid.UUID {
-	t.Helper()
-	var id uuid.UUID
-	email := "u-" + strings.ReplaceAll(uuid.NewString(), "-", "") + "@x.test"
-	if err := database.DB.Get(&id, `INSERT INTO users (email, name, password_hash, email_verified_at)
-		VALUES ($1, 'Test User', '$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA', now()) RETURNING id`, email); err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
 type fixture struct {
 	org                   uuid.UUID
 	owner, admin, member1 uuid.UUID
@@ -74,14 +55,11 @@ type fixture struct {
 // newOrg commits an organization with an OWNER, an ADMIN and a MEMBER.
 func newOrg(t *testing.T) fixture {
 	t.Helper()
-	f := fixture{owner: newUser(t), admin: newUser(t), member1: newUser(t)}
+	f := fixture{owner: dbtest.NewUser(t, database.DB), admin: dbtest.NewUser(t, database.DB), member1: dbtest.NewUser(t, database.DB)}
 	tx := database.DB.MustBegin()
 	defer tx.Rollback() //nolint:errcheck
-	slug := "org-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20]
-	if err := tx.Get(&f.org, `INSERT INTO organizations (name, slug) VALUES ('Test Org', $1) RETURNING id`, slug); err != nil {
-		t.Fatal(err)
-	}
-	exec(t, tx, `INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'OWNER'), ($1, $3, 'ADMIN'), ($1, $4, 'MEMBER')`,
+	f.org = dbtest.NewOrgTx(t, tx)
+	dbtest.Exec(t, tx, `INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'OWNER'), ($1, $3, 'ADMIN'), ($1, $4, 'MEMBER')`,
 		f.org, f.owner, f.admin, f.member1)
 	if err := tx.Commit(); err != nil {
 		t.Fatalf("commit a well-formed organization: %v", err)
@@ -119,7 +97,7 @@ func TestDBAtMostOneOwner(t *testing.T) {
 	t.Parallel()
 	t.Run("insert", func(t *testing.T) {
 		f := newOrg(t)
-		_, err := database.DB.Exec(`INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'OWNER')`, f.org, newUser(t))
+		_, err := database.DB.Exec(`INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'OWNER')`, f.org, dbtest.NewUser(t, database.DB))
 		wantViolation(t, err, "insert a second owner", "23505", "organization_members_one_owner", "")
 		if n := ownerCount(t, f.org); n != 1 {
 			t.Fatalf("%d owners, want 1", n)
@@ -145,12 +123,12 @@ func TestDBAtMostOneOwner(t *testing.T) {
 		// The index is partial and per organization: two organizations have one owner each,
 		// and one user may own both.
 		a, b := newOrg(t), newOrg(t)
-		exec(t, database.DB, `UPDATE organization_members SET role = 'MEMBER' WHERE organization_id = $1 AND user_id = $2`, b.org, b.admin)
-		exec(t, database.DB, `INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'ADMIN')`, b.org, a.owner)
+		dbtest.Exec(t, database.DB, `UPDATE organization_members SET role = 'MEMBER' WHERE organization_id = $1 AND user_id = $2`, b.org, b.admin)
+		dbtest.Exec(t, database.DB, `INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'ADMIN')`, b.org, a.owner)
 		tx := database.DB.MustBegin()
 		defer tx.Rollback() //nolint:errcheck
-		exec(t, tx, `UPDATE organization_members SET role = 'ADMIN' WHERE organization_id = $1 AND user_id = $2`, b.org, b.owner)
-		exec(t, tx, `UPDATE organization_members SET role = 'OWNER' WHERE organization_id = $1 AND user_id = $2`, b.org, a.owner)
+		dbtest.Exec(t, tx, `UPDATE organization_members SET role = 'ADMIN' WHERE organization_id = $1 AND user_id = $2`, b.org, b.owner)
+		dbtest.Exec(t, tx, `UPDATE organization_members SET role = 'OWNER' WHERE organization_id = $1 AND user_id = $2`, b.org, a.owner)
 		if err := tx.Commit(); err != nil {
 			t.Fatalf("one user owning two organizations: %v", err)
 		}
@@ -168,7 +146,7 @@ func TestDBAtLeastOneOwnerAtCommit(t *testing.T) {
 		tx := database.DB.MustBegin()
 		defer tx.Rollback() //nolint:errcheck
 		// Deferred: the statement itself succeeds; the commit fails.
-		exec(t, tx, `UPDATE organization_members SET role = 'ADMIN' WHERE organization_id = $1 AND user_id = $2`, f.org, f.owner)
+		dbtest.Exec(t, tx, `UPDATE organization_members SET role = 'ADMIN' WHERE organization_id = $1 AND user_id = $2`, f.org, f.owner)
 		wantViolation(t, tx.Commit(), "commit an organization whose owner was demoted", "23514", "organization_has_owner", check)
 		if r := roles(t, f.org); r[f.owner] != "OWNER" {
 			t.Fatalf("the demotion was committed: %v", r)
@@ -186,7 +164,7 @@ func TestDBAtLeastOneOwnerAtCommit(t *testing.T) {
 		f := newOrg(t)
 		tx := database.DB.MustBegin()
 		defer tx.Rollback() //nolint:errcheck
-		exec(t, tx, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, f.org, f.owner)
+		dbtest.Exec(t, tx, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, f.org, f.owner)
 		wantViolation(t, tx.Commit(), "commit an organization whose owner was deleted", "23514", "organization_has_owner", check)
 		if r := roles(t, f.org); r[f.owner] != "OWNER" || len(r) != 3 {
 			t.Fatalf("the deletion was committed: %v", r)
@@ -205,7 +183,7 @@ func TestDBAtLeastOneOwnerAtCommit(t *testing.T) {
 		slug := "lonely-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20]
 		tx := database.DB.MustBegin()
 		defer tx.Rollback() //nolint:errcheck
-		exec(t, tx, `INSERT INTO organizations (name, slug) VALUES ('Lonely', $1)`, slug)
+		dbtest.Exec(t, tx, `INSERT INTO organizations (name, slug) VALUES ('Lonely', $1)`, slug)
 		wantViolation(t, tx.Commit(), "commit an organization with no member", "23514", "organization_has_owner", check)
 		var n int
 		if err := database.DB.Get(&n, `SELECT count(*) FROM organizations WHERE slug = $1`, slug); err != nil {
@@ -223,15 +201,15 @@ func TestDBAtLeastOneOwnerAtCommit(t *testing.T) {
 		if err := tx.Get(&org, `INSERT INTO organizations (name, slug) VALUES ('Admin only', $1) RETURNING id`, slug); err != nil {
 			t.Fatal(err)
 		}
-		exec(t, tx, `INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'ADMIN')`, org, newUser(t))
+		dbtest.Exec(t, tx, `INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'ADMIN')`, org, dbtest.NewUser(t, database.DB))
 		wantViolation(t, tx.Commit(), "commit an organization with an admin and no owner", "23514", "organization_has_owner", check)
 	})
 	t.Run("transfer", func(t *testing.T) {
 		f := newOrg(t)
 		tx := database.DB.MustBegin()
 		defer tx.Rollback() //nolint:errcheck
-		exec(t, tx, `UPDATE organization_members SET role = 'ADMIN' WHERE organization_id = $1 AND user_id = $2`, f.org, f.owner)
-		exec(t, tx, `UPDATE organization_members SET role = 'OWNER' WHERE organization_id = $1 AND user_id = $2`, f.org, f.member1)
+		dbtest.Exec(t, tx, `UPDATE organization_members SET role = 'ADMIN' WHERE organization_id = $1 AND user_id = $2`, f.org, f.owner)
+		dbtest.Exec(t, tx, `UPDATE organization_members SET role = 'OWNER' WHERE organization_id = $1 AND user_id = $2`, f.org, f.member1)
 		if err := tx.Commit(); err != nil {
 			t.Fatalf("commit a transfer: %v", err)
 		}
@@ -244,8 +222,8 @@ func TestDBAtLeastOneOwnerAtCommit(t *testing.T) {
 		f := newOrg(t)
 		tx := database.DB.MustBegin()
 		defer tx.Rollback() //nolint:errcheck
-		exec(t, tx, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, f.org, f.owner)
-		exec(t, tx, `UPDATE organization_members SET role = 'OWNER' WHERE organization_id = $1 AND user_id = $2`, f.org, f.admin)
+		dbtest.Exec(t, tx, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, f.org, f.owner)
+		dbtest.Exec(t, tx, `UPDATE organization_members SET role = 'OWNER' WHERE organization_id = $1 AND user_id = $2`, f.org, f.admin)
 		if err := tx.Commit(); err != nil {
 			t.Fatalf("commit a delete-then-promote: %v", err)
 		}
@@ -256,7 +234,7 @@ func TestDBAtLeastOneOwnerAtCommit(t *testing.T) {
 	t.Run("deleting the organization", func(t *testing.T) {
 		// The cascade removes the owner with the organization: nothing to check then.
 		f := newOrg(t)
-		exec(t, database.DB, `DELETE FROM organizations WHERE id = $1`, f.org)
+		dbtest.Exec(t, database.DB, `DELETE FROM organizations WHERE id = $1`, f.org)
 		if r := roles(t, f.org); len(r) != 0 {
 			t.Fatalf("members left: %v", r)
 		}
@@ -272,7 +250,7 @@ func TestDBMembershipCannotMoveBetweenOrganizations(t *testing.T) {
 	// Inside a transaction the check is deferred: it fires at commit.
 	tx := database.DB.MustBegin()
 	defer tx.Rollback() //nolint:errcheck
-	exec(t, tx, `UPDATE organization_members SET organization_id = $2 WHERE organization_id = $1 AND user_id = $3`, a.org, b.org, a.admin)
+	dbtest.Exec(t, tx, `UPDATE organization_members SET organization_id = $2 WHERE organization_id = $1 AND user_id = $3`, a.org, b.org, a.admin)
 	wantViolation(t, tx.Commit(), "commit a moved admin", "23514", "", "cannot move")
 
 	ra, rb := roles(t, a.org), roles(t, b.org)
@@ -414,6 +392,6 @@ func TestDBEmailsHoldNoControlCharacters(t *testing.T) {
 	_, err := database.DB.Exec(`INSERT INTO invitations (organization_id, email, role, token_hash, expires_at)
 		VALUES ($1, $2, 'MEMBER', sha256('x'), now() + interval '1 day')`, f.org, "\u0085@x.test")
 	wantViolation(t, err, "invitation email", "23514", "invitations_email_no_control", "")
-	exec(t, database.DB, `INSERT INTO users (email, name, password_hash) VALUES ($1, 'Accent', '$argon2id$x')`,
+	dbtest.Exec(t, database.DB, `INSERT INTO users (email, name, password_hash) VALUES ($1, 'Accent', '$argon2id$x')`,
 		"é-"+strings.ReplaceAll(uuid.NewString(), "-", "")+"@x.test")
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
 	"tenantgraph/internal/platform/db"
@@ -151,4 +152,37 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b) //nolint:errcheck
 	return hex.EncodeToString(b)
+}
+
+// Fixtures for the database tests that bypass the services (plain SQL).
+
+// Exec runs one statement on q, failing the test on error.
+func Exec(t testing.TB, q sqlx.ExecerContext, query string, args ...any) {
+	t.Helper()
+	if _, err := q.ExecContext(context.Background(), query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// NewUser inserts a verified user with a unique email and returns its id.
+func NewUser(t testing.TB, q sqlx.QueryerContext) uuid.UUID {
+	t.Helper()
+	var id uuid.UUID
+	email := "u-" + strings.ReplaceAll(uuid.NewString(), "-", "") + "@x.test"
+	if err := sqlx.GetContext(context.Background(), q, &id, `INSERT INTO users (email, name, password_hash, email_verified_at)
+		VALUES ($1, 'Test User', '$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA', now()) RETURNING id`, email); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// NewOrgTx inserts an organization with a unique slug in tx and returns its id.
+func NewOrgTx(t testing.TB, tx *sqlx.Tx) uuid.UUID {
+	t.Helper()
+	var org uuid.UUID
+	slug := "org-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20]
+	if err := tx.Get(&org, `INSERT INTO organizations (name, slug) VALUES ('Test Org', $1) RETURNING id`, slug); err != nil {
+		t.Fatal(err)
+	}
+	return org
 }
