@@ -64,21 +64,28 @@ func binary(t *testing.T, env ...string) *exec.Cmd {
 	return cmd
 }
 
+// refusesToStart runs the binary with env, which must stop it at start with
+// status 1, and returns what it wrote on stderr.
+func refusesToStart(t *testing.T, env ...string) string {
+	t.Helper()
+	cmd := binary(t, env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1; stderr:\n%s", err, stderr.String())
+	}
+	return stderr.String()
+}
+
 // TestProductionByDefaultRefusesToStartWithoutAKey: with APP_ENV unset the
 // server is in production and will not start without a JWT key; it says what is
 // missing and how to fix it. Development is opt-in.
 func TestProductionByDefaultRefusesToStartWithoutAKey(t *testing.T) {
 	refused := func(t *testing.T, env ...string) string {
 		t.Helper()
-		cmd := binary(t, env...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-			t.Fatalf("exit: %v, want status 1; stderr:\n%s", err, stderr.String())
-		}
-		out := stderr.String()
+		out := refusesToStart(t, env...)
 		for _, want := range []string{"tenantgraph: configuration:", "no JWT signing key: APP_ENV is not set, so the server runs in production",
 			"JWT_SECRETS", "JWT_SECRET ", "APP_ENV=development"} {
 			if !strings.Contains(out, want) {
@@ -137,15 +144,7 @@ func TestProductionRefusesToStartWithoutRealMail(t *testing.T) {
 		{"console", []string{"MAIL_DRIVER=console"}, "MAIL_DRIVER=console is refused in production"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cmd := binary(t, append(env[:len(env):len(env)], c.driver...)...)
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-				t.Fatalf("exit: %v, want status 1; stderr:\n%s", err, stderr.String())
-			}
-			if out := stderr.String(); !strings.Contains(out, "tenantgraph: configuration:") || !strings.Contains(out, c.says) {
+			if out := refusesToStart(t, append(env[:len(env):len(env)], c.driver...)...); !strings.Contains(out, "tenantgraph: configuration:") || !strings.Contains(out, c.says) {
 				t.Errorf("stderr does not say %q:\n%s", c.says, out)
 			}
 		})
@@ -176,15 +175,7 @@ func TestTrustedDocumentsManifestIsCheckedAtStart(t *testing.T) {
 		{"a missing file", filepath.Join(dir, "missing.json"), "TRUSTED_DOCUMENTS: open " + filepath.Join(dir, "missing.json")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cmd := binary(t, append(env[:len(env):len(env)], "TRUSTED_DOCUMENTS="+c.path)...)
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-				t.Fatalf("exit: %v, want status 1; stderr:\n%s", err, stderr.String())
-			}
-			if out := stderr.String(); !strings.Contains(out, "tenantgraph: configuration:") || !strings.Contains(out, c.says) {
+			if out := refusesToStart(t, append(env[:len(env):len(env)], "TRUSTED_DOCUMENTS="+c.path)...); !strings.Contains(out, "tenantgraph: configuration:") || !strings.Contains(out, c.says) {
 				t.Errorf("stderr does not say %q:\n%s", c.says, out)
 			}
 		})
