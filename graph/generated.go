@@ -1734,10 +1734,10 @@ type Mutation {
   "Ends every other session of the viewer. At most 5 attempts per user per 10 minutes (RATE_LIMITED)."
   changePassword(currentPassword: String!, newPassword: String!): Boolean! @auth
 
-  "The creator becomes OWNER."
+  "The creator becomes OWNER. One user creates at most 20 organizations in any 24 hours: RATE_LIMITED beyond."
   createOrganization(input: CreateOrganizationInput!): Organization! @verified
   updateOrganization(orgId: ID!, input: UpdateOrganizationInput!): Organization! @hasRole(role: ADMIN)
-  "Emails a single-use link valid 7 days. Nobody grants a role above their own; OWNER is never invited. An organization sends at most 3 invitation mails (invitations and resends) to one address and 50 in all per hour: RATE_LIMITED beyond."
+  "Emails a single-use link valid 7 days. Nobody grants a role above their own; OWNER is never invited. An organization sends at most 3 invitation mails (invitations and resends) to one address and 50 in all per hour, and one user asks for at most 100 per hour from all their organizations: RATE_LIMITED beyond."
   inviteMember(orgId: ID!, email: String!, role: Role = MEMBER): Invitation! @hasRole(role: ADMIN)
   "A new link and expiry; the old link stops working. Counts against the invitation mail limits (see inviteMember): RATE_LIMITED beyond."
   resendInvitation(orgId: ID!, invitationId: ID!): Invitation! @hasRole(role: ADMIN)

@@ -14,10 +14,13 @@ import (
 	"tenantgraph/internal/org"
 )
 
-// The invitation mail limits (org.DefaultMailLimits, README "Tenancy operations").
+// The invitation mail and creation limits (org.DefaultMailLimits and
+// org.DefaultCreateLimit, README "Tenancy operations").
 const (
 	mailsPerRecipient = 3
 	mailsPerOrg       = 50
+	mailsPerInviter   = 100
+	orgsPerUser       = 20
 )
 
 // outboxCount counts the mails queued (sent or not) to any of emails.
@@ -231,7 +234,118 @@ func TestInvitationMailShowsTheOrganizationNameAsQuotedData(t *testing.T) {
 
 // The README and this test name the same numbers.
 func TestDefaultMailLimits(t *testing.T) {
-	if l := org.DefaultMailLimits(); l.PerRecipient != mailsPerRecipient || l.PerOrganization != mailsPerOrg || l.Window != time.Hour {
+	if l := org.DefaultMailLimits(); l.PerRecipient != mailsPerRecipient || l.PerOrganization != mailsPerOrg ||
+		l.PerInviter != mailsPerInviter || l.Window != time.Hour {
 		t.Fatalf("DefaultMailLimits() = %+v", l)
 	}
+	if l := org.DefaultCreateLimit(); l.PerUser != orgsPerUser || l.Window != 24*time.Hour {
+		t.Fatalf("DefaultCreateLimit() = %+v", l)
+	}
+}
+
+// inviteMany has inviter invite n new addresses into o, each a mail.
+func inviteMany(t *testing.T, inviter *Session, o uuid.UUID, tag string, n int) {
+	t.Helper()
+	for i := range n {
+		MustOK(t, srv.Post(t, inviter.AccessToken, inviteMut, map[string]any{"o": o, "e": UniqueEmail(fmt.Sprintf("%s%02d", tag, i))}))
+	}
+}
+
+// TestInvitationMailsPerInviterAreLimited: creating organizations does not
+// multiply an inviter's mail budget. One user's invitation mails from all the
+// organizations they administer are capped, and concurrent invitations from
+// different organizations (each under its own organization's lock) cannot all
+// slip under the cap.
+func TestInvitationMailsPerInviterAreLimited(t *testing.T) {
+	// Not parallel: it moves the server's clock.
+	owner := srv.RegisterVerified(t, "invitercapowner")
+	const racers = 10
+	orgs := make([]uuid.UUID, 2+racers)
+	for i := range orgs {
+		orgs[i] = srv.CreateOrg(t, owner, fmt.Sprintf("Inviter cap %02d %s", i, uuid.NewString()[:8]))
+	}
+	// One more organization, with a second admin: the owner's invitation of
+	// the admin is a mail, then 50 + 44 from the first two organizations, each
+	// under its own limit: 95 in all.
+	shared := srv.CreateOrg(t, owner, "Inviter cap shared "+uuid.NewString()[:8])
+	admin := srv.AddMember(t, owner, shared, "ADMIN", "invitercapadmin")
+	inviteMany(t, owner, orgs[0], "invitercapa", mailsPerOrg)
+	inviteMany(t, owner, orgs[1], "invitercapb", mailsPerInviter-mailsPerOrg-6)
+
+	// Ten invitations at once, each from another organization: exactly the
+	// five left of the inviter's budget are sent.
+	codes := make([]string, racers)
+	emails := make([]string, racers)
+	for i := range emails {
+		emails[i] = UniqueEmail(fmt.Sprintf("invitercaprace%02d", i))
+	}
+	raceRun(t, racers, func(i int) {
+		codes[i] = raceCheck(t, "invite", racePost(t, owner.AccessToken, fmt.Sprintf("race-inviter-%02d", i), inviteMut,
+			map[string]any{"o": orgs[2+i], "e": emails[i]}))
+	})
+	tally := map[string]int{}
+	for _, c := range codes {
+		tally[c]++
+	}
+	if tally[""] != 5 || tally["RATE_LIMITED"] != racers-5 {
+		t.Errorf("outcomes %s, want OK=5 RATE_LIMITED=%d", raceTally(tally), racers-5)
+	}
+	if n := outboxCount(t, emails...); n != 5 {
+		t.Errorf("%d of the racing mails queued, want 5", n)
+	}
+
+	// Over the cap, from an organization far under its own limits.
+	stranger := UniqueEmail("invitercapstranger")
+	wantRateLimited(t, shared, stranger, "100 invitation emails from your organizations", func() Response {
+		return srv.Post(t, owner.AccessToken, inviteMut, map[string]any{"o": shared, "e": stranger})
+	})
+	// The cap is the inviter's: another admin of that organization still invites.
+	srv.Invite(t, admin, shared, stranger, "MEMBER")
+
+	defer srv.Clock.Advance(time.Hour + time.Second)()
+	owner.AccessToken = login(t, owner.Email, owner.Password).Access
+	srv.Invite(t, owner, shared, UniqueEmail("invitercaplater"), "MEMBER")
+}
+
+// TestOrganizationsPerUserAreLimited: a user creates at most 20 organizations
+// a day, also when the creations race; over it nothing is created.
+func TestOrganizationsPerUserAreLimited(t *testing.T) {
+	// Not parallel: it moves the server's clock.
+	u := srv.RegisterVerified(t, "orgcreatecap")
+	const n = orgsPerUser + 5
+	codes := make([]string, n)
+	raceRun(t, n, func(i int) {
+		codes[i] = raceCheck(t, "create", racePost(t, u.AccessToken, fmt.Sprintf("race-create-%02d", i),
+			`mutation($n: String!) { createOrganization(input: {name: $n}) { id } }`,
+			map[string]any{"n": fmt.Sprintf("Create cap %02d %s", i, uuid.NewString()[:8])}))
+	})
+	tally := map[string]int{}
+	for _, c := range codes {
+		tally[c]++
+	}
+	if tally[""] != orgsPerUser || tally["RATE_LIMITED"] != n-orgsPerUser {
+		t.Errorf("outcomes %s, want OK=%d RATE_LIMITED=%d", raceTally(tally), orgsPerUser, n-orgsPerUser)
+	}
+	owned := func() int {
+		var k int
+		if err := srv.DB.Get(&k, `SELECT count(*) FROM organization_members WHERE user_id = $1 AND role = 'OWNER'`, u.UserID); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	if k := owned(); k != orgsPerUser {
+		t.Fatalf("the user owns %d organizations, want %d", k, orgsPerUser)
+	}
+	r := srv.Post(t, u.AccessToken, `mutation { createOrganization(input: {name: "One too many"}) { id } }`, nil)
+	wantCode(t, r, "RATE_LIMITED")
+	if !strings.Contains(r.Errors[0].Message, "20 organizations in the last 24 hours") {
+		t.Errorf("message %q does not name the limit", r.Errors[0].Message)
+	}
+	if k := owned(); k != orgsPerUser {
+		t.Fatalf("a refused creation created something: %d organizations", k)
+	}
+
+	defer srv.Clock.Advance(24*time.Hour + time.Second)()
+	u.AccessToken = login(t, u.Email, u.Password).Access
+	srv.CreateOrg(t, u, "A day later "+uuid.NewString()[:8])
 }

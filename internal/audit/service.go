@@ -47,6 +47,19 @@ func (s *Service) CountSince(ctx context.Context, q sqlx.QueryerContext, org uui
 	return all, matching, nil
 }
 
+// CountByActorSince counts actor's events with one of actions recorded after
+// since, across every organization, on tx. It serialises callers counting for
+// one actor (a transaction-scoped advisory lock taken first), so a limit per
+// actor holds across replicas and concurrent requests, as CountSince's do
+// under the organization's lock.
+func (s *Service) CountByActorSince(ctx context.Context, tx sqlx.ExtContext, actor uuid.UUID, actions []string, since time.Time) (int, error) {
+	n, err := s.store.CountByActorSince(ctx, tx, actor, actions, since)
+	if err != nil {
+		return 0, fmt.Errorf("count audit events of an actor %v: %w", actions, err)
+	}
+	return n, nil
+}
+
 // List returns a page of org's events, newest first. The caller has checked
 // that the viewer may read org's log.
 func (s *Service) List(ctx context.Context, org uuid.UUID, f Filter, first *int, after *string) (*Connection, error) {

@@ -63,6 +63,25 @@ func (Store) CountSince(ctx context.Context, q sqlx.QueryerContext, org uuid.UUI
 	return all, matching, err
 }
 
+// CountByActorSince counts actor's events, in every organization, with one of
+// actions recorded after since. It first takes a transaction-scoped advisory
+// lock on actor (q must be a transaction), so callers counting for one actor
+// count in turn, each seeing the events the one before committed. An index
+// whose predicate holds those actions (audit_events_actor_limits_idx) keeps it
+// to the window's rows.
+func (Store) CountByActorSince(ctx context.Context, q sqlx.ExtContext, actor uuid.UUID, actions []string, since time.Time) (int, error) {
+	// Two statements: in READ COMMITTED each statement sees what was committed
+	// when it started, so the count must start after the lock is granted.
+	if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('audit_events.actor'), hashtext($1::text))`, actor); err != nil {
+		return 0, err
+	}
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `
+		SELECT count(*) FROM audit_events WHERE actor_id = $1 AND action = ANY($2) AND created_at > $3`,
+		actor, pq.Array(actions), since)
+	return n, err
+}
+
 const countSinceSQL = `
 	SELECT count(*), count(*) FILTER (WHERE metadata->>$4 = $5)
 	FROM audit_events

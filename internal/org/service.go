@@ -34,29 +34,48 @@ type UserLookup func(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID
 type Auditor interface {
 	Record(ctx context.Context, tx sqlx.ExecerContext, e audit.Entry) error
 	CountSince(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, actions []string, since time.Time, key, value string) (all, matching int, err error)
+	CountByActorSince(ctx context.Context, tx sqlx.ExtContext, actor uuid.UUID, actions []string, since time.Time) (int, error)
 }
 
 // MailLimits cap the invitation mails (inviteMember and resendInvitation each
-// send one) of one organization over a sliding Window, so that the service
-// cannot be used to bomb an address or to spam strangers. They are counted from
-// the audit log (the member.invited and invitation.resent events, which carry
-// the address) inside the mutation's transaction, under the organization's
-// lock: they hold across server replicas and concurrent requests. A mail over a
-// limit is refused with RATE_LIMITED, and nothing is written or sent.
+// send one) over a sliding Window, so that the service cannot be used to bomb
+// an address or to spam strangers: per organization, and per inviter across
+// every organization they administer (else creating organizations would
+// multiply the organization's limit). They are counted from the audit log (the
+// member.invited and invitation.resent events, which carry the address) inside
+// the mutation's transaction, under the organization's lock and then the
+// inviter's: they hold across server replicas and concurrent requests. A mail
+// over a limit is refused with RATE_LIMITED, and nothing is written or sent.
 type MailLimits struct {
-	PerRecipient    int           // mails to one address; default 3
-	PerOrganization int           // mails to any address; default 50
+	PerRecipient    int           // mails from one organization to one address; default 3
+	PerOrganization int           // mails from one organization to any address; default 50
+	PerInviter      int           // mails one user asks for, from all their organizations; default 100
 	Window          time.Duration // default 1 hour
 }
 
 // DefaultMailLimits are the limits of a server (README, "Tenancy operations").
 func DefaultMailLimits() MailLimits {
-	return MailLimits{PerRecipient: 3, PerOrganization: 50, Window: time.Hour}
+	return MailLimits{PerRecipient: 3, PerOrganization: 50, PerInviter: 100, Window: time.Hour}
 }
 
+// CreateLimit caps the organizations one user creates over a sliding Window,
+// counted from the audit log (organization.created) under a lock on the user:
+// an organization costs rows and gives its creator a fresh mail budget, so it
+// is not free. Over it, createOrganization is RATE_LIMITED and creates nothing.
+type CreateLimit struct {
+	PerUser int           // default 20
+	Window  time.Duration // default 24 hours
+}
+
+// DefaultCreateLimit is the limit of a server (README, "Tenancy operations").
+func DefaultCreateLimit() CreateLimit { return CreateLimit{PerUser: 20, Window: 24 * time.Hour} }
+
 // invitationMailActions are the audit actions that each record one invitation
-// mail; migrations/00005 indexes exactly these.
+// mail; migrations/00005 (per organization) and 00012 (per actor, with
+// organizationCreated) index exactly these.
 var invitationMailActions = []string{"member.invited", "invitation.resent"}
+
+const organizationCreated = "organization.created"
 
 // Deps are what the service needs.
 type Deps struct {
@@ -72,6 +91,8 @@ type Deps struct {
 	Log          *slog.Logger
 	// MailLimits caps invitation mails; a zero field takes DefaultMailLimits' value.
 	MailLimits MailLimits
+	// CreateLimit caps organizations created; a zero field takes DefaultCreateLimit's value.
+	CreateLimit CreateLimit
 }
 
 // Service holds the tenancy rules. Every mutation runs through the tenant gate
@@ -86,17 +107,21 @@ type Service struct {
 
 // NewService returns the tenancy service.
 func NewService(d Deps) *Service {
-	def := DefaultMailLimits()
-	if d.MailLimits.PerRecipient <= 0 {
-		d.MailLimits.PerRecipient = def.PerRecipient
-	}
-	if d.MailLimits.PerOrganization <= 0 {
-		d.MailLimits.PerOrganization = def.PerOrganization
-	}
-	if d.MailLimits.Window <= 0 {
-		d.MailLimits.Window = def.Window
-	}
+	mail, create := DefaultMailLimits(), DefaultCreateLimit()
+	orDefault(&d.MailLimits.PerRecipient, mail.PerRecipient)
+	orDefault(&d.MailLimits.PerOrganization, mail.PerOrganization)
+	orDefault(&d.MailLimits.PerInviter, mail.PerInviter)
+	orDefault(&d.MailLimits.Window, mail.Window)
+	orDefault(&d.CreateLimit.PerUser, create.PerUser)
+	orDefault(&d.CreateLimit.Window, create.Window)
 	return &Service{d: d}
+}
+
+// orDefault sets *v to def when it is not positive.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 var (
@@ -252,6 +277,15 @@ func (s *Service) Create(ctx context.Context, actor auth.Viewer, in CreateOrgani
 	var o *Organization
 	err = db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
 		now := s.d.Now()
+		l := s.d.CreateLimit
+		n, err := s.d.Audit.CountByActorSince(ctx, tx, actor.UserID, []string{organizationCreated}, now.Add(-l.Window))
+		if err != nil {
+			return err
+		}
+		if n >= l.PerUser {
+			return apperr.Limited("organizations_per_user", "you have already created %d organizations in the last %s: try again later",
+				l.PerUser, window(l.Window))
+		}
 		o = nil
 		for _, slug := range slugCandidates(name, explicit) {
 			var ok bool
@@ -268,7 +302,7 @@ func (s *Service) Create(ctx context.Context, actor auth.Viewer, in CreateOrgani
 		if _, err := s.store.InsertMember(ctx, tx, o.ID, actor.UserID, RoleOwner, now); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, o.ID, actor, "organization.created", "organization", o.ID.String(),
+		return s.audit(ctx, tx, o.ID, actor, organizationCreated, "organization", o.ID.String(),
 			map[string]any{"after": map[string]any{"name": o.Name, "slug": o.Slug}}, now)
 	})
 	return o, err
@@ -331,7 +365,7 @@ func (s *Service) Invite(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 		if member {
 			return &apperr.Error{Code: apperr.Conflict, Message: "this person is already a member", Field: "email"}
 		}
-		if err := s.checkMailLimits(ctx, tx, o.ID, email, now); err != nil {
+		if err := s.checkMailLimits(ctx, tx, o.ID, actor, email, now); err != nil {
 			return err
 		}
 		if err := s.store.ExpireStale(ctx, tx, o.ID, email, now); err != nil {
@@ -367,7 +401,7 @@ func (s *Service) ResendInvitation(ctx context.Context, actor auth.Viewer, orgID
 		if inv.Role.Rank() > me.Role.Rank() {
 			return apperr.New(apperr.Forbidden, "you cannot grant a role above your own")
 		}
-		if err := s.checkMailLimits(ctx, tx, o.ID, inv.Email, now); err != nil {
+		if err := s.checkMailLimits(ctx, tx, o.ID, actor, inv.Email, now); err != nil {
 			return err
 		}
 		token := auth.RandomToken()
@@ -623,11 +657,12 @@ func (s *Service) audit(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, actor a
 		TargetType: targetType, TargetID: targetID, Metadata: meta, At: now})
 }
 
-// checkMailLimits refuses one more invitation mail from org to email when it
-// would exceed s.d.MailLimits. It runs with the organization locked: the count
-// includes every mail committed before, and no other mail of org can commit
-// until this transaction ends.
-func (s *Service) checkMailLimits(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, email string, now time.Time) error {
+// checkMailLimits refuses one more invitation mail from org to email, asked
+// for by actor, when it would exceed s.d.MailLimits. It runs with the
+// organization locked, and locks the actor (CountByActorSince) last: each count
+// includes every mail committed before, and no other mail of org or of actor
+// can commit until this transaction ends.
+func (s *Service) checkMailLimits(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, actor auth.Viewer, email string, now time.Time) error {
 	l := s.d.MailLimits
 	all, toEmail, err := s.d.Audit.CountSince(ctx, tx, org, invitationMailActions, now.Add(-l.Window), "email", email)
 	if err != nil {
@@ -641,13 +676,25 @@ func (s *Service) checkMailLimits(ctx context.Context, tx *sqlx.Tx, org uuid.UUI
 		return apperr.Limited("invitation_mail_per_organization", "this organization has already sent %d invitation emails in the last %s: try again later",
 			l.PerOrganization, window(l.Window))
 	}
+	mine, err := s.d.Audit.CountByActorSince(ctx, tx, actor.UserID, invitationMailActions, now.Add(-l.Window))
+	if err != nil {
+		return err
+	}
+	if mine >= l.PerInviter {
+		return apperr.Limited("invitation_mail_per_inviter", "you have already sent %d invitation emails from your organizations in the last %s: try again later",
+			l.PerInviter, window(l.Window))
+	}
 	return nil
 }
 
-// window names a limit's window: "hour" for one hour, else the duration.
+// window names a limit's window: "hour" for one hour, "24 hours" for a whole
+// number of them, else the duration.
 func window(d time.Duration) string {
-	if d == time.Hour {
+	switch {
+	case d == time.Hour:
 		return "hour"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
 	}
 	return d.String()
 }
