@@ -386,16 +386,8 @@ func (s *Service) sendReset(ctx context.Context, norm string) error {
 		if recent, err := s.sentRecently(ctx, tx, u.ID, PurposeResetPassword, now); err != nil || recent {
 			return err
 		}
-		token := auth.RandomToken()
-		if err := s.store.ReplaceUserToken(ctx, tx, u.ID, PurposeResetPassword, auth.HashToken(token), now, now.Add(ResetTokenTTL)); err != nil {
-			return err
-		}
-		return pmail.Enqueue(ctx, tx, pmail.Message{
-			To:      u.Email,
-			Subject: "Reset your tenantgraph password",
-			Body: fmt.Sprintf("Hello %s,\n\nSomeone asked to reset the password of your account. To choose a new one, open:\n\n%s/reset-password?token=%s\n\nThe link works once, within one hour. If it was not you, ignore this email.\n",
-				u.Name, s.d.BaseURL, token),
-		})
+		return s.mailToken(ctx, tx, u, PurposeResetPassword, now.Add(ResetTokenTTL), now, "Reset your tenantgraph password",
+			"Hello %s,\n\nSomeone asked to reset the password of your account. To choose a new one, open:\n\n%s/reset-password?token=%s\n\nThe link works once, within one hour. If it was not you, ignore this email.\n")
 	})
 }
 
@@ -516,16 +508,20 @@ func (s *Service) startSession(ctx context.Context, tx *sqlx.Tx, u *User, family
 }
 
 func (s *Service) sendVerification(ctx context.Context, tx *sqlx.Tx, u *User, now time.Time) error {
+	return s.mailToken(ctx, tx, u, PurposeVerifyEmail, now.Add(VerifyTokenTTL), now, "Verify your email for tenantgraph",
+		"Hello %s,\n\nPlease confirm your email address by opening:\n\n%s/verify-email?token=%s\n\nThe link works once, within 24 hours.\n")
+}
+
+// mailToken is the one token-and-mail step of accounts: it gives u a new
+// single-use token for purpose, valid until expires (the previous one of that
+// purpose stops working), and queues, in tx, a mail whose body is body
+// formatted with u's name, the base URL and the token.
+func (s *Service) mailToken(ctx context.Context, tx *sqlx.Tx, u *User, purpose string, expires, now time.Time, subject, body string) error {
 	token := auth.RandomToken()
-	if err := s.store.ReplaceUserToken(ctx, tx, u.ID, PurposeVerifyEmail, auth.HashToken(token), now, now.Add(VerifyTokenTTL)); err != nil {
+	if err := s.store.ReplaceUserToken(ctx, tx, u.ID, purpose, auth.HashToken(token), now, expires); err != nil {
 		return err
 	}
-	return pmail.Enqueue(ctx, tx, pmail.Message{
-		To:      u.Email,
-		Subject: "Verify your email for tenantgraph",
-		Body: fmt.Sprintf("Hello %s,\n\nPlease confirm your email address by opening:\n\n%s/verify-email?token=%s\n\nThe link works once, within 24 hours.\n",
-			u.Name, s.d.BaseURL, token),
-	})
+	return pmail.Enqueue(ctx, tx, pmail.Message{To: u.Email, Subject: subject, Body: fmt.Sprintf(body, u.Name, s.d.BaseURL, token)})
 }
 
 // NormalizeEmail trims and lower-cases an address and checks its form.
