@@ -363,9 +363,15 @@ func (Store) CountInvitations(ctx context.Context, q sqlx.QueryerContext, org uu
 	return n, err
 }
 
+// viewerEmail is the verified email of the user $2, NULL (matching no
+// invitation) while it is unverified: the viewer's invitations in the same
+// statement as the user's lookup.
+const viewerEmail = `(SELECT u.email FROM users u WHERE u.id = $2 AND u.email_verified_at IS NOT NULL)`
+
 // PendingInvitationsFor returns up to limit of the pending, unexpired
-// invitations addressed to email after cur, newest first.
-func (Store) PendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, email string, cur *invitationCursor, limit int, now time.Time) ([]*Invitation, error) {
+// invitations addressed to user's verified email after cur, newest first; none
+// while the email is unverified.
+func (Store) PendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID, cur *invitationCursor, limit int, now time.Time) ([]*Invitation, error) {
 	var at *time.Time
 	var id *uuid.UUID
 	if cur != nil {
@@ -374,17 +380,18 @@ func (Store) PendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, e
 	var out []*Invitation
 	err := sqlx.SelectContext(ctx, q, &out, `
 		SELECT `+invitationCols+` FROM invitations i
-		WHERE i.email = $2 AND i.status = 'PENDING' AND i.expires_at > $1
+		WHERE i.email = `+viewerEmail+` AND i.status = 'PENDING' AND i.expires_at > $1
 		  AND ($3::timestamptz IS NULL OR (i.created_at, i.id) < ($3, $4::uuid))
-		ORDER BY i.created_at DESC, i.id DESC LIMIT $5`, now, email, at, id, limit)
+		ORDER BY i.created_at DESC, i.id DESC LIMIT $5`, now, user, at, id, limit)
 	return out, err
 }
 
-// CountPendingInvitationsFor counts the pending, unexpired invitations addressed to email.
-func (Store) CountPendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, email string, now time.Time) (int, error) {
+// CountPendingInvitationsFor counts the pending, unexpired invitations
+// addressed to user's verified email.
+func (Store) CountPendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID, now time.Time) (int, error) {
 	var n int
 	err := sqlx.GetContext(ctx, q, &n, `
-		SELECT count(*) FROM invitations i WHERE i.email = $2 AND i.status = 'PENDING' AND i.expires_at > $1`, now, email)
+		SELECT count(*) FROM invitations i WHERE i.email = `+viewerEmail+` AND i.status = 'PENDING' AND i.expires_at > $1`, now, user)
 	return n, err
 }
 
