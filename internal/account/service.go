@@ -45,8 +45,8 @@ type Limits struct {
 	LoginPerEmail         *ratelimit.Limiter
 	ChangePasswordPerUser *ratelimit.Limiter // changePassword attempts (current-password guesses) per user
 	RegisterPerIP         *ratelimit.Limiter // sign-ups from one address
-	ResetPerIP            *ratelimit.Limiter // password reset requests from one address
-	ResetPasswordPerIP    *ratelimit.Limiter // resetPassword (token use) attempts from one address
+	ResetRequestsPerIP    *ratelimit.Limiter // password reset requests from one address
+	ResetUsesPerIP        *ratelimit.Limiter // resetPassword (token use) attempts from one address
 }
 
 // DefaultLimits are generous for people and tight for password guessing.
@@ -57,8 +57,8 @@ func DefaultLimits() Limits {
 		LoginPerEmail:         ratelimit.New(100, time.Hour),
 		ChangePasswordPerUser: ratelimit.New(5, 10*time.Minute),
 		RegisterPerIP:         ratelimit.New(20, time.Hour),
-		ResetPerIP:            ratelimit.New(10, 10*time.Minute),
-		ResetPasswordPerIP:    ratelimit.New(10, 10*time.Minute),
+		ResetRequestsPerIP:    ratelimit.New(10, 10*time.Minute),
+		ResetUsesPerIP:        ratelimit.New(10, 10*time.Minute),
 	}
 }
 
@@ -346,7 +346,7 @@ func (s *Service) ResendVerification(ctx context.Context, v auth.Viewer) error {
 // work that differs (a token and a queued mail, or nothing) run in the
 // background after the answer. Repeated requests within a minute send nothing more.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
-	if !s.d.Limits.ResetPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
+	if !s.d.Limits.ResetRequestsPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
 		return tooMany("reset_per_ip")
 	}
 	norm, err := NormalizeEmail(email)
@@ -397,7 +397,7 @@ var errBadResetToken = apperr.Invalid("token", "the reset link is invalid, used 
 // Receiving the email proves the address, so it is marked verified too. The token
 // is checked before the new password is hashed: a bad token costs no hashing.
 func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) error {
-	if !s.d.Limits.ResetPasswordPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
+	if !s.d.Limits.ResetUsesPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
 		return tooMany("reset_password_per_ip")
 	}
 	if err := validatePassword("newPassword", newPassword); err != nil {
