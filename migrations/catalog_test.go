@@ -46,6 +46,33 @@ func TestSchemaFollowsTenantKeyRule(t *testing.T) {
 	}
 }
 
+// TestChecksDoNotDependOnTheLocale: a CHECK that uses a POSIX character class
+// ([[:cntrl:]], [[:alpha:]], ...) or a case-insensitive match means what the
+// database's LC_CTYPE says, so it could refuse, on a production cluster with
+// another locale, what the service accepted here: the write would fail as an
+// internal error. CHECKs spell their ranges out (README, "Tenant keys").
+func TestChecksDoNotDependOnTheLocale(t *testing.T) {
+	var rows []struct {
+		Table, Name, Def string
+	}
+	if err := database.DB.Select(&rows, `
+		SELECT c.conrelid::regclass::text AS table, c.conname AS name, pg_get_constraintdef(c.oid) AS def
+		FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+		WHERE c.contype = 'c' AND n.nspname = 'public' ORDER BY 1, 2`); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) == 0 {
+		t.Fatal("no CHECK constraint found: the query reads the wrong catalog")
+	}
+	for _, r := range rows {
+		for _, bad := range []string{"[[:", "~*", "ILIKE", "~~*"} {
+			if strings.Contains(r.Def, bad) {
+				t.Errorf("%s.%s depends on the locale (%q): %s", r.Table, r.Name, bad, r.Def)
+			}
+		}
+	}
+}
+
 // TestTenantKeyCheckReportsViolations runs the check on a scratch schema holding one
 // table per kind of violation, beside tables that follow the rule.
 func TestTenantKeyCheckReportsViolations(t *testing.T) {
