@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -47,30 +48,85 @@ func TestSchemaFollowsTenantKeyRule(t *testing.T) {
 }
 
 // TestChecksDoNotDependOnTheLocale: a CHECK that uses a POSIX character class
-// ([[:cntrl:]], [[:alpha:]], ...) or a case-insensitive match means what the
-// database's LC_CTYPE says, so it could refuse, on a production cluster with
-// another locale, what the service accepted here: the write would fail as an
-// internal error. CHECKs spell their ranges out (README, "Tenant keys").
+// ([[:cntrl:]], [[:alpha:]], ...), a case-insensitive match, or lower()/upper()
+// outside COLLATE "C" means what the database's LC_CTYPE says, so on a
+// production cluster with another locale it could refuse what the service
+// accepted here, and the write would fail as an internal error. CHECKs spell
+// their ranges out and case-fold under COLLATE "C" (README, "CHECKs mean the
+// same in every locale"). The bodies of SQL functions (which CHECKs call) are
+// held to the same rule.
 func TestChecksDoNotDependOnTheLocale(t *testing.T) {
 	var rows []struct {
-		Table, Name, Def string
+		Name, Def string
 	}
 	if err := database.DB.Select(&rows, `
-		SELECT c.conrelid::regclass::text AS table, c.conname AS name, pg_get_constraintdef(c.oid) AS def
+		SELECT c.conrelid::regclass::text || '.' || c.conname AS name, pg_get_constraintdef(c.oid) AS def
 		FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
-		WHERE c.contype = 'c' AND n.nspname = 'public' ORDER BY 1, 2`); err != nil {
+		WHERE c.contype = 'c' AND n.nspname = 'public'
+		UNION ALL
+		SELECT 'function ' || p.proname, p.prosrc
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+		WHERE n.nspname = 'public' AND l.lanname = 'sql'
+		ORDER BY 1`); err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) == 0 {
-		t.Fatal("no CHECK constraint found: the query reads the wrong catalog")
+	if len(rows) < 10 {
+		t.Fatalf("only %d CHECK constraints and SQL functions found: the query reads the wrong catalog", len(rows))
 	}
 	for _, r := range rows {
-		for _, bad := range []string{"[[:", "~*", "ILIKE", "~~*"} {
-			if strings.Contains(r.Def, bad) {
-				t.Errorf("%s.%s depends on the locale (%q): %s", r.Table, r.Name, bad, r.Def)
-			}
+		if bad := localeDependent(r.Def); bad != "" {
+			t.Errorf("%s depends on the locale (%s): %s", r.Name, bad, r.Def)
 		}
 	}
+	for _, c := range []struct {
+		def  string
+		fine bool
+	}{
+		{`CHECK ((name !~ '[\x01-\x1f]'::text))`, true},
+		{`CHECK ((email = lower((btrim(email) COLLATE "C"))))`, true},
+		{`t <> lower(t COLLATE "C")`, true},
+		{`CHECK ((name !~ '[[:cntrl:]]'::text))`, false},
+		{`CHECK ((email = lower(btrim(email))))`, false},
+		{`CHECK ((upper(code) = code))`, false},
+		{`CHECK ((name ~* 'x'::text))`, false},
+		{`CHECK ((name ~~* 'x'::text))`, false},
+	} {
+		if got := localeDependent(c.def) == ""; got != c.fine {
+			t.Errorf("localeDependent(%q) = %q: the check itself is wrong", c.def, localeDependent(c.def))
+		}
+	}
+}
+
+// caseFold finds the start of a lower(), upper() or initcap() call.
+var caseFold = regexp.MustCompile(`(?i)\b(lower|upper|initcap)\(`)
+
+// localeDependent names what makes def depend on the locale, "" when nothing does.
+func localeDependent(def string) string {
+	for _, bad := range []string{"[[:", "~*", "~~*", " ILIKE "} {
+		if strings.Contains(strings.ToUpper(def), strings.ToUpper(bad)) {
+			return bad
+		}
+	}
+	for _, m := range caseFold.FindAllStringIndex(def, -1) {
+		// The call's argument: up to the parenthesis that closes it.
+		depth, end := 1, len(def)
+		for i := m[1]; i < len(def); i++ {
+			switch def[i] {
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+			if depth == 0 {
+				end = i
+				break
+			}
+		}
+		if !strings.HasSuffix(strings.TrimRight(def[m[1]:end], ") "), `COLLATE "C"`) {
+			return def[m[0]:min(end+1, len(def))] + ` without COLLATE "C"`
+		}
+	}
+	return ""
 }
 
 // TestTenantKeyCheckReportsViolations runs the check on a scratch schema holding one
