@@ -1410,8 +1410,11 @@ var sources = []*ast.Source{
 # - refusing the HTTP request: BAD_REQUEST (HTTP 400: not a JSON object with a
 #   string query, a bad APQ extension, documentId with a query or not a
 #   string; 415: Content-Type not application/json;
-#   405: a mutation over GET, a method other than GET/POST/OPTIONS) and
-#   BAD_USER_INPUT (HTTP 413: a body over 1 MiB).
+#   405: a mutation over GET, a method other than GET/POST/OPTIONS),
+#   BAD_USER_INPUT (HTTP 413: a body over 1 MiB) and RATE_LIMITED (request
+#   admission, before anything runs: HTTP 429, too many requests per second
+#   or at once from one client; 503, the server at its maximum at once;
+#   extensions.limit names the limit, Retry-After: 1).
 
 "Anyone may call the field, signed in or not."
 directive @public on FIELD_DEFINITION

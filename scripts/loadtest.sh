@@ -6,7 +6,10 @@
 # throwaway PostgreSQL cluster in /tmp/tenantgraph-load.XXXXXX (its log also as csvlog, for
 # the capture of statements), applies the migrations (tenantgraph migrate up) and starts the
 # server in production mode (production rate limits and argon2 parameters, JSON logs, a
-# random JWT key, the file mail driver, TRUSTED_PROXY_CIDRS=127.0.0.1/32 so that the
+# random JWT key, the file mail driver, the request admission limits off, since the
+# generator is one client sending far more than one client may: CLIENT_REQUESTS_PER_SECOND,
+# CLIENT_CONCURRENT_REQUESTS and MAX_CONCURRENT_REQUESTS = 0; SERVER_ENV may set them
+# again; TRUSTED_PROXY_CIDRS=127.0.0.1/32 so that the
 # generator can speak for many client addresses through X-Forwarded-For, METRICS_ADDR on a
 # free port for the allocations per request), runs the scenario against its /query (the
 # read scenarios first seed their data set into the cluster, and measure the ceiling with
@@ -95,6 +98,7 @@ env -i PATH="$PATH" DATABASE_URL="$SRV_DATABASE_URL" "$tmp/tenantgraph" migrate 
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 start() { # start DIR METRICS_PORT: one server of the run
 	srv_start "$1" APP_ENV=production JWT_SECRET="$secret" MAIL_DRIVER=file MAIL_DIR="$1/mail" \
+		CLIENT_REQUESTS_PER_SECOND=0 CLIENT_CONCURRENT_REQUESTS=0 MAX_CONCURRENT_REQUESTS=0 \
 		TRUSTED_PROXY_CIDRS=127.0.0.1/32 METRICS_ADDR="127.0.0.1:$2" "${server_env[@]}"
 }
 mkdir -p "$(dirname "$json")"

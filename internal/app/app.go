@@ -25,6 +25,7 @@ import (
 	"tenantgraph/internal/platform/explorer"
 	"tenantgraph/internal/platform/httpx"
 	"tenantgraph/internal/platform/mail"
+	"tenantgraph/internal/platform/reqmeta"
 	"tenantgraph/internal/platform/tracing"
 )
 
@@ -119,6 +120,16 @@ func (a *App) Maintain(ctx context.Context) {
 	}
 }
 
+// admissionClient names the client whose requests httpx.Admit counts
+// together: the signed-in user (wherever they connect from, and apart from
+// the others behind one office's address), else the client's address.
+func admissionClient(r *http.Request) string {
+	if v, ok := auth.ViewerFrom(r.Context()); ok {
+		return "user:" + v.UserID.String()
+	}
+	return "addr:" + reqmeta.From(r.Context()).IP
+}
+
 // New assembles the App.
 func New(o Options) (*App, error) {
 	if o.Now == nil {
@@ -191,7 +202,10 @@ func New(o Options) (*App, error) {
 	}
 	mux := http.NewServeMux()
 	endpoint := observe(rec, httpx.NoStore(httpx.LimitBody(MaxBodyBytes,
-		httpx.Detach(RequestTimeout, auth.Middleware(tokens, revoked, loader.Middleware(sources, gql))))))
+		httpx.Detach(RequestTimeout, auth.Middleware(tokens, revoked,
+			httpx.Admit(httpx.AdmitLimits{ClientRate: cfg.ClientRequestsPerSecond, ClientConcurrent: cfg.ClientConcurrentRequests,
+				Concurrent: cfg.MaxConcurrentRequests}, admissionClient, o.Now,
+				loader.Middleware(sources, gql)))))))
 	mux.Handle("/query", endpoint)
 	mux.Handle("/graphql", endpoint) // the path most clients try first
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

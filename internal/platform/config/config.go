@@ -45,6 +45,13 @@ type Config struct {
 	SMTPUsername string
 	SMTPPassword string
 
+	// Request admission (httpx.AdmitLimits; 0 is no limit): requests per second
+	// and requests at once of one client (a signed-in user, else an address),
+	// and requests at once of the process.
+	ClientRequestsPerSecond  int // CLIENT_REQUESTS_PER_SECOND, default 50
+	ClientConcurrentRequests int // CLIENT_CONCURRENT_REQUESTS, default 16
+	MaxConcurrentRequests    int // MAX_CONCURRENT_REQUESTS, default 256
+
 	// DatabaseDirectURL reaches PostgreSQL itself, never through a pooler in
 	// transaction mode: the LISTEN connections use it (DATABASE_DIRECT_URL,
 	// default DATABASE_URL). Read it with DirectURL.
@@ -130,6 +137,19 @@ func Load() (Config, error) {
 	}
 	if c.RefreshTokenTTL, err = duration("REFRESH_TOKEN_TTL", 30*24*time.Hour); err != nil {
 		errs = append(errs, err)
+	}
+	for _, v := range []struct {
+		key string
+		def int
+		to  *int
+	}{
+		{"CLIENT_REQUESTS_PER_SECOND", 50, &c.ClientRequestsPerSecond},
+		{"CLIENT_CONCURRENT_REQUESTS", 16, &c.ClientConcurrentRequests},
+		{"MAX_CONCURRENT_REQUESTS", 256, &c.MaxConcurrentRequests},
+	} {
+		if *v.to, err = count(v.key, v.def); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.SMTPPort, err = strconv.Atoi(get("SMTP_PORT", "587")); err != nil {
 		errs = append(errs, fmt.Errorf("SMTP_PORT: %w", err))
@@ -356,6 +376,19 @@ func get(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// count reads a limit: a whole number from 0 (no limit) to 1,000,000.
+func count(key string, def int) (int, error) {
+	v := strings.TrimSpace(os.Getenv(key))
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 1_000_000 {
+		return 0, fmt.Errorf("%s: want a whole number from 0 (no limit) to 1000000, got %q", key, v)
+	}
+	return n, nil
 }
 
 // duration accepts Go durations plus a day suffix ("30d").

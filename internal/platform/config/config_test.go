@@ -226,6 +226,35 @@ func TestDefaultsAndDurations(t *testing.T) {
 	}
 }
 
+func TestRequestAdmissionLimits(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://x")
+	t.Setenv("APP_ENV", "development")
+	clearJWT(t)
+	t.Setenv("DATA_DIR", t.TempDir())
+	t.Setenv("MAIL_DRIVER", "")
+	for _, k := range []string{"CLIENT_REQUESTS_PER_SECOND", "CLIENT_CONCURRENT_REQUESTS", "MAX_CONCURRENT_REQUESTS"} {
+		t.Setenv(k, "")
+	}
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientRequestsPerSecond != 50 || c.ClientConcurrentRequests != 16 || c.MaxConcurrentRequests != 256 {
+		t.Fatalf("defaults = %d, %d, %d; want 50, 16, 256 (README)", c.ClientRequestsPerSecond, c.ClientConcurrentRequests, c.MaxConcurrentRequests)
+	}
+	t.Setenv("CLIENT_REQUESTS_PER_SECOND", "0")
+	t.Setenv("MAX_CONCURRENT_REQUESTS", " 1000 ")
+	if c, err = Load(); err != nil || c.ClientRequestsPerSecond != 0 || c.MaxConcurrentRequests != 1000 || c.ClientConcurrentRequests != 16 {
+		t.Fatalf("Load() = %+v, %v", c, err)
+	}
+	for _, bad := range []string{"-1", "ten", "1.5", "1000001"} {
+		t.Setenv("CLIENT_CONCURRENT_REQUESTS", bad)
+		if _, err := Load(); err == nil || !strings.Contains(err.Error(), "CLIENT_CONCURRENT_REQUESTS") {
+			t.Errorf("CLIENT_CONCURRENT_REQUESTS=%q: err = %v, want one naming the variable", bad, err)
+		}
+	}
+}
+
 func TestTrustedProxies(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://x")
 	t.Setenv("APP_ENV", "development")
