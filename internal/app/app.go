@@ -163,7 +163,7 @@ func New(o Options) (*App, error) {
 	revoked := auth.NewRevokedSessions(cfg.AccessTokenTTL + auth.Leeway + time.Minute)
 	hasher := auth.NewHasher(o.Argon2)
 	if len(o.HashWorker) > 0 {
-		hasher.UseWorkers(o.HashWorker[0], o.HashWorker[1:]...)
+		hasher.UseWorkers(o.Log, o.HashWorker[0], o.HashWorker[1:]...)
 	}
 	accounts := account.NewService(account.Deps{
 		DB: o.DB, Hasher: hasher, Tokens: tokens, RefreshTTL: cfg.RefreshTokenTTL,
@@ -196,7 +196,7 @@ func New(o Options) (*App, error) {
 		NoteCounts:    customers.NoteCounts,
 	}
 
-	rec, err := newRecorder(o.Metrics, o.DB, o.Log)
+	rec, err := newRecorder(o.Metrics, o.DB, o.Log, hasher)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/httpx"
 	"tenantgraph/internal/platform/mail"
@@ -20,8 +21,10 @@ import (
 // newRecorder registers the application's series on reg: the request series
 // (recorded by observe), the database pool's (read from sql.DB.Stats at scrape
 // time: go_sql_*{db_name="tenantgraph"}) and the mail outbox's (one query at
-// scrape time). A nil reg records nothing.
-func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger) (*metrics.Recorder, error) {
+// scrape time), and the password hashes done in process because no hash
+// worker could do them (read from the hasher at scrape time). A nil reg
+// records nothing.
+func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger, hasher *auth.Hasher) (*metrics.Recorder, error) {
 	if reg == nil {
 		return nil, nil
 	}
@@ -34,6 +37,13 @@ func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger) (*metr
 	}
 	backlog := func(ctx context.Context) (int64, time.Duration, error) { return mail.Backlog(ctx, d) }
 	if err := reg.Register(metrics.NewOutboxCollector(backlog, log)); err != nil {
+		return nil, err
+	}
+	fallbacks := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tenantgraph_password_hash_fallbacks_total",
+		Help: "Password hashes and verifications done in the server's process because no hash worker could do them.",
+	}, func() float64 { return float64(hasher.Fallbacks()) })
+	if err := reg.Register(fallbacks); err != nil {
 		return nil, err
 	}
 	return rec, nil

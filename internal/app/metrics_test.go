@@ -213,6 +213,12 @@ func TestMetricsCountRequestsByOperation(t *testing.T) {
 		t.Errorf("refusals by login_per_email_ip = %v, want 1", got)
 	}
 
+	// Hashing falls back to the process only when hash workers fail; this
+	// server hashes in process from the start, which is no fallback.
+	if got := value(t, s, "tenantgraph_password_hash_fallbacks_total"); got != 0 {
+		t.Errorf("tenantgraph_password_hash_fallbacks_total = %v, want 0", got)
+	}
+
 	// The pool, read at scrape time.
 	if got := value(t, s, "go_sql_max_open_connections", "db_name=tenantgraph"); got != float64(srv.DB.Stats().MaxOpenConnections) {
 		t.Errorf("go_sql_max_open_connections = %v, want %d", got, srv.DB.Stats().MaxOpenConnections)

@@ -97,7 +97,10 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	}
 	defer h.sem.Release(1)
 	if h.pool != nil {
-		return h.pool.hash(ctx, h.p, password)
+		enc, err := h.pool.hash(ctx, h.p, password)
+		if !h.fallBack(ctx, err) {
+			return enc, err
+		}
 	}
 	return h.encode(password), nil
 }
@@ -165,7 +168,10 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, er
 	}
 	defer h.sem.Release(1)
 	if h.pool != nil {
-		return h.pool.verify(ctx, encoded, password)
+		ok, err := h.pool.verify(ctx, encoded, password)
+		if !h.fallBack(ctx, err) {
+			return ok, err
+		}
 	}
 	var ok bool
 	background(func() { ok = parsed.matches([]byte(password)) })

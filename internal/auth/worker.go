@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Hash workers. An argon2 computation in the server's own Go runtime holds one
@@ -98,10 +101,46 @@ func ServeWorker(r io.Reader, w io.Writer) error {
 // `path args...` (which must call RunHashWorker), at most as many as h's
 // concurrency, each serving one caller at a time. Workers start when first
 // needed; one that dies, or whose caller's context ends mid-computation, is
-// killed and replaced. Call it before h is used, and Close h when done.
-func (h *Hasher) UseWorkers(path string, args ...string) {
-	h.pool = &workerPool{path: path, args: args, idle: make(chan *worker, h.concurrency)}
+// killed and replaced. When no worker can do a computation (none starts, or
+// two in a row die on it), h does it in process rather than fail the sign-in,
+// and reports the failure through log (at most once a minute) and Fallbacks.
+// Call it before h is used, and Close h when done.
+func (h *Hasher) UseWorkers(log *slog.Logger, path string, args ...string) {
+	h.pool = &workerPool{path: path, args: args, idle: make(chan *worker, h.concurrency), log: log}
 }
+
+// Fallbacks returns how many computations ran in process because no hash
+// worker could do them.
+func (h *Hasher) Fallbacks() int64 {
+	if h.pool == nil {
+		return 0
+	}
+	return h.pool.fallbacks.Load()
+}
+
+// fallBack reports whether a worker computation that ended with err should be
+// done in process instead: when the workers failed, not when the caller's
+// context ended, the pool is closed or a worker refused the request.
+func (h *Hasher) fallBack(ctx context.Context, err error) bool {
+	var refused *workerRefusal
+	if err == nil || ctx.Err() != nil || errors.Is(err, errPoolClosed) || errors.As(err, &refused) {
+		return false
+	}
+	p := h.pool
+	p.fallbacks.Add(1)
+	now := time.Now().UnixNano()
+	if last := p.lastWarn.Load(); now-last >= int64(time.Minute) && p.lastWarn.CompareAndSwap(last, now) && p.log != nil {
+		p.log.ErrorContext(ctx, "password hash workers failed: hashing in the server's process (slower under a flood of sign-ins)",
+			"error", err, "fallbacks", p.fallbacks.Load())
+	}
+	return true
+}
+
+// workerRefusal is a worker's answer that the request was malformed: doing it
+// in process would fail the same way.
+type workerRefusal struct{ msg string }
+
+func (e *workerRefusal) Error() string { return "password hash worker: " + e.msg }
 
 // Close stops h's workers, if any; a computation still running finishes
 // first, and its worker stops then. Hashing after Close fails.
@@ -117,6 +156,10 @@ type workerPool struct {
 	path string
 	args []string
 	idle chan *worker // capacity: the hasher's concurrency
+	log  *slog.Logger
+
+	fallbacks atomic.Int64 // computations done in process instead
+	lastWarn  atomic.Int64 // unix ns of the last fallback logged
 
 	mu     sync.Mutex
 	closed bool
@@ -156,7 +199,7 @@ func (p *workerPool) call(ctx context.Context, req workerRequest) (workerRespons
 		if err == nil {
 			p.put(w)
 			if resp.Error != "" {
-				return resp, errors.New("password hash worker: " + resp.Error)
+				return resp, &workerRefusal{resp.Error}
 			}
 			return resp, nil
 		}

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
@@ -37,7 +38,7 @@ func workerHasher(t *testing.T, p Argon2Params, concurrency int) *Hasher {
 		t.Skip("the tests find the workers in /proc")
 	}
 	h := NewHasherLimited(p, concurrency, 5*time.Second)
-	h.UseWorkers(os.Args[0], WorkerArg)
+	h.UseWorkers(nil, os.Args[0], WorkerArg)
 	t.Cleanup(h.Close)
 	return h
 }
@@ -261,4 +262,49 @@ func TestHashWorkerCancelKillsIt(t *testing.T) {
 	if _, err := w.Hash(context.Background(), "pw"); err != nil {
 		t.Fatalf("Hash after the cancel: %v", err)
 	}
+}
+
+// TestHashWorkersUnavailableFallBackInProcess: when no worker can do a
+// computation (the binary cannot start, or each worker dies at once), the
+// hasher does it in process, so sign-ins keep working, and says so in one log
+// line a minute and in Fallbacks. A worker's refusal of a malformed request
+// is returned, not redone in process.
+func TestHashWorkersUnavailableFallBackInProcess(t *testing.T) {
+	ctx := context.Background()
+	for name, path := range map[string]string{
+		"a binary that cannot start": "/nonexistent/tenantgraph",
+		"workers that exit at once":  "/bin/true",
+	} {
+		t.Run(name, func(t *testing.T) {
+			var logs strings.Builder
+			h := NewHasherLimited(fastArgon2, 1, 5*time.Second)
+			h.UseWorkers(slog.New(slog.NewTextHandler(&logs, nil)), path, WorkerArg)
+			t.Cleanup(h.Close)
+
+			enc, err := h.Hash(ctx, "pw-fallback")
+			if err != nil {
+				t.Fatalf("Hash: %v", err)
+			}
+			for pw, want := range map[string]bool{"pw-fallback": true, "wrong": false} {
+				if ok, err := h.Verify(ctx, enc, pw); err != nil || ok != want {
+					t.Fatalf("Verify(%q) = %v, %v; want %v", pw, ok, err, want)
+				}
+			}
+			if n := h.Fallbacks(); n != 3 {
+				t.Errorf("Fallbacks = %d, want 3", n)
+			}
+			if n := strings.Count(logs.String(), "hashing in the server's process"); n != 1 {
+				t.Errorf("%d fallback log lines, want 1 (at most one a minute):\n%s", n, logs.String())
+			}
+		})
+	}
+	t.Run("a refusal is not redone", func(t *testing.T) {
+		h := workerHasher(t, fastArgon2, 1)
+		if _, err := h.pool.verify(ctx, "not a PHC string", "pw"); err == nil || h.fallBack(ctx, err) {
+			t.Fatalf("verify of a malformed hash: err %v, falls back %v; want a refusal that does not fall back", err, h.fallBack(ctx, err))
+		}
+		if n := h.Fallbacks(); n != 0 {
+			t.Errorf("Fallbacks = %d, want 0", n)
+		}
+	})
 }
