@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -302,7 +303,12 @@ func (p *workerPool) start() (*worker, error) {
 	}
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Stdin, cmd.Stdout = childIn, childOut
-	cmd.Stderr = os.Stderr // a worker's panic lands in the server's log
+	cmd.Stderr = os.Stderr
+	if p.log != nil {
+		// A worker's panic lands in the server's log, as log records of its own
+		// (JSON in production), not as raw lines among them.
+		cmd.Stderr = &lineLog{log: p.log}
+	}
 	background(func() { err = cmd.Start() })
 	// The child has its own copies; ours would keep the pipes open after it dies.
 	childIn.Close()
@@ -313,4 +319,34 @@ func (p *workerPool) start() (*worker, error) {
 		return nil, fmt.Errorf("password hash worker: %w", err)
 	}
 	return &worker{cmd: cmd, in: in, outFile: out, out: bufio.NewReader(out)}, nil
+}
+
+// lineLog writes each line written to it as an ERROR record of log: a hash
+// worker's standard error (say, a panic's trace). A line over maxLogLine bytes
+// is cut there; blank lines are left out.
+type lineLog struct {
+	log     *slog.Logger
+	mu      sync.Mutex
+	partial []byte
+}
+
+const maxLogLine = 4 << 10
+
+func (l *lineLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(b)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			l.partial = append(l.partial, b[:min(len(b), maxLogLine-len(l.partial))]...)
+			break
+		}
+		if line := append(l.partial, b[:min(i, maxLogLine-len(l.partial))]...); len(bytes.TrimSpace(line)) > 0 {
+			l.log.Error("password hash worker", "stderr", string(line))
+		}
+		l.partial = l.partial[:0]
+		b = b[i+1:]
+	}
+	return n, nil
 }

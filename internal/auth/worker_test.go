@@ -3,11 +3,13 @@ package auth
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +18,10 @@ import (
 // TestMain lets the test binary act as the hash worker: the pool under test
 // runs `<test binary> hash-worker`, as the server runs `tenantgraph hash-worker`.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == crashingWorkerArg {
+		os.Stderr.WriteString("panic: boom\n\ngoroutine 1 [running]:\n")
+		os.Exit(2)
+	}
 	if len(os.Args) > 1 && os.Args[1] == WorkerArg {
 		if err := RunHashWorker(); err != nil {
 			os.Stderr.WriteString("hash worker: " + err.Error() + "\n")
@@ -262,6 +268,48 @@ func TestHashWorkerCancelKillsIt(t *testing.T) {
 	if _, err := w.Hash(context.Background(), "pw"); err != nil {
 		t.Fatalf("Hash after the cancel: %v", err)
 	}
+}
+
+// crashingWorkerArg makes the test binary a worker that writes a panic's
+// first lines to its standard error and exits at once.
+const crashingWorkerArg = "crashing-hash-worker"
+
+// TestHashWorkerStderrIsLogged: what a worker writes to its standard error
+// (a panic) reaches the server's log as records, a line each, not as raw text
+// among the JSON lines.
+func TestHashWorkerStderrIsLogged(t *testing.T) {
+	var logs strings.Builder
+	h := NewHasherLimited(fastArgon2, 1, 5*time.Second)
+	h.UseWorkers(slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil)), os.Args[0], crashingWorkerArg)
+	t.Cleanup(h.Close)
+	if _, err := h.Hash(context.Background(), "pw"); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	out := logs.String()
+	for _, want := range []string{`"msg":"password hash worker","stderr":"panic: boom"`, `"stderr":"goroutine 1 [running]:"`} {
+		if strings.Count(out, want) != 2 { // two workers tried, each crashed
+			t.Errorf("the log holds %q %d times, want 2:\n%s", want, strings.Count(out, want), out)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.HasPrefix(line, "{") || strings.Contains(line, `"stderr":""`) {
+			t.Errorf("a log line that is not a record, or a blank one: %q", line)
+		}
+	}
+}
+
+// syncWriter serialises writes to w: the workers' stderr copiers and the
+// hasher log from goroutines of their own.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
 
 // TestHashWorkersUnavailableFallBackInProcess: when no worker can do a
