@@ -359,8 +359,10 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 		return tooMany("pending_resets")
 	}
 	s.background.Add(1)
-	// The request's values (request id for the logs), not its end.
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	// The request's values (request id for the logs), not its end, nor its
+	// statement counter: what runs after the answer is not the request's cost
+	// (its access-log line and metrics are written before this ends).
+	bctx, cancel := context.WithTimeout(db.WithCounter(context.WithoutCancel(ctx), nil), 30*time.Second)
 	go func() {
 		defer func() {
 			cancel()

@@ -78,13 +78,22 @@ const countHeader = "X-Test-Count-Statements"
 // the server sent to PostgreSQL while serving it.
 func (s *Server) PostCounted(t testing.TB, token, query string, vars map[string]any) (Response, int64) {
 	t.Helper()
+	r, c := s.PostCounter(t, token, query, vars)
+	return r, c.Load()
+}
+
+// PostCounter sends one GraphQL request and returns the counter of the SQL
+// statements sent on its behalf, to read later: one that moves after the
+// answer counts work the request left running.
+func (s *Server) PostCounter(t testing.TB, token, query string, vars map[string]any) (Response, *db.Counter) {
+	t.Helper()
 	key := uuid.NewString()
 	r := s.PostHeaders(t, http.Header{"Authorization": bearer(token), countHeader: {key}}, query, vars)
 	c, ok := s.counts.LoadAndDelete(key)
 	if !ok {
 		t.Fatal("statement counter missing")
 	}
-	return r, c.(*db.Counter).Load()
+	return r, c.(*db.Counter)
 }
 
 // Main gives a test package its own database and server, exposed through *s.

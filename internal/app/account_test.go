@@ -384,6 +384,21 @@ func TestEmailVerificationTokens(t *testing.T) {
 	MustOK(t, srv.Post(t, "", verifyMut, map[string]any{"t": second}))
 }
 
+// TestPasswordResetRequestCountsOnlyItsOwnStatements: the lookup, token and
+// mail of a reset request run after the answer, and are not the request's
+// statements: its access-log line and metrics are written before they end,
+// and they must not move its counter afterwards (they added 8).
+func TestPasswordResetRequestCountsOnlyItsOwnStatements(t *testing.T) {
+	t.Parallel()
+	u := srv.Register(t, "resetcount")
+	r, c := srv.PostCounter(t, "", requestReset, map[string]any{"e": u.Email})
+	MustOK(t, r)
+	srv.WaitMail(t, u.Email, "Reset") // the background's transaction has committed
+	if n := c.Load(); n != 0 {
+		t.Fatalf("the reset request counts %d statements, want 0: the work after its answer is not its own", n)
+	}
+}
+
 func TestPasswordResetTokens(t *testing.T) {
 	// Unknown email: still true, and no mail.
 	ghost := UniqueEmail("ghost")
