@@ -3,11 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -20,28 +16,17 @@ import (
 	"tenantgraph/internal/app"
 )
 
-// admissionServer starts a server of its own on the shared database with the
-// request admission limits set (README, "Request admission"), its clock
-// stopped at now (the rate's refill moves only when the test says), trusting
-// 127.0.0.1 as a proxy: requests name their client address with
-// X-Forwarded-For.
+// admissionServer starts a server of its own (ownServer) with the request
+// admission limits set (README, "Request admission") and its clock stopped at
+// *now (the rate's refill moves only when the test moves *now, under mu).
 func admissionServer(t *testing.T, rate, perClient, total int, now *time.Time, mu *sync.Mutex) *apitest.Server {
 	t.Helper()
-	cfg := srv.Config
-	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	cfg.ClientRequestsPerSecond, cfg.ClientConcurrentRequests, cfg.MaxConcurrentRequests = rate, perClient, total
-	a, err := app.New(app.Options{Config: cfg, DB: srv.DB, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Argon2: apitest.FastArgon2, RateLimits: &account.Limits{},
-		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return *now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(a.Handler)
-	t.Cleanup(func() {
-		hs.Close()
-		a.Accounts.Wait()
+	s, _ := ownServer(t, func(o *app.Options) {
+		o.Config.ClientRequestsPerSecond, o.Config.ClientConcurrentRequests, o.Config.MaxConcurrentRequests = rate, perClient, total
+		o.RateLimits = &account.Limits{}
+		o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return *now }
 	})
-	return &apitest.Server{URL: hs.URL}
+	return s
 }
 
 // wantAdmissionRefusal checks r is the refusal of limit: status, code and limit.

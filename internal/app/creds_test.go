@@ -24,10 +24,18 @@ import (
 // address with X-Forwarded-For.
 func credServer(t *testing.T, limits *account.Limits) (*apitest.Server, *app.App) {
 	t.Helper()
-	cfg := srv.Config
-	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	a, err := app.New(app.Options{Config: cfg, DB: srv.DB, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Argon2: apitest.FastArgon2, RateLimits: limits})
+	return ownServer(t, func(o *app.Options) { o.RateLimits = limits })
+}
+
+// ownServer starts a server of its own on the shared database, trusting
+// 127.0.0.1 as a proxy (requests name their client address with
+// X-Forwarded-For), with the options of the shared server changed by set.
+func ownServer(t *testing.T, set func(*app.Options)) (*apitest.Server, *app.App) {
+	t.Helper()
+	o := app.Options{Config: srv.Config, DB: srv.DB, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Argon2: apitest.FastArgon2}
+	o.Config.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	set(&o)
+	a, err := app.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,11 @@ package auth
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -280,7 +278,9 @@ const crashingWorkerArg = "crashing-hash-worker"
 func TestHashWorkerStderrIsLogged(t *testing.T) {
 	var logs strings.Builder
 	h := NewHasherLimited(fastArgon2, 1, 5*time.Second)
-	h.UseWorkers(slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil)), os.Args[0], crashingWorkerArg)
+	// slog's handler serialises its writes: the workers' stderr copiers and
+	// the hasher log from goroutines of their own.
+	h.UseWorkers(slog.New(slog.NewJSONHandler(&logs, nil)), os.Args[0], crashingWorkerArg)
 	t.Cleanup(h.Close)
 	if _, err := h.Hash(context.Background(), "pw"); err != nil {
 		t.Fatal(err)
@@ -297,19 +297,6 @@ func TestHashWorkerStderrIsLogged(t *testing.T) {
 			t.Errorf("a log line that is not a record, or a blank one: %q", line)
 		}
 	}
-}
-
-// syncWriter serialises writes to w: the workers' stderr copiers and the
-// hasher log from goroutines of their own.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }
 
 // TestHashWorkersUnavailableFallBackInProcess: when no worker can do a
