@@ -27,6 +27,16 @@ func clearJWT(t *testing.T) {
 	}
 }
 
+// devEnv sets a minimal development environment for the test: a database URL,
+// no JWT key (one is generated under a temporary DATA_DIR).
+func devEnv(t *testing.T) {
+	t.Helper()
+	t.Setenv("DATABASE_URL", "postgres://x")
+	t.Setenv("APP_ENV", "development")
+	clearJWT(t)
+	t.Setenv("DATA_DIR", t.TempDir())
+}
+
 func TestProductionIsTheDefaultAndNeedsAKey(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("DATABASE_URL", "postgres://x")
@@ -206,10 +216,7 @@ func TestDevelopmentSecretIsGeneratedOnceAndKept(t *testing.T) {
 }
 
 func TestDefaultsAndDurations(t *testing.T) {
-	t.Setenv("DATABASE_URL", "postgres://x")
-	t.Setenv("APP_ENV", "development")
-	clearJWT(t)
-	t.Setenv("DATA_DIR", t.TempDir())
+	devEnv(t)
 	t.Setenv("REFRESH_TOKEN_TTL", "7d")
 	t.Setenv("ACCESS_TOKEN_TTL", "")
 	t.Setenv("MAIL_DRIVER", "")
@@ -227,10 +234,7 @@ func TestDefaultsAndDurations(t *testing.T) {
 }
 
 func TestRequestAdmissionLimits(t *testing.T) {
-	t.Setenv("DATABASE_URL", "postgres://x")
-	t.Setenv("APP_ENV", "development")
-	clearJWT(t)
-	t.Setenv("DATA_DIR", t.TempDir())
+	devEnv(t)
 	t.Setenv("MAIL_DRIVER", "")
 	for _, k := range []string{"CLIENT_REQUESTS_PER_SECOND", "CLIENT_CONCURRENT_REQUESTS", "MAX_CONCURRENT_REQUESTS"} {
 		t.Setenv(k, "")
@@ -256,10 +260,7 @@ func TestRequestAdmissionLimits(t *testing.T) {
 }
 
 func TestTrustedProxies(t *testing.T) {
-	t.Setenv("DATABASE_URL", "postgres://x")
-	t.Setenv("APP_ENV", "development")
-	clearJWT(t)
-	t.Setenv("DATA_DIR", t.TempDir())
+	devEnv(t)
 	t.Setenv("TRUSTED_PROXY_CIDRS", "10.0.0.0/8, 192.168.1.7, fd00::/8")
 	c, err := Load()
 	if err != nil {
