@@ -21,6 +21,12 @@ import (
 // loads the recent revocations from the database once listening, loads them
 // again after every reconnection (notifications sent while disconnected are
 // lost), and prunes the set every minute.
+//
+// It is Ready only once a probe it sends through the pool has come back on
+// its LISTEN connection: a LISTEN through PgBouncer in transaction mode
+// succeeds but never receives anything, and a replica behind one would go on
+// accepting the access tokens of sessions ended elsewhere. Past
+// ListenProbeTimeout without the probe it logs what is wrong, once.
 type RevocationWatcher struct {
 	db        *sqlx.DB
 	set       *auth.RevokedSessions
@@ -45,8 +51,15 @@ func NewRevocationWatcher(d *sqlx.DB, set *auth.RevokedSessions, listenURL strin
 // were committed before: from then on the set misses none.
 func (w *RevocationWatcher) Ready() <-chan struct{} { return w.ready }
 
-// retryInterval is how soon a failed load is tried again.
+// retryInterval is how soon a failed load (or probe) is tried again.
 const retryInterval = time.Second
+
+// ListenProbeTimeout is how long the watcher waits for its probe before it
+// logs that its LISTEN connection receives nothing.
+const ListenProbeTimeout = 10 * time.Second
+
+// probePrefix starts a probe's payload; every replica ignores the others'.
+const probePrefix = "probe:"
 
 // Run watches until ctx ends.
 func (w *RevocationWatcher) Run(ctx context.Context) {
@@ -73,6 +86,8 @@ func (w *RevocationWatcher) Run(ctx context.Context) {
 	// Load after LISTEN took effect: what committed before is in the table,
 	// what commits after arrives as a notification.
 	stale := true
+	probe, probeSent, probed, warned := probePrefix+uuid.NewString(), false, false, false
+	probeBy := time.Now().Add(ListenProbeTimeout)
 	prune := time.NewTicker(time.Minute)
 	defer prune.Stop()
 	retry := time.NewTicker(retryInterval)
@@ -86,11 +101,29 @@ func (w *RevocationWatcher) Run(ctx context.Context) {
 				w.log.Error("loading revoked sessions failed; retrying", slog.Any("err", err))
 			} else {
 				stale = false
-				select {
-				case <-w.ready:
-				default:
-					close(w.ready)
+			}
+		}
+		if !probeSent {
+			if err := w.store.Notify(ctx, w.db, probe); err != nil {
+				if ctx.Err() != nil {
+					return
 				}
+				w.log.Error("probing the session revocation listener failed; retrying", slog.Any("err", err))
+			} else {
+				probeSent = true
+			}
+		}
+		if !probed && !warned && time.Now().After(probeBy) {
+			warned = true
+			w.log.Error("the session revocation listener receives no notifications: a NOTIFY sent through DATABASE_URL "+
+				"did not reach the LISTEN of DATABASE_DIRECT_URL (default DATABASE_URL); point DATABASE_DIRECT_URL at PostgreSQL "+
+				"itself, not at a pooler in transaction mode", slog.Duration("waited", ListenProbeTimeout))
+		}
+		if !stale && probed {
+			select {
+			case <-w.ready:
+			default:
+				close(w.ready)
 			}
 		}
 		select {
@@ -99,6 +132,11 @@ func (w *RevocationWatcher) Run(ctx context.Context) {
 		case n := <-l.NotificationChannel():
 			if n == nil { // reconnected: notifications may have been lost
 				stale = true
+				probeSent = probed // a probe sent before may be among them
+				continue
+			}
+			if strings.HasPrefix(n.Extra, probePrefix) { // ours, or another replica's
+				probed = probed || n.Extra == probe
 				continue
 			}
 			if !w.add(n.Extra) {

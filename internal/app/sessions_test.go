@@ -1,6 +1,10 @@
 package app_test
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -8,7 +12,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"tenantgraph/internal/account"
 	. "tenantgraph/internal/apitest"
+	"tenantgraph/internal/app"
 )
 
 // signedIn reports whether access passes a field that needs a viewer on s;
@@ -273,4 +279,73 @@ func TestLogoutRacingRefreshesLeavesNoLiveToken(t *testing.T) {
 			t.Fatalf("%d refresh tokens of the logged-out session still live", live)
 		}
 	}
+}
+
+// TestRevocationListenerIgnoresOtherReplicasProbes: each replica's watcher
+// probes its LISTEN connection at start with a notification every replica
+// receives; the others' probes are neither revocations nor bad payloads (which
+// would make every replica reload the revocations on every start).
+func TestRevocationListenerIgnoresOtherReplicasProbes(t *testing.T) {
+	t.Parallel()
+	replica := srv.Replica(t, ReplicaOptions{})
+	if _, err := srv.DB.Exec(`SELECT pg_notify('session_revoked', 'probe:' || gen_random_uuid())`); err != nil {
+		t.Fatal(err)
+	}
+	// A revocation after the probe: once the replica has it, it has read the probe.
+	u := srv.Register(t, "probes")
+	MustOK(t, srv.Post(t, "", logoutMut, map[string]any{"t": u.RefreshToken}))
+	refusedWithin(t, replica, u.AccessToken, time.Second)
+	for _, s := range []*Server{srv, replica} {
+		if strings.Contains(s.Logs(), "bad session revocation payload") {
+			t.Fatalf("a probe was taken for a bad revocation payload:\n%s", s.Logs())
+		}
+	}
+}
+
+// TestRevocationListenerBehindATransactionPoolerIsNotReady: a LISTEN through
+// PgBouncer in transaction mode succeeds but receives nothing, so a replica
+// whose DATABASE_DIRECT_URL points there would accept the access tokens of
+// sessions ended on other replicas. Its watcher never becomes ready (the
+// server does not start) and says why. Runs under make test-pgbouncer.
+func TestRevocationListenerBehindATransactionPoolerIsNotReady(t *testing.T) {
+	t.Parallel()
+	if srv.Config.DatabaseURL == srv.Config.DirectURL() {
+		t.Skip("needs a pooler in front of PostgreSQL: make test-pgbouncer runs it")
+	}
+	cfg := srv.Config
+	cfg.DatabaseDirectURL = cfg.DatabaseURL // the pooler's
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	a, err := app.New(app.Options{Config: cfg, DB: srv.DB, Log: log, Argon2: FastArgon2, RateLimits: &account.Limits{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Revocations.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-a.Revocations.Ready():
+		t.Fatal("the watcher listening through a transaction pooler became ready")
+	case <-time.After(account.ListenProbeTimeout + 3*time.Second):
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "the session revocation listener receives no notifications") {
+		t.Fatalf("the log does not say why the watcher is not ready:\n%s", logs.String())
+	}
+}
+
+// lockedWriter serialises writes to w under mu, so that the test may read w
+// under mu while the server still logs.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
