@@ -160,7 +160,7 @@ func TestProductionRefusesToStartWithoutRealMail(t *testing.T) {
 // document's hash, or that cannot be read, stops the server at start, saying
 // which; a good one serves and the serving line counts its documents.
 func TestTrustedDocumentsManifestIsCheckedAtStart(t *testing.T) {
-	env := []string{"APP_ENV=development", "DATABASE_URL=" + database.URL, "HTTP_ADDR=127.0.0.1:0", "DATA_DIR=" + t.TempDir()}
+	env := []string{"APP_ENV=development", "DATABASE_URL=" + database.URL, "DATABASE_DIRECT_URL=" + database.DirectURL, "HTTP_ADDR=127.0.0.1:0", "DATA_DIR=" + t.TempDir()}
 	dir := t.TempDir()
 	manifest := func(name, body string) string {
 		p := filepath.Join(dir, name)
