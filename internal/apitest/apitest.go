@@ -52,7 +52,7 @@ type Server struct {
 	MailDir string
 	App     *app.App
 	Config  config.Config
-	logs    *syncBuffer
+	logs    *SyncBuffer
 	counts  *sync.Map // count key -> *db.Counter
 	// gone counts requests whose client went away while they ran; inflight
 	// those that have reached the server and not finished.
@@ -169,7 +169,7 @@ func start(d *sqlx.DB, url, direct string, o startOptions) (*Server, func(), err
 		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
 		AppBaseURL: "http://app.test", MailDriver: "file", MailDir: dir, MailFrom: "tenantgraph <no-reply@test>",
 	}
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogSink()), nil))
 	clock := &Clock{}
 	// The package's tests all come from 127.0.0.1: no rate limits here
@@ -468,18 +468,20 @@ func LinkToken(t testing.TB, m mail.Message, path string) string {
 	return sub[1]
 }
 
-type syncBuffer struct {
+// SyncBuffer is a buffer that goroutines may write to (a server's log) while
+// a test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"tenantgraph/internal/apitest"
@@ -68,7 +67,7 @@ func TestProductionRefusesIntrospectionCleanly(t *testing.T) {
 	t.Parallel()
 	cfg := srv.Config
 	cfg.Env = "production"
-	logs := &syncWriter{}
+	logs := &apitest.SyncBuffer{}
 	a, err := app.New(app.Options{Config: cfg, DB: srv.DB, Log: slog.New(slog.NewTextHandler(logs, nil)), Argon2: apitest.FastArgon2})
 	if err != nil {
 		t.Fatal(err)
@@ -91,21 +90,4 @@ func TestProductionRefusesIntrospectionCleanly(t *testing.T) {
 	if strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "level=INFO") {
 		t.Fatalf("logs:\n%s", logs.String())
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

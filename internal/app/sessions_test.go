@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -314,9 +313,8 @@ func TestRevocationListenerBehindATransactionPoolerIsNotReady(t *testing.T) {
 	}
 	cfg := srv.Config
 	cfg.DatabaseDirectURL = cfg.DatabaseURL // the pooler's
-	var logs strings.Builder
-	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	logs := &SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
 	a, err := app.New(app.Options{Config: cfg, DB: srv.DB, Log: log, Argon2: FastArgon2, RateLimits: &account.Limits{}})
 	if err != nil {
 		t.Fatal(err)
@@ -330,22 +328,7 @@ func TestRevocationListenerBehindATransactionPoolerIsNotReady(t *testing.T) {
 		t.Fatal("the watcher listening through a transaction pooler became ready")
 	case <-time.After(account.ListenProbeTimeout + 3*time.Second):
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if !strings.Contains(logs.String(), "the session revocation listener receives no notifications") {
 		t.Fatalf("the log does not say why the watcher is not ready:\n%s", logs.String())
 	}
-}
-
-// lockedWriter serialises writes to w under mu, so that the test may read w
-// under mu while the server still logs.
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }

@@ -23,11 +23,11 @@ import (
 // tracedServer starts a server of its own on the shared database whose spans
 // go to an in-memory exporter, reading traceparent as the server binary does
 // by default; its log lines go to the returned writer.
-func tracedServer(t *testing.T) (*apitest.Server, *tracetest.InMemoryExporter, *syncWriter) {
+func tracedServer(t *testing.T) (*apitest.Server, *tracetest.InMemoryExporter, *apitest.SyncBuffer) {
 	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)) // the SDK's default sampler: parentbased_always_on
-	logs := &syncWriter{}
+	logs := &apitest.SyncBuffer{}
 	a, err := app.New(app.Options{Config: srv.Config, DB: srv.DB, Log: slog.New(slog.NewTextHandler(logs, nil)),
 		Argon2: apitest.FastArgon2, TracerProvider: tp, TracePropagator: propagation.TraceContext{}})
 	if err != nil {
@@ -61,7 +61,7 @@ func requestSpan(t *testing.T, exp *tracetest.InMemoryExporter, id string) (trac
 }
 
 // accessLogLine waits (up to 5 s) for the access log line of request id.
-func accessLogLine(t *testing.T, logs *syncWriter, id string) string {
+func accessLogLine(t *testing.T, logs *apitest.SyncBuffer, id string) string {
 	t.Helper()
 	re := regexp.MustCompile(`(?m)^.*msg=request .*request_id=` + id + `( .*)?$`)
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
