@@ -1390,8 +1390,8 @@ var sources = []*ast.Source{
 #   HTTP 200 when the client accepts application/json, 400 when it accepts
 #   application/graphql-response+json):
 #   GRAPHQL_PARSE_FAILED (syntax, or over 15 000 tokens),
-#   GRAPHQL_VALIDATION_FAILED (against this schema, variables included;
-#   introspection in production),
+#   GRAPHQL_VALIDATION_FAILED (against this schema, variables included, enum
+#   values in their exact case; introspection in production),
 #   PERSISTED_QUERY_NOT_FOUND (an unknown APQ hash: send the query with it;
 #   with trusted documents, a hash or documentId naming none of them; always 200),
 #   DOCUMENT_NOT_TRUSTED (with trusted documents on: a document, sent in full

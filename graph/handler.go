@@ -52,8 +52,10 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 	} else {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	}
-	// Bad bytes first: no string that PostgreSQL cannot store reaches a resolver.
+	// Bad bytes first: no string that PostgreSQL cannot store reaches a resolver;
+	// nor an enum value in a variable that only matches in another case.
 	srv.Use(inputBytes{})
+	srv.Use(&exactEnums{})
 	// Then the shape: it is linear in the document; the complexity walk inlines fragments.
 	srv.Use(shapeLimits{depth: limits.Depth, aliases: limits.Aliases, credentialOps: limits.CredentialOps, introspection: !o.Production})
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))

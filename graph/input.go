@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -156,6 +157,79 @@ func badInput(field string, pos *ast.Position, format string, args ...any) *gqle
 		err.Locations = []gqlerror.Location{{Line: pos.Line, Column: pos.Column}}
 	}
 	return err
+}
+
+// exactEnums refuses, before any resolver runs, a variable whose enum value
+// matches one of the schema's only when case is ignored ("admin" for ADMIN),
+// anywhere in the variable: in lists and input objects too. gqlparser's
+// coercion of variables compares enum values case-insensitively, which the
+// GraphQL spec does not, and gqlgen then finds no such value: the request
+// used to fail inside execution as an internal error. The refusal is the one
+// an unknown value gets, GRAPHQL_VALIDATION_FAILED.
+type exactEnums struct{ schema *ast.Schema }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = (*exactEnums)(nil)
+
+func (*exactEnums) ExtensionName() string { return "ExactEnums" }
+
+func (e *exactEnums) Validate(s graphql.ExecutableSchema) error {
+	e.schema = s.Schema()
+	return nil
+}
+
+func (e *exactEnums) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	for _, d := range oc.Operation.VariableDefinitions {
+		if err := e.check(d.Type, oc.Variables[d.Variable], "$"+d.Variable); err != nil {
+			err.Locations = []gqlerror.Location{{Line: d.Position.Line, Column: d.Position.Column}}
+			return err
+		}
+	}
+	return nil
+}
+
+// check walks v, a coerced value of type t, for enum values in the wrong case.
+func (e *exactEnums) check(t *ast.Type, v any, path string) *gqlerror.Error {
+	if v == nil || t == nil {
+		return nil
+	}
+	if t.Elem != nil {
+		list, ok := v.([]any)
+		if !ok { // a single value coerced to a list of one
+			return e.check(t.Elem, v, path)
+		}
+		for _, c := range list {
+			if err := e.check(t.Elem, c, path); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	def := e.schema.Types[t.NamedType]
+	if def == nil {
+		return nil
+	}
+	switch def.Kind {
+	case ast.Enum:
+		if s, ok := v.(string); ok && def.EnumValues.ForName(s) == nil {
+			err := gqlerror.Errorf("Variable %q got invalid value %q; %s is not a valid %s", path, s, s, def.Name)
+			err.Extensions = map[string]any{"code": errcode.ValidationFailed}
+			return err
+		}
+	case ast.InputObject:
+		m, _ := v.(map[string]any)
+		for _, f := range def.Fields {
+			if err := e.check(f.Type, m[f.Name], path+"."+f.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 type rawInvalidKey struct{}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"tenantgraph/graph"
 	"tenantgraph/internal/apitest"
 )
@@ -130,5 +132,39 @@ func TestErrorsPerResponseAreCapped(t *testing.T) {
 	r = rawPost(t, jsonBody("{ __typename "+strings.Repeat("@nope ", 25)+"}", nil))
 	if n := strings.Count(r.Body, "GRAPHQL_VALIDATION_FAILED"); n != 49 || strings.Contains(r.Body, graph.CodeTooManyErrors) {
 		t.Fatalf("25 unknown directives: %d errors: %.300s", n, r.Body)
+	}
+}
+
+// TestUnknownEnumValuesAreRefusedBeforeExecution: an enum value the schema
+// does not list, inline or in a variable, is refused by validation, before any
+// resolver runs. That includes a value in another case ("admin" for ADMIN) in
+// a variable, which gqlparser lets through: it used to fail during execution
+// as INTERNAL_SERVER_ERROR.
+func TestUnknownEnumValuesAreRefusedBeforeExecution(t *testing.T) {
+	t.Parallel()
+	owner := srv.RegisterVerified(t, "enumowner")
+	o := srv.CreateOrg(t, owner, "Enum "+uuid.NewString()[:8])
+	before := tenancyDigest(t, o)
+	for name, c := range map[string]struct {
+		query string
+		vars  map[string]any
+	}{
+		"a role inline":       {`mutation($o: ID!) { inviteMember(orgId: $o, email: "enum@example.test", role: KING) { id } }`, map[string]any{"o": o}},
+		"a role variable":     {`mutation($o: ID!, $r: Role) { inviteMember(orgId: $o, email: "enum@example.test", role: $r) { id } }`, map[string]any{"o": o, "r": "KING"}},
+		"a lower-case role":   {`mutation($o: ID!, $r: Role) { inviteMember(orgId: $o, email: "enum@example.test", role: $r) { id } }`, map[string]any{"o": o, "r": "admin"}},
+		"a status variable":   {`query($o: ID!, $s: InvitationStatus) { organization(orgId: $o) { invitations(status: $s) { totalCount } } }`, map[string]any{"o": o, "s": "LOST"}},
+		"an order in a input": {`query($o: ID!) { customers(orgId: $o, orderBy: {field: NAME, direction: SIDEWAYS}) { totalCount } }`, map[string]any{"o": o}},
+		"a lower-case order in an input variable": {`query($o: ID!, $by: CustomerOrder) { customers(orgId: $o, orderBy: $by) { totalCount } }`,
+			map[string]any{"o": o, "by": map[string]any{"field": "NAME", "direction": "desc"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := srv.Post(t, owner.AccessToken, c.query, c.vars)
+			if r.Code() != "GRAPHQL_VALIDATION_FAILED" || r.Data != nil {
+				t.Fatalf("want GRAPHQL_VALIDATION_FAILED and no data: %s", r.Raw)
+			}
+		})
+	}
+	if after := tenancyDigest(t, o); after != before {
+		t.Fatalf("a refused request changed the organization:\n%s\n%s", before, after)
 	}
 }
