@@ -11089,24 +11089,60 @@ func (ec *executionContext) marshalNCustomerNoteEdge2ᚖtenantgraphᚋinternal�
 }
 
 func (ec *executionContext) unmarshalNCustomerOrderField2tenantgraphᚋinternalᚋcustomerᚐCustomerOrderField(ctx context.Context, v any) (customer.CustomerOrderField, error) {
-	var res customer.CustomerOrderField
-	err := res.UnmarshalGQL(v)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNCustomerOrderField2tenantgraphᚋinternalᚋcustomerᚐCustomerOrderField[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNCustomerOrderField2tenantgraphᚋinternalᚋcustomerᚐCustomerOrderField(ctx context.Context, sel ast.SelectionSet, v customer.CustomerOrderField) graphql.Marshaler {
-	return v
+	_ = sel
+	res := graphql.MarshalString(marshalNCustomerOrderField2tenantgraphᚋinternalᚋcustomerᚐCustomerOrderField[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "CustomerOrderField!")
+	}
+	return res
 }
 
+var (
+	unmarshalNCustomerOrderField2tenantgraphᚋinternalᚋcustomerᚐCustomerOrderField = map[string]customer.CustomerOrderField{
+		"NAME":       customer.OrderByName,
+		"CREATED_AT": customer.OrderByCreatedAt,
+		"UPDATED_AT": customer.OrderByUpdatedAt,
+	}
+	marshalNCustomerOrderField2tenantgraphᚋinternalᚋcustomerᚐCustomerOrderField = map[customer.CustomerOrderField]string{
+		customer.OrderByName:      "NAME",
+		customer.OrderByCreatedAt: "CREATED_AT",
+		customer.OrderByUpdatedAt: "UPDATED_AT",
+	}
+)
+
 func (ec *executionContext) unmarshalNCustomerStatus2tenantgraphᚋinternalᚋcustomerᚐCustomerStatus(ctx context.Context, v any) (customer.CustomerStatus, error) {
-	var res customer.CustomerStatus
-	err := res.UnmarshalGQL(v)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNCustomerStatus2tenantgraphᚋinternalᚋcustomerᚐCustomerStatus[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNCustomerStatus2tenantgraphᚋinternalᚋcustomerᚐCustomerStatus(ctx context.Context, sel ast.SelectionSet, v customer.CustomerStatus) graphql.Marshaler {
-	return v
+	_ = sel
+	res := graphql.MarshalString(marshalNCustomerStatus2tenantgraphᚋinternalᚋcustomerᚐCustomerStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "CustomerStatus!")
+	}
+	return res
 }
+
+var (
+	unmarshalNCustomerStatus2tenantgraphᚋinternalᚋcustomerᚐCustomerStatus = map[string]customer.CustomerStatus{
+		"LEAD":     customer.StatusLead,
+		"ACTIVE":   customer.StatusActive,
+		"INACTIVE": customer.StatusInactive,
+	}
+	marshalNCustomerStatus2tenantgraphᚋinternalᚋcustomerᚐCustomerStatus = map[customer.CustomerStatus]string{
+		customer.StatusLead:     "LEAD",
+		customer.StatusActive:   "ACTIVE",
+		customer.StatusInactive: "INACTIVE",
+	}
+)
 
 func (ec *executionContext) unmarshalNID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx context.Context, v any) (uuid.UUID, error) {
 	res, err := scalar.UnmarshalUUID(v)
@@ -11177,14 +11213,36 @@ func (ec *executionContext) marshalNInvitationEdge2ᚖtenantgraphᚋinternalᚋp
 }
 
 func (ec *executionContext) unmarshalNInvitationStatus2tenantgraphᚋinternalᚋorgᚐInvitationStatus(ctx context.Context, v any) (org.InvitationStatus, error) {
-	var res org.InvitationStatus
-	err := res.UnmarshalGQL(v)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNInvitationStatus2tenantgraphᚋinternalᚋorgᚐInvitationStatus[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNInvitationStatus2tenantgraphᚋinternalᚋorgᚐInvitationStatus(ctx context.Context, sel ast.SelectionSet, v org.InvitationStatus) graphql.Marshaler {
-	return v
+	_ = sel
+	res := graphql.MarshalString(marshalNInvitationStatus2tenantgraphᚋinternalᚋorgᚐInvitationStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "InvitationStatus!")
+	}
+	return res
 }
+
+var (
+	unmarshalNInvitationStatus2tenantgraphᚋinternalᚋorgᚐInvitationStatus = map[string]org.InvitationStatus{
+		"PENDING":  org.InvitationPending,
+		"ACCEPTED": org.InvitationAccepted,
+		"REVOKED":  org.InvitationRevoked,
+		"EXPIRED":  org.InvitationExpired,
+		"DECLINED": org.InvitationDeclined,
+	}
+	marshalNInvitationStatus2tenantgraphᚋinternalᚋorgᚐInvitationStatus = map[org.InvitationStatus]string{
+		org.InvitationPending:  "PENDING",
+		org.InvitationAccepted: "ACCEPTED",
+		org.InvitationRevoked:  "REVOKED",
+		org.InvitationExpired:  "EXPIRED",
+		org.InvitationDeclined: "DECLINED",
+	}
+)
 
 func (ec *executionContext) unmarshalNJSON2encodingᚋjsonᚐRawMessage(ctx context.Context, v any) (json.RawMessage, error) {
 	res, err := scalar.UnmarshalJSON(v)
@@ -11245,14 +11303,30 @@ func (ec *executionContext) marshalNMemberEdge2ᚖtenantgraphᚋinternalᚋplatf
 }
 
 func (ec *executionContext) unmarshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection(ctx context.Context, v any) (customer.OrderDirection, error) {
-	var res customer.OrderDirection
-	err := res.UnmarshalGQL(v)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection(ctx context.Context, sel ast.SelectionSet, v customer.OrderDirection) graphql.Marshaler {
-	return v
+	_ = sel
+	res := graphql.MarshalString(marshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "OrderDirection!")
+	}
+	return res
 }
+
+var (
+	unmarshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection = map[string]customer.OrderDirection{
+		"ASC":  customer.Asc,
+		"DESC": customer.Desc,
+	}
+	marshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection = map[customer.OrderDirection]string{
+		customer.Asc:  "ASC",
+		customer.Desc: "DESC",
+	}
+)
 
 func (ec *executionContext) marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *org.Organization) graphql.Marshaler {
 	if v == nil {
@@ -11304,14 +11378,32 @@ func (ec *executionContext) unmarshalNRegisterInput2tenantgraphᚋinternalᚋacc
 }
 
 func (ec *executionContext) unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, v any) (org.Role, error) {
-	var res org.Role
-	err := res.UnmarshalGQL(v)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, sel ast.SelectionSet, v org.Role) graphql.Marshaler {
-	return v
+	_ = sel
+	res := graphql.MarshalString(marshalNRole2tenantgraphᚋinternalᚋorgᚐRole[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
+	}
+	return res
 }
+
+var (
+	unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole = map[string]org.Role{
+		"OWNER":  org.RoleOwner,
+		"ADMIN":  org.RoleAdmin,
+		"MEMBER": org.RoleMember,
+	}
+	marshalNRole2tenantgraphᚋinternalᚋorgᚐRole = map[org.Role]string{
+		org.RoleOwner:  "OWNER",
+		org.RoleAdmin:  "ADMIN",
+		org.RoleMember: "MEMBER",
+	}
+)
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
@@ -11579,17 +11671,33 @@ func (ec *executionContext) unmarshalOCustomerStatus2ᚖtenantgraphᚋinternal�
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(customer.CustomerStatus)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOCustomerStatus2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOCustomerStatus2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerStatus(ctx context.Context, sel ast.SelectionSet, v *customer.CustomerStatus) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOCustomerStatus2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerStatus[*v])
+	return res
 }
+
+var (
+	unmarshalOCustomerStatus2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerStatus = map[string]customer.CustomerStatus{
+		"LEAD":     customer.StatusLead,
+		"ACTIVE":   customer.StatusActive,
+		"INACTIVE": customer.StatusInactive,
+	}
+	marshalOCustomerStatus2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerStatus = map[customer.CustomerStatus]string{
+		customer.StatusLead:     "LEAD",
+		customer.StatusActive:   "ACTIVE",
+		customer.StatusInactive: "INACTIVE",
+	}
+)
 
 func (ec *executionContext) unmarshalOID2ᚖgithubᚗcomᚋgoogleᚋuuidᚐUUID(ctx context.Context, v any) (*uuid.UUID, error) {
 	if v == nil {
@@ -11631,17 +11739,37 @@ func (ec *executionContext) unmarshalOInvitationStatus2ᚖtenantgraphᚋinternal
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(org.InvitationStatus)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOInvitationStatus2ᚖtenantgraphᚋinternalᚋorgᚐInvitationStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOInvitationStatus2ᚖtenantgraphᚋinternalᚋorgᚐInvitationStatus(ctx context.Context, sel ast.SelectionSet, v *org.InvitationStatus) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOInvitationStatus2ᚖtenantgraphᚋinternalᚋorgᚐInvitationStatus[*v])
+	return res
 }
+
+var (
+	unmarshalOInvitationStatus2ᚖtenantgraphᚋinternalᚋorgᚐInvitationStatus = map[string]org.InvitationStatus{
+		"PENDING":  org.InvitationPending,
+		"ACCEPTED": org.InvitationAccepted,
+		"REVOKED":  org.InvitationRevoked,
+		"EXPIRED":  org.InvitationExpired,
+		"DECLINED": org.InvitationDeclined,
+	}
+	marshalOInvitationStatus2ᚖtenantgraphᚋinternalᚋorgᚐInvitationStatus = map[org.InvitationStatus]string{
+		org.InvitationPending:  "PENDING",
+		org.InvitationAccepted: "ACCEPTED",
+		org.InvitationRevoked:  "REVOKED",
+		org.InvitationExpired:  "EXPIRED",
+		org.InvitationDeclined: "DECLINED",
+	}
+)
 
 func (ec *executionContext) marshalOOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *org.Organization) graphql.Marshaler {
 	if v == nil {
@@ -11654,17 +11782,33 @@ func (ec *executionContext) unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRol
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(org.Role)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, sel ast.SelectionSet, v *org.Role) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole[*v])
+	return res
 }
+
+var (
+	unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole = map[string]org.Role{
+		"OWNER":  org.RoleOwner,
+		"ADMIN":  org.RoleAdmin,
+		"MEMBER": org.RoleMember,
+	}
+	marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole = map[org.Role]string{
+		org.RoleOwner:  "OWNER",
+		org.RoleAdmin:  "ADMIN",
+		org.RoleMember: "MEMBER",
+	}
+)
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
 	if v == nil {

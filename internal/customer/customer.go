@@ -5,9 +5,6 @@
 package customer
 
 import (
-	"fmt"
-	"io"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,23 +32,6 @@ const (
 	StatusInactive CustomerStatus = "INACTIVE"
 )
 
-func (s CustomerStatus) valid() bool {
-	return s == StatusLead || s == StatusActive || s == StatusInactive
-}
-
-// MarshalGQL writes the enum value.
-func (s CustomerStatus) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(s))) } //nolint:errcheck
-
-// UnmarshalGQL reads the enum value.
-func (s *CustomerStatus) UnmarshalGQL(v any) error {
-	str, _ := v.(string)
-	if !CustomerStatus(str).valid() {
-		return fmt.Errorf("%v is not a valid CustomerStatus", v)
-	}
-	*s = CustomerStatus(str)
-	return nil
-}
-
 // CustomerOrderField is what a customer list is ordered by (then by id).
 type CustomerOrderField string
 
@@ -61,20 +41,6 @@ const (
 	OrderByUpdatedAt CustomerOrderField = "UPDATED_AT"
 )
 
-// MarshalGQL writes the enum value.
-func (f CustomerOrderField) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(f))) } //nolint:errcheck
-
-// UnmarshalGQL reads the enum value.
-func (f *CustomerOrderField) UnmarshalGQL(v any) error {
-	str, _ := v.(string)
-	switch CustomerOrderField(str) {
-	case OrderByName, OrderByCreatedAt, OrderByUpdatedAt:
-		*f = CustomerOrderField(str)
-		return nil
-	}
-	return fmt.Errorf("%v is not a valid CustomerOrderField", v)
-}
-
 // OrderDirection is ascending or descending.
 type OrderDirection string
 
@@ -82,19 +48,6 @@ const (
 	Asc  OrderDirection = "ASC"
 	Desc OrderDirection = "DESC"
 )
-
-// MarshalGQL writes the enum value.
-func (d OrderDirection) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(d))) } //nolint:errcheck
-
-// UnmarshalGQL reads the enum value.
-func (d *OrderDirection) UnmarshalGQL(v any) error {
-	str, _ := v.(string)
-	if str != string(Asc) && str != string(Desc) {
-		return fmt.Errorf("%v is not a valid OrderDirection", v)
-	}
-	*d = OrderDirection(str)
-	return nil
-}
 
 // CustomerOrder is a list's ordering; the zero value is NAME ASC.
 type CustomerOrder struct {

@@ -3,9 +3,6 @@
 package org
 
 import (
-	"fmt"
-	"io"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,19 +36,6 @@ func (r Role) Rank() int {
 // AtLeast reports whether r is want or above.
 func (r Role) AtLeast(want Role) bool { return r.Rank() >= want.Rank() && r.Rank() > 0 }
 
-// MarshalGQL writes the enum value.
-func (r Role) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(r))) } //nolint:errcheck
-
-// UnmarshalGQL reads the enum value.
-func (r *Role) UnmarshalGQL(v any) error {
-	s, _ := v.(string)
-	if Role(s).Rank() == 0 {
-		return fmt.Errorf("%v is not a valid Role", v)
-	}
-	*r = Role(s)
-	return nil
-}
-
 // InvitationStatus is where an invitation stands.
 type InvitationStatus string
 
@@ -62,20 +46,6 @@ const (
 	InvitationExpired  InvitationStatus = "EXPIRED"
 	InvitationDeclined InvitationStatus = "DECLINED"
 )
-
-// MarshalGQL writes the enum value.
-func (s InvitationStatus) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(s))) } //nolint:errcheck
-
-// UnmarshalGQL reads the enum value.
-func (s *InvitationStatus) UnmarshalGQL(v any) error {
-	str, _ := v.(string)
-	switch InvitationStatus(str) {
-	case InvitationPending, InvitationAccepted, InvitationRevoked, InvitationExpired, InvitationDeclined:
-		*s = InvitationStatus(str)
-		return nil
-	}
-	return fmt.Errorf("%v is not a valid InvitationStatus", v)
-}
 
 // Organization is a tenant.
 type Organization struct {
