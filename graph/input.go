@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -132,6 +133,14 @@ func (w *inputWalker) goValue(v any, path string, pos *ast.Position) {
 		for _, c := range v {
 			w.goValue(c, path, pos)
 		}
+	default:
+		// A single value given for a list variable, which gqlparser makes a
+		// typed list of one ([]string, []map[string]any).
+		if list := reflect.ValueOf(v); list.Kind() == reflect.Slice {
+			for i := range list.Len() {
+				w.goValue(list.Index(i).Interface(), path, pos)
+			}
+		}
 	}
 }
 
@@ -199,12 +208,14 @@ func (e *exactEnums) check(t *ast.Type, v any, path string) *gqlerror.Error {
 		return nil
 	}
 	if t.Elem != nil {
-		list, ok := v.([]any)
-		if !ok { // a single value coerced to a list of one
+		// A list from JSON is []any; one gqlparser made of a single value is
+		// typed ([]string).
+		list := reflect.ValueOf(v)
+		if list.Kind() != reflect.Slice {
 			return e.check(t.Elem, v, path)
 		}
-		for _, c := range list {
-			if err := e.check(t.Elem, c, path); err != nil {
+		for i := range list.Len() {
+			if err := e.check(t.Elem, list.Index(i).Interface(), path); err != nil {
 				return err
 			}
 		}

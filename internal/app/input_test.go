@@ -65,6 +65,8 @@ func TestBadBytesAreBadUserInput(t *testing.T) {
 		{"register name with NUL, inline input object", body(`mutation { register(input: {email: "`+email+`", password: "correct horse battery", name: "Zo\u0000e"}) { accessToken } }`, `{}`), "input.name"},
 		{"register name with invalid UTF-8, inline input object", body(`mutation { register(input: {email: "`+email+`", password: "correct horse battery", name: "Zo`+"\xe9"+`"}) { accessToken } }`, `{}`), "input.name"},
 		{"an input object variable inside an inline one", body(`mutation($n: String!) { createOrganization(input: {name: $n}) { id } }`, `{"n":"Acme\u0000"}`), "input.name"},
+		{"one string with NUL for a list variable", body(`mutation($o: ID!, $t: [String!]) { createCustomer(orgId: $o, input: {name: "X", tags: $t}) { id } }`,
+			`{"o":"00000000-0000-4000-8000-000000000000","t":"a\u0000"}`), "input.tags"},
 		{"a cursor with NUL in a fragment", body(`query { ...F } fragment F on Query { organizations(after: "x\u0000") { totalCount } }`, `{}`), "after"},
 		{"invalid UTF-8 in a variable the operation does not use", body(`{ __typename }`, `{"unused":"`+"\xff"+`"}`), ""},
 	} {
