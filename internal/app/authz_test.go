@@ -700,20 +700,13 @@ func TestCrossTenantIDsAreNotFound(t *testing.T) {
 				if r.Code() != "NOT_FOUND" {
 					t.Errorf("B's id through A: want NOT_FOUND, got %s", r.Raw)
 				}
-				// Indistinguishable from an id that exists nowhere.
 				rn := srv.Post(t, actor.s.AccessToken, c.query, c.vars(uuid.New()))
 				if rn.Code() != "NOT_FOUND" {
 					t.Errorf("random id: want NOT_FOUND, got %s", rn.Raw)
 				}
-				if len(r.Errors) > 0 && len(rn.Errors) > 0 && r.Errors[0].Message != rn.Errors[0].Message {
-					t.Errorf("B's id and a random id answer differently: %q vs %q", r.Errors[0].Message, rn.Errors[0].Message)
-				}
-				if a := authzDigest(t, scopeA); a != beforeA {
-					t.Errorf("org A changed:\nbefore %s\nafter  %s", beforeA, a)
-				}
-				if b := authzDigest(t, scopeB); b != beforeB {
-					t.Errorf("org B changed:\nbefore %s\nafter  %s", beforeB, b)
-				}
+				wantLikeNowhere(t, r, rn)
+				wantUnchanged(t, "org A", scopeA, beforeA)
+				wantUnchanged(t, "org B", scopeB, beforeB)
 			})
 		}
 	}
@@ -741,9 +734,7 @@ func TestCrossTenantIDsAreNotFound(t *testing.T) {
 		if out.Organizations.TotalCount != 0 {
 			t.Errorf("removed member still lists %d organizations", out.Organizations.TotalCount)
 		}
-		if after := authzDigest(t, scopeA); after != before {
-			t.Errorf("org A changed:\nbefore %s\nafter  %s", before, after)
-		}
+		wantUnchanged(t, "org A", scopeA, before)
 	})
 	t.Run("demoted admin is refused at once", func(t *testing.T) {
 		demoted := srv.AddMember(t, ownerA, orgA, "ADMIN", "xt-demoted")
@@ -768,9 +759,7 @@ func TestCrossTenantIDsAreNotFound(t *testing.T) {
 		if vr.Organization.ViewerRole != "MEMBER" {
 			t.Errorf("viewerRole after demotion = %q, want MEMBER", vr.Organization.ViewerRole)
 		}
-		if after := authzDigest(t, scopeA); after != before {
-			t.Errorf("org A changed:\nbefore %s\nafter  %s", before, after)
-		}
+		wantUnchanged(t, "org A", scopeA, before)
 	})
 }
 
@@ -808,12 +797,32 @@ func TestMalformedIDsAreBadUserInput(t *testing.T) {
 			if f := r.Field(); !strings.HasSuffix(f, "."+c.arg) {
 				t.Errorf("extensions.field = %q, want the %s argument", f, c.arg)
 			}
-			if after := authzDigest(t, authzScope{orgs: []uuid.UUID{org}}); after != before {
-				t.Errorf("tenancy rows changed:\nbefore %s\nafter  %s", before, after)
-			}
+			wantUnchanged(t, "the tenancy rows", authzScope{orgs: []uuid.UUID{org}}, before)
 		})
 	}
 	if ran != len(cases) || ran != 5 {
 		t.Errorf("ran %d cases, want 5", ran)
+	}
+}
+
+// wantLikeNowhere checks that rn, the same request with an id that exists
+// nowhere, answers as r (another tenant's id) did: the same code, field and
+// message, so that a refusal tells nothing about the other tenant.
+func wantLikeNowhere(t *testing.T, r, rn Response) {
+	t.Helper()
+	if rn.Code() != r.Code() || rn.Field() != r.Field() {
+		t.Errorf("random id: want %s (field %q), got %s", r.Code(), r.Field(), rn.Raw)
+	}
+	if len(r.Errors) > 0 && len(rn.Errors) > 0 && r.Errors[0].Message != rn.Errors[0].Message {
+		t.Errorf("another tenant's id and a random id answer differently: %q vs %q", r.Errors[0].Message, rn.Errors[0].Message)
+	}
+}
+
+// wantUnchanged checks that scope's digest is still before: a refused request
+// changed nothing there.
+func wantUnchanged(t *testing.T, name string, scope authzScope, before string) {
+	t.Helper()
+	if after := authzDigest(t, scope); after != before {
+		t.Errorf("%s changed:\nbefore %s\nafter  %s", name, before, after)
 	}
 }
