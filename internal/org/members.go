@@ -1,0 +1,186 @@
+package org
+
+import (
+	"context"
+	"fmt"
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/auth"
+	"tenantgraph/internal/platform/page"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+)
+
+// Memberships returns the memberships among keys (for loaders).
+func (s *Service) Memberships(ctx context.Context, keys []MemberKey) ([]*Member, error) {
+	return s.store.Memberships(ctx, s.d.DB, keys)
+}
+
+// MemberCounts returns each key's member count (for loaders).
+func (s *Service) MemberCounts(ctx context.Context, keys []MemberCountKey) (map[MemberCountKey]int, error) {
+	return s.store.MemberCounts(ctx, s.d.DB, keys)
+}
+
+// Owners returns each organization's owner with the user (for loaders).
+func (s *Service) Owners(ctx context.Context, orgs []uuid.UUID) ([]*Member, error) {
+	return s.store.Owners(ctx, s.d.DB, orgs)
+}
+
+// MembersRequest is a members page of several organizations: all share First,
+// After and Role.
+type MembersRequest struct {
+	Orgs  []uuid.UUID
+	First int
+	After *string
+	Role  Role // "" for every role
+}
+
+// MemberPages returns a page of members, ordered by join time, for each of the
+// request's organizations with one query, and the members with their users (to
+// prime loaders). A connection's totalCount goes through s.d.CountMembers.
+func (s *Service) MemberPages(ctx context.Context, r MembersRequest) (map[uuid.UUID]*MemberConnection, []*Member, error) {
+	req, err := page.Parse[memberCursor](&r.First, r.After)
+	if err != nil {
+		return nil, nil, err
+	}
+	pages, err := s.store.MembersPages(ctx, s.d.DB, r.Orgs, r.Role, req.After, req.Limit())
+	if err != nil {
+		return nil, nil, fmt.Errorf("members pages: %w", err)
+	}
+	out := make(map[uuid.UUID]*MemberConnection, len(r.Orgs))
+	var all []*Member
+	for _, o := range r.Orgs {
+		rows := pages[o]
+		key := MemberCountKey{Org: o, Role: r.Role}
+		out[o] = page.Build(req, rows, func(m *Member) memberCursor { return memberCursor{m.JoinedAt, m.UserID} },
+			func(ctx context.Context) (int, error) { return s.countMembers(ctx, key) })
+		all = append(all, rows[:len(out[o].Edges)]...)
+	}
+	return out, all, nil
+}
+
+// countMembers counts through Deps.CountMembers (a per-request loader, so that
+// many pages' totals cost one query) or, without one, directly.
+func (s *Service) countMembers(ctx context.Context, k MemberCountKey) (int, error) {
+	if s.d.CountMembers != nil {
+		return s.d.CountMembers(ctx, k)
+	}
+	return s.store.CountMembers(ctx, s.d.DB, k.Org, k.Role)
+}
+
+// ChangeRole sets a member's role. The actor must outrank the member's current
+// role and may grant at most their own; nobody changes their own role; OWNER
+// moves only by transfer.
+func (s *Service) ChangeRole(ctx context.Context, actor auth.Viewer, orgID, userID uuid.UUID, role Role) (*Member, error) {
+	if role == RoleOwner {
+		return nil, apperr.Invalid("role", "ownership moves only by transferOwnership")
+	}
+	if userID == actor.UserID {
+		return nil, apperr.New(apperr.Forbidden, "you cannot change your own role")
+	}
+	var out *Member
+	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
+		target, err := s.store.MemberForUpdate(ctx, tx, o.ID, userID)
+		if err != nil {
+			return err
+		}
+		if target == nil {
+			return errNotMember
+		}
+		if me.Role.Rank() <= target.Role.Rank() {
+			return apperr.New(apperr.Forbidden, "you can only change the role of members below you")
+		}
+		if role.Rank() > me.Role.Rank() {
+			return apperr.New(apperr.Forbidden, "you cannot grant a role above your own")
+		}
+		if target.Role == role {
+			out = target
+			return nil
+		}
+		if out, err = s.store.SetRole(ctx, tx, o.ID, userID, role, now); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "member.role_changed", "member", userID.String(),
+			map[string]any{"before": map[string]any{"role": target.Role}, "after": map[string]any{"role": role}}, now)
+	})
+	return out, err
+}
+
+// RemoveMember removes a member the actor outranks; the owner is never removed.
+func (s *Service) RemoveMember(ctx context.Context, actor auth.Viewer, orgID, userID uuid.UUID) error {
+	if userID == actor.UserID {
+		return apperr.Invalid("userId", "use leaveOrganization to leave")
+	}
+	return s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
+		target, err := s.store.MemberForUpdate(ctx, tx, o.ID, userID)
+		if err != nil {
+			return err
+		}
+		if target == nil {
+			return errNotMember
+		}
+		if target.Role == RoleOwner {
+			return apperr.New(apperr.Forbidden, "the owner cannot be removed")
+		}
+		if me.Role.Rank() <= target.Role.Rank() {
+			return apperr.New(apperr.Forbidden, "you can only remove members below you")
+		}
+		if err := s.store.DeleteMember(ctx, tx, o.ID, userID); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "member.removed", "member", userID.String(),
+			map[string]any{"before": map[string]any{"role": target.Role}}, now)
+	})
+}
+
+// Leave removes the actor from the organization; the owner must transfer first.
+func (s *Service) Leave(ctx context.Context, actor auth.Viewer, orgID uuid.UUID) error {
+	return s.inOrg(ctx, actor, orgID, RoleMember, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
+		if me.Role == RoleOwner {
+			return apperr.New(apperr.Conflict, "the owner cannot leave: transfer ownership first")
+		}
+		if err := s.store.DeleteMember(ctx, tx, o.ID, actor.UserID); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "member.left", "member", actor.UserID.String(),
+			map[string]any{"before": map[string]any{"role": me.Role}}, now)
+	})
+}
+
+// TransferOwnership makes another verified member the owner; the old owner becomes ADMIN.
+func (s *Service) TransferOwnership(ctx context.Context, actor auth.Viewer, orgID, newOwner uuid.UUID) (*Organization, error) {
+	if newOwner == actor.UserID {
+		return nil, apperr.Invalid("newOwnerId", "you already own this organization")
+	}
+	var out *Organization
+	err := s.inOrg(ctx, actor, orgID, RoleOwner, func(tx *sqlx.Tx, o *Organization, _ *Member, now time.Time) error {
+		target, err := s.store.MemberForUpdate(ctx, tx, o.ID, newOwner)
+		if err != nil {
+			return err
+		}
+		if target == nil {
+			return &apperr.Error{Code: apperr.NotFound, Message: "the new owner must already be a member", Field: "newOwnerId"}
+		}
+		u, err := s.user(ctx, tx, newOwner)
+		if err != nil {
+			return err
+		}
+		if !u.EmailVerified() {
+			return apperr.Invalid("newOwnerId", "the new owner must verify their email first")
+		}
+		// Demote first: the partial unique index allows one owner at a time, and
+		// the deferred trigger checks at commit that there is one.
+		if _, err := s.store.SetRole(ctx, tx, o.ID, actor.UserID, RoleAdmin, now); err != nil {
+			return err
+		}
+		if _, err := s.store.SetRole(ctx, tx, o.ID, newOwner, RoleOwner, now); err != nil {
+			return err
+		}
+		out = o
+		return s.audit(ctx, tx, o.ID, actor, "ownership.transferred", "member", newOwner.String(), map[string]any{
+			"before": map[string]any{"owner": actor.UserID, "newOwnerRole": target.Role},
+			"after":  map[string]any{"owner": newOwner, "previousOwnerRole": RoleAdmin}}, now)
+	})
+	return out, err
+}

@@ -1,0 +1,156 @@
+package org
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/auth"
+	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/platform/validate"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+)
+
+// OrganizationsOf returns a page of the user's organizations, ordered by name then id.
+// It also returns each one's membership, so that callers can prime the role loader.
+func (s *Service) OrganizationsOf(ctx context.Context, user uuid.UUID, first *int, after *string) (*OrganizationConnection, []*Member, error) {
+	req, err := page.Parse[orgCursor](first, after)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := s.store.OrgsOfUser(ctx, s.d.DB, user, req.After, req.Limit())
+	if err != nil {
+		return nil, nil, fmt.Errorf("organizations of user: %w", err)
+	}
+	orgs := make([]*Organization, len(rows))
+	members := make([]*Member, len(rows))
+	for i := range rows {
+		orgs[i] = &rows[i].Organization
+		members[i] = &Member{OrganizationID: orgs[i].ID, UserID: user, Role: rows[i].Role, JoinedAt: rows[i].JoinedAt}
+	}
+	conn := page.Build(req, orgs, func(o *Organization) orgCursor { return orgCursor{o.Name, o.ID} },
+		func(ctx context.Context) (int, error) { return s.store.CountOrgsOfUser(ctx, s.d.DB, user) })
+	return conn, members[:len(conn.Edges)], nil
+}
+
+// Organizations returns the organizations with ids (for loaders).
+func (s *Service) Organizations(ctx context.Context, ids []uuid.UUID) ([]*Organization, error) {
+	return s.store.OrgsByIDs(ctx, s.d.DB, ids)
+}
+
+// Create makes an organization with the actor as OWNER.
+func (s *Service) Create(ctx context.Context, actor auth.Viewer, in CreateOrganizationInput) (*Organization, error) {
+	name, err := validate.Name("name", in.Name, 100)
+	if err != nil {
+		return nil, err
+	}
+	var explicit string
+	if in.Slug != nil {
+		if explicit, err = checkSlug(*in.Slug); err != nil {
+			return nil, err
+		}
+	}
+	var o *Organization
+	err = db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+		now := s.d.Now()
+		l := s.d.CreateLimit
+		n, err := s.d.Audit.CountByActorSince(ctx, tx, actor.UserID, []string{organizationCreated}, now.Add(-l.Window))
+		if err != nil {
+			return err
+		}
+		if n >= l.PerUser {
+			return apperr.Limited("organizations_per_user", "you have already created %d organizations in the last %s: try again later",
+				l.PerUser, window(l.Window))
+		}
+		o = nil
+		for _, slug := range slugCandidates(name, explicit) {
+			var ok bool
+			if o, ok, err = s.store.InsertOrg(ctx, tx, name, slug, now); err != nil {
+				return err
+			}
+			if ok {
+				break
+			}
+		}
+		if o == nil {
+			return &apperr.Error{Code: apperr.Conflict, Message: "the slug is taken", Field: "slug"}
+		}
+		if _, err := s.store.InsertMember(ctx, tx, o.ID, actor.UserID, RoleOwner, now); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, organizationCreated, "organization", o.ID.String(),
+			map[string]any{"after": map[string]any{"name": o.Name, "slug": o.Slug}}, now)
+	})
+	return o, err
+}
+
+// Update renames an organization or changes its slug (ADMIN or above).
+func (s *Service) Update(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, in UpdateOrganizationInput) (*Organization, error) {
+	var name, slug string
+	var err error
+	if in.Name != nil {
+		if name, err = validate.Name("name", *in.Name, 100); err != nil {
+			return nil, err
+		}
+	}
+	if in.Slug != nil {
+		if slug, err = checkSlug(*in.Slug); err != nil {
+			return nil, err
+		}
+	}
+	var out *Organization
+	err = s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, _ *Member, now time.Time) error {
+		if name == "" {
+			name = o.Name
+		}
+		if slug == "" {
+			slug = o.Slug
+		}
+		if name == o.Name && slug == o.Slug {
+			out = o
+			return nil
+		}
+		if out, err = s.store.UpdateOrg(ctx, tx, o.ID, name, slug, now); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, o.ID, actor, "organization.updated", "organization", o.ID.String(), map[string]any{
+			"before": map[string]any{"name": o.Name, "slug": o.Slug},
+			"after":  map[string]any{"name": out.Name, "slug": out.Slug}}, now)
+	})
+	return out, err
+}
+
+func checkSlug(raw string) (string, error) {
+	s := strings.TrimSpace(raw)
+	if len(s) < 3 || len(s) > 48 || !slugRe.MatchString(s) {
+		return "", apperr.Invalid("slug", "the slug must be 3 to 48 lower-case letters, digits and single dashes")
+	}
+	return s, nil
+}
+
+// slugCandidates lists the slugs to try: the explicit one only, else one derived
+// from the name, then the same with numeric suffixes, then random ones.
+func slugCandidates(name, explicit string) []string {
+	if explicit != "" {
+		return []string{explicit}
+	}
+	base := strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if len(base) > 40 {
+		base = strings.Trim(base[:40], "-")
+	}
+	if len(base) < 3 {
+		base = strings.Trim("org-"+base, "-")
+	}
+	out := []string{base}
+	for i := 2; i <= 5; i++ {
+		out = append(out, fmt.Sprintf("%s-%d", base, i))
+	}
+	for range 3 {
+		out = append(out, base+"-"+strings.ReplaceAll(uuid.NewString()[:6], "-", "x"))
+	}
+	return out
+}
