@@ -4,16 +4,17 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/mail"
 	"tenantgraph/internal/platform/page"
-	"time"
-
-	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 )
 
 // InvitationTTL is how long an invitation link works.

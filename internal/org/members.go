@@ -3,13 +3,14 @@ package org
 import (
 	"context"
 	"fmt"
-	"tenantgraph/internal/apperr"
-	"tenantgraph/internal/auth"
-	"tenantgraph/internal/platform/page"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+
+	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/auth"
+	"tenantgraph/internal/platform/page"
 )
 
 // Memberships returns the memberships among keys (for loaders).

@@ -4,15 +4,16 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/page"
 	"tenantgraph/internal/platform/validate"
-	"time"
-
-	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 )
 
 // OrganizationsOf returns a page of the user's organizations, ordered by name then id.
