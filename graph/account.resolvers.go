@@ -33,11 +33,7 @@ func (r *mutationResolver) Logout(ctx context.Context, refreshToken string) (boo
 
 // LogoutAll is the resolver for the logoutAll field.
 func (r *mutationResolver) LogoutAll(ctx context.Context) (bool, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return false, err
-	}
-	return done(r.Accounts.LogoutAll(ctx, v))
+	return done(r.Accounts.LogoutAll(ctx, me(ctx)))
 }
 
 // VerifyEmail is the resolver for the verifyEmail field.
@@ -47,11 +43,7 @@ func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (*acco
 
 // ResendVerificationEmail is the resolver for the resendVerificationEmail field.
 func (r *mutationResolver) ResendVerificationEmail(ctx context.Context) (bool, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return false, err
-	}
-	return done(r.Accounts.ResendVerification(ctx, v))
+	return done(r.Accounts.ResendVerification(ctx, me(ctx)))
 }
 
 // RequestPasswordReset is the resolver for the requestPasswordReset field.
@@ -66,18 +58,10 @@ func (r *mutationResolver) ResetPassword(ctx context.Context, token string, newP
 
 // ChangePassword is the resolver for the changePassword field.
 func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword string, newPassword string) (bool, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return false, err
-	}
-	return done(r.Accounts.ChangePassword(ctx, v, currentPassword, newPassword))
+	return done(r.Accounts.ChangePassword(ctx, me(ctx), currentPassword, newPassword))
 }
 
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*account.User, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return loader.From(ctx).User.Now(ctx, v.UserID)
+	return loader.From(ctx).User.Now(ctx, me(ctx).UserID)
 }

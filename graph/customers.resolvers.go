@@ -59,75 +59,43 @@ func (r *customerNoteResolver) Author(ctx context.Context, obj *customer.Custome
 
 // CreateCustomer is the resolver for the createCustomer field.
 func (r *mutationResolver) CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput) (*customer.Customer, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.CRM.Create(ctx, v, orgID, input)
+	return r.CRM.Create(ctx, me(ctx), orgID, input)
 }
 
 // UpdateCustomer is the resolver for the updateCustomer field.
 func (r *mutationResolver) UpdateCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID, input UpdateCustomerInput, expectedVersion *int) (*customer.Customer, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.CRM.Update(ctx, v, orgID, id, customerPatch(input), expectedVersion)
+	return r.CRM.Update(ctx, me(ctx), orgID, id, customerPatch(input), expectedVersion)
 }
 
 // ArchiveCustomer is the resolver for the archiveCustomer field.
 func (r *mutationResolver) ArchiveCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.CRM.Archive(ctx, v, orgID, id)
+	return r.CRM.Archive(ctx, me(ctx), orgID, id)
 }
 
 // RestoreCustomer is the resolver for the restoreCustomer field.
 func (r *mutationResolver) RestoreCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.CRM.Restore(ctx, v, orgID, id)
+	return r.CRM.Restore(ctx, me(ctx), orgID, id)
 }
 
 // ImportCustomers is the resolver for the importCustomers field.
 func (r *mutationResolver) ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput) ([]*customer.Customer, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out, err := r.CRM.Import(ctx, v, orgID, input)
+	out, err := r.CRM.Import(ctx, me(ctx), orgID, input)
 	return out, fieldErrors(ctx, err)
 }
 
 // AddCustomerNote is the resolver for the addCustomerNote field.
 func (r *mutationResolver) AddCustomerNote(ctx context.Context, orgID uuid.UUID, customerID uuid.UUID, body string) (*customer.CustomerNote, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.CRM.AddNote(ctx, v, orgID, customerID, body)
+	return r.CRM.AddNote(ctx, me(ctx), orgID, customerID, body)
 }
 
 // UpdateCustomerNote is the resolver for the updateCustomerNote field.
 func (r *mutationResolver) UpdateCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID, body string) (*customer.CustomerNote, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.CRM.UpdateNote(ctx, v, orgID, id, body)
+	return r.CRM.UpdateNote(ctx, me(ctx), orgID, id, body)
 }
 
 // DeleteCustomerNote is the resolver for the deleteCustomerNote field.
 func (r *mutationResolver) DeleteCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (bool, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return false, err
-	}
-	return done(r.CRM.DeleteNote(ctx, v, orgID, id))
+	return done(r.CRM.DeleteNote(ctx, me(ctx), orgID, id))
 }
 
 // Customers is the resolver for the customers field.

@@ -36,114 +36,66 @@ func (r *invitationResolver) InvitedBy(ctx context.Context, obj *org.Invitation)
 
 // CreateOrganization is the resolver for the createOrganization field.
 func (r *mutationResolver) CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*org.Organization, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.Orgs.Create(ctx, v, input)
+	return r.Orgs.Create(ctx, me(ctx), input)
 }
 
 // UpdateOrganization is the resolver for the updateOrganization field.
 func (r *mutationResolver) UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*org.Organization, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.Orgs.Update(ctx, v, orgID, input)
+	return r.Orgs.Update(ctx, me(ctx), orgID, input)
 }
 
 // InviteMember is the resolver for the inviteMember field.
 func (r *mutationResolver) InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *org.Role) (*org.Invitation, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
 	grant := org.RoleMember
 	if role != nil {
 		grant = *role
 	}
-	return r.Orgs.Invite(ctx, v, orgID, email, grant)
+	return r.Orgs.Invite(ctx, me(ctx), orgID, email, grant)
 }
 
 // ResendInvitation is the resolver for the resendInvitation field.
 func (r *mutationResolver) ResendInvitation(ctx context.Context, orgID uuid.UUID, invitationID uuid.UUID) (*org.Invitation, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.Orgs.ResendInvitation(ctx, v, orgID, invitationID)
+	return r.Orgs.ResendInvitation(ctx, me(ctx), orgID, invitationID)
 }
 
 // RevokeInvitation is the resolver for the revokeInvitation field.
 func (r *mutationResolver) RevokeInvitation(ctx context.Context, orgID uuid.UUID, invitationID uuid.UUID) (*org.Invitation, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.Orgs.RevokeInvitation(ctx, v, orgID, invitationID)
+	return r.Orgs.RevokeInvitation(ctx, me(ctx), orgID, invitationID)
 }
 
 // AcceptInvitation is the resolver for the acceptInvitation field.
 func (r *mutationResolver) AcceptInvitation(ctx context.Context, token string) (*org.Member, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return withUser(ctx)(r.Orgs.AcceptInvitation(ctx, v, token))
+	return withUser(ctx)(r.Orgs.AcceptInvitation(ctx, me(ctx), token))
 }
 
 // DeclineInvitation is the resolver for the declineInvitation field.
 func (r *mutationResolver) DeclineInvitation(ctx context.Context, token string) (bool, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return false, err
-	}
-	return done(r.Orgs.DeclineInvitation(ctx, v, token))
+	return done(r.Orgs.DeclineInvitation(ctx, me(ctx), token))
 }
 
 // ChangeMemberRole is the resolver for the changeMemberRole field.
 func (r *mutationResolver) ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role org.Role) (*org.Member, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return withUser(ctx)(r.Orgs.ChangeRole(ctx, v, orgID, userID, role))
+	return withUser(ctx)(r.Orgs.ChangeRole(ctx, me(ctx), orgID, userID, role))
 }
 
 // RemoveMember is the resolver for the removeMember field.
 func (r *mutationResolver) RemoveMember(ctx context.Context, orgID uuid.UUID, userID uuid.UUID) (bool, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return false, err
-	}
-	return done(r.Orgs.RemoveMember(ctx, v, orgID, userID))
+	return done(r.Orgs.RemoveMember(ctx, me(ctx), orgID, userID))
 }
 
 // LeaveOrganization is the resolver for the leaveOrganization field.
 func (r *mutationResolver) LeaveOrganization(ctx context.Context, orgID uuid.UUID) (bool, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return false, err
-	}
-	return done(r.Orgs.Leave(ctx, v, orgID))
+	return done(r.Orgs.Leave(ctx, me(ctx), orgID))
 }
 
 // TransferOwnership is the resolver for the transferOwnership field.
 func (r *mutationResolver) TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*org.Organization, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.Orgs.TransferOwnership(ctx, v, orgID, newOwnerID)
+	return r.Orgs.TransferOwnership(ctx, me(ctx), orgID, newOwnerID)
 }
 
 // ViewerRole is the resolver for the viewerRole field.
 func (r *organizationResolver) ViewerRole(ctx context.Context, obj *org.Organization) (org.Role, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return "", err
-	}
-	m, err := loader.Membership(ctx, obj.ID, v.UserID)
+	_, m, err := viewerMembership(ctx, obj.ID, true)
 	if err != nil {
 		return "", err
 	}
@@ -203,11 +155,7 @@ func (r *organizationResolver) Invitations(ctx context.Context, obj *org.Organiz
 
 // Organizations is the resolver for the organizations field.
 func (r *queryResolver) Organizations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Organization], error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	conn, members, err := r.Orgs.OrganizationsOf(ctx, v.UserID, first, after)
+	conn, members, err := r.Orgs.OrganizationsOf(ctx, me(ctx).UserID, first, after)
 	if err != nil {
 		return nil, err
 	}
@@ -232,11 +180,7 @@ func (r *queryResolver) Organization(ctx context.Context, orgID uuid.UUID) (*org
 
 // MyInvitations is the resolver for the myInvitations field.
 func (r *queryResolver) MyInvitations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Invitation], error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := r.Orgs.MyInvitations(ctx, v, first, after)
+	conn, err := r.Orgs.MyInvitations(ctx, me(ctx), first, after)
 	if err != nil {
 		return nil, err
 	}
