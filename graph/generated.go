@@ -5,6 +5,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -278,6 +279,14 @@ type MutationResolver interface {
 	RequestPasswordReset(ctx context.Context, email string) (bool, error)
 	ResetPassword(ctx context.Context, token string, newPassword string) (bool, error)
 	ChangePassword(ctx context.Context, currentPassword string, newPassword string) (bool, error)
+	CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput) (*customer.Customer, error)
+	UpdateCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID, input UpdateCustomerInput, expectedVersion *int) (*customer.Customer, error)
+	ArchiveCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
+	RestoreCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
+	ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput) ([]*customer.Customer, error)
+	AddCustomerNote(ctx context.Context, orgID uuid.UUID, customerID uuid.UUID, body string) (*customer.CustomerNote, error)
+	UpdateCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID, body string) (*customer.CustomerNote, error)
+	DeleteCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (bool, error)
 	CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*org.Organization, error)
 	UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*org.Organization, error)
 	InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *org.Role) (*org.Invitation, error)
@@ -289,14 +298,6 @@ type MutationResolver interface {
 	RemoveMember(ctx context.Context, orgID uuid.UUID, userID uuid.UUID) (bool, error)
 	LeaveOrganization(ctx context.Context, orgID uuid.UUID) (bool, error)
 	TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*org.Organization, error)
-	CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput) (*customer.Customer, error)
-	UpdateCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID, input UpdateCustomerInput, expectedVersion *int) (*customer.Customer, error)
-	ArchiveCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
-	RestoreCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
-	ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput) ([]*customer.Customer, error)
-	AddCustomerNote(ctx context.Context, orgID uuid.UUID, customerID uuid.UUID, body string) (*customer.CustomerNote, error)
-	UpdateCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID, body string) (*customer.CustomerNote, error)
-	DeleteCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (bool, error)
 }
 type OrganizationResolver interface {
 	ViewerRole(ctx context.Context, obj *org.Organization) (org.Role, error)
@@ -308,11 +309,11 @@ type OrganizationResolver interface {
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*account.User, error)
+	Customers(ctx context.Context, orgID uuid.UUID, first *int, after *string, search *string, status *customer.CustomerStatus, tag *string, assigneeID *uuid.UUID, includeArchived *bool, orderBy *customer.CustomerOrder) (*page.Connection[*customer.Customer], error)
+	Customer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
 	Organizations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Organization], error)
 	Organization(ctx context.Context, orgID uuid.UUID) (*org.Organization, error)
 	MyInvitations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Invitation], error)
-	Customers(ctx context.Context, orgID uuid.UUID, first *int, after *string, search *string, status *customer.CustomerStatus, tag *string, assigneeID *uuid.UUID, includeArchived *bool, orderBy *customer.CustomerOrder) (*page.Connection[*customer.Customer], error)
-	Customer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1377,10 +1378,26 @@ func newExecutionContext(
 	}
 }
 
+//go:embed "schema/account.graphqls" "schema/audit.graphqls" "schema/customers.graphqls" "schema/organizations.graphqls"
+var sourcesFS embed.FS
+
+func sourceData(filename string) string {
+	data, err := sourcesFS.ReadFile(filename)
+	if err != nil {
+		panic(fmt.Sprintf("codegen problem: %s not available", filename))
+	}
+	return string(data)
+}
+
 var sources = []*ast.Source{
 	{Name: "../schema.graphqls", Input: `# tenantgraph public API.
 #
 # Every root field carries exactly one of the authorization directives below.
+#
+# This file is the root: directives, scalars, the shared types and the Query and
+# Mutation roots. Each area's types and root fields are in its own file under
+# graph/schema/ (account, organizations, audit, customers), which adds them with
+# ` + "`" + `extend type Query` + "`" + ` / ` + "`" + `extend type Mutation` + "`" + `.
 #
 # Every error carries extensions.code, one of:
 # - while executing: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT
@@ -1445,344 +1462,32 @@ enum Role {
   MEMBER
 }
 
-enum InvitationStatus {
-  PENDING
-  ACCEPTED
-  REVOKED
-  EXPIRED
-  DECLINED
-}
-
 type PageInfo {
   hasNextPage: Boolean!
   "Pass as ` + "`" + `after` + "`" + ` to get the next page."
   endCursor: String
 }
 
-type User {
-  id: ID!
-  "Lower-cased, trimmed."
-  email: String!
-  name: String!
-  emailVerified: Boolean!
-  createdAt: Time!
-}
-
-type AuthPayload {
-  "A short-lived JWT; send it as ` + "`" + `Authorization: Bearer <token>` + "`" + `."
-  accessToken: String!
-  accessTokenExpiresAt: Time!
-  "An opaque, single-use token for ` + "`" + `refreshToken` + "`" + `; every use returns a new one."
-  refreshToken: String!
-  user: User!
-}
-
-input RegisterInput {
-  email: String!
-  "8 to 1024 bytes; no composition rules."
-  password: String!
-  name: String!
-}
-
-"A tenant. Everything inside it is visible to its members only."
-type Organization {
-  id: ID!
-  name: String!
-  slug: String!
-  createdAt: Time!
-  viewerRole: Role!
-  owner: User!
-  memberCount: Int!
-  "Ordered by join time. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
-  members(first: Int, after: String, role: Role): MemberConnection!
-  "Newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
-  invitations(status: InvitationStatus, first: Int, after: String): InvitationConnection! @hasRole(role: ADMIN)
-  "Newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100. ` + "`" + `action` + "`" + ` is one such as member.invited."
-  auditLog(first: Int, after: String, action: String, actorId: ID): AuditEventConnection! @hasRole(role: ADMIN)
-}
-
-type Member {
-  user: User!
-  role: Role!
-  joinedAt: Time!
-}
-
-type Invitation {
-  id: ID!
-  email: String!
-  role: Role!
-  status: InvitationStatus!
-  organizationName: String!
-  invitedBy: User
-  expiresAt: Time!
-  createdAt: Time!
-}
-
-type AuditEvent {
-  id: ID!
-  "For example organization.created, member.invited, invitation.accepted, member.role_changed, member.removed, member.left, ownership.transferred."
-  action: String!
-  actor: User
-  targetType: String
-  targetId: String
-  "What changed, with before/after values where there are any."
-  metadata: JSON!
-  ip: String
-  userAgent: String
-  createdAt: Time!
-}
-
 # Every list is a connection: keyset-paginated (` + "`" + `first` + "`" + ` defaults to 20, at most
 # 100; pass pageInfo.endCursor as ` + "`" + `after` + "`" + ` for the next page). totalCount counts
-# the whole list with its own query, only when selected.
-type OrganizationConnection {
-  edges: [OrganizationEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type OrganizationEdge {
-  cursor: String!
-  node: Organization!
-}
-type MemberConnection {
-  edges: [MemberEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type MemberEdge {
-  cursor: String!
-  node: Member!
-}
-type InvitationConnection {
-  edges: [InvitationEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type InvitationEdge {
-  cursor: String!
-  node: Invitation!
-}
-type AuditEventConnection {
-  edges: [AuditEventEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type AuditEventEdge {
-  cursor: String!
-  node: AuditEvent!
-}
-
-input CreateOrganizationInput {
-  "1 to 100 characters after trimming."
-  name: String!
-  "Lower-case letters, digits and dashes, 3 to 48 characters; derived from the name when absent."
-  slug: String
-}
-
-input UpdateOrganizationInput {
-  name: String
-  slug: String
-}
-
-enum CustomerStatus {
-  LEAD
-  ACTIVE
-  INACTIVE
-}
-
-enum CustomerOrderField {
-  "Case-insensitively, then byte order."
-  NAME
-  CREATED_AT
-  UPDATED_AT
-}
+# the whole list with its own query, only when selected. The connection types
+# are in their areas' files.
 
 enum OrderDirection {
   ASC
   DESC
 }
 
-"A list's order; ties are broken by id, in the same direction."
-input CustomerOrder {
-  field: CustomerOrderField! = NAME
-  direction: OrderDirection! = ASC
-}
+# The roots. Every field comes from an area's file (extend type Query / Mutation)
+# and carries exactly one of @public, @auth, @verified, @hasRole.
+type Query
 
-"Someone an organization does business with. Its members read every customer."
-type Customer {
-  id: ID!
-  name: String!
-  "Lower-cased, trimmed; unique in the organization."
-  email: String
-  phone: String
-  company: String
-  "A set of lower-case tags, in the order first given."
-  tags: [String!]!
-  status: CustomerStatus!
-  "A member of the organization; cleared when that membership ends."
-  assignee: User
-  createdBy: User
-  "Newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
-  notes(first: Int, after: String): CustomerNoteConnection!
-  createdAt: Time!
-  updatedAt: Time!
-  "Set while archived: hidden from customers() unless includeArchived."
-  archivedAt: Time
-  "Bumped by every change; pass it as updateCustomer's expectedVersion."
-  version: Int!
-}
-
-"An entry of a customer's timeline."
-type CustomerNote {
-  id: ID!
-  body: String!
-  "Null once the author's account is gone."
-  author: User
-  createdAt: Time!
-  updatedAt: Time!
-}
-
-type CustomerConnection {
-  edges: [CustomerEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type CustomerEdge {
-  cursor: String!
-  node: Customer!
-}
-type CustomerNoteConnection {
-  edges: [CustomerNoteEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type CustomerNoteEdge {
-  cursor: String!
-  node: CustomerNote!
-}
-
-"""
-A new customer. Blank optional strings count as absent. Limits: name 1 to 200
-characters (trimmed, no control characters); email like an account's; phone 3 to
-32 characters of digits, spaces and + ( ) . / - (a + only first), at least 3
-digits; company 1 to 200 characters; at most 20 tags of 1 to 32 characters
-(lower-cased, trimmed, repeats dropped).
-"""
-input CreateCustomerInput {
-  name: String!
-  email: String
-  phone: String
-  company: String
-  tags: [String!]
-  "LEAD when absent."
-  status: CustomerStatus
-  "A member of the organization."
-  assigneeId: ID
-}
-
-"Changes the fields given; an explicit null (or a blank string) clears an optional field."
-input UpdateCustomerInput {
-  name: String
-  email: String @goField(omittable: true)
-  phone: String @goField(omittable: true)
-  company: String @goField(omittable: true)
-  "Replaces the set; [] clears it."
-  tags: [String!]
-  status: CustomerStatus
-  assigneeId: ID @goField(omittable: true)
-}
-
-type Query {
-  "The signed-in user."
-  me: User @auth
-  "The viewer's organizations, ordered by name (case-insensitively) then id. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
-  organizations(first: Int, after: String): OrganizationConnection! @auth
-  organization(orgId: ID!): Organization @hasRole(role: MEMBER)
-  "Pending, unexpired invitations addressed to the viewer's verified email, newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
-  myInvitations(first: Int, after: String): InvitationConnection! @verified
-  """
-  The organization's customers, archived ones only with includeArchived. ` + "`" + `search` + "`" + `
-  (at most 100 characters) matches a part of the name, email or company,
-  case-insensitively; ` + "`" + `tag` + "`" + ` one tag. Ordered by orderBy (default NAME ASC), then id.
-  ` + "`" + `first` + "`" + ` defaults to 20, at most 100.
-  """
-  customers(orgId: ID!, first: Int, after: String, search: String, status: CustomerStatus, tag: String,
-    assigneeId: ID, includeArchived: Boolean = false, orderBy: CustomerOrder): CustomerConnection! @hasRole(role: MEMBER)
-  "NOT_FOUND when the organization has no such customer."
-  customer(orgId: ID!, id: ID!): Customer @hasRole(role: MEMBER)
-}
-
-type Mutation {
-  "Creates an account, signs it in and emails a verification link."
-  register(input: RegisterInput!): AuthPayload! @public
-  """
-  The same error for an unknown email and a wrong password. Throttled per email
-  and client address, per email and per address (RATE_LIMITED); an email over
-  254 bytes is BAD_USER_INPUT.
-  """
-  login(email: String!, password: String!): AuthPayload! @public
-  "Rotates a refresh token. Presenting it again within 10 s of its rotation (two tabs at once) gives another pair in the same session; later, it revokes the whole session."
-  refreshToken(refreshToken: String!): AuthPayload! @public
-  "Ends the session the refresh token belongs to."
-  logout(refreshToken: String!): Boolean! @public
-  "Ends every session of the viewer."
-  logoutAll: Boolean! @auth
-  verifyEmail(token: String!): User! @public
-  "At most one per minute; a new link voids the previous one."
-  resendVerificationEmail: Boolean! @auth
-  "Always true, whether or not the email has an account, answered before the account is looked up."
-  requestPasswordReset(email: String!): Boolean! @public
-  "Sets a new password with an emailed token and ends every session. The token is checked before the password is hashed."
-  resetPassword(token: String!, newPassword: String!): Boolean! @public
-  "Ends every other session of the viewer. At most 5 attempts per user per 10 minutes (RATE_LIMITED)."
-  changePassword(currentPassword: String!, newPassword: String!): Boolean! @auth
-
-  "The creator becomes OWNER. One user creates at most 20 organizations in any 24 hours: RATE_LIMITED beyond."
-  createOrganization(input: CreateOrganizationInput!): Organization! @verified
-  updateOrganization(orgId: ID!, input: UpdateOrganizationInput!): Organization! @hasRole(role: ADMIN)
-  "Emails a single-use link valid 7 days. Nobody grants a role above their own; OWNER is never invited. An organization sends at most 3 invitation mails (invitations and resends) to one address and 50 in all per hour, and one user asks for at most 100 per hour from all their organizations: RATE_LIMITED beyond."
-  inviteMember(orgId: ID!, email: String!, role: Role = MEMBER): Invitation! @hasRole(role: ADMIN)
-  "A new link and expiry; the old link stops working. Counts against the invitation mail limits (see inviteMember): RATE_LIMITED beyond."
-  resendInvitation(orgId: ID!, invitationId: ID!): Invitation! @hasRole(role: ADMIN)
-  revokeInvitation(orgId: ID!, invitationId: ID!): Invitation! @hasRole(role: ADMIN)
-  "The viewer's verified email must be the one invited."
-  acceptInvitation(token: String!): Member! @verified
-  declineInvitation(token: String!): Boolean! @auth
-  "The actor must outrank the member and may grant at most their own role. OWNER moves only by transfer."
-  changeMemberRole(orgId: ID!, userId: ID!, role: Role!): Member! @hasRole(role: ADMIN)
-  "The actor must outrank the member; the owner is never removed."
-  removeMember(orgId: ID!, userId: ID!): Boolean! @hasRole(role: ADMIN)
-  "The owner must transfer ownership first."
-  leaveOrganization(orgId: ID!): Boolean! @hasRole(role: MEMBER)
-  "The new owner must be a member with a verified email. The old owner becomes ADMIN."
-  transferOwnership(orgId: ID!, newOwnerId: ID!): Organization! @hasRole(role: OWNER)
-
-  "An email another customer of the organization has: CONFLICT (field email). An assignee who is not a member: NOT_FOUND (field assigneeId)."
-  createCustomer(orgId: ID!, input: CreateCustomerInput!): Customer! @hasRole(role: MEMBER)
-  """
-  With expectedVersion, a customer changed since that version is CONFLICT (field
-  expectedVersion) and nothing changes; without it the update applies. An
-  archived customer is CONFLICT: restore it first.
-  """
-  updateCustomer(orgId: ID!, id: ID!, input: UpdateCustomerInput!, expectedVersion: Int): Customer! @hasRole(role: MEMBER)
-  archiveCustomer(orgId: ID!, id: ID!): Customer! @hasRole(role: ADMIN)
-  restoreCustomer(orgId: ID!, id: ID!): Customer! @hasRole(role: ADMIN)
-  """
-  Up to 1,000 customers, all or none. Each refused row is an error of its own
-  whose extensions.field names it (input[17].email): invalid fields
-  (BAD_USER_INPUT), an email twice in the input (the later rows) or already used
-  in the organization (CONFLICT), an assignee who is not a member (NOT_FOUND).
-  Returns the customers in input order.
-  """
-  importCustomers(orgId: ID!, input: [CreateCustomerInput!]!): [Customer!]! @hasRole(role: ADMIN)
-  "1 to 10,000 characters after trimming."
-  addCustomerNote(orgId: ID!, customerId: ID!, body: String!): CustomerNote! @hasRole(role: MEMBER)
-  "The note's author only (FORBIDDEN for anyone else, whatever the role)."
-  updateCustomerNote(orgId: ID!, id: ID!, body: String!): CustomerNote! @hasRole(role: MEMBER)
-  "The note's author, or an ADMIN or OWNER."
-  deleteCustomerNote(orgId: ID!, id: ID!): Boolean! @hasRole(role: MEMBER)
-}
+type Mutation
 `, BuiltIn: false},
+	{Name: "schema/account.graphqls", Input: sourceData("schema/account.graphqls"), BuiltIn: false},
+	{Name: "schema/audit.graphqls", Input: sourceData("schema/audit.graphqls"), BuiltIn: false},
+	{Name: "schema/customers.graphqls", Input: sourceData("schema/customers.graphqls"), BuiltIn: false},
+	{Name: "schema/organizations.graphqls", Input: sourceData("schema/organizations.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -5473,6 +5178,502 @@ func (ec *executionContext) fieldContext_Mutation_changePassword(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_createCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].(customer.CreateCustomerInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID), fc.Args["input"].(UpdateCustomerInput), fc.Args["expectedVersion"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_archiveCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_archiveCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ArchiveCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_archiveCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_archiveCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_restoreCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_restoreCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RestoreCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_restoreCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_restoreCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_importCustomers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_importCustomers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ImportCustomers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].([]*customer.CreateCustomerInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal []*customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*customer.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚕᚖtenantgraphᚋinternalᚋcustomerᚐCustomerᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_importCustomers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_importCustomers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addCustomerNote(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["customerId"].(uuid.UUID), fc.Args["body"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *customer.CustomerNote
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.CustomerNote
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.CustomerNote) graphql.Marshaler {
+			return ec.marshalNCustomerNote2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerNote(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerNote(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateCustomerNote(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID), fc.Args["body"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *customer.CustomerNote
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.CustomerNote
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.CustomerNote) graphql.Marshaler {
+			return ec.marshalNCustomerNote2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerNote(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerNote(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteCustomerNote(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createOrganization(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6140,502 +6341,6 @@ func (ec *executionContext) fieldContext_Mutation_transferOwnership(ctx context.
 	return fc, nil
 }
 
-func (ec *executionContext) _Mutation_createCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_createCustomer(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].(customer.CreateCustomerInput))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
-			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_createCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_createCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_updateCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_updateCustomer(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UpdateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID), fc.Args["input"].(UpdateCustomerInput), fc.Args["expectedVersion"].(*int))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
-			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_updateCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_updateCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_archiveCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_archiveCustomer(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ArchiveCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
-				if err != nil {
-					var zeroVal *customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
-			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_archiveCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_archiveCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_restoreCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_restoreCustomer(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RestoreCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
-				if err != nil {
-					var zeroVal *customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
-			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_restoreCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_restoreCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_importCustomers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_importCustomers(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ImportCustomers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].([]*customer.CreateCustomerInput))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
-				if err != nil {
-					var zeroVal []*customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal []*customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v []*customer.Customer) graphql.Marshaler {
-			return ec.marshalNCustomer2ᚕᚖtenantgraphᚋinternalᚋcustomerᚐCustomerᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_importCustomers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_importCustomers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_addCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_addCustomerNote(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().AddCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["customerId"].(uuid.UUID), fc.Args["body"].(string))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *customer.CustomerNote
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.CustomerNote
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.CustomerNote) graphql.Marshaler {
-			return ec.marshalNCustomerNote2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerNote(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_addCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_CustomerNote(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_addCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_updateCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_updateCustomerNote(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UpdateCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID), fc.Args["body"].(string))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *customer.CustomerNote
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.CustomerNote
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.CustomerNote) graphql.Marshaler {
-			return ec.marshalNCustomerNote2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerNote(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_updateCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_CustomerNote(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_updateCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_deleteCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_deleteCustomerNote(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().DeleteCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal bool
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal bool
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
-			return ec.marshalNBoolean2bool(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_deleteCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Boolean does not have child fields")
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_deleteCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
 func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7207,6 +6912,130 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_customers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_customers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Customers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["search"].(*string), fc.Args["status"].(*customer.CustomerStatus), fc.Args["tag"].(*string), fc.Args["assigneeId"].(*uuid.UUID), fc.Args["includeArchived"].(*bool), fc.Args["orderBy"].(*customer.CustomerOrder))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *page.Connection[*customer.Customer]
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *page.Connection[*customer.Customer]
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*customer.Customer]) graphql.Marshaler {
+			return ec.marshalNCustomerConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_customers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_customers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_customer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_customer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Customer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
+			return ec.marshalOCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_customer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_customer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_organizations(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7377,130 +7206,6 @@ func (ec *executionContext) fieldContext_Query_myInvitations(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_myInvitations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Query_customers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Query_customers(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Customers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["search"].(*string), fc.Args["status"].(*customer.CustomerStatus), fc.Args["tag"].(*string), fc.Args["assigneeId"].(*uuid.UUID), fc.Args["includeArchived"].(*bool), fc.Args["orderBy"].(*customer.CustomerOrder))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *page.Connection[*customer.Customer]
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *page.Connection[*customer.Customer]
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*customer.Customer]) graphql.Marshaler {
-			return ec.marshalNCustomerConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Query_customers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Query",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_CustomerConnection(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Query_customers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Query_customer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Query_customer(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Customer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
-			return ec.marshalOCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
-		},
-		true,
-		false,
-	)
-}
-func (ec *executionContext) fieldContext_Query_customer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Query",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Query_customer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -10046,6 +9751,62 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "createCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "archiveCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_archiveCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "restoreCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_restoreCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "importCustomers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_importCustomers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addCustomerNote":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addCustomerNote(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateCustomerNote":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateCustomerNote(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteCustomerNote":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteCustomerNote(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createOrganization":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createOrganization(ctx, field)
@@ -10119,62 +9880,6 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "transferOwnership":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_transferOwnership(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "createCustomer":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_createCustomer(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "updateCustomer":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_updateCustomer(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "archiveCustomer":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_archiveCustomer(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "restoreCustomer":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_restoreCustomer(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "importCustomers":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_importCustomers(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "addCustomerNote":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_addCustomerNote(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "updateCustomerNote":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_updateCustomerNote(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "deleteCustomerNote":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_deleteCustomerNote(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -10425,6 +10130,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_me(ctx, field)
 				})
+		case "customers":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_customers(ctx, field)
+				})
+		case "customer":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_customer(ctx, field)
+				})
 		case "organizations":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -10442,18 +10159,6 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_myInvitations(ctx, field)
-				})
-		case "customers":
-			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Query_customers(ctx, field)
-				})
-		case "customer":
-			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Query_customer(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
