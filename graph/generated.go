@@ -14,9 +14,11 @@ import (
 	"tenantgraph/graph/scalar"
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/audit"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/tenant"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -47,7 +49,7 @@ type ResolverRoot interface {
 
 type DirectiveRoot struct {
 	Auth     func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
-	HasRole  func(ctx context.Context, obj any, next graphql.Resolver, role org.Role) (res any, err error)
+	HasRole  func(ctx context.Context, obj any, next graphql.Resolver, role tenant.Role) (res any, err error)
 	Public   func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
 	Verified func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
 }
@@ -173,14 +175,14 @@ type ComplexityRoot struct {
 		AcceptInvitation        func(childComplexity int, token string) int
 		AddCustomerNote         func(childComplexity int, orgID uuid.UUID, customerID uuid.UUID, body string) int
 		ArchiveCustomer         func(childComplexity int, orgID uuid.UUID, id uuid.UUID) int
-		ChangeMemberRole        func(childComplexity int, orgID uuid.UUID, userID uuid.UUID, role org.Role) int
+		ChangeMemberRole        func(childComplexity int, orgID uuid.UUID, userID uuid.UUID, role tenant.Role) int
 		ChangePassword          func(childComplexity int, currentPassword string, newPassword string) int
-		CreateCustomer          func(childComplexity int, orgID uuid.UUID, input customer.CreateCustomerInput) int
+		CreateCustomer          func(childComplexity int, orgID uuid.UUID, input customer.CreateCustomerInput, idempotencyKey *string) int
 		CreateOrganization      func(childComplexity int, input org.CreateOrganizationInput) int
 		DeclineInvitation       func(childComplexity int, token string) int
 		DeleteCustomerNote      func(childComplexity int, orgID uuid.UUID, id uuid.UUID) int
-		ImportCustomers         func(childComplexity int, orgID uuid.UUID, input []*customer.CreateCustomerInput) int
-		InviteMember            func(childComplexity int, orgID uuid.UUID, email string, role *org.Role) int
+		ImportCustomers         func(childComplexity int, orgID uuid.UUID, input []*customer.CreateCustomerInput, idempotencyKey *string) int
+		InviteMember            func(childComplexity int, orgID uuid.UUID, email string, role *tenant.Role) int
 		LeaveOrganization       func(childComplexity int, orgID uuid.UUID) int
 		Login                   func(childComplexity int, email string, password string) int
 		Logout                  func(childComplexity int, refreshToken string) int
@@ -207,7 +209,7 @@ type ComplexityRoot struct {
 		ID          func(childComplexity int) int
 		Invitations func(childComplexity int, status *org.InvitationStatus, first *int, after *string) int
 		MemberCount func(childComplexity int) int
-		Members     func(childComplexity int, first *int, after *string, role *org.Role) int
+		Members     func(childComplexity int, first *int, after *string, role *tenant.Role) int
 		Name        func(childComplexity int) int
 		Owner       func(childComplexity int) int
 		Slug        func(childComplexity int) int
@@ -253,19 +255,19 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type AuditEventResolver interface {
-	Actor(ctx context.Context, obj *audit.Event) (*account.User, error)
+	Actor(ctx context.Context, obj *audit.Event) (*auth.User, error)
 }
 type CustomerResolver interface {
-	Assignee(ctx context.Context, obj *customer.Customer) (*account.User, error)
-	CreatedBy(ctx context.Context, obj *customer.Customer) (*account.User, error)
+	Assignee(ctx context.Context, obj *customer.Customer) (*auth.User, error)
+	CreatedBy(ctx context.Context, obj *customer.Customer) (*auth.User, error)
 	Notes(ctx context.Context, obj *customer.Customer, first *int, after *string) (*page.Connection[*customer.CustomerNote], error)
 }
 type CustomerNoteResolver interface {
-	Author(ctx context.Context, obj *customer.CustomerNote) (*account.User, error)
+	Author(ctx context.Context, obj *customer.CustomerNote) (*auth.User, error)
 }
 type InvitationResolver interface {
 	OrganizationName(ctx context.Context, obj *org.Invitation) (string, error)
-	InvitedBy(ctx context.Context, obj *org.Invitation) (*account.User, error)
+	InvitedBy(ctx context.Context, obj *org.Invitation) (*auth.User, error)
 }
 type MutationResolver interface {
 	Register(ctx context.Context, input account.RegisterInput) (*account.AuthPayload, error)
@@ -273,43 +275,43 @@ type MutationResolver interface {
 	RefreshToken(ctx context.Context, refreshToken string) (*account.AuthPayload, error)
 	Logout(ctx context.Context, refreshToken string) (bool, error)
 	LogoutAll(ctx context.Context) (bool, error)
-	VerifyEmail(ctx context.Context, token string) (*account.User, error)
+	VerifyEmail(ctx context.Context, token string) (*auth.User, error)
 	ResendVerificationEmail(ctx context.Context) (bool, error)
 	RequestPasswordReset(ctx context.Context, email string) (bool, error)
 	ResetPassword(ctx context.Context, token string, newPassword string) (bool, error)
 	ChangePassword(ctx context.Context, currentPassword string, newPassword string) (bool, error)
-	CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*org.Organization, error)
-	UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*org.Organization, error)
-	InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *org.Role) (*org.Invitation, error)
+	CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*tenant.Organization, error)
+	UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*tenant.Organization, error)
+	InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *tenant.Role) (*org.Invitation, error)
 	ResendInvitation(ctx context.Context, orgID uuid.UUID, invitationID uuid.UUID) (*org.Invitation, error)
 	RevokeInvitation(ctx context.Context, orgID uuid.UUID, invitationID uuid.UUID) (*org.Invitation, error)
 	AcceptInvitation(ctx context.Context, token string) (*org.Member, error)
 	DeclineInvitation(ctx context.Context, token string) (bool, error)
-	ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role org.Role) (*org.Member, error)
+	ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role tenant.Role) (*org.Member, error)
 	RemoveMember(ctx context.Context, orgID uuid.UUID, userID uuid.UUID) (bool, error)
 	LeaveOrganization(ctx context.Context, orgID uuid.UUID) (bool, error)
-	TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*org.Organization, error)
-	CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput) (*customer.Customer, error)
+	TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*tenant.Organization, error)
+	CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput, idempotencyKey *string) (*customer.Customer, error)
 	UpdateCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID, input UpdateCustomerInput, expectedVersion *int) (*customer.Customer, error)
 	ArchiveCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
 	RestoreCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
-	ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput) ([]*customer.Customer, error)
+	ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput, idempotencyKey *string) ([]*customer.Customer, error)
 	AddCustomerNote(ctx context.Context, orgID uuid.UUID, customerID uuid.UUID, body string) (*customer.CustomerNote, error)
 	UpdateCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID, body string) (*customer.CustomerNote, error)
 	DeleteCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (bool, error)
 }
 type OrganizationResolver interface {
-	ViewerRole(ctx context.Context, obj *org.Organization) (org.Role, error)
-	Owner(ctx context.Context, obj *org.Organization) (*account.User, error)
-	MemberCount(ctx context.Context, obj *org.Organization) (int, error)
-	Members(ctx context.Context, obj *org.Organization, first *int, after *string, role *org.Role) (*page.Connection[*org.Member], error)
-	Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error)
-	AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
+	ViewerRole(ctx context.Context, obj *tenant.Organization) (tenant.Role, error)
+	Owner(ctx context.Context, obj *tenant.Organization) (*auth.User, error)
+	MemberCount(ctx context.Context, obj *tenant.Organization) (int, error)
+	Members(ctx context.Context, obj *tenant.Organization, first *int, after *string, role *tenant.Role) (*page.Connection[*org.Member], error)
+	Invitations(ctx context.Context, obj *tenant.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error)
+	AuditLog(ctx context.Context, obj *tenant.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
 }
 type QueryResolver interface {
-	Me(ctx context.Context) (*account.User, error)
+	Me(ctx context.Context) (*auth.User, error)
 	Organizations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Organization], error)
-	Organization(ctx context.Context, orgID uuid.UUID) (*org.Organization, error)
+	Organization(ctx context.Context, orgID uuid.UUID) (*tenant.Organization, error)
 	MyInvitations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Invitation], error)
 	Customers(ctx context.Context, orgID uuid.UUID, first *int, after *string, search *string, status *customer.CustomerStatus, tag *string, assigneeID *uuid.UUID, includeArchived *bool, orderBy *customer.CustomerOrder) (*page.Connection[*customer.Customer], error)
 	Customer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
@@ -805,7 +807,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ChangeMemberRole(childComplexity, args["orgId"].(uuid.UUID), args["userId"].(uuid.UUID), args["role"].(org.Role)), true
+		return e.ComplexityRoot.Mutation.ChangeMemberRole(childComplexity, args["orgId"].(uuid.UUID), args["userId"].(uuid.UUID), args["role"].(tenant.Role)), true
 	case "Mutation.changePassword":
 		if e.ComplexityRoot.Mutation.ChangePassword == nil {
 			break
@@ -827,7 +829,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateCustomer(childComplexity, args["orgId"].(uuid.UUID), args["input"].(customer.CreateCustomerInput)), true
+		return e.ComplexityRoot.Mutation.CreateCustomer(childComplexity, args["orgId"].(uuid.UUID), args["input"].(customer.CreateCustomerInput), args["idempotencyKey"].(*string)), true
 	case "Mutation.createOrganization":
 		if e.ComplexityRoot.Mutation.CreateOrganization == nil {
 			break
@@ -871,7 +873,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ImportCustomers(childComplexity, args["orgId"].(uuid.UUID), args["input"].([]*customer.CreateCustomerInput)), true
+		return e.ComplexityRoot.Mutation.ImportCustomers(childComplexity, args["orgId"].(uuid.UUID), args["input"].([]*customer.CreateCustomerInput), args["idempotencyKey"].(*string)), true
 	case "Mutation.inviteMember":
 		if e.ComplexityRoot.Mutation.InviteMember == nil {
 			break
@@ -882,7 +884,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.InviteMember(childComplexity, args["orgId"].(uuid.UUID), args["email"].(string), args["role"].(*org.Role)), true
+		return e.ComplexityRoot.Mutation.InviteMember(childComplexity, args["orgId"].(uuid.UUID), args["email"].(string), args["role"].(*tenant.Role)), true
 	case "Mutation.leaveOrganization":
 		if e.ComplexityRoot.Mutation.LeaveOrganization == nil {
 			break
@@ -1122,7 +1124,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Organization.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["role"].(*org.Role)), true
+		return e.ComplexityRoot.Organization.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["role"].(*tenant.Role)), true
 	case "Organization.name":
 		if e.ComplexityRoot.Organization.Name == nil {
 			break
@@ -1757,8 +1759,14 @@ type Mutation {
   "The new owner must be a member with a verified email. The old owner becomes ADMIN."
   transferOwnership(orgId: ID!, newOwnerId: ID!): Organization! @hasRole(role: OWNER)
 
-  "An email another customer of the organization has: CONFLICT (field email). An assignee who is not a member: NOT_FOUND (field assigneeId)."
-  createCustomer(orgId: ID!, input: CreateCustomerInput!): Customer! @hasRole(role: MEMBER)
+  """
+  An email another customer of the organization has: CONFLICT (field email). An
+  assignee who is not a member: NOT_FOUND (field assigneeId). With idempotencyKey
+  (1 to 100 letters, digits and _ . : -), a retry of the same creation within 24
+  hours returns the first one's customer and creates nothing; the key with another
+  input is CONFLICT (field idempotencyKey).
+  """
+  createCustomer(orgId: ID!, input: CreateCustomerInput!, idempotencyKey: String): Customer! @hasRole(role: MEMBER)
   """
   With expectedVersion, a customer changed since that version is CONFLICT (field
   expectedVersion) and nothing changes; without it the update applies. An
@@ -1772,9 +1780,10 @@ type Mutation {
   whose extensions.field names it (input[17].email): invalid fields
   (BAD_USER_INPUT), an email twice in the input (the later rows) or already used
   in the organization (CONFLICT), an assignee who is not a member (NOT_FOUND).
-  Returns the customers in input order.
+  Returns the customers in input order. With idempotencyKey, like createCustomer:
+  a retry of the same import returns the first one's customers and imports nothing.
   """
-  importCustomers(orgId: ID!, input: [CreateCustomerInput!]!): [Customer!]! @hasRole(role: ADMIN)
+  importCustomers(orgId: ID!, input: [CreateCustomerInput!]!, idempotencyKey: String): [Customer!]! @hasRole(role: ADMIN)
   "1 to 10,000 characters after trimming."
   addCustomerNote(orgId: ID!, customerId: ID!, body: String!): CustomerNote! @hasRole(role: MEMBER)
   "The note's author only (FORBIDDEN for anyone else, whatever the role)."
@@ -2216,8 +2225,8 @@ func (ec *executionContext) dir_hasRole_args(ctx context.Context, rawArgs map[st
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (org.Role, error) {
-			return ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (tenant.Role, error) {
+			return ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2334,8 +2343,8 @@ func (ec *executionContext) field_Mutation_changeMemberRole_args(ctx context.Con
 	}
 	args["userId"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (org.Role, error) {
-			return ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (tenant.Role, error) {
+			return ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2385,6 +2394,14 @@ func (ec *executionContext) field_Mutation_createCustomer_args(ctx context.Conte
 		return nil, err
 	}
 	args["input"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
 	return args, nil
 }
 
@@ -2457,6 +2474,14 @@ func (ec *executionContext) field_Mutation_importCustomers_args(ctx context.Cont
 		return nil, err
 	}
 	args["input"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
 	return args, nil
 }
 
@@ -2480,8 +2505,8 @@ func (ec *executionContext) field_Mutation_inviteMember_args(ctx context.Context
 	}
 	args["email"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (*org.Role, error) {
-			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (*tenant.Role, error) {
+			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2906,8 +2931,8 @@ func (ec *executionContext) field_Organization_members_args(ctx context.Context,
 	}
 	args["after"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (*org.Role, error) {
-			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (*tenant.Role, error) {
+			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3220,8 +3245,8 @@ func (ec *executionContext) _AuditEvent_actor(ctx context.Context, field graphql
 			return ec.Resolvers.AuditEvent().Actor(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -3601,8 +3626,8 @@ func (ec *executionContext) _AuthPayload_user(ctx context.Context, field graphql
 			return obj.User, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3794,8 +3819,8 @@ func (ec *executionContext) _Customer_assignee(ctx context.Context, field graphq
 			return ec.Resolvers.Customer().Assignee(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -3826,8 +3851,8 @@ func (ec *executionContext) _Customer_createdBy(ctx context.Context, field graph
 			return ec.Resolvers.Customer().CreatedBy(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4182,8 +4207,8 @@ func (ec *executionContext) _CustomerNote_author(ctx context.Context, field grap
 			return ec.Resolvers.CustomerNote().Author(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4448,8 +4473,8 @@ func (ec *executionContext) _Invitation_role(ctx context.Context, field graphql.
 			return obj.Role, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v org.Role) graphql.Marshaler {
-			return ec.marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v tenant.Role) graphql.Marshaler {
+			return ec.marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4517,8 +4542,8 @@ func (ec *executionContext) _Invitation_invitedBy(ctx context.Context, field gra
 			return ec.Resolvers.Invitation().InvitedBy(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4737,8 +4762,8 @@ func (ec *executionContext) _Member_user(ctx context.Context, field graphql.Coll
 			return obj.User, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4769,8 +4794,8 @@ func (ec *executionContext) _Member_role(ctx context.Context, field graphql.Coll
 			return obj.Role, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v org.Role) graphql.Marshaler {
-			return ec.marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v tenant.Role) graphql.Marshaler {
+			return ec.marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5226,7 +5251,7 @@ func (ec *executionContext) _Mutation_verifyEmail(ctx context.Context, field gra
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Public == nil {
-					var zeroVal *account.User
+					var zeroVal *auth.User
 					return zeroVal, errors.New("directive public is not implemented")
 				}
 				return ec.Directives.Public(ctx, nil, directive0)
@@ -5235,8 +5260,8 @@ func (ec *executionContext) _Mutation_verifyEmail(ctx context.Context, field gra
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5490,7 +5515,7 @@ func (ec *executionContext) _Mutation_createOrganization(ctx context.Context, fi
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Verified == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive verified is not implemented")
 				}
 				return ec.Directives.Verified(ctx, nil, directive0)
@@ -5499,8 +5524,8 @@ func (ec *executionContext) _Mutation_createOrganization(ctx context.Context, fi
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5546,13 +5571,13 @@ func (ec *executionContext) _Mutation_updateOrganization(ctx context.Context, fi
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -5561,8 +5586,8 @@ func (ec *executionContext) _Mutation_updateOrganization(ctx context.Context, fi
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5602,13 +5627,13 @@ func (ec *executionContext) _Mutation_inviteMember(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().InviteMember(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["email"].(string), fc.Args["role"].(*org.Role))
+			return ec.Resolvers.Mutation().InviteMember(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["email"].(string), fc.Args["role"].(*tenant.Role))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Invitation
 					return zeroVal, err
@@ -5670,7 +5695,7 @@ func (ec *executionContext) _Mutation_resendInvitation(ctx context.Context, fiel
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Invitation
 					return zeroVal, err
@@ -5732,7 +5757,7 @@ func (ec *executionContext) _Mutation_revokeInvitation(ctx context.Context, fiel
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Invitation
 					return zeroVal, err
@@ -5902,13 +5927,13 @@ func (ec *executionContext) _Mutation_changeMemberRole(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ChangeMemberRole(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["userId"].(uuid.UUID), fc.Args["role"].(org.Role))
+			return ec.Resolvers.Mutation().ChangeMemberRole(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["userId"].(uuid.UUID), fc.Args["role"].(tenant.Role))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Member
 					return zeroVal, err
@@ -5970,7 +5995,7 @@ func (ec *executionContext) _Mutation_removeMember(ctx context.Context, field gr
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal bool
 					return zeroVal, err
@@ -6032,7 +6057,7 @@ func (ec *executionContext) _Mutation_leaveOrganization(ctx context.Context, fie
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal bool
 					return zeroVal, err
@@ -6094,13 +6119,13 @@ func (ec *executionContext) _Mutation_transferOwnership(ctx context.Context, fie
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "OWNER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "OWNER")
 				if err != nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -6109,8 +6134,8 @@ func (ec *executionContext) _Mutation_transferOwnership(ctx context.Context, fie
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6150,13 +6175,13 @@ func (ec *executionContext) _Mutation_createCustomer(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].(customer.CreateCustomerInput))
+			return ec.Resolvers.Mutation().CreateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].(customer.CreateCustomerInput), fc.Args["idempotencyKey"].(*string))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *customer.Customer
 					return zeroVal, err
@@ -6218,7 +6243,7 @@ func (ec *executionContext) _Mutation_updateCustomer(ctx context.Context, field 
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *customer.Customer
 					return zeroVal, err
@@ -6280,7 +6305,7 @@ func (ec *executionContext) _Mutation_archiveCustomer(ctx context.Context, field
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *customer.Customer
 					return zeroVal, err
@@ -6342,7 +6367,7 @@ func (ec *executionContext) _Mutation_restoreCustomer(ctx context.Context, field
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *customer.Customer
 					return zeroVal, err
@@ -6398,13 +6423,13 @@ func (ec *executionContext) _Mutation_importCustomers(ctx context.Context, field
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ImportCustomers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].([]*customer.CreateCustomerInput))
+			return ec.Resolvers.Mutation().ImportCustomers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].([]*customer.CreateCustomerInput), fc.Args["idempotencyKey"].(*string))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal []*customer.Customer
 					return zeroVal, err
@@ -6466,7 +6491,7 @@ func (ec *executionContext) _Mutation_addCustomerNote(ctx context.Context, field
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *customer.CustomerNote
 					return zeroVal, err
@@ -6528,7 +6553,7 @@ func (ec *executionContext) _Mutation_updateCustomerNote(ctx context.Context, fi
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *customer.CustomerNote
 					return zeroVal, err
@@ -6590,7 +6615,7 @@ func (ec *executionContext) _Mutation_deleteCustomerNote(ctx context.Context, fi
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal bool
 					return zeroVal, err
@@ -6636,7 +6661,7 @@ func (ec *executionContext) fieldContext_Mutation_deleteCustomerNote(ctx context
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6659,7 +6684,7 @@ func (ec *executionContext) fieldContext_Organization_id(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Organization_name(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_name(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6682,7 +6707,7 @@ func (ec *executionContext) fieldContext_Organization_name(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "String")
 }
 
-func (ec *executionContext) _Organization_slug(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_slug(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6705,7 +6730,7 @@ func (ec *executionContext) fieldContext_Organization_slug(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "String")
 }
 
-func (ec *executionContext) _Organization_createdAt(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6728,7 +6753,7 @@ func (ec *executionContext) fieldContext_Organization_createdAt(_ context.Contex
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Organization_viewerRole(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_viewerRole(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6740,8 +6765,8 @@ func (ec *executionContext) _Organization_viewerRole(ctx context.Context, field 
 			return ec.Resolvers.Organization().ViewerRole(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v org.Role) graphql.Marshaler {
-			return ec.marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v tenant.Role) graphql.Marshaler {
+			return ec.marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6751,7 +6776,7 @@ func (ec *executionContext) fieldContext_Organization_viewerRole(_ context.Conte
 	return graphql.NewScalarFieldContext("Organization", field, true, true, "Role")
 }
 
-func (ec *executionContext) _Organization_owner(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_owner(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6763,8 +6788,8 @@ func (ec *executionContext) _Organization_owner(ctx context.Context, field graph
 			return ec.Resolvers.Organization().Owner(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6783,7 +6808,7 @@ func (ec *executionContext) fieldContext_Organization_owner(_ context.Context, f
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_memberCount(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_memberCount(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6806,7 +6831,7 @@ func (ec *executionContext) fieldContext_Organization_memberCount(_ context.Cont
 	return graphql.NewScalarFieldContext("Organization", field, true, true, "Int")
 }
 
-func (ec *executionContext) _Organization_members(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_members(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6816,7 +6841,7 @@ func (ec *executionContext) _Organization_members(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Organization().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["role"].(*org.Role))
+			return ec.Resolvers.Organization().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["role"].(*tenant.Role))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*org.Member]) graphql.Marshaler {
@@ -6850,7 +6875,7 @@ func (ec *executionContext) fieldContext_Organization_members(ctx context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_invitations(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_invitations(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6866,7 +6891,7 @@ func (ec *executionContext) _Organization_invitations(ctx context.Context, field
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *page.Connection[*org.Invitation]
 					return zeroVal, err
@@ -6912,7 +6937,7 @@ func (ec *executionContext) fieldContext_Organization_invitations(ctx context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_auditLog(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_auditLog(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6928,7 +6953,7 @@ func (ec *executionContext) _Organization_auditLog(ctx context.Context, field gr
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *page.Connection[*audit.Event]
 					return zeroVal, err
@@ -7096,8 +7121,8 @@ func (ec *executionContext) _OrganizationEdge_node(ctx context.Context, field gr
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7178,7 +7203,7 @@ func (ec *executionContext) _Query_me(ctx context.Context, field graphql.Collect
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Auth == nil {
-					var zeroVal *account.User
+					var zeroVal *auth.User
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
 				return ec.Directives.Auth(ctx, nil, directive0)
@@ -7187,8 +7212,8 @@ func (ec *executionContext) _Query_me(ctx context.Context, field graphql.Collect
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -7280,13 +7305,13 @@ func (ec *executionContext) _Query_organization(ctx context.Context, field graph
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -7295,8 +7320,8 @@ func (ec *executionContext) _Query_organization(ctx context.Context, field graph
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalOOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalOOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		false,
@@ -7399,7 +7424,7 @@ func (ec *executionContext) _Query_customers(ctx context.Context, field graphql.
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *page.Connection[*customer.Customer]
 					return zeroVal, err
@@ -7461,7 +7486,7 @@ func (ec *executionContext) _Query_customer(ctx context.Context, field graphql.C
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *customer.Customer
 					return zeroVal, err
@@ -7583,7 +7608,7 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
-func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7606,7 +7631,7 @@ func (ec *executionContext) fieldContext_User_id(_ context.Context, field graphq
 	return graphql.NewScalarFieldContext("User", field, false, false, "ID")
 }
 
-func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7629,7 +7654,7 @@ func (ec *executionContext) fieldContext_User_email(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("User", field, false, false, "String")
 }
 
-func (ec *executionContext) _User_name(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_name(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7652,7 +7677,7 @@ func (ec *executionContext) fieldContext_User_name(_ context.Context, field grap
 	return graphql.NewScalarFieldContext("User", field, false, false, "String")
 }
 
-func (ec *executionContext) _User_emailVerified(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_emailVerified(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7675,7 +7700,7 @@ func (ec *executionContext) fieldContext_User_emailVerified(_ context.Context, f
 	return graphql.NewScalarFieldContext("User", field, true, false, "Boolean")
 }
 
-func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10198,7 +10223,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 
 var organizationImplementors = []string{"Organization"}
 
-func (ec *executionContext) _Organization(ctx context.Context, sel ast.SelectionSet, obj *org.Organization) graphql.Marshaler {
+func (ec *executionContext) _Organization(ctx context.Context, sel ast.SelectionSet, obj *tenant.Organization) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, organizationImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -10488,7 +10513,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 
 var userImplementors = []string{"User"}
 
-func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *account.User) graphql.Marshaler {
+func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *auth.User) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -11328,7 +11353,7 @@ var (
 	}
 )
 
-func (ec *executionContext) marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *org.Organization) graphql.Marshaler {
+func (ec *executionContext) marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Organization!")
 		return graphql.Null
@@ -11377,15 +11402,15 @@ func (ec *executionContext) unmarshalNRegisterInput2tenantgraphᚋinternalᚋacc
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, v any) (org.Role, error) {
+func (ec *executionContext) unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, v any) (tenant.Role, error) {
 	tmp, err := graphql.UnmarshalString(v)
-	res := unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole[tmp]
+	res := unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, sel ast.SelectionSet, v org.Role) graphql.Marshaler {
+func (ec *executionContext) marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, sel ast.SelectionSet, v tenant.Role) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNRole2tenantgraphᚋinternalᚋorgᚐRole[v])
+	res := graphql.MarshalString(marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
 	}
@@ -11393,15 +11418,15 @@ func (ec *executionContext) marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx
 }
 
 var (
-	unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole = map[string]org.Role{
-		"OWNER":  org.RoleOwner,
-		"ADMIN":  org.RoleAdmin,
-		"MEMBER": org.RoleMember,
+	unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole = map[string]tenant.Role{
+		"OWNER":  tenant.RoleOwner,
+		"ADMIN":  tenant.RoleAdmin,
+		"MEMBER": tenant.RoleMember,
 	}
-	marshalNRole2tenantgraphᚋinternalᚋorgᚐRole = map[org.Role]string{
-		org.RoleOwner:  "OWNER",
-		org.RoleAdmin:  "ADMIN",
-		org.RoleMember: "MEMBER",
+	marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole = map[tenant.Role]string{
+		tenant.RoleOwner:  "OWNER",
+		tenant.RoleAdmin:  "ADMIN",
+		tenant.RoleMember: "MEMBER",
 	}
 )
 
@@ -11472,7 +11497,7 @@ func (ec *executionContext) unmarshalNUpdateOrganizationInput2tenantgraphᚋinte
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx context.Context, sel ast.SelectionSet, v *account.User) graphql.Marshaler {
+func (ec *executionContext) marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx context.Context, sel ast.SelectionSet, v *auth.User) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "User!")
 		return graphql.Null
@@ -11771,42 +11796,42 @@ var (
 	}
 )
 
-func (ec *executionContext) marshalOOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *org.Organization) graphql.Marshaler {
+func (ec *executionContext) marshalOOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Organization(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, v any) (*org.Role, error) {
+func (ec *executionContext) unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, v any) (*tenant.Role, error) {
 	if v == nil {
 		return nil, nil
 	}
 	tmp, err := graphql.UnmarshalString(v)
-	res := unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole[tmp]
+	res := unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole[tmp]
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, sel ast.SelectionSet, v *org.Role) graphql.Marshaler {
+func (ec *executionContext) marshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, sel ast.SelectionSet, v *tenant.Role) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole[*v])
+	res := graphql.MarshalString(marshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole[*v])
 	return res
 }
 
 var (
-	unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole = map[string]org.Role{
-		"OWNER":  org.RoleOwner,
-		"ADMIN":  org.RoleAdmin,
-		"MEMBER": org.RoleMember,
+	unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole = map[string]tenant.Role{
+		"OWNER":  tenant.RoleOwner,
+		"ADMIN":  tenant.RoleAdmin,
+		"MEMBER": tenant.RoleMember,
 	}
-	marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole = map[org.Role]string{
-		org.RoleOwner:  "OWNER",
-		org.RoleAdmin:  "ADMIN",
-		org.RoleMember: "MEMBER",
+	marshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole = map[tenant.Role]string{
+		tenant.RoleOwner:  "OWNER",
+		tenant.RoleAdmin:  "ADMIN",
+		tenant.RoleMember: "MEMBER",
 	}
 )
 
@@ -11881,7 +11906,7 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	return res
 }
 
-func (ec *executionContext) marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx context.Context, sel ast.SelectionSet, v *account.User) graphql.Marshaler {
+func (ec *executionContext) marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx context.Context, sel ast.SelectionSet, v *auth.User) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

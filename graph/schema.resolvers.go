@@ -11,16 +11,18 @@ import (
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/audit"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/tenant"
 
 	"github.com/google/uuid"
 )
 
 // Actor is the resolver for the actor field.
-func (r *auditEventResolver) Actor(ctx context.Context, obj *audit.Event) (*account.User, error) {
+func (r *auditEventResolver) Actor(ctx context.Context, obj *audit.Event) (*auth.User, error) {
 	if obj.ActorID == nil {
 		return nil, nil
 	}
@@ -28,7 +30,7 @@ func (r *auditEventResolver) Actor(ctx context.Context, obj *audit.Event) (*acco
 }
 
 // Assignee is the resolver for the assignee field.
-func (r *customerResolver) Assignee(ctx context.Context, obj *customer.Customer) (*account.User, error) {
+func (r *customerResolver) Assignee(ctx context.Context, obj *customer.Customer) (*auth.User, error) {
 	if obj.AssigneeID == nil {
 		return nil, nil
 	}
@@ -36,7 +38,7 @@ func (r *customerResolver) Assignee(ctx context.Context, obj *customer.Customer)
 }
 
 // CreatedBy is the resolver for the createdBy field.
-func (r *customerResolver) CreatedBy(ctx context.Context, obj *customer.Customer) (*account.User, error) {
+func (r *customerResolver) CreatedBy(ctx context.Context, obj *customer.Customer) (*auth.User, error) {
 	if obj.CreatedByID == nil {
 		return nil, nil
 	}
@@ -62,7 +64,7 @@ func (r *customerResolver) Notes(ctx context.Context, obj *customer.Customer, fi
 }
 
 // Author is the resolver for the author field.
-func (r *customerNoteResolver) Author(ctx context.Context, obj *customer.CustomerNote) (*account.User, error) {
+func (r *customerNoteResolver) Author(ctx context.Context, obj *customer.CustomerNote) (*auth.User, error) {
 	if obj.AuthorID == nil {
 		return nil, nil
 	}
@@ -79,7 +81,7 @@ func (r *invitationResolver) OrganizationName(ctx context.Context, obj *org.Invi
 }
 
 // InvitedBy is the resolver for the invitedBy field.
-func (r *invitationResolver) InvitedBy(ctx context.Context, obj *org.Invitation) (*account.User, error) {
+func (r *invitationResolver) InvitedBy(ctx context.Context, obj *org.Invitation) (*auth.User, error) {
 	if obj.InvitedByID == nil {
 		return nil, nil
 	}
@@ -116,7 +118,7 @@ func (r *mutationResolver) LogoutAll(ctx context.Context) (bool, error) {
 }
 
 // VerifyEmail is the resolver for the verifyEmail field.
-func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (*account.User, error) {
+func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (*auth.User, error) {
 	return r.Accounts.VerifyEmail(ctx, token)
 }
 
@@ -149,7 +151,7 @@ func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword s
 }
 
 // CreateOrganization is the resolver for the createOrganization field.
-func (r *mutationResolver) CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*org.Organization, error) {
+func (r *mutationResolver) CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*tenant.Organization, error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -158,7 +160,7 @@ func (r *mutationResolver) CreateOrganization(ctx context.Context, input org.Cre
 }
 
 // UpdateOrganization is the resolver for the updateOrganization field.
-func (r *mutationResolver) UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*org.Organization, error) {
+func (r *mutationResolver) UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*tenant.Organization, error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -167,7 +169,7 @@ func (r *mutationResolver) UpdateOrganization(ctx context.Context, orgID uuid.UU
 }
 
 // InviteMember is the resolver for the inviteMember field.
-func (r *mutationResolver) InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *org.Role) (*org.Invitation, error) {
+func (r *mutationResolver) InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *tenant.Role) (*org.Invitation, error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -216,7 +218,7 @@ func (r *mutationResolver) DeclineInvitation(ctx context.Context, token string) 
 }
 
 // ChangeMemberRole is the resolver for the changeMemberRole field.
-func (r *mutationResolver) ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role org.Role) (*org.Member, error) {
+func (r *mutationResolver) ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role tenant.Role) (*org.Member, error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -243,7 +245,7 @@ func (r *mutationResolver) LeaveOrganization(ctx context.Context, orgID uuid.UUI
 }
 
 // TransferOwnership is the resolver for the transferOwnership field.
-func (r *mutationResolver) TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*org.Organization, error) {
+func (r *mutationResolver) TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*tenant.Organization, error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -252,12 +254,12 @@ func (r *mutationResolver) TransferOwnership(ctx context.Context, orgID uuid.UUI
 }
 
 // CreateCustomer is the resolver for the createCustomer field.
-func (r *mutationResolver) CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput) (*customer.Customer, error) {
+func (r *mutationResolver) CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput, idempotencyKey *string) (*customer.Customer, error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return r.CRM.Create(ctx, v, orgID, input)
+	return r.CRM.Create(ctx, v, orgID, input, idempotencyKey)
 }
 
 // UpdateCustomer is the resolver for the updateCustomer field.
@@ -288,12 +290,12 @@ func (r *mutationResolver) RestoreCustomer(ctx context.Context, orgID uuid.UUID,
 }
 
 // ImportCustomers is the resolver for the importCustomers field.
-func (r *mutationResolver) ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput) ([]*customer.Customer, error) {
+func (r *mutationResolver) ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput, idempotencyKey *string) ([]*customer.Customer, error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.CRM.Import(ctx, v, orgID, input)
+	out, err := r.CRM.Import(ctx, v, orgID, input, idempotencyKey)
 	return out, fieldErrors(ctx, err)
 }
 
@@ -325,7 +327,7 @@ func (r *mutationResolver) DeleteCustomerNote(ctx context.Context, orgID uuid.UU
 }
 
 // ViewerRole is the resolver for the viewerRole field.
-func (r *organizationResolver) ViewerRole(ctx context.Context, obj *org.Organization) (org.Role, error) {
+func (r *organizationResolver) ViewerRole(ctx context.Context, obj *tenant.Organization) (tenant.Role, error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return "", err
@@ -341,7 +343,7 @@ func (r *organizationResolver) ViewerRole(ctx context.Context, obj *org.Organiza
 }
 
 // Owner is the resolver for the owner field.
-func (r *organizationResolver) Owner(ctx context.Context, obj *org.Organization) (*account.User, error) {
+func (r *organizationResolver) Owner(ctx context.Context, obj *tenant.Organization) (*auth.User, error) {
 	o, err := loader.From(ctx).Owner.Load(ctx, obj.ID)()
 	if err != nil {
 		return nil, err
@@ -353,12 +355,12 @@ func (r *organizationResolver) Owner(ctx context.Context, obj *org.Organization)
 }
 
 // MemberCount is the resolver for the memberCount field.
-func (r *organizationResolver) MemberCount(ctx context.Context, obj *org.Organization) (int, error) {
+func (r *organizationResolver) MemberCount(ctx context.Context, obj *tenant.Organization) (int, error) {
 	return loader.CountMembers(ctx, org.MemberCountKey{Org: obj.ID})
 }
 
 // Members is the resolver for the members field.
-func (r *organizationResolver) Members(ctx context.Context, obj *org.Organization, first *int, after *string, role *org.Role) (*page.Connection[*org.Member], error) {
+func (r *organizationResolver) Members(ctx context.Context, obj *tenant.Organization, first *int, after *string, role *tenant.Role) (*page.Connection[*org.Member], error) {
 	n, err := page.First(first)
 	if err != nil {
 		return nil, err
@@ -379,7 +381,7 @@ func (r *organizationResolver) Members(ctx context.Context, obj *org.Organizatio
 }
 
 // Invitations is the resolver for the invitations field.
-func (r *organizationResolver) Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error) {
+func (r *organizationResolver) Invitations(ctx context.Context, obj *tenant.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error) {
 	conn, err := r.Orgs.Invitations(ctx, obj.ID, status, first, after)
 	if err != nil {
 		return nil, err
@@ -389,7 +391,7 @@ func (r *organizationResolver) Invitations(ctx context.Context, obj *org.Organiz
 }
 
 // AuditLog is the resolver for the auditLog field.
-func (r *organizationResolver) AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error) {
+func (r *organizationResolver) AuditLog(ctx context.Context, obj *tenant.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error) {
 	conn, err := r.Audit.List(ctx, obj.ID, audit.Filter{Action: action, ActorID: actorID}, first, after)
 	if err != nil {
 		return nil, err
@@ -399,7 +401,7 @@ func (r *organizationResolver) AuditLog(ctx context.Context, obj *org.Organizati
 }
 
 // Me is the resolver for the me field.
-func (r *queryResolver) Me(ctx context.Context) (*account.User, error) {
+func (r *queryResolver) Me(ctx context.Context) (*auth.User, error) {
 	v, err := viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -428,7 +430,7 @@ func (r *queryResolver) Organizations(ctx context.Context, first *int, after *st
 }
 
 // Organization is the resolver for the organization field.
-func (r *queryResolver) Organization(ctx context.Context, orgID uuid.UUID) (*org.Organization, error) {
+func (r *queryResolver) Organization(ctx context.Context, orgID uuid.UUID) (*tenant.Organization, error) {
 	o, err := loader.From(ctx).Org.Now(ctx, orgID)
 	if err == nil && o != nil {
 		prefetchOrganization(ctx, o.ID)
@@ -505,3 +507,20 @@ type (
 	organizationResolver struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 )
+
+// !!! WARNING !!!
+// The code below was going to be deleted when updating resolvers. It has been copied here so you have
+// one last chance to move it out of harms way if you want. There are two reasons this happens:
+//  - When renaming or deleting a resolver the old code will be put in here. You can safely delete
+//    it when you're done.
+//  - You have helper methods in this file. Move them out to keep these resolver files clean.
+/*
+	func (r *memberResolver) User(ctx context.Context, obj *tenant.Member) (*auth.User, error) {
+	panic(fmt.Errorf("not implemented: User - user"))
+}
+func (r *memberEdgeResolver) Node(ctx context.Context, obj *page.Edge[*org.Member]) (*tenant.Member, error) {
+	panic(fmt.Errorf("not implemented: Node - node"))
+}
+func (r *Resolver) Member() MemberResolver { return &memberResolver{r} }
+func (r *Resolver) MemberEdge() MemberEdgeResolver { return &memberEdgeResolver{r} }
+*/
