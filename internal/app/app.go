@@ -21,13 +21,13 @@ import (
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
-	"tenantgraph/internal/tenant"
 	"tenantgraph/internal/platform/config"
 	"tenantgraph/internal/platform/explorer"
 	"tenantgraph/internal/platform/httpx"
 	"tenantgraph/internal/platform/mail"
 	"tenantgraph/internal/platform/reqmeta"
 	"tenantgraph/internal/platform/tracing"
+	"tenantgraph/internal/tenant"
 )
 
 // MaxBodyBytes caps GraphQL request bodies.

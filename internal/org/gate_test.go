@@ -19,7 +19,9 @@ import (
 // These tests drive the tenant gate on the database directly: which writes wait
 // for which, and what a write racing its writer's removal may do.
 
-func newGate() *tenant.Gate { return tenant.NewGate(database.DB, time.Now, audit.NewService(database.DB)) }
+func newGate() *tenant.Gate {
+	return tenant.NewGate(database.DB, time.Now, audit.NewService(database.DB))
+}
 
 func newOrgService(g *tenant.Gate) *org.Service {
 	return org.NewService(org.Deps{DB: database.DB, Gate: g, Audit: audit.NewService(database.DB),
