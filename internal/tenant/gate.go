@@ -105,9 +105,6 @@ func Do[T any](ctx context.Context, g *Gate, actor, orgID uuid.UUID, need Role, 
 		out, err = fn(t)
 		return err
 	})
-	if err != nil && db.Retryable(err) {
-		return out, apperr.New(apperr.Conflict, "the change collided with concurrent changes %d times: try again", db.Retry.Attempts)
-	}
 	return out, err
 }
 

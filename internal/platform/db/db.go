@@ -11,6 +11,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"tenantgraph/internal/apperr"
 )
 
 // Options tune the pool.
@@ -96,13 +98,17 @@ var Retry = struct {
 // with a serialization failure or a deadlock (PostgreSQL rolled it back: none
 // of its writes remain), runs fn again in a new one, up to Retry.Attempts
 // times in all. fn must be safe to run again: its only effects are its
-// transaction's writes and what it returns. The last error is returned.
+// transaction's writes and what it returns. When every attempt collided, the
+// answer is CONFLICT (the client may try again); any other error is returned as is.
 func RetryTx(ctx context.Context, d *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 	pause := Retry.Pause
 	for attempt := 1; ; attempt++ {
 		err := WithTx(ctx, d, fn)
-		if err == nil || attempt >= Retry.Attempts || !Retryable(err) {
+		if err == nil || !Retryable(err) {
 			return err
+		}
+		if attempt >= Retry.Attempts {
+			return apperr.New(apperr.Conflict, "the change collided with concurrent changes %d times: try again", attempt)
 		}
 		t := time.NewTimer(rand.N(pause) + time.Millisecond)
 		select {
