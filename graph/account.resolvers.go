@@ -8,6 +8,7 @@ package graph
 import (
 	"context"
 	"tenantgraph/internal/account"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/loader"
 )
 
@@ -37,7 +38,7 @@ func (r *mutationResolver) LogoutAll(ctx context.Context) (bool, error) {
 }
 
 // VerifyEmail is the resolver for the verifyEmail field.
-func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (*account.User, error) {
+func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (*auth.User, error) {
 	return r.Accounts.VerifyEmail(ctx, token)
 }
 
@@ -62,6 +63,6 @@ func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword s
 }
 
 // Me is the resolver for the me field.
-func (r *queryResolver) Me(ctx context.Context) (*account.User, error) {
+func (r *queryResolver) Me(ctx context.Context) (*auth.User, error) {
 	return loader.From(ctx).User.Now(ctx, me(ctx).UserID)
 }

@@ -7,17 +7,17 @@ package graph
 
 import (
 	"context"
-	"tenantgraph/internal/account"
 	"tenantgraph/internal/audit"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/loader"
-	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/tenant"
 
 	"github.com/google/uuid"
 )
 
 // Actor is the resolver for the actor field.
-func (r *auditEventResolver) Actor(ctx context.Context, obj *audit.Event) (*account.User, error) {
+func (r *auditEventResolver) Actor(ctx context.Context, obj *audit.Event) (*auth.User, error) {
 	if obj.ActorID == nil {
 		return nil, nil
 	}
@@ -25,7 +25,7 @@ func (r *auditEventResolver) Actor(ctx context.Context, obj *audit.Event) (*acco
 }
 
 // AuditLog is the resolver for the auditLog field.
-func (r *organizationResolver) AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error) {
+func (r *organizationResolver) AuditLog(ctx context.Context, obj *tenant.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error) {
 	conn, err := r.Audit.List(ctx, obj.ID, audit.Filter{Action: action, ActorID: actorID}, first, after)
 	if err != nil {
 		return nil, err

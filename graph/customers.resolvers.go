@@ -7,7 +7,7 @@ package graph
 
 import (
 	"context"
-	"tenantgraph/internal/account"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/platform/page"
@@ -16,7 +16,7 @@ import (
 )
 
 // Assignee is the resolver for the assignee field.
-func (r *customerResolver) Assignee(ctx context.Context, obj *customer.Customer) (*account.User, error) {
+func (r *customerResolver) Assignee(ctx context.Context, obj *customer.Customer) (*auth.User, error) {
 	if obj.AssigneeID == nil {
 		return nil, nil
 	}
@@ -24,7 +24,7 @@ func (r *customerResolver) Assignee(ctx context.Context, obj *customer.Customer)
 }
 
 // CreatedBy is the resolver for the createdBy field.
-func (r *customerResolver) CreatedBy(ctx context.Context, obj *customer.Customer) (*account.User, error) {
+func (r *customerResolver) CreatedBy(ctx context.Context, obj *customer.Customer) (*auth.User, error) {
 	if obj.CreatedByID == nil {
 		return nil, nil
 	}
@@ -50,7 +50,7 @@ func (r *customerResolver) Notes(ctx context.Context, obj *customer.Customer, fi
 }
 
 // Author is the resolver for the author field.
-func (r *customerNoteResolver) Author(ctx context.Context, obj *customer.CustomerNote) (*account.User, error) {
+func (r *customerNoteResolver) Author(ctx context.Context, obj *customer.CustomerNote) (*auth.User, error) {
 	if obj.AuthorID == nil {
 		return nil, nil
 	}
@@ -58,8 +58,8 @@ func (r *customerNoteResolver) Author(ctx context.Context, obj *customer.Custome
 }
 
 // CreateCustomer is the resolver for the createCustomer field.
-func (r *mutationResolver) CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput) (*customer.Customer, error) {
-	return r.CRM.Create(ctx, me(ctx), orgID, input)
+func (r *mutationResolver) CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput, idempotencyKey *string) (*customer.Customer, error) {
+	return r.CRM.Create(ctx, me(ctx), orgID, input, idempotencyKey)
 }
 
 // UpdateCustomer is the resolver for the updateCustomer field.
@@ -78,8 +78,8 @@ func (r *mutationResolver) RestoreCustomer(ctx context.Context, orgID uuid.UUID,
 }
 
 // ImportCustomers is the resolver for the importCustomers field.
-func (r *mutationResolver) ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput) ([]*customer.Customer, error) {
-	out, err := r.CRM.Import(ctx, me(ctx), orgID, input)
+func (r *mutationResolver) ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput, idempotencyKey *string) ([]*customer.Customer, error) {
+	out, err := r.CRM.Import(ctx, me(ctx), orgID, input, idempotencyKey)
 	return out, fieldErrors(ctx, err)
 }
 

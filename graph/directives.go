@@ -11,6 +11,7 @@ import (
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
+	"tenantgraph/internal/tenant"
 )
 
 // Directives implements the authorization directives. They gate; services hold the rules.
@@ -47,7 +48,11 @@ func Directives() DirectiveRoot {
 			if err != nil {
 				return nil, err
 			}
-			if err := org.CheckRole(m, role); err != nil {
+			var have tenant.Role
+			if m != nil {
+				have = m.Role
+			}
+			if err := tenant.CheckRole(have, role); err != nil {
 				return nil, err
 			}
 			return next(handOver(ctx, v))

@@ -15,9 +15,11 @@ import (
 	"tenantgraph/graph/scalar"
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/audit"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/tenant"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -48,7 +50,7 @@ type ResolverRoot interface {
 
 type DirectiveRoot struct {
 	Auth     func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
-	HasRole  func(ctx context.Context, obj any, next graphql.Resolver, role org.Role) (res any, err error)
+	HasRole  func(ctx context.Context, obj any, next graphql.Resolver, role tenant.Role) (res any, err error)
 	Public   func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
 	Verified func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
 }
@@ -174,14 +176,14 @@ type ComplexityRoot struct {
 		AcceptInvitation        func(childComplexity int, token string) int
 		AddCustomerNote         func(childComplexity int, orgID uuid.UUID, customerID uuid.UUID, body string) int
 		ArchiveCustomer         func(childComplexity int, orgID uuid.UUID, id uuid.UUID) int
-		ChangeMemberRole        func(childComplexity int, orgID uuid.UUID, userID uuid.UUID, role org.Role) int
+		ChangeMemberRole        func(childComplexity int, orgID uuid.UUID, userID uuid.UUID, role tenant.Role) int
 		ChangePassword          func(childComplexity int, currentPassword string, newPassword string) int
-		CreateCustomer          func(childComplexity int, orgID uuid.UUID, input customer.CreateCustomerInput) int
+		CreateCustomer          func(childComplexity int, orgID uuid.UUID, input customer.CreateCustomerInput, idempotencyKey *string) int
 		CreateOrganization      func(childComplexity int, input org.CreateOrganizationInput) int
 		DeclineInvitation       func(childComplexity int, token string) int
 		DeleteCustomerNote      func(childComplexity int, orgID uuid.UUID, id uuid.UUID) int
-		ImportCustomers         func(childComplexity int, orgID uuid.UUID, input []*customer.CreateCustomerInput) int
-		InviteMember            func(childComplexity int, orgID uuid.UUID, email string, role *org.Role) int
+		ImportCustomers         func(childComplexity int, orgID uuid.UUID, input []*customer.CreateCustomerInput, idempotencyKey *string) int
+		InviteMember            func(childComplexity int, orgID uuid.UUID, email string, role *tenant.Role) int
 		LeaveOrganization       func(childComplexity int, orgID uuid.UUID) int
 		Login                   func(childComplexity int, email string, password string) int
 		Logout                  func(childComplexity int, refreshToken string) int
@@ -208,7 +210,7 @@ type ComplexityRoot struct {
 		ID          func(childComplexity int) int
 		Invitations func(childComplexity int, status *org.InvitationStatus, first *int, after *string) int
 		MemberCount func(childComplexity int) int
-		Members     func(childComplexity int, first *int, after *string, role *org.Role) int
+		Members     func(childComplexity int, first *int, after *string, role *tenant.Role) int
 		Name        func(childComplexity int) int
 		Owner       func(childComplexity int) int
 		Slug        func(childComplexity int) int
@@ -254,19 +256,19 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type AuditEventResolver interface {
-	Actor(ctx context.Context, obj *audit.Event) (*account.User, error)
+	Actor(ctx context.Context, obj *audit.Event) (*auth.User, error)
 }
 type CustomerResolver interface {
-	Assignee(ctx context.Context, obj *customer.Customer) (*account.User, error)
-	CreatedBy(ctx context.Context, obj *customer.Customer) (*account.User, error)
+	Assignee(ctx context.Context, obj *customer.Customer) (*auth.User, error)
+	CreatedBy(ctx context.Context, obj *customer.Customer) (*auth.User, error)
 	Notes(ctx context.Context, obj *customer.Customer, first *int, after *string) (*page.Connection[*customer.CustomerNote], error)
 }
 type CustomerNoteResolver interface {
-	Author(ctx context.Context, obj *customer.CustomerNote) (*account.User, error)
+	Author(ctx context.Context, obj *customer.CustomerNote) (*auth.User, error)
 }
 type InvitationResolver interface {
 	OrganizationName(ctx context.Context, obj *org.Invitation) (string, error)
-	InvitedBy(ctx context.Context, obj *org.Invitation) (*account.User, error)
+	InvitedBy(ctx context.Context, obj *org.Invitation) (*auth.User, error)
 }
 type MutationResolver interface {
 	Register(ctx context.Context, input account.RegisterInput) (*account.AuthPayload, error)
@@ -274,45 +276,45 @@ type MutationResolver interface {
 	RefreshToken(ctx context.Context, refreshToken string) (*account.AuthPayload, error)
 	Logout(ctx context.Context, refreshToken string) (bool, error)
 	LogoutAll(ctx context.Context) (bool, error)
-	VerifyEmail(ctx context.Context, token string) (*account.User, error)
+	VerifyEmail(ctx context.Context, token string) (*auth.User, error)
 	ResendVerificationEmail(ctx context.Context) (bool, error)
 	RequestPasswordReset(ctx context.Context, email string) (bool, error)
 	ResetPassword(ctx context.Context, token string, newPassword string) (bool, error)
 	ChangePassword(ctx context.Context, currentPassword string, newPassword string) (bool, error)
-	CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput) (*customer.Customer, error)
+	CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput, idempotencyKey *string) (*customer.Customer, error)
 	UpdateCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID, input UpdateCustomerInput, expectedVersion *int) (*customer.Customer, error)
 	ArchiveCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
 	RestoreCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
-	ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput) ([]*customer.Customer, error)
+	ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput, idempotencyKey *string) ([]*customer.Customer, error)
 	AddCustomerNote(ctx context.Context, orgID uuid.UUID, customerID uuid.UUID, body string) (*customer.CustomerNote, error)
 	UpdateCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID, body string) (*customer.CustomerNote, error)
 	DeleteCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (bool, error)
-	CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*org.Organization, error)
-	UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*org.Organization, error)
-	InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *org.Role) (*org.Invitation, error)
+	CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*tenant.Organization, error)
+	UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*tenant.Organization, error)
+	InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *tenant.Role) (*org.Invitation, error)
 	ResendInvitation(ctx context.Context, orgID uuid.UUID, invitationID uuid.UUID) (*org.Invitation, error)
 	RevokeInvitation(ctx context.Context, orgID uuid.UUID, invitationID uuid.UUID) (*org.Invitation, error)
 	AcceptInvitation(ctx context.Context, token string) (*org.Member, error)
 	DeclineInvitation(ctx context.Context, token string) (bool, error)
-	ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role org.Role) (*org.Member, error)
+	ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role tenant.Role) (*org.Member, error)
 	RemoveMember(ctx context.Context, orgID uuid.UUID, userID uuid.UUID) (bool, error)
 	LeaveOrganization(ctx context.Context, orgID uuid.UUID) (bool, error)
-	TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*org.Organization, error)
+	TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*tenant.Organization, error)
 }
 type OrganizationResolver interface {
-	ViewerRole(ctx context.Context, obj *org.Organization) (org.Role, error)
-	Owner(ctx context.Context, obj *org.Organization) (*account.User, error)
-	MemberCount(ctx context.Context, obj *org.Organization) (int, error)
-	Members(ctx context.Context, obj *org.Organization, first *int, after *string, role *org.Role) (*page.Connection[*org.Member], error)
-	Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error)
-	AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
+	ViewerRole(ctx context.Context, obj *tenant.Organization) (tenant.Role, error)
+	Owner(ctx context.Context, obj *tenant.Organization) (*auth.User, error)
+	MemberCount(ctx context.Context, obj *tenant.Organization) (int, error)
+	Members(ctx context.Context, obj *tenant.Organization, first *int, after *string, role *tenant.Role) (*page.Connection[*org.Member], error)
+	Invitations(ctx context.Context, obj *tenant.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error)
+	AuditLog(ctx context.Context, obj *tenant.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
 }
 type QueryResolver interface {
-	Me(ctx context.Context) (*account.User, error)
+	Me(ctx context.Context) (*auth.User, error)
 	Customers(ctx context.Context, orgID uuid.UUID, first *int, after *string, search *string, status *customer.CustomerStatus, tag *string, assigneeID *uuid.UUID, includeArchived *bool, orderBy *customer.CustomerOrder) (*page.Connection[*customer.Customer], error)
 	Customer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
 	Organizations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Organization], error)
-	Organization(ctx context.Context, orgID uuid.UUID) (*org.Organization, error)
+	Organization(ctx context.Context, orgID uuid.UUID) (*tenant.Organization, error)
 	MyInvitations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Invitation], error)
 }
 
@@ -806,7 +808,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ChangeMemberRole(childComplexity, args["orgId"].(uuid.UUID), args["userId"].(uuid.UUID), args["role"].(org.Role)), true
+		return e.ComplexityRoot.Mutation.ChangeMemberRole(childComplexity, args["orgId"].(uuid.UUID), args["userId"].(uuid.UUID), args["role"].(tenant.Role)), true
 	case "Mutation.changePassword":
 		if e.ComplexityRoot.Mutation.ChangePassword == nil {
 			break
@@ -828,7 +830,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateCustomer(childComplexity, args["orgId"].(uuid.UUID), args["input"].(customer.CreateCustomerInput)), true
+		return e.ComplexityRoot.Mutation.CreateCustomer(childComplexity, args["orgId"].(uuid.UUID), args["input"].(customer.CreateCustomerInput), args["idempotencyKey"].(*string)), true
 	case "Mutation.createOrganization":
 		if e.ComplexityRoot.Mutation.CreateOrganization == nil {
 			break
@@ -872,7 +874,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ImportCustomers(childComplexity, args["orgId"].(uuid.UUID), args["input"].([]*customer.CreateCustomerInput)), true
+		return e.ComplexityRoot.Mutation.ImportCustomers(childComplexity, args["orgId"].(uuid.UUID), args["input"].([]*customer.CreateCustomerInput), args["idempotencyKey"].(*string)), true
 	case "Mutation.inviteMember":
 		if e.ComplexityRoot.Mutation.InviteMember == nil {
 			break
@@ -883,7 +885,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.InviteMember(childComplexity, args["orgId"].(uuid.UUID), args["email"].(string), args["role"].(*org.Role)), true
+		return e.ComplexityRoot.Mutation.InviteMember(childComplexity, args["orgId"].(uuid.UUID), args["email"].(string), args["role"].(*tenant.Role)), true
 	case "Mutation.leaveOrganization":
 		if e.ComplexityRoot.Mutation.LeaveOrganization == nil {
 			break
@@ -1123,7 +1125,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Organization.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["role"].(*org.Role)), true
+		return e.ComplexityRoot.Organization.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["role"].(*tenant.Role)), true
 	case "Organization.name":
 		if e.ComplexityRoot.Organization.Name == nil {
 			break
@@ -1921,8 +1923,8 @@ func (ec *executionContext) dir_hasRole_args(ctx context.Context, rawArgs map[st
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (org.Role, error) {
-			return ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (tenant.Role, error) {
+			return ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2039,8 +2041,8 @@ func (ec *executionContext) field_Mutation_changeMemberRole_args(ctx context.Con
 	}
 	args["userId"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (org.Role, error) {
-			return ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (tenant.Role, error) {
+			return ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2090,6 +2092,14 @@ func (ec *executionContext) field_Mutation_createCustomer_args(ctx context.Conte
 		return nil, err
 	}
 	args["input"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
 	return args, nil
 }
 
@@ -2162,6 +2172,14 @@ func (ec *executionContext) field_Mutation_importCustomers_args(ctx context.Cont
 		return nil, err
 	}
 	args["input"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
 	return args, nil
 }
 
@@ -2185,8 +2203,8 @@ func (ec *executionContext) field_Mutation_inviteMember_args(ctx context.Context
 	}
 	args["email"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (*org.Role, error) {
-			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (*tenant.Role, error) {
+			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2611,8 +2629,8 @@ func (ec *executionContext) field_Organization_members_args(ctx context.Context,
 	}
 	args["after"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (*org.Role, error) {
-			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (*tenant.Role, error) {
+			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2925,8 +2943,8 @@ func (ec *executionContext) _AuditEvent_actor(ctx context.Context, field graphql
 			return ec.Resolvers.AuditEvent().Actor(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -3306,8 +3324,8 @@ func (ec *executionContext) _AuthPayload_user(ctx context.Context, field graphql
 			return obj.User, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3499,8 +3517,8 @@ func (ec *executionContext) _Customer_assignee(ctx context.Context, field graphq
 			return ec.Resolvers.Customer().Assignee(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -3531,8 +3549,8 @@ func (ec *executionContext) _Customer_createdBy(ctx context.Context, field graph
 			return ec.Resolvers.Customer().CreatedBy(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -3887,8 +3905,8 @@ func (ec *executionContext) _CustomerNote_author(ctx context.Context, field grap
 			return ec.Resolvers.CustomerNote().Author(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4153,8 +4171,8 @@ func (ec *executionContext) _Invitation_role(ctx context.Context, field graphql.
 			return obj.Role, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v org.Role) graphql.Marshaler {
-			return ec.marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v tenant.Role) graphql.Marshaler {
+			return ec.marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4222,8 +4240,8 @@ func (ec *executionContext) _Invitation_invitedBy(ctx context.Context, field gra
 			return ec.Resolvers.Invitation().InvitedBy(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4442,8 +4460,8 @@ func (ec *executionContext) _Member_user(ctx context.Context, field graphql.Coll
 			return obj.User, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4474,8 +4492,8 @@ func (ec *executionContext) _Member_role(ctx context.Context, field graphql.Coll
 			return obj.Role, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v org.Role) graphql.Marshaler {
-			return ec.marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v tenant.Role) graphql.Marshaler {
+			return ec.marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4931,7 +4949,7 @@ func (ec *executionContext) _Mutation_verifyEmail(ctx context.Context, field gra
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Public == nil {
-					var zeroVal *account.User
+					var zeroVal *auth.User
 					return zeroVal, errors.New("directive public is not implemented")
 				}
 				return ec.Directives.Public(ctx, nil, directive0)
@@ -4940,8 +4958,8 @@ func (ec *executionContext) _Mutation_verifyEmail(ctx context.Context, field gra
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5188,13 +5206,13 @@ func (ec *executionContext) _Mutation_createCustomer(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].(customer.CreateCustomerInput))
+			return ec.Resolvers.Mutation().CreateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].(customer.CreateCustomerInput), fc.Args["idempotencyKey"].(*string))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *customer.Customer
 					return zeroVal, err
@@ -5256,7 +5274,7 @@ func (ec *executionContext) _Mutation_updateCustomer(ctx context.Context, field 
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *customer.Customer
 					return zeroVal, err
@@ -5318,7 +5336,7 @@ func (ec *executionContext) _Mutation_archiveCustomer(ctx context.Context, field
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *customer.Customer
 					return zeroVal, err
@@ -5380,7 +5398,7 @@ func (ec *executionContext) _Mutation_restoreCustomer(ctx context.Context, field
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *customer.Customer
 					return zeroVal, err
@@ -5436,13 +5454,13 @@ func (ec *executionContext) _Mutation_importCustomers(ctx context.Context, field
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ImportCustomers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].([]*customer.CreateCustomerInput))
+			return ec.Resolvers.Mutation().ImportCustomers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].([]*customer.CreateCustomerInput), fc.Args["idempotencyKey"].(*string))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal []*customer.Customer
 					return zeroVal, err
@@ -5504,7 +5522,7 @@ func (ec *executionContext) _Mutation_addCustomerNote(ctx context.Context, field
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *customer.CustomerNote
 					return zeroVal, err
@@ -5566,7 +5584,7 @@ func (ec *executionContext) _Mutation_updateCustomerNote(ctx context.Context, fi
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *customer.CustomerNote
 					return zeroVal, err
@@ -5628,7 +5646,7 @@ func (ec *executionContext) _Mutation_deleteCustomerNote(ctx context.Context, fi
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal bool
 					return zeroVal, err
@@ -5691,7 +5709,7 @@ func (ec *executionContext) _Mutation_createOrganization(ctx context.Context, fi
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Verified == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive verified is not implemented")
 				}
 				return ec.Directives.Verified(ctx, nil, directive0)
@@ -5700,8 +5718,8 @@ func (ec *executionContext) _Mutation_createOrganization(ctx context.Context, fi
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5747,13 +5765,13 @@ func (ec *executionContext) _Mutation_updateOrganization(ctx context.Context, fi
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -5762,8 +5780,8 @@ func (ec *executionContext) _Mutation_updateOrganization(ctx context.Context, fi
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5803,13 +5821,13 @@ func (ec *executionContext) _Mutation_inviteMember(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().InviteMember(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["email"].(string), fc.Args["role"].(*org.Role))
+			return ec.Resolvers.Mutation().InviteMember(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["email"].(string), fc.Args["role"].(*tenant.Role))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Invitation
 					return zeroVal, err
@@ -5871,7 +5889,7 @@ func (ec *executionContext) _Mutation_resendInvitation(ctx context.Context, fiel
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Invitation
 					return zeroVal, err
@@ -5933,7 +5951,7 @@ func (ec *executionContext) _Mutation_revokeInvitation(ctx context.Context, fiel
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Invitation
 					return zeroVal, err
@@ -6103,13 +6121,13 @@ func (ec *executionContext) _Mutation_changeMemberRole(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ChangeMemberRole(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["userId"].(uuid.UUID), fc.Args["role"].(org.Role))
+			return ec.Resolvers.Mutation().ChangeMemberRole(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["userId"].(uuid.UUID), fc.Args["role"].(tenant.Role))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Member
 					return zeroVal, err
@@ -6171,7 +6189,7 @@ func (ec *executionContext) _Mutation_removeMember(ctx context.Context, field gr
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal bool
 					return zeroVal, err
@@ -6233,7 +6251,7 @@ func (ec *executionContext) _Mutation_leaveOrganization(ctx context.Context, fie
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal bool
 					return zeroVal, err
@@ -6295,13 +6313,13 @@ func (ec *executionContext) _Mutation_transferOwnership(ctx context.Context, fie
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "OWNER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "OWNER")
 				if err != nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -6310,8 +6328,8 @@ func (ec *executionContext) _Mutation_transferOwnership(ctx context.Context, fie
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6341,7 +6359,7 @@ func (ec *executionContext) fieldContext_Mutation_transferOwnership(ctx context.
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6364,7 +6382,7 @@ func (ec *executionContext) fieldContext_Organization_id(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Organization_name(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_name(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6387,7 +6405,7 @@ func (ec *executionContext) fieldContext_Organization_name(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "String")
 }
 
-func (ec *executionContext) _Organization_slug(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_slug(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6410,7 +6428,7 @@ func (ec *executionContext) fieldContext_Organization_slug(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "String")
 }
 
-func (ec *executionContext) _Organization_createdAt(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6433,7 +6451,7 @@ func (ec *executionContext) fieldContext_Organization_createdAt(_ context.Contex
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Organization_viewerRole(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_viewerRole(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6445,8 +6463,8 @@ func (ec *executionContext) _Organization_viewerRole(ctx context.Context, field 
 			return ec.Resolvers.Organization().ViewerRole(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v org.Role) graphql.Marshaler {
-			return ec.marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v tenant.Role) graphql.Marshaler {
+			return ec.marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6456,7 +6474,7 @@ func (ec *executionContext) fieldContext_Organization_viewerRole(_ context.Conte
 	return graphql.NewScalarFieldContext("Organization", field, true, true, "Role")
 }
 
-func (ec *executionContext) _Organization_owner(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_owner(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6468,8 +6486,8 @@ func (ec *executionContext) _Organization_owner(ctx context.Context, field graph
 			return ec.Resolvers.Organization().Owner(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6488,7 +6506,7 @@ func (ec *executionContext) fieldContext_Organization_owner(_ context.Context, f
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_memberCount(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_memberCount(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6511,7 +6529,7 @@ func (ec *executionContext) fieldContext_Organization_memberCount(_ context.Cont
 	return graphql.NewScalarFieldContext("Organization", field, true, true, "Int")
 }
 
-func (ec *executionContext) _Organization_members(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_members(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6521,7 +6539,7 @@ func (ec *executionContext) _Organization_members(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Organization().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["role"].(*org.Role))
+			return ec.Resolvers.Organization().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["role"].(*tenant.Role))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*org.Member]) graphql.Marshaler {
@@ -6555,7 +6573,7 @@ func (ec *executionContext) fieldContext_Organization_members(ctx context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_invitations(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_invitations(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6571,7 +6589,7 @@ func (ec *executionContext) _Organization_invitations(ctx context.Context, field
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *page.Connection[*org.Invitation]
 					return zeroVal, err
@@ -6617,7 +6635,7 @@ func (ec *executionContext) fieldContext_Organization_invitations(ctx context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_auditLog(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_auditLog(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6633,7 +6651,7 @@ func (ec *executionContext) _Organization_auditLog(ctx context.Context, field gr
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *page.Connection[*audit.Event]
 					return zeroVal, err
@@ -6801,8 +6819,8 @@ func (ec *executionContext) _OrganizationEdge_node(ctx context.Context, field gr
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6883,7 +6901,7 @@ func (ec *executionContext) _Query_me(ctx context.Context, field graphql.Collect
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Auth == nil {
-					var zeroVal *account.User
+					var zeroVal *auth.User
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
 				return ec.Directives.Auth(ctx, nil, directive0)
@@ -6892,8 +6910,8 @@ func (ec *executionContext) _Query_me(ctx context.Context, field graphql.Collect
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -6928,7 +6946,7 @@ func (ec *executionContext) _Query_customers(ctx context.Context, field graphql.
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *page.Connection[*customer.Customer]
 					return zeroVal, err
@@ -6990,7 +7008,7 @@ func (ec *executionContext) _Query_customer(ctx context.Context, field graphql.C
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal *customer.Customer
 					return zeroVal, err
@@ -7109,13 +7127,13 @@ func (ec *executionContext) _Query_organization(ctx context.Context, field graph
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -7124,8 +7142,8 @@ func (ec *executionContext) _Query_organization(ctx context.Context, field graph
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalOOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalOOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		false,
@@ -7288,7 +7306,7 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
-func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7311,7 +7329,7 @@ func (ec *executionContext) fieldContext_User_id(_ context.Context, field graphq
 	return graphql.NewScalarFieldContext("User", field, false, false, "ID")
 }
 
-func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7334,7 +7352,7 @@ func (ec *executionContext) fieldContext_User_email(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("User", field, false, false, "String")
 }
 
-func (ec *executionContext) _User_name(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_name(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7357,7 +7375,7 @@ func (ec *executionContext) fieldContext_User_name(_ context.Context, field grap
 	return graphql.NewScalarFieldContext("User", field, false, false, "String")
 }
 
-func (ec *executionContext) _User_emailVerified(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_emailVerified(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7380,7 +7398,7 @@ func (ec *executionContext) fieldContext_User_emailVerified(_ context.Context, f
 	return graphql.NewScalarFieldContext("User", field, true, false, "Boolean")
 }
 
-func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9903,7 +9921,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 
 var organizationImplementors = []string{"Organization"}
 
-func (ec *executionContext) _Organization(ctx context.Context, sel ast.SelectionSet, obj *org.Organization) graphql.Marshaler {
+func (ec *executionContext) _Organization(ctx context.Context, sel ast.SelectionSet, obj *tenant.Organization) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, organizationImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -10193,7 +10211,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 
 var userImplementors = []string{"User"}
 
-func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *account.User) graphql.Marshaler {
+func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *auth.User) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -11033,7 +11051,7 @@ var (
 	}
 )
 
-func (ec *executionContext) marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *org.Organization) graphql.Marshaler {
+func (ec *executionContext) marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Organization!")
 		return graphql.Null
@@ -11082,15 +11100,15 @@ func (ec *executionContext) unmarshalNRegisterInput2tenantgraphᚋinternalᚋacc
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, v any) (org.Role, error) {
+func (ec *executionContext) unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, v any) (tenant.Role, error) {
 	tmp, err := graphql.UnmarshalString(v)
-	res := unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole[tmp]
+	res := unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, sel ast.SelectionSet, v org.Role) graphql.Marshaler {
+func (ec *executionContext) marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, sel ast.SelectionSet, v tenant.Role) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNRole2tenantgraphᚋinternalᚋorgᚐRole[v])
+	res := graphql.MarshalString(marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
 	}
@@ -11098,15 +11116,15 @@ func (ec *executionContext) marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx
 }
 
 var (
-	unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole = map[string]org.Role{
-		"OWNER":  org.RoleOwner,
-		"ADMIN":  org.RoleAdmin,
-		"MEMBER": org.RoleMember,
+	unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole = map[string]tenant.Role{
+		"OWNER":  tenant.RoleOwner,
+		"ADMIN":  tenant.RoleAdmin,
+		"MEMBER": tenant.RoleMember,
 	}
-	marshalNRole2tenantgraphᚋinternalᚋorgᚐRole = map[org.Role]string{
-		org.RoleOwner:  "OWNER",
-		org.RoleAdmin:  "ADMIN",
-		org.RoleMember: "MEMBER",
+	marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole = map[tenant.Role]string{
+		tenant.RoleOwner:  "OWNER",
+		tenant.RoleAdmin:  "ADMIN",
+		tenant.RoleMember: "MEMBER",
 	}
 )
 
@@ -11177,7 +11195,7 @@ func (ec *executionContext) unmarshalNUpdateOrganizationInput2tenantgraphᚋinte
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx context.Context, sel ast.SelectionSet, v *account.User) graphql.Marshaler {
+func (ec *executionContext) marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx context.Context, sel ast.SelectionSet, v *auth.User) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "User!")
 		return graphql.Null
@@ -11476,42 +11494,42 @@ var (
 	}
 )
 
-func (ec *executionContext) marshalOOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *org.Organization) graphql.Marshaler {
+func (ec *executionContext) marshalOOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Organization(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, v any) (*org.Role, error) {
+func (ec *executionContext) unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, v any) (*tenant.Role, error) {
 	if v == nil {
 		return nil, nil
 	}
 	tmp, err := graphql.UnmarshalString(v)
-	res := unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole[tmp]
+	res := unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole[tmp]
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, sel ast.SelectionSet, v *org.Role) graphql.Marshaler {
+func (ec *executionContext) marshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, sel ast.SelectionSet, v *tenant.Role) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole[*v])
+	res := graphql.MarshalString(marshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole[*v])
 	return res
 }
 
 var (
-	unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole = map[string]org.Role{
-		"OWNER":  org.RoleOwner,
-		"ADMIN":  org.RoleAdmin,
-		"MEMBER": org.RoleMember,
+	unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole = map[string]tenant.Role{
+		"OWNER":  tenant.RoleOwner,
+		"ADMIN":  tenant.RoleAdmin,
+		"MEMBER": tenant.RoleMember,
 	}
-	marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole = map[org.Role]string{
-		org.RoleOwner:  "OWNER",
-		org.RoleAdmin:  "ADMIN",
-		org.RoleMember: "MEMBER",
+	marshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole = map[tenant.Role]string{
+		tenant.RoleOwner:  "OWNER",
+		tenant.RoleAdmin:  "ADMIN",
+		tenant.RoleMember: "MEMBER",
 	}
 )
 
@@ -11586,7 +11604,7 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	return res
 }
 
-func (ec *executionContext) marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx context.Context, sel ast.SelectionSet, v *account.User) graphql.Marshaler {
+func (ec *executionContext) marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx context.Context, sel ast.SelectionSet, v *auth.User) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

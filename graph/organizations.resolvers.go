@@ -8,11 +8,12 @@ package graph
 import (
 	"context"
 	"fmt"
-	"tenantgraph/internal/account"
 	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/tenant"
 
 	"github.com/google/uuid"
 )
@@ -27,7 +28,7 @@ func (r *invitationResolver) OrganizationName(ctx context.Context, obj *org.Invi
 }
 
 // InvitedBy is the resolver for the invitedBy field.
-func (r *invitationResolver) InvitedBy(ctx context.Context, obj *org.Invitation) (*account.User, error) {
+func (r *invitationResolver) InvitedBy(ctx context.Context, obj *org.Invitation) (*auth.User, error) {
 	if obj.InvitedByID == nil {
 		return nil, nil
 	}
@@ -35,17 +36,17 @@ func (r *invitationResolver) InvitedBy(ctx context.Context, obj *org.Invitation)
 }
 
 // CreateOrganization is the resolver for the createOrganization field.
-func (r *mutationResolver) CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*org.Organization, error) {
+func (r *mutationResolver) CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*tenant.Organization, error) {
 	return r.Orgs.Create(ctx, me(ctx), input)
 }
 
 // UpdateOrganization is the resolver for the updateOrganization field.
-func (r *mutationResolver) UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*org.Organization, error) {
+func (r *mutationResolver) UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*tenant.Organization, error) {
 	return r.Orgs.Update(ctx, me(ctx), orgID, input)
 }
 
 // InviteMember is the resolver for the inviteMember field.
-func (r *mutationResolver) InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *org.Role) (*org.Invitation, error) {
+func (r *mutationResolver) InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *tenant.Role) (*org.Invitation, error) {
 	grant := org.RoleMember
 	if role != nil {
 		grant = *role
@@ -74,7 +75,7 @@ func (r *mutationResolver) DeclineInvitation(ctx context.Context, token string) 
 }
 
 // ChangeMemberRole is the resolver for the changeMemberRole field.
-func (r *mutationResolver) ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role org.Role) (*org.Member, error) {
+func (r *mutationResolver) ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role tenant.Role) (*org.Member, error) {
 	return withUser(ctx)(r.Orgs.ChangeRole(ctx, me(ctx), orgID, userID, role))
 }
 
@@ -89,12 +90,12 @@ func (r *mutationResolver) LeaveOrganization(ctx context.Context, orgID uuid.UUI
 }
 
 // TransferOwnership is the resolver for the transferOwnership field.
-func (r *mutationResolver) TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*org.Organization, error) {
+func (r *mutationResolver) TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*tenant.Organization, error) {
 	return r.Orgs.TransferOwnership(ctx, me(ctx), orgID, newOwnerID)
 }
 
 // ViewerRole is the resolver for the viewerRole field.
-func (r *organizationResolver) ViewerRole(ctx context.Context, obj *org.Organization) (org.Role, error) {
+func (r *organizationResolver) ViewerRole(ctx context.Context, obj *tenant.Organization) (tenant.Role, error) {
 	_, m, err := viewerMembership(ctx, obj.ID, true)
 	if err != nil {
 		return "", err
@@ -106,7 +107,7 @@ func (r *organizationResolver) ViewerRole(ctx context.Context, obj *org.Organiza
 }
 
 // Owner is the resolver for the owner field.
-func (r *organizationResolver) Owner(ctx context.Context, obj *org.Organization) (*account.User, error) {
+func (r *organizationResolver) Owner(ctx context.Context, obj *tenant.Organization) (*auth.User, error) {
 	o, err := loader.From(ctx).Owner.Load(ctx, obj.ID)()
 	if err != nil {
 		return nil, err
@@ -118,12 +119,12 @@ func (r *organizationResolver) Owner(ctx context.Context, obj *org.Organization)
 }
 
 // MemberCount is the resolver for the memberCount field.
-func (r *organizationResolver) MemberCount(ctx context.Context, obj *org.Organization) (int, error) {
+func (r *organizationResolver) MemberCount(ctx context.Context, obj *tenant.Organization) (int, error) {
 	return loader.CountMembers(ctx, org.MemberCountKey{Org: obj.ID})
 }
 
 // Members is the resolver for the members field.
-func (r *organizationResolver) Members(ctx context.Context, obj *org.Organization, first *int, after *string, role *org.Role) (*page.Connection[*org.Member], error) {
+func (r *organizationResolver) Members(ctx context.Context, obj *tenant.Organization, first *int, after *string, role *tenant.Role) (*page.Connection[*org.Member], error) {
 	n, err := page.First(first)
 	if err != nil {
 		return nil, err
@@ -144,7 +145,7 @@ func (r *organizationResolver) Members(ctx context.Context, obj *org.Organizatio
 }
 
 // Invitations is the resolver for the invitations field.
-func (r *organizationResolver) Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error) {
+func (r *organizationResolver) Invitations(ctx context.Context, obj *tenant.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error) {
 	conn, err := r.Orgs.Invitations(ctx, obj.ID, status, first, after)
 	if err != nil {
 		return nil, err
@@ -170,7 +171,7 @@ func (r *queryResolver) Organizations(ctx context.Context, first *int, after *st
 }
 
 // Organization is the resolver for the organization field.
-func (r *queryResolver) Organization(ctx context.Context, orgID uuid.UUID) (*org.Organization, error) {
+func (r *queryResolver) Organization(ctx context.Context, orgID uuid.UUID) (*tenant.Organization, error) {
 	o, err := loader.From(ctx).Org.Now(ctx, orgID)
 	if err == nil && o != nil {
 		prefetchOrganization(ctx, o.ID)
