@@ -10,7 +10,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/cors"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -230,15 +229,7 @@ func New(o Options) (*App, error) {
 	}
 
 	var h http.Handler = mux
-	if len(cfg.CORSOrigins) > 0 {
-		h = cors.New(cors.Options{
-			AllowedOrigins: cfg.CORSOrigins,
-			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-			AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id", "Apollo-Require-Preflight"},
-			ExposedHeaders: []string{"X-Request-Id"},
-			MaxAge:         600,
-		}).Handler(h)
-	}
+	h = httpx.CORS(httpx.CORSOptions{Origins: cfg.CORSOrigins, AnyLocalPort: cfg.CORSAnyLocalPort}, h)
 	h = httpx.Edge(o.Log, cfg.TrustedProxies, h)
 	if o.TracerProvider != nil {
 		h = tracing.Handler(o.TracerProvider, o.TracePropagator, h) // outside Edge: its log line has the trace id
