@@ -53,7 +53,7 @@ type Options struct {
 	// children, not in this process (auth.Hasher.UseWorkers). The server binary
 	// sets it; empty, hashing stays in process. Close the App to stop them.
 	HashWorker []string
-	// Metrics, when set, receives the application's series (README, Metrics):
+	// Metrics, when set, receives the application's series (docs/operations.md, Metrics):
 	// requests, latency and SQL statements by operation, the database pool, the
 	// mail outbox and rate-limit refusals. Nil records nothing.
 	Metrics prometheus.Registerer
@@ -216,7 +216,7 @@ func New(o Options) (*App, error) {
 	}
 	mux.Handle("GET /readyz", ready)
 	if !cfg.Production() {
-		// The explorer (GraphiQL, served from the binary: README, "Explorer").
+		// The explorer (GraphiQL, served from the binary: docs/explorer.md).
 		ex, err := explorer.New("tenantgraph", "/query")
 		if err != nil {
 			return nil, err
@@ -239,7 +239,7 @@ func New(o Options) (*App, error) {
 		PollInterval: o.MailPollInterval,
 		ListenURL:    cfg.DirectURL(),
 	})
-	// LISTEN needs a connection of its own, directly to PostgreSQL (README, "Tokens", "PgBouncer").
+	// LISTEN needs a connection of its own, directly to PostgreSQL (docs/api.md, "Tokens"; docs/operations.md, "PgBouncer").
 	revocations := account.NewRevocationWatcher(o.DB, revoked, cfg.DirectURL(), o.Now, o.Log)
 	return &App{Handler: h, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
 		db: o.DB, log: o.Log, now: o.Now}, nil

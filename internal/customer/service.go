@@ -553,7 +553,7 @@ func email(v *string) (*string, error) {
 	return &e, nil
 }
 
-// phone checks an optional phone number (README, "Customers"): an optional
+// phone checks an optional phone number (docs/api.md, "Customers"): an optional
 // leading +, then digits, spaces and ( ) . / -, 3 to 32 characters in all,
 // at least 3 of them digits; blank is none.
 func phone(v *string) (*string, error) {

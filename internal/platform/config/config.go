@@ -18,7 +18,7 @@ import (
 	"tenantgraph/internal/platform/db"
 )
 
-// Config is every setting the server reads. README lists each variable.
+// Config is every setting the server reads. docs/configuration.md lists each variable.
 type Config struct {
 	Env             string // development | production
 	DatabaseURL     string
@@ -118,7 +118,7 @@ func Load() (Config, error) {
 		SMTPPassword: os.Getenv("SMTP_PASSWORD"),
 	}
 	// LISTEN holds a session: behind PgBouncer in transaction mode it must go
-	// straight to PostgreSQL (README, "PgBouncer").
+	// straight to PostgreSQL (docs/operations.md, "PgBouncer").
 	c.DatabaseDirectURL = get("DATABASE_DIRECT_URL", c.DatabaseURL)
 	var errs []error
 	if c.Env != "development" && c.Env != "production" {

@@ -244,7 +244,7 @@ func TestRequestAdmissionLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.ClientRequestsPerSecond != 50 || c.ClientConcurrentRequests != 16 || c.MaxConcurrentRequests != 256 {
-		t.Fatalf("defaults = %d, %d, %d; want 50, 16, 256 (README)", c.ClientRequestsPerSecond, c.ClientConcurrentRequests, c.MaxConcurrentRequests)
+		t.Fatalf("defaults = %d, %d, %d; want 50, 16, 256 (docs/configuration.md)", c.ClientRequestsPerSecond, c.ClientConcurrentRequests, c.MaxConcurrentRequests)
 	}
 	t.Setenv("CLIENT_REQUESTS_PER_SECOND", "0")
 	t.Setenv("MAX_CONCURRENT_REQUESTS", " 1000 ")

@@ -109,8 +109,9 @@ func (e *Explorer) Page() http.Handler {
 			return
 		}
 		nonce := make([]byte, 16)
-		rand.Read(nonce) //nolint:errcheck // never fails (crypto/rand)
-		n := base64.RawURLEncoding.EncodeToString(nonce) // no + or =, which html/template would escape
+		rand.Read(nonce) //nolint:errcheck // crypto/rand never fails
+		// URL-safe and unpadded: html/template would escape a + or = in the attribute.
+		n := base64.RawURLEncoding.EncodeToString(nonce)
 		body, err := render(e.title, e.endpoint, n)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
