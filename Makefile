@@ -19,7 +19,7 @@ test-pgbouncer: explorer-assets ## Run all tests (-race) with the servers' pools
 fuzz: ## Run each Go fuzz target for FUZZTIME (default 1m); FUZZ_PKGS='./internal/platform/page' narrows
 	@bash scripts/fuzz.sh
 
-docs-check: ## Run the README's walk-throughs on a throwaway server and PostgreSQL; fail when their output differs
+docs-check: ## Run the docs' walk-throughs (README's tour, docs/walkthroughs/*.md) on a throwaway server and PostgreSQL; fail when their output differs
 	@bash scripts/docs-check.sh
 
 bench: explorer-assets ## Run the benchmarks on a throwaway PostgreSQL; extra flags: GOTESTFLAGS='-benchtime 2s'

@@ -11,7 +11,7 @@ import (
 
 const module = "tenantgraph"
 
-// importRules are the import arrows (README, Layout): graph -> area services ->
+// importRules are the import arrows (README and docs/layout.md, Layout): graph -> area services ->
 // area stores -> db. A package matching a rule's From may not import any package
 // matching its Deny, unless it is one of Except.
 var importRules = []struct {

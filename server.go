@@ -37,7 +37,7 @@ import (
 // the heap may grow 400% over the live data between two collections instead of
 // Go's 100%. The live heap is small (a few MB) and each request's garbage dies
 // young, so collecting a quarter as often cut the dashboard's server CPU per
-// request by about a third (2.7 to 1.7 ms; README, Load test) for a peak RSS of
+// request by about a third (2.7 to 1.7 ms; docs/testing.md, Load test) for a peak RSS of
 // 40-100 MB instead of 25-33 MB under load. The hash workers keep Go's default.
 const ServeGCPercent = 400
 
@@ -184,7 +184,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB,
 	if err != nil {
 		return fmt.Errorf("hash workers: %w", err)
 	}
-	// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (README, "Tracing").
+	// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md, "Tracing").
 	tr, err := tracing.Setup(ctx, log)
 	if err != nil {
 		return err

@@ -34,7 +34,7 @@ var CredentialFields = map[string]bool{
 }
 
 // DefaultLimits are the limits of the public endpoint. A dashboard query of 20
-// organizations with 50 members each costs 5 120 (see the README).
+// organizations with 50 members each costs 5 120 (docs/api.md, "Limits and errors").
 var DefaultLimits = Limits{Complexity: 10_000, Depth: 10, Aliases: 30, CredentialOps: 1}
 
 // Error codes the handler adds to gqlgen's own GRAPHQL_PARSE_FAILED,

@@ -1,4 +1,4 @@
--- The tenant-key rule (README, "Tenant keys"; enforced on the whole migrated schema by
+-- The tenant-key rule (docs/api.md, "Tenant keys"; enforced on the whole migrated schema by
 -- migrations/catalog_test.go):
 --   a. a tenant table (one with organization_id) has organization_id in its primary key
 --      and in every unique constraint and unique index;

@@ -1,4 +1,4 @@
--- Customers (CRM), the first business area inside an organization (README, "Customers").
+-- Customers (CRM), the first business area inside an organization (docs/api.md, "Customers").
 -- Every CHECK mirrors a rule of internal/customer (the service refuses first, with a
 -- field; the database refuses whatever bypasses the service).
 

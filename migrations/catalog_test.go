@@ -16,7 +16,7 @@ import (
 )
 
 // These tests read the catalog of the fully migrated database: every migration, today's
-// and future ones, is held to the tenant-key rule (README, "Tenant keys").
+// and future ones, is held to the tenant-key rule (docs/api.md, "Tenant keys").
 
 var database *dbtest.Database
 
@@ -52,7 +52,7 @@ func TestSchemaFollowsTenantKeyRule(t *testing.T) {
 // outside COLLATE "C" means what the database's LC_CTYPE says, so on a
 // production cluster with another locale it could refuse what the service
 // accepted here, and the write would fail as an internal error. CHECKs spell
-// their ranges out and case-fold under COLLATE "C" (README, "CHECKs mean the
+// their ranges out and case-fold under COLLATE "C" (docs/api.md, "CHECKs mean the
 // same in every locale"). The bodies of SQL functions (which CHECKs call) are
 // held to the same rule.
 func TestChecksDoNotDependOnTheLocale(t *testing.T) {

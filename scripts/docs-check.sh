@@ -1,34 +1,48 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # functions below are called from traps
-# scripts/docs-check.sh (make docs-check): run the README's walk-throughs against a live
-# server and fail when what they print no longer matches what the README shows.
+# scripts/docs-check.sh (make docs-check): run the walk-throughs of the docs (the README's
+# tour and docs/walkthroughs/*.md) against a live server and fail when what they print no
+# longer matches what the docs show.
 #
-# The README marks each walk-through with HTML comments, each directly above a fenced block:
+# The docs mark each walk-through with HTML comments, each directly above a fenced block:
 #
 #   <!-- docs-check: NAME -->          a ```sh block: commands, run by bash as pasted
 #   <!-- docs-check: NAME output -->   a plain ``` block: what those commands print
 #
-# A walk-through may have several of each; its command blocks run in order in one bash
-# process, and their combined output is compared with its output blocks, joined in order.
+# A walk-through may have several of each, all in one file; its command blocks run in order
+# in one bash process, and their combined output is compared with its output blocks, joined
+# in order. Names are unique across the files.
+#
+# The walk-throughs share one set of shell helpers, docs/walkthroughs/helpers.sh (gql, field,
+# link, signup), which they `source docs/walkthroughs/helpers.sh` as a reader does from the
+# repository's root: each runs in a directory of its own holding that file (with the
+# substitutions below applied to it too) at that path.
 #
 # The check builds the server, starts a throwaway PostgreSQL (scripts/pg.sh) and the server
 # on free ports with APP_ENV=development and MAIL_DRIVER=console, its log going to a file,
-# and runs each walk-through with two substitutions in its commands:
+# and runs each walk-through with two substitutions in its commands and in the helpers:
 #   http://localhost:8080  -> the server's address
-#   /tmp/tenantgraph.log   -> the server's log file (where the README's `tee` puts it)
+#   /tmp/tenantgraph.log   -> the server's log file (where the docs' `tee` puts it)
 # Before comparing, both sides are normalised (see normalise below): UUIDs become <uuid>,
 # JWTs <jwt>, opaque tokens <token>, RFC 3339 times <time>, whether real (actual output) or
-# shortened with "…" (README: 4e69c132-…, eyJhbGciOiJIUzI1NiIs…, "lBL7uFlf…"). Any other "…"
-# must match literally, so the README shows real output. An expected line that starts with
+# shortened with "…" (docs: 4e69c132-…, eyJhbGciOiJIUzI1NiIs…, "lBL7uFlf…"). Any other "…"
+# must match literally, so the docs show real output. An expected line that starts with
 # spaces continues the line above it (long JSON may be wrapped for reading); for the diff,
 # both sides are then split between the objects of a list ("},{").
+# It also checks that the helpers' `link` fails at once, saying why, without a log file.
 # Whatever the outcome, the server and the cluster are stopped and the directory removed.
-# DOCS_CHECK_README=FILE checks another file than README.md (to try the check itself).
+# DOCS_CHECK_FILES="A.md B.md" checks other files than README.md and docs/walkthroughs/*.md
+# (to try the check itself).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$REPO"
-README=${DOCS_CHECK_README:-$REPO/README.md}
+HELPERS=docs/walkthroughs/helpers.sh
+if [[ -n "${DOCS_CHECK_FILES:-}" ]]; then
+	read -r -a FILES <<<"$DOCS_CHECK_FILES"
+else
+	FILES=(README.md docs/walkthroughs/*.md)
+fi
 
 log() { printf 'docs-check: %s\n' "$*" >&2; }
 die() {
@@ -58,26 +72,39 @@ _join_continuations() {
 	     NR > 1 { print buf } { buf = $0 } END { if (NR) print buf }'
 }
 
-# extract DIR: write DIR/NAME.sh and DIR/NAME.out for every marked walk-through, in README
-# order, and list the names in DIR/names. Fails on a marker not followed by a fenced block.
+# extract DIR FILE...: write DIR/NAME.sh, DIR/NAME.out and DIR/NAME.src (its file) for every
+# marked walk-through, in the files' order, and list the names in DIR/names. Fails on a marker
+# not followed by a fenced block, and on a name used in two files.
 extract() {
-	awk -v dir="$1" '
-	function fail(where, msg) {
-		printf "docs-check: error: %s, %s: %s\n", FILENAME, where, msg > "/dev/stderr"
+	local dir=$1
+	shift
+	awk -v dir="$dir" '
+	function fail(where, msg) { failin(FILENAME, where, msg) }
+	function failin(fn, where, msg) {
+		printf "docs-check: error: %s, %s: %s\n", fn, where, msg > "/dev/stderr"
 		bad = 1; exit 1
 	}
+	FNR == 1 && NR > 1 {
+		if (want != "") failin(prev, "end", "a marker with no block after it")
+		if (infence) failin(prev, "end", "an unclosed block")
+	}
+	{ prev = FILENAME }
 	/^<!-- docs-check: / {
-		if (want != "") fail("line " NR, "a marker where the block of the marker above was expected")
-		if ($0 !~ /^<!-- docs-check: [a-z0-9-]+( output)? -->$/) fail("line " NR, "bad marker: " $0)
+		if (want != "") fail("line " FNR, "a marker where the block of the marker above was expected")
+		if ($0 !~ /^<!-- docs-check: [a-z0-9-]+( output)? -->$/) fail("line " FNR, "bad marker: " $0)
 		n = split($0, w, " "); name = w[3]; want = (n == 5) ? "output" : "sh"
+		if ((name in src) && src[name] != FILENAME) fail("line " FNR, "walk-through " name " is also in " src[name])
 		next
 	}
 	want != "" {
 		if ($0 ~ /^[ \t]*$/) next
-		if (want == "sh" && $0 != "```sh") fail("line " NR, "<!-- docs-check: " name " --> must be followed by a ```sh block")
-		if (want == "output" && $0 != "```") fail("line " NR, "<!-- docs-check: " name " output --> must be followed by a plain ``` block")
+		if (want == "sh" && $0 != "```sh") fail("line " FNR, "<!-- docs-check: " name " --> must be followed by a ```sh block")
+		if (want == "output" && $0 != "```") fail("line " FNR, "<!-- docs-check: " name " output --> must be followed by a plain ``` block")
 		file = dir "/" name (want == "sh" ? ".sh" : ".out")
-		if (!(name in seen)) { seen[name] = 1; print name > (dir "/names") }
+		if (!(name in seen)) {
+			seen[name] = 1; src[name] = FILENAME
+			print name > (dir "/names"); print FILENAME > (dir "/" name ".src")
+		}
 		has[file] = 1; infence = 1; want = ""; next
 	}
 	infence && $0 == "```" { infence = 0; next }
@@ -90,7 +117,7 @@ extract() {
 			if (!((dir "/" name ".sh") in has)) fail(name, "no ```sh block")
 			if (!((dir "/" name ".out") in has)) fail(name, "no output block")
 		}
-	}' "$README"
+	}' "$@"
 }
 
 tmp=""
@@ -133,10 +160,24 @@ source "$REPO/scripts/server.sh"
 tmp=$(mktemp -d /tmp/tenantgraph-docs.XXXXXX)
 mkdir -p "$tmp/walk" "$tmp/home"
 
-extract "$tmp/walk"
-[[ -s "$tmp/walk/names" ]] || die "README.md marks no walk-through (<!-- docs-check: NAME --> before a \`\`\`sh block)"
+for f in "${FILES[@]}"; do
+	[[ -f "$f" ]] || die "no file $f"
+done
+[[ -f "$HELPERS" ]] || die "no $HELPERS: the walk-throughs source it"
+extract "$tmp/walk" "${FILES[@]}"
+[[ -s "$tmp/walk/names" ]] || die "${FILES[*]}: no walk-through marked (<!-- docs-check: NAME --> before a \`\`\`sh block)"
 mapfile -t names <"$tmp/walk/names"
-log "walk-throughs in README.md: ${names[*]}"
+log "walk-throughs: ${names[*]} (in ${FILES[*]})"
+
+# The helpers' link must fail at once, saying so, when the log file does not exist (a
+# reader who started the server without `tee`), not wait 10 s and print grep errors.
+t0=$(date +%s%N)
+out=$(env -i PATH="$PATH" TENANTGRAPH_LOG="$tmp/no-such.log" bash --noprofile --norc -c \
+	'source "$1"; link a@example.com verify-email' _ "$HELPERS" 2>&1) && die "$HELPERS: link succeeded without a log file"
+ms=$((($(date +%s%N) - t0) / 1000000))
+if ((ms > 1000)) || [[ "$out" != "link: no server log at $tmp/no-such.log"* ]] || grep -q '^grep' <<<"$out"; then
+	die "$HELPERS: link without a log file should fail at once with 'link: no server log at …'; it took ${ms} ms and printed: $out"
+fi
 
 log "building the server"
 srv_build "$tmp"
@@ -149,10 +190,13 @@ log "server ready on $base (APP_ENV=development, MAIL_DRIVER=console)"
 
 failed=()
 for name in "${names[@]}"; do
-	# The commands as the README shows them, pointed at this server and its log.
-	sed -e "s#http://localhost:8080#$base#g" -e "s#/tmp/tenantgraph\\.log#$serverlog#g" \
-		"$tmp/walk/$name.sh" >"$tmp/walk/$name.run.sh"
-	mkdir -p "$tmp/walk/$name.cwd"
+	src=$(cat "$tmp/walk/$name.src")
+	# The commands as the docs show them, pointed at this server and its log, run from a
+	# directory that holds the helpers where the repository's root does.
+	point() { sed -e "s#http://localhost:8080#$base#g" -e "s#/tmp/tenantgraph\\.log#$serverlog#g"; }
+	point <"$tmp/walk/$name.sh" >"$tmp/walk/$name.run.sh"
+	mkdir -p "$tmp/walk/$name.cwd/$(dirname "$HELPERS")"
+	point <"$HELPERS" >"$tmp/walk/$name.cwd/$HELPERS"
 	t0=$SECONDS
 	set -m
 	(cd "$tmp/walk/$name.cwd" && exec env -i PATH="$PATH" HOME="$tmp/home" LANG=C.UTF-8 \
@@ -165,13 +209,13 @@ for name in "${names[@]}"; do
 	walk_pid=""
 	normalise --expected <"$tmp/walk/$name.out" >"$tmp/walk/$name.expected.norm"
 	normalise <"$tmp/walk/$name.actual" >"$tmp/walk/$name.actual.norm"
-	if diff -u --label "README.md: $name (expected)" --label "$name: actual output" \
+	if diff -u --label "$src: $name (expected)" --label "$name: actual output" \
 		"$tmp/walk/$name.expected.norm" "$tmp/walk/$name.actual.norm" >"$tmp/walk/$name.diff"; then
 		log "ok   $name: $(wc -l <"$tmp/walk/$name.actual") lines of output match ($((SECONDS - t0))s)"
 		continue
 	fi
 	failed+=("$name")
-	log "FAIL $name: its output no longer matches README.md (ids, tokens and times masked):"
+	log "FAIL $name: its output no longer matches $src (ids, tokens and times masked):"
 	cat "$tmp/walk/$name.diff" >&2
 	((rc == 0)) || log "$name: bash exited with status $rc"
 	if [[ -s "$tmp/walk/$name.stderr" ]]; then
@@ -188,6 +232,6 @@ if ((${#failed[@]} > 0)); then
 		log "errors in the server log:"
 		grep -E 'level=ERROR' "$serverlog" | tail -n 20 | sed 's/^/  /' >&2
 	fi
-	die "${#failed[@]} walk-through(s) out of date: ${failed[*]}; update README.md or fix the server"
+	die "${#failed[@]} walk-through(s) out of date: ${failed[*]}; update the docs or fix the server"
 fi
-log "all ${#names[@]} walk-throughs match README.md"
+log "all ${#names[@]} walk-throughs match the docs"

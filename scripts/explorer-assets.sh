@@ -57,7 +57,7 @@ for pin in "${PINS[@]}"; do
 	name=${f[0]} version=${f[1]} sum=${f[2]}
 	url="$REGISTRY/$name/-/$name-$version.tgz"
 	log "fetching $url"
-	fetch "$url" "$tmp/$name.tgz" || { log "error: could not fetch $url (the explorer needs it; see README, Explorer)"; exit 1; }
+	fetch "$url" "$tmp/$name.tgz" || { log "error: could not fetch $url (the explorer needs it; see docs/explorer.md)"; exit 1; }
 	got=$(sha256sum "$tmp/$name.tgz" | cut -d' ' -f1)
 	if [[ "$got" != "$sum" ]]; then
 		log "error: $name-$version.tgz has sha256 $got, pinned $sum: refusing it"

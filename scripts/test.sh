@@ -173,7 +173,7 @@ run_gotest() {
 rc=0
 run_gotest || rc=$?
 # The whole suite runs a second time with prepared statements off, as a server
-# behind PgBouncer in transaction mode runs (DATABASE_PREPARED_STATEMENTS, README).
+# behind PgBouncer in transaction mode runs (DATABASE_PREPARED_STATEMENTS, docs/configuration.md).
 if ((rc == 0)) && $full_suite && ! $pgbouncer && [[ "${DATABASE_PREPARED_STATEMENTS:-on}" != off ]]; then
 	run_gotest DATABASE_PREPARED_STATEMENTS=off || rc=$?
 fi

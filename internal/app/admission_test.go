@@ -17,7 +17,7 @@ import (
 )
 
 // admissionServer starts a server of its own (ownServer) with the request
-// admission limits set (README, "Request admission") and its clock stopped at
+// admission limits set (docs/api.md, "Request admission") and its clock stopped at
 // *now (the rate's refill moves only when the test moves *now, under mu).
 func admissionServer(t *testing.T, rate, perClient, total int, now *time.Time, mu *sync.Mutex) *apitest.Server {
 	t.Helper()

@@ -20,7 +20,7 @@ const loadDashboardQuery = `query { organizations(first:5) { edges { node { id n
 // the whole process per request, measured by allocsPerRequest (about 40 of them
 // are the test client's). The goal is issue 8's; the budget is what the code
 // does today (2026-11-27), which TestDashboardAllocations holds it to, within
-// allocSlack. The goal is not met (README, "Load test": the rest is gqlgen's
+// allocSlack. The goal is not met (docs/testing.md, "Load test": the rest is gqlgen's
 // execution, about 90 allocations per member row).
 const (
 	// loadDashboardQuery: 5 organizations of 11 members, 50 members listed.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/cors"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -55,7 +54,7 @@ type Options struct {
 	// children, not in this process (auth.Hasher.UseWorkers). The server binary
 	// sets it; empty, hashing stays in process. Close the App to stop them.
 	HashWorker []string
-	// Metrics, when set, receives the application's series (README, Metrics):
+	// Metrics, when set, receives the application's series (docs/operations.md, Metrics):
 	// requests, latency and SQL statements by operation, the database pool, the
 	// mail outbox and rate-limit refusals. Nil records nothing.
 	Metrics prometheus.Registerer
@@ -223,7 +222,7 @@ func New(o Options) (*App, error) {
 	}
 	mux.Handle("GET /readyz", ready)
 	if !cfg.Production() {
-		// The explorer (GraphiQL, served from the binary: README, "Explorer").
+		// The explorer (GraphiQL, served from the binary: docs/explorer.md).
 		ex, err := explorer.New("tenantgraph", "/query")
 		if err != nil {
 			return nil, err
@@ -236,15 +235,7 @@ func New(o Options) (*App, error) {
 	}
 
 	var h http.Handler = mux
-	if len(cfg.CORSOrigins) > 0 {
-		h = cors.New(cors.Options{
-			AllowedOrigins: cfg.CORSOrigins,
-			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-			AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id", "Apollo-Require-Preflight"},
-			ExposedHeaders: []string{"X-Request-Id"},
-			MaxAge:         600,
-		}).Handler(h)
-	}
+	h = httpx.CORS(httpx.CORSOptions{Origins: cfg.CORSOrigins, AnyLocalPort: cfg.CORSAnyLocalPort}, h)
 	h = httpx.Edge(o.Log, cfg.TrustedProxies, h)
 	if o.TracerProvider != nil {
 		h = tracing.Handler(o.TracerProvider, o.TracePropagator, h) // outside Edge: its log line has the trace id
@@ -254,7 +245,7 @@ func New(o Options) (*App, error) {
 		PollInterval: o.MailPollInterval,
 		ListenURL:    cfg.DirectURL(),
 	})
-	// LISTEN needs a connection of its own, directly to PostgreSQL (README, "Tokens", "PgBouncer").
+	// LISTEN needs a connection of its own, directly to PostgreSQL (docs/api.md, "Tokens"; docs/operations.md, "PgBouncer").
 	revocations := account.NewRevocationWatcher(o.DB, revoked, cfg.DirectURL(), o.Now, o.Log)
 	return &App{Handler: h, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
 		db: o.DB, log: o.Log, now: o.Now}, nil

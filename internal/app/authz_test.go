@@ -434,7 +434,7 @@ func authzOps() []authzOp {
 					t.Errorf("owner = %s, want %s", out.TransferOwnership.Owner.ID, f.target.UserID)
 				}
 			}},
-		// Customers (README, "Customers"): every member reads and writes customers
+		// Customers (docs/api.md, "Customers"): every member reads and writes customers
 		// and notes; archive, restore and import need ADMIN.
 		{op: "Query.customers", query: `query($o: ID!) { customers(orgId: $o, includeArchived: true) { totalCount edges { node { id notes { totalCount } } } } }`,
 			vars: authzOrgVars, want: authzWantMember,

@@ -21,7 +21,7 @@ import (
 // organizations of 10 members, with role, owner, count and the first members
 // page: a 30 KB response) end to end through HTTP and PostgreSQL, client and
 // server on the same 2 cores. Goals: exactly 4 SQL statements, and the time per
-// request and allocations per request of the README's table.
+// request and allocations per request of the table in docs/testing.md, "Benchmarks".
 func BenchmarkDashboardQuery(b *testing.B) {
 	benchQuery(b, seedDashboardViewer(b, "bench", 20, 9).AccessToken, dashboardQuery, nil, 4)
 }
@@ -50,7 +50,7 @@ func BenchmarkMe(b *testing.B) {
 // benchmark hashes in process (on a thread of the lowest priority), sharing the
 // Go runtime and collector with the queries, and does not meet the goal (about
 // 5x); the server binary hashes in worker processes, and the load test (make
-// loadtest, README "Load test") is the measurement that counts for the goal.
+// loadtest, docs/testing.md "Load test") is the measurement that counts for the goal.
 // One iteration takes about 10 s.
 func BenchmarkTrivialQueryUnderCredentialFlood(b *testing.B) {
 	a, err := app.New(app.Options{Config: srv.Config, DB: srv.DB, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),

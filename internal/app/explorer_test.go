@@ -59,8 +59,17 @@ func TestExplorerIsSelfContained(t *testing.T) {
 	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET / = %d %s: %.300s", res.StatusCode, res.Header.Get("Content-Type"), html)
 	}
-	if got := res.Header.Get("Content-Security-Policy"); got != explorer.CSP {
-		t.Fatalf("Content-Security-Policy of / = %q, want %q", got, explorer.CSP)
+	// The page's CSP is explorer.CSP plus a nonce for styles, new on every load, that
+	// the page hands to its mount script.
+	nonce := regexp.MustCompile(`data-style-nonce="([A-Za-z0-9_-]{22})"`).FindStringSubmatch(html)
+	if nonce == nil {
+		t.Fatalf("the page has no data-style-nonce:\n%s", html)
+	}
+	if got := res.Header.Get("Content-Security-Policy"); got != explorer.PageCSP(nonce[1]) || !strings.Contains(got, "style-src 'self' 'nonce-"+nonce[1]+"';") {
+		t.Fatalf("Content-Security-Policy of / = %q, want %q", got, explorer.PageCSP(nonce[1]))
+	}
+	if _, again := get(t, srv.URL+"/"); strings.Contains(again, nonce[1]) {
+		t.Errorf("two loads of the page got the same style nonce %s", nonce[1])
 	}
 	for _, directive := range []string{"default-src 'none'", "script-src 'self';", "connect-src 'self'"} {
 		if !strings.Contains(explorer.CSP, directive) {
@@ -147,19 +156,21 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// TestExplorerInBrowser drives headless Chromium through the explorer as a new user
-// would: the page loads (from this server only, breaking no CSP rule), runs
-// { __typename }, logs in with the default tab's mutation, pastes the token into the
-// headers editor as its comment says, runs `me`, and after a reload still has the
+// TestExplorerInBrowser drives headless Chromium, in a window 1,400 px wide, through the
+// explorer as a new user would: the page loads (from this server only, breaking no CSP
+// rule) with a first tab whose comment lines fit the editor's width, runs
+// { __typename }, registers with the first tab's Register, verifies the email with the
+// emailed link's token in VerifyEmail, logs in with its Login, pastes the token into
+// the headers editor as its comment says, runs `me`, and after a reload still has the
 // header. On failure it saves a screenshot and prints its path.
 func TestExplorerInBrowser(t *testing.T) {
 	// Not parallel: Go runs it before the package's parallel tests start, so Chromium's
 	// few seconds of CPU do not slow the tests that measure time (the rate limits).
 	bin := chromium(t)
 	needExplorerFiles(t)
-	u := srv.RegisterVerified(t, "explorer")
+	email, password := apitest.UniqueEmail("explorer"), "correct horse battery"
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.WindowSize(1280, 900))
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.WindowSize(1400, 900))
 	if os.Geteuid() == 0 {
 		// Chromium refuses to start as root with its sandbox on. The sandbox guards
 		// the machine against a renderer compromised by hostile web content; this
@@ -272,12 +283,17 @@ func TestExplorerInBrowser(t *testing.T) {
 			t.Fatalf("waiting for the tab's title to become %q: %v; it is %q", title, err, eval("reading the tab title", js))
 		}
 	}
-	// execute clears the result pane, runs the query editor's operation and waits
-	// for a result that contains want; it returns the result.
-	execute := func(want string) string {
+	// execute clears the result pane, runs the query editor's operation (with
+	// several, the one named op, picked from the menu the run button opens) and
+	// waits for a result that contains want; it returns the result.
+	execute := func(op, want string) string {
 		t.Helper()
 		set(resultPane, "")
 		run("clicking run", chromedp.Click(chromedp.CSS(`.graphiql-execute-button`)))
+		if op != "" {
+			run("picking "+op+" in the run menu", chromedp.Click(chromedp.Search(
+				fmt.Sprintf(`//*[@role="menuitem"][normalize-space(.)=%q]`, op))))
+		}
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		js := fmt.Sprintf("%s.getValue()", editor(resultPane))
@@ -301,9 +317,11 @@ func TestExplorerInBrowser(t *testing.T) {
 	// before the page's own, and the CSP does not apply to it.
 	run("watching for CSP violations", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
-			Source: `window.__cspViolations = [];
+			// Kept in session storage: the count covers both loads of the page.
+			Source: `window.__cspViolations = JSON.parse(sessionStorage.getItem('cspViolations') || '[]');
 				document.addEventListener('securitypolicyviolation', function (e) {
 					window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI);
+					sessionStorage.setItem('cspViolations', JSON.stringify(window.__cspViolations));
 				});`,
 		})
 		return err
@@ -312,32 +330,55 @@ func TestExplorerInBrowser(t *testing.T) {
 	open()
 	t.Logf("explorer mounted in %v", time.Since(opened).Round(time.Millisecond))
 
-	// The default tab teaches how to sign in.
-	login := eval("reading the default tab", editor(queryEditor)+".getValue()")
-	for _, want := range []string{"mutation Login", "login(email:", `{"Authorization": "Bearer <accessToken>"}`} {
-		if !strings.Contains(login, want) {
-			t.Fatalf("the default tab lacks %q:\n%s", want, login)
+	// The default tab teaches how to sign up and sign in, and where development
+	// prints the verification link.
+	welcome := eval("reading the default tab", editor(queryEditor)+".getValue()")
+	for _, want := range []string{"mutation Register", "register(input:", "mutation VerifyEmail", "mutation Login", "login(email:",
+		`msg="mail (console driver, not sent)"`, "verify-email?token=", `{"Authorization": "Bearer <accessToken>"}`} {
+		if !strings.Contains(welcome, want) {
+			t.Fatalf("the default tab lacks %q:\n%s", want, welcome)
 		}
+	}
+	// Its comment lines fit the editor: no sideways scrolling to read them.
+	if wide := eval("measuring the comment lines", fmt.Sprintf(`(() => {
+		const cm = %s, width = cm.getScrollInfo().clientWidth, wide = [];
+		for (let i = 0; i < cm.lineCount(); i++) {
+			const text = cm.getLine(i);
+			if (!text.startsWith('#')) continue;
+			const right = cm.charCoords({line: i, ch: text.length}, 'local').right;
+			if (right > width) wide.push('line ' + (i + 1) + ' is ' + Math.round(right) + ' px wide: ' + text);
+		}
+		return wide.length ? 'the editor is ' + width + ' px wide; ' + wide.join('; ') : '';
+	})()`, editor(queryEditor))); wide != "" {
+		t.Errorf("in a window 1,400 px wide, comment lines of the first tab overflow the editor: %s", wide)
 	}
 
 	setQuery("{ __typename }", "<untitled>")
-	if got := execute(`"__typename": "Query"`); !strings.Contains(got, `"data"`) {
+	if got := execute("", `"__typename": "Query"`); !strings.Contains(got, `"data"`) {
 		t.Fatalf("result of { __typename }: %s", got)
 	}
 
-	// Sign in with the default tab's mutation, filled in.
-	filled := strings.NewReplacer(`"you@example.com"`, fmt.Sprintf("%q", u.Email), `"your password"`, fmt.Sprintf("%q", u.Password)).Replace(login)
-	setQuery(filled, "Login")
+	// Sign up, verify and sign in with the default tab's mutations, filled in as its
+	// comment says, the token taken from the emailed link.
+	fill := strings.NewReplacer(`"Your Name"`, `"Explorer"`, `"you@example.com"`, fmt.Sprintf("%q", email),
+		`"your password"`, fmt.Sprintf("%q", password))
+	filled := fill.Replace(welcome)
+	setQuery(filled, "Register")
+	execute("Register", fmt.Sprintf(`"email": %q`, email))
+	token := apitest.LinkToken(t, srv.WaitMail(t, email, "Verify"), "verify-email")
+	filled = strings.Replace(filled, `"the token from the link"`, fmt.Sprintf("%q", token), 1)
+	set(queryEditor, filled)
+	execute("VerifyEmail", `"emailVerified": true`)
 	var res struct {
 		Data struct{ Login struct{ AccessToken string } }
 	}
-	if err := json.Unmarshal([]byte(execute(`"accessToken"`)), &res); err != nil || res.Data.Login.AccessToken == "" {
+	if err := json.Unmarshal([]byte(execute("Login", `"accessToken"`)), &res); err != nil || res.Data.Login.AccessToken == "" {
 		t.Fatalf("the login result has no accessToken (%v)", err)
 	}
 	set(headersEditor, fmt.Sprintf(`{"Authorization": "Bearer %s"}`, res.Data.Login.AccessToken))
 	me := "query Me { me { email } }"
 	setQuery(me, "Me")
-	execute(fmt.Sprintf(`"email": %q`, u.Email))
+	execute("", fmt.Sprintf(`"email": %q`, email))
 
 	// The header outlives a reload (shouldPersistHeaders), and still signs the query in.
 	// GraphiQL saves its tabs to local storage (graphiql:tabState, in graphiql 4.1.2)
@@ -360,7 +401,7 @@ func TestExplorerInBrowser(t *testing.T) {
 		t.Fatalf("after a reload, the headers editor has %q, not the pasted token", h)
 	}
 	setQuery(me, "Me")
-	execute(fmt.Sprintf(`"email": %q`, u.Email))
+	execute("", fmt.Sprintf(`"email": %q`, email))
 
 	if v := eval("reading CSP violations", "JSON.stringify(window.__cspViolations)"); v != "[]" {
 		t.Errorf("the Content-Security-Policy refused: %s", v)

@@ -15,7 +15,7 @@ import (
 )
 
 // The invitation mail and creation limits (org.DefaultMailLimits and
-// org.DefaultCreateLimit, README "Tenancy operations").
+// org.DefaultCreateLimit, docs/api.md, "Invitation mail limits" and "Organizations per user").
 const (
 	mailsPerRecipient = 3
 	mailsPerOrg       = 50
@@ -232,7 +232,7 @@ func TestInvitationMailShowsTheOrganizationNameAsQuotedData(t *testing.T) {
 	}
 }
 
-// The README and this test name the same numbers.
+// docs/api.md and this test name the same numbers.
 func TestDefaultMailLimits(t *testing.T) {
 	if l := org.DefaultMailLimits(); l.PerRecipient != mailsPerRecipient || l.PerOrganization != mailsPerOrg ||
 		l.PerInviter != mailsPerInviter || l.Window != time.Hour {

@@ -12,7 +12,7 @@ import (
 	"tenantgraph/internal/platform/page"
 )
 
-// Limits of the input rules (README, "Customers"); the migration's CHECKs mirror them.
+// Limits of the input rules (docs/api.md, "Customers"); the migration's CHECKs mirror them.
 const (
 	MaxNameLen    = 200
 	MaxCompanyLen = 200

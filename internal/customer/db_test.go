@@ -17,7 +17,7 @@ import (
 // These tests check the customer invariants in PostgreSQL itself, with plain
 // SQL and no service: whatever a service does (or forgets), the database
 // refuses a customer or a note that points into another organization, and
-// values that break the input rules (README, "Customers").
+// values that break the input rules (docs/api.md, "Customers").
 
 var database *dbtest.Database
 
@@ -258,7 +258,7 @@ func TestDBMembershipEndClearsAssigneeInItsOrganizationOnly(t *testing.T) {
 }
 
 // TestDBCustomerConstraintsMirrorInputRules: every CHECK refuses what the
-// service's rules refuse (README, "Customers"; the limits are the service's
+// service's rules refuse (docs/api.md, "Customers"; the limits are the service's
 // constants), at the boundaries, and accepts the values the service stores.
 func TestDBCustomerConstraintsMirrorInputRules(t *testing.T) {
 	t.Parallel()

@@ -480,9 +480,9 @@ func normalizePatch(p *Patch) error {
 	return nil
 }
 
-// phone checks an optional phone number (README, "Customers"): an optional
+// phone checks a phone number (docs/api.md, "Customers"): an optional
 // leading +, then digits, spaces and ( ) . / -, 3 to 32 characters in all,
-// at least 3 of them digits; blank is none.
+// at least 3 of them digits (validate.Optional makes blank none).
 func phone(p string) (string, error) {
 	bad := apperr.Invalid("phone", "a phone number is 3 to 32 digits, spaces and + ( ) . / - (a + only first), with at least 3 digits")
 	if len(p) < 3 || len(p) > 32 {

@@ -43,7 +43,7 @@ type MailLimits struct {
 	Window          time.Duration // default 1 hour
 }
 
-// DefaultMailLimits are the limits of a server (README, "Tenancy operations").
+// DefaultMailLimits are the limits of a server (docs/api.md, "Invitation mail limits").
 func DefaultMailLimits() MailLimits {
 	return MailLimits{PerRecipient: 3, PerOrganization: 50, PerInviter: 100, Window: time.Hour}
 }
@@ -57,7 +57,7 @@ type CreateLimit struct {
 	Window  time.Duration // default 24 hours
 }
 
-// DefaultCreateLimit is the limit of a server (README, "Tenancy operations").
+// DefaultCreateLimit is the limit of a server (docs/api.md, "Organizations per user").
 func DefaultCreateLimit() CreateLimit { return CreateLimit{PerUser: 20, Window: 24 * time.Hour} }
 
 // invitationMailActions are the audit actions that each record one invitation

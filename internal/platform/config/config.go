@@ -18,7 +18,7 @@ import (
 	"tenantgraph/internal/platform/db"
 )
 
-// Config is every setting the server reads. README lists each variable.
+// Config is every setting the server reads. docs/configuration.md lists each variable.
 type Config struct {
 	Env             string // development | production
 	DatabaseURL     string
@@ -31,8 +31,12 @@ type Config struct {
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	AppBaseURL      string
-	CORSOrigins     []string
-	TrustedProxies  []netip.Prefix // whose X-Forwarded-For names the client
+	CORSOrigins     []string // CORS_ALLOWED_ORIGINS
+	// CORSAnyLocalPort allows http://localhost:<port> and http://127.0.0.1:<port>
+	// too: development's default when CORS_ALLOWED_ORIGINS is unset, so that a
+	// front end's development server (Vite on 5173, ...) can call `make run`'s API.
+	CORSAnyLocalPort bool
+	TrustedProxies   []netip.Prefix // whose X-Forwarded-For names the client
 	// TrustedDocuments, when TRUSTED_DOCUMENTS names a manifest, are the only
 	// documents the server runs (nil: any document).
 	TrustedDocuments TrustedDocuments
@@ -114,7 +118,7 @@ func Load() (Config, error) {
 		SMTPPassword: os.Getenv("SMTP_PASSWORD"),
 	}
 	// LISTEN holds a session: behind PgBouncer in transaction mode it must go
-	// straight to PostgreSQL (README, "PgBouncer").
+	// straight to PostgreSQL (docs/operations.md, "PgBouncer").
 	c.DatabaseDirectURL = get("DATABASE_DIRECT_URL", c.DatabaseURL)
 	var errs []error
 	if c.Env != "development" && c.Env != "production" {
@@ -159,6 +163,9 @@ func Load() (Config, error) {
 			c.CORSOrigins = append(c.CORSOrigins, o)
 		}
 	}
+	// Production allows only the origins it lists; development, listing none,
+	// allows any port of localhost and 127.0.0.1 over http.
+	c.CORSAnyLocalPort = c.Env == "development" && len(c.CORSOrigins) == 0
 	for _, p := range strings.Split(os.Getenv("TRUSTED_PROXY_CIDRS"), ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue

@@ -244,7 +244,7 @@ func TestRequestAdmissionLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.ClientRequestsPerSecond != 50 || c.ClientConcurrentRequests != 16 || c.MaxConcurrentRequests != 256 {
-		t.Fatalf("defaults = %d, %d, %d; want 50, 16, 256 (README)", c.ClientRequestsPerSecond, c.ClientConcurrentRequests, c.MaxConcurrentRequests)
+		t.Fatalf("defaults = %d, %d, %d; want 50, 16, 256 (docs/configuration.md)", c.ClientRequestsPerSecond, c.ClientConcurrentRequests, c.MaxConcurrentRequests)
 	}
 	t.Setenv("CLIENT_REQUESTS_PER_SECOND", "0")
 	t.Setenv("MAX_CONCURRENT_REQUESTS", " 1000 ")
@@ -342,5 +342,36 @@ func TestDirectURLDefaultsToDatabaseURL(t *testing.T) {
 	}
 	if got := (Config{DatabaseURL: "postgres://a"}).DirectURL(); got != "postgres://a" {
 		t.Errorf("zero DatabaseDirectURL: DirectURL() = %q", got)
+	}
+}
+
+// TestCORSDefaults: development without CORS_ALLOWED_ORIGINS allows any local
+// port (the front end's development server); a list replaces that default;
+// production allows only what it lists, nothing by default.
+func TestCORSDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		env, origins string
+		want         []string
+		anyLocal     bool
+	}{
+		{"development", "", nil, true},
+		{"development", " ", nil, true},
+		{"development", "https://app.example.com", []string{"https://app.example.com"}, false},
+		{"production", "", nil, false},
+		{"production", "https://a.example.com, https://b.example.com", []string{"https://a.example.com", "https://b.example.com"}, false},
+	} {
+		devEnv(t)
+		t.Setenv("APP_ENV", tc.env)
+		t.Setenv("JWT_SECRET", strong("cors"))
+		t.Setenv("MAIL_DRIVER", "file")
+		t.Setenv("CORS_ALLOWED_ORIGINS", tc.origins)
+		c, err := Load()
+		if err != nil {
+			t.Fatalf("%s, %q: %v", tc.env, tc.origins, err)
+		}
+		if strings.Join(c.CORSOrigins, " ") != strings.Join(tc.want, " ") || c.CORSAnyLocalPort != tc.anyLocal {
+			t.Errorf("%s, CORS_ALLOWED_ORIGINS=%q: origins %q, any local port %v; want %q, %v",
+				tc.env, tc.origins, c.CORSOrigins, c.CORSAnyLocalPort, tc.want, tc.anyLocal)
+		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 // FuzzLoad: Load never panics on any JWT_SECRETS, JWT_SECRET, ACCESS_TOKEN_TTL and
 // TRUSTED_PROXY_CIDRS; what it accepts in production satisfies every rule the
-// README states; its errors never quote a secret.
+// docs/configuration.md states; its errors never quote a secret.
 func FuzzLoad(f *testing.F) {
 	good := strong("fuzz")
 	f.Add("2026-11:"+good+","+"2026-05:o:"+strong("o"), "", "15m", "10.0.0.0/8, 192.168.1.7, fd00::/8")

@@ -52,7 +52,7 @@ func TestProductionNeedsARealMailDriver(t *testing.T) {
 		t.Fatalf("production with the smtp driver: %+v, %v", c, err)
 	}
 
-	// Development prints mail on the console unless told otherwise: the README's
+	// Development prints mail on the console unless told otherwise: the docs'
 	// walk-throughs read the links from the log.
 	for _, driver := range []string{"", "console"} {
 		if c, err := load("development", driver); err != nil || c.MailDriver != "console" {

@@ -48,7 +48,7 @@ func Open(ctx context.Context, url string, o Options) (*sqlx.DB, error) {
 	// goes in one round trip, Parse to Sync, instead of Parse/Describe/Sync and
 	// then Bind/Execute/Sync: between those two Syncs, outside a transaction,
 	// PgBouncer in transaction mode may hand the server connection to another
-	// client, and the Bind then finds no statement (README, "PgBouncer"). The
+	// client, and the Bind then finds no statement (docs/operations.md, "PgBouncer"). The
 	// price: []byte arguments go in binary format, right for bytea only (send
 	// JSON for a jsonb column as a string).
 	cfg.BinaryParameters = true

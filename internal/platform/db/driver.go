@@ -83,7 +83,7 @@ func (connector) Driver() driver.Driver { return countingDriver{} }
 // values; for a statement whose best plan depends on them (a customer search:
 // walking the name index suits a term that matches thousands, the trigram
 // index one that matches six) that plan can be 100 times slower than the
-// right one (README, "Testing and benchmarks", BenchmarkCustomerSearch).
+// right one (docs/testing.md, "Benchmarks", BenchmarkCustomerSearch).
 const CustomPlan = "/* custom plan */ "
 
 // StatementCacheSize bounds the statements prepared on one connection; beyond

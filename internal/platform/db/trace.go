@@ -16,7 +16,7 @@ import (
 const TraceScope = "tenantgraph/internal/platform/db"
 
 // sqlSpan starts the span of one statement when ctx carries a recording span
-// (a traced request: README, "Tracing"), else returns nil and costs one
+// (a traced request: docs/operations.md, "Tracing"), else returns nil and costs one
 // context lookup. The span is named name, or with "" by the statement's first
 // word (SELECT, INSERT, WITH, ...), and carries its text, never its arguments:
 // they may be personal data. It ends when the driver call returns: a query's

@@ -13,7 +13,7 @@ import (
 // TenantColumn names the column that makes a table a tenant table.
 const TenantColumn = "organization_id"
 
-// The rules of the tenant-key check (README, "Tenant keys").
+// The rules of the tenant-key check (docs/api.md, "Tenant keys").
 const (
 	// RuleTenantKey: a tenant table has a primary key, and organization_id is a key column of
 	// it and of every unique constraint and unique index (partial ones too).

@@ -10,7 +10,9 @@ package explorer
 
 import (
 	"bytes"
+	"crypto/rand"
 	"embed"
+	"encoding/base64"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -28,6 +30,15 @@ const Prefix = "/explorer/"
 // with CodeMirror 5: no workers, no eval.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// PageCSP is the page's CSP: CSP, plus a nonce for the <style> elements GraphiQL's
+// menus and dialogs add while they are open (Radix's scroll lock, react-remove-scroll).
+// The page hands the nonce to its mount script (data-style-nonce), which gives it to
+// them the way that library looks for one (__webpack_nonce__). Styles only: scripts
+// stay 'self'.
+func PageCSP(nonce string) string {
+	return strings.Replace(CSP, "style-src 'self'", "style-src 'self' 'nonce-"+nonce+"'", 1)
+}
 
 // Vendored are the files scripts/explorer-assets.sh puts in dist/; the page needs them all.
 var Vendored = []string{"graphiql.min.css", "graphiql.min.js", "react.production.min.js", "react-dom.production.min.js"}
@@ -57,15 +68,14 @@ func Missing() []string {
 
 // Explorer serves the page and its files.
 type Explorer struct {
-	page    []byte
-	missing []string
-	files   http.Handler
+	title, endpoint string
+	missing         []string
+	files           http.Handler
 }
 
 // New builds the explorer of the GraphQL endpoint at the path endpoint (e.g. "/query").
 func New(title, endpoint string) (*Explorer, error) {
-	var b bytes.Buffer
-	if err := page.Execute(&b, struct{ Title, Endpoint, Prefix string }{title, endpoint, Prefix}); err != nil {
+	if _, err := render(title, endpoint, "n"); err != nil {
 		return nil, err
 	}
 	distFS, err := fs.Sub(dist, "dist")
@@ -76,15 +86,21 @@ func New(title, endpoint string) (*Explorer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Explorer{page: b.Bytes(), missing: Missing(), files: http.StripPrefix(Prefix, fileServer(staticFS, distFS))}, nil
+	return &Explorer{title: title, endpoint: endpoint, missing: Missing(), files: http.StripPrefix(Prefix, fileServer(staticFS, distFS))}, nil
+}
+
+func render(title, endpoint, nonce string) ([]byte, error) {
+	var b bytes.Buffer
+	err := page.Execute(&b, struct{ Title, Endpoint, Prefix, StyleNonce string }{title, endpoint, Prefix, nonce})
+	return b.Bytes(), err
 }
 
 // Page serves the explorer's HTML page; when the binary was built without the
 // fetched files, a 503 that says how to get them.
 func (e *Explorer) Page() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", CSP)
 		if len(e.missing) > 0 {
+			w.Header().Set("Content-Security-Policy", CSP)
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("The explorer's files (" + strings.Join(e.missing, ", ") + ") are not in this binary: " + //nolint:errcheck
@@ -92,9 +108,19 @@ func (e *Explorer) Page() http.Handler {
 				"The GraphQL endpoint works without them.\n"))
 			return
 		}
+		nonce := make([]byte, 16)
+		rand.Read(nonce) //nolint:errcheck // crypto/rand never fails
+		// URL-safe and unpadded: html/template would escape a + or = in the attribute.
+		n := base64.RawURLEncoding.EncodeToString(nonce)
+		body, err := render(e.title, e.endpoint, n)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Security-Policy", PageCSP(n))
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Write(e.page) //nolint:errcheck
+		w.Header().Set("Cache-Control", "no-store") // a nonce is for one page load
+		w.Write(body)                               //nolint:errcheck
 	})
 }
 

@@ -2,7 +2,7 @@
 // standard OTEL_* environment and starts the span of each HTTP request. It is
 // off unless OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
 // is set: then Setup returns no provider, and the server installs nothing, so
-// that tracing off costs nothing per request (README, "Tracing").
+// that tracing off costs nothing per request (docs/operations.md, "Tracing").
 package tracing
 
 import (

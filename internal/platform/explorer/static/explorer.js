@@ -6,6 +6,10 @@
 
   var root = document.getElementById('graphiql');
   var endpoint = root.getAttribute('data-endpoint');
+  // GraphiQL's menus and dialogs (Radix) add a <style> element while open; the
+  // page's CSP admits it with this page load's nonce, which that code reads from
+  // the global __webpack_nonce__ (react-style-singleton's get-nonce).
+  window.__webpack_nonce__ = root.getAttribute('data-style-nonce');
 
   // POSTs the operation as JSON with the headers of GraphiQL's headers editor
   // (an Authorization header among them once you have pasted one).
@@ -26,22 +30,52 @@
     });
   }
 
-  var login = [
-    '# Welcome to the tenantgraph explorer.',
+  // The first tab: how a newcomer gets an account and a token. Its comment lines
+  // stay under 58 characters, so that they fit the query editor of a window 1,400 px
+  // wide (560 px) without scrolling sideways (TestExplorerInBrowser checks it).
+  var welcome = [
+    '# Welcome to the tenantgraph explorer. The play button',
+    '# runs an operation of this tab; with several, it asks',
+    '# which one.',
     '#',
-    '# To sign in, put your email and password below and run this mutation (the',
-    '# play button, or Ctrl-Enter). Copy data.login.accessToken from the result',
-    '# and paste it into this tab\'s Headers, below the editor, as',
+    '# 1. New here? Put your name, email and a password in',
+    '#    Register and run it. The server emails you a link to',
+    '#    verify your address. In development (make run)',
+    '#    nothing is sent: the server prints each email in its',
+    '#    log, the terminal where make run runs, on a line',
+    '#      msg="mail (console driver, not sent)"',
+    '#    with the link .../verify-email?token=<token>. Put',
+    '#    that token in VerifyEmail and run it (creating an',
+    '#    organization needs a verified email).',
+    '# 2. Put your email and password in Login and run it.',
+    '#    Copy data.login.accessToken from the result and',
+    '#    paste it into this tab\'s Headers, below, as',
     '#',
-    '#   {"Authorization": "Bearer <accessToken>"}',
+    '#      {"Authorization": "Bearer <accessToken>"}',
     '#',
-    '# Then replace this mutation with what you want to run, for example',
-    '#   query Me { me { id email name emailVerified } }',
+    '# 3. Then replace these operations with yours, e.g.',
+    '#      query Me { me { id email name emailVerified } }',
     '#',
-    '# Headers belong to a tab: they stay with this one, in this browser\'s local',
-    '# storage, across reloads; a new tab (+) starts without them. An access token',
-    '# lasts 15 minutes by default (ACCESS_TOKEN_TTL): then log in again, or trade',
-    '# the refreshToken for a new pair with the refreshToken mutation.',
+    '# Headers belong to a tab: they stay with this one, in',
+    '# this browser\'s local storage, across reloads; a new',
+    '# tab (+) starts without them. An access token lasts',
+    '# 15 minutes by default (ACCESS_TOKEN_TTL): then log in',
+    '# again, or trade the refreshToken for a new pair with',
+    '# the refreshToken mutation.',
+    'mutation Register {',
+    '  register(input: {name: "Your Name",',
+    '      email: "you@example.com", password: "your password"}) {',
+    '    user { id email emailVerified }',
+    '  }',
+    '}',
+    '',
+    'mutation VerifyEmail {',
+    '  verifyEmail(token: "the token from the link") {',
+    '    email',
+    '    emailVerified',
+    '  }',
+    '}',
+    '',
     'mutation Login {',
     '  login(email: "you@example.com", password: "your password") {',
     '    accessToken',
@@ -55,7 +89,7 @@
 
   ReactDOM.createRoot(root).render(React.createElement(GraphiQL, {
     fetcher: fetcher,
-    defaultTabs: [{ query: login }],
+    defaultTabs: [{ query: welcome }],
     isHeadersEditorEnabled: true,
     shouldPersistHeaders: true,
     defaultEditorToolsVisibility: 'headers'
