@@ -5,6 +5,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +15,11 @@ import (
 	"tenantgraph/graph/scalar"
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/audit"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/tenant"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -47,7 +50,7 @@ type ResolverRoot interface {
 
 type DirectiveRoot struct {
 	Auth     func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
-	HasRole  func(ctx context.Context, obj any, next graphql.Resolver, role org.Role) (res any, err error)
+	HasRole  func(ctx context.Context, obj any, next graphql.Resolver, role tenant.Role) (res any, err error)
 	Public   func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
 	Verified func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
 }
@@ -173,14 +176,14 @@ type ComplexityRoot struct {
 		AcceptInvitation        func(childComplexity int, token string) int
 		AddCustomerNote         func(childComplexity int, orgID uuid.UUID, customerID uuid.UUID, body string) int
 		ArchiveCustomer         func(childComplexity int, orgID uuid.UUID, id uuid.UUID) int
-		ChangeMemberRole        func(childComplexity int, orgID uuid.UUID, userID uuid.UUID, role org.Role) int
+		ChangeMemberRole        func(childComplexity int, orgID uuid.UUID, userID uuid.UUID, role tenant.Role) int
 		ChangePassword          func(childComplexity int, currentPassword string, newPassword string) int
-		CreateCustomer          func(childComplexity int, orgID uuid.UUID, input customer.CreateCustomerInput) int
+		CreateCustomer          func(childComplexity int, orgID uuid.UUID, input customer.CreateCustomerInput, idempotencyKey *string) int
 		CreateOrganization      func(childComplexity int, input org.CreateOrganizationInput) int
 		DeclineInvitation       func(childComplexity int, token string) int
 		DeleteCustomerNote      func(childComplexity int, orgID uuid.UUID, id uuid.UUID) int
-		ImportCustomers         func(childComplexity int, orgID uuid.UUID, input []*customer.CreateCustomerInput) int
-		InviteMember            func(childComplexity int, orgID uuid.UUID, email string, role *org.Role) int
+		ImportCustomers         func(childComplexity int, orgID uuid.UUID, input []*customer.CreateCustomerInput, idempotencyKey *string) int
+		InviteMember            func(childComplexity int, orgID uuid.UUID, email string, role *tenant.Role) int
 		LeaveOrganization       func(childComplexity int, orgID uuid.UUID) int
 		Login                   func(childComplexity int, email string, password string) int
 		Logout                  func(childComplexity int, refreshToken string) int
@@ -207,7 +210,7 @@ type ComplexityRoot struct {
 		ID          func(childComplexity int) int
 		Invitations func(childComplexity int, status *org.InvitationStatus, first *int, after *string) int
 		MemberCount func(childComplexity int) int
-		Members     func(childComplexity int, first *int, after *string, role *org.Role) int
+		Members     func(childComplexity int, first *int, after *string, role *tenant.Role) int
 		Name        func(childComplexity int) int
 		Owner       func(childComplexity int) int
 		Slug        func(childComplexity int) int
@@ -253,19 +256,19 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type AuditEventResolver interface {
-	Actor(ctx context.Context, obj *audit.Event) (*account.User, error)
+	Actor(ctx context.Context, obj *audit.Event) (*auth.User, error)
 }
 type CustomerResolver interface {
-	Assignee(ctx context.Context, obj *customer.Customer) (*account.User, error)
-	CreatedBy(ctx context.Context, obj *customer.Customer) (*account.User, error)
+	Assignee(ctx context.Context, obj *customer.Customer) (*auth.User, error)
+	CreatedBy(ctx context.Context, obj *customer.Customer) (*auth.User, error)
 	Notes(ctx context.Context, obj *customer.Customer, first *int, after *string) (*page.Connection[*customer.CustomerNote], error)
 }
 type CustomerNoteResolver interface {
-	Author(ctx context.Context, obj *customer.CustomerNote) (*account.User, error)
+	Author(ctx context.Context, obj *customer.CustomerNote) (*auth.User, error)
 }
 type InvitationResolver interface {
 	OrganizationName(ctx context.Context, obj *org.Invitation) (string, error)
-	InvitedBy(ctx context.Context, obj *org.Invitation) (*account.User, error)
+	InvitedBy(ctx context.Context, obj *org.Invitation) (*auth.User, error)
 }
 type MutationResolver interface {
 	Register(ctx context.Context, input account.RegisterInput) (*account.AuthPayload, error)
@@ -273,46 +276,46 @@ type MutationResolver interface {
 	RefreshToken(ctx context.Context, refreshToken string) (*account.AuthPayload, error)
 	Logout(ctx context.Context, refreshToken string) (bool, error)
 	LogoutAll(ctx context.Context) (bool, error)
-	VerifyEmail(ctx context.Context, token string) (*account.User, error)
+	VerifyEmail(ctx context.Context, token string) (*auth.User, error)
 	ResendVerificationEmail(ctx context.Context) (bool, error)
 	RequestPasswordReset(ctx context.Context, email string) (bool, error)
 	ResetPassword(ctx context.Context, token string, newPassword string) (bool, error)
 	ChangePassword(ctx context.Context, currentPassword string, newPassword string) (bool, error)
-	CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*org.Organization, error)
-	UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*org.Organization, error)
-	InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *org.Role) (*org.Invitation, error)
+	CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput, idempotencyKey *string) (*customer.Customer, error)
+	UpdateCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID, input UpdateCustomerInput, expectedVersion *int) (*customer.Customer, error)
+	ArchiveCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
+	RestoreCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
+	ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput, idempotencyKey *string) ([]*customer.Customer, error)
+	AddCustomerNote(ctx context.Context, orgID uuid.UUID, customerID uuid.UUID, body string) (*customer.CustomerNote, error)
+	UpdateCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID, body string) (*customer.CustomerNote, error)
+	DeleteCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (bool, error)
+	CreateOrganization(ctx context.Context, input org.CreateOrganizationInput) (*tenant.Organization, error)
+	UpdateOrganization(ctx context.Context, orgID uuid.UUID, input org.UpdateOrganizationInput) (*tenant.Organization, error)
+	InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *tenant.Role) (*org.Invitation, error)
 	ResendInvitation(ctx context.Context, orgID uuid.UUID, invitationID uuid.UUID) (*org.Invitation, error)
 	RevokeInvitation(ctx context.Context, orgID uuid.UUID, invitationID uuid.UUID) (*org.Invitation, error)
 	AcceptInvitation(ctx context.Context, token string) (*org.Member, error)
 	DeclineInvitation(ctx context.Context, token string) (bool, error)
-	ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role org.Role) (*org.Member, error)
+	ChangeMemberRole(ctx context.Context, orgID uuid.UUID, userID uuid.UUID, role tenant.Role) (*org.Member, error)
 	RemoveMember(ctx context.Context, orgID uuid.UUID, userID uuid.UUID) (bool, error)
 	LeaveOrganization(ctx context.Context, orgID uuid.UUID) (bool, error)
-	TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*org.Organization, error)
-	CreateCustomer(ctx context.Context, orgID uuid.UUID, input customer.CreateCustomerInput) (*customer.Customer, error)
-	UpdateCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID, input UpdateCustomerInput, expectedVersion *int) (*customer.Customer, error)
-	ArchiveCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
-	RestoreCustomer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
-	ImportCustomers(ctx context.Context, orgID uuid.UUID, input []*customer.CreateCustomerInput) ([]*customer.Customer, error)
-	AddCustomerNote(ctx context.Context, orgID uuid.UUID, customerID uuid.UUID, body string) (*customer.CustomerNote, error)
-	UpdateCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID, body string) (*customer.CustomerNote, error)
-	DeleteCustomerNote(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (bool, error)
+	TransferOwnership(ctx context.Context, orgID uuid.UUID, newOwnerID uuid.UUID) (*tenant.Organization, error)
 }
 type OrganizationResolver interface {
-	ViewerRole(ctx context.Context, obj *org.Organization) (org.Role, error)
-	Owner(ctx context.Context, obj *org.Organization) (*account.User, error)
-	MemberCount(ctx context.Context, obj *org.Organization) (int, error)
-	Members(ctx context.Context, obj *org.Organization, first *int, after *string, role *org.Role) (*page.Connection[*org.Member], error)
-	Invitations(ctx context.Context, obj *org.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error)
-	AuditLog(ctx context.Context, obj *org.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
+	ViewerRole(ctx context.Context, obj *tenant.Organization) (tenant.Role, error)
+	Owner(ctx context.Context, obj *tenant.Organization) (*auth.User, error)
+	MemberCount(ctx context.Context, obj *tenant.Organization) (int, error)
+	Members(ctx context.Context, obj *tenant.Organization, first *int, after *string, role *tenant.Role) (*page.Connection[*org.Member], error)
+	Invitations(ctx context.Context, obj *tenant.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error)
+	AuditLog(ctx context.Context, obj *tenant.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
 }
 type QueryResolver interface {
-	Me(ctx context.Context) (*account.User, error)
-	Organizations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Organization], error)
-	Organization(ctx context.Context, orgID uuid.UUID) (*org.Organization, error)
-	MyInvitations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Invitation], error)
+	Me(ctx context.Context) (*auth.User, error)
 	Customers(ctx context.Context, orgID uuid.UUID, first *int, after *string, search *string, status *customer.CustomerStatus, tag *string, assigneeID *uuid.UUID, includeArchived *bool, orderBy *customer.CustomerOrder) (*page.Connection[*customer.Customer], error)
 	Customer(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*customer.Customer, error)
+	Organizations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Organization], error)
+	Organization(ctx context.Context, orgID uuid.UUID) (*tenant.Organization, error)
+	MyInvitations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Invitation], error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -805,7 +808,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ChangeMemberRole(childComplexity, args["orgId"].(uuid.UUID), args["userId"].(uuid.UUID), args["role"].(org.Role)), true
+		return e.ComplexityRoot.Mutation.ChangeMemberRole(childComplexity, args["orgId"].(uuid.UUID), args["userId"].(uuid.UUID), args["role"].(tenant.Role)), true
 	case "Mutation.changePassword":
 		if e.ComplexityRoot.Mutation.ChangePassword == nil {
 			break
@@ -827,7 +830,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateCustomer(childComplexity, args["orgId"].(uuid.UUID), args["input"].(customer.CreateCustomerInput)), true
+		return e.ComplexityRoot.Mutation.CreateCustomer(childComplexity, args["orgId"].(uuid.UUID), args["input"].(customer.CreateCustomerInput), args["idempotencyKey"].(*string)), true
 	case "Mutation.createOrganization":
 		if e.ComplexityRoot.Mutation.CreateOrganization == nil {
 			break
@@ -871,7 +874,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ImportCustomers(childComplexity, args["orgId"].(uuid.UUID), args["input"].([]*customer.CreateCustomerInput)), true
+		return e.ComplexityRoot.Mutation.ImportCustomers(childComplexity, args["orgId"].(uuid.UUID), args["input"].([]*customer.CreateCustomerInput), args["idempotencyKey"].(*string)), true
 	case "Mutation.inviteMember":
 		if e.ComplexityRoot.Mutation.InviteMember == nil {
 			break
@@ -882,7 +885,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.InviteMember(childComplexity, args["orgId"].(uuid.UUID), args["email"].(string), args["role"].(*org.Role)), true
+		return e.ComplexityRoot.Mutation.InviteMember(childComplexity, args["orgId"].(uuid.UUID), args["email"].(string), args["role"].(*tenant.Role)), true
 	case "Mutation.leaveOrganization":
 		if e.ComplexityRoot.Mutation.LeaveOrganization == nil {
 			break
@@ -1122,7 +1125,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Organization.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["role"].(*org.Role)), true
+		return e.ComplexityRoot.Organization.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["role"].(*tenant.Role)), true
 	case "Organization.name":
 		if e.ComplexityRoot.Organization.Name == nil {
 			break
@@ -1377,10 +1380,26 @@ func newExecutionContext(
 	}
 }
 
+//go:embed "schema/account.graphqls" "schema/audit.graphqls" "schema/customers.graphqls" "schema/organizations.graphqls"
+var sourcesFS embed.FS
+
+func sourceData(filename string) string {
+	data, err := sourcesFS.ReadFile(filename)
+	if err != nil {
+		panic(fmt.Sprintf("codegen problem: %s not available", filename))
+	}
+	return string(data)
+}
+
 var sources = []*ast.Source{
 	{Name: "../schema.graphqls", Input: `# tenantgraph public API.
 #
 # Every root field carries exactly one of the authorization directives below.
+#
+# This file is the root: directives, scalars, the shared types and the Query and
+# Mutation roots. Each area's types and root fields are in its own file under
+# graph/schema/ (account, organizations, audit, customers), which adds them with
+# ` + "`" + `extend type Query` + "`" + ` / ` + "`" + `extend type Mutation` + "`" + `.
 #
 # Every error carries extensions.code, one of:
 # - while executing: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT
@@ -1445,344 +1464,32 @@ enum Role {
   MEMBER
 }
 
-enum InvitationStatus {
-  PENDING
-  ACCEPTED
-  REVOKED
-  EXPIRED
-  DECLINED
-}
-
 type PageInfo {
   hasNextPage: Boolean!
   "Pass as ` + "`" + `after` + "`" + ` to get the next page."
   endCursor: String
 }
 
-type User {
-  id: ID!
-  "Lower-cased, trimmed."
-  email: String!
-  name: String!
-  emailVerified: Boolean!
-  createdAt: Time!
-}
-
-type AuthPayload {
-  "A short-lived JWT; send it as ` + "`" + `Authorization: Bearer <token>` + "`" + `."
-  accessToken: String!
-  accessTokenExpiresAt: Time!
-  "An opaque, single-use token for ` + "`" + `refreshToken` + "`" + `; every use returns a new one."
-  refreshToken: String!
-  user: User!
-}
-
-input RegisterInput {
-  email: String!
-  "8 to 1024 bytes; no composition rules."
-  password: String!
-  name: String!
-}
-
-"A tenant. Everything inside it is visible to its members only."
-type Organization {
-  id: ID!
-  name: String!
-  slug: String!
-  createdAt: Time!
-  viewerRole: Role!
-  owner: User!
-  memberCount: Int!
-  "Ordered by join time. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
-  members(first: Int, after: String, role: Role): MemberConnection!
-  "Newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
-  invitations(status: InvitationStatus, first: Int, after: String): InvitationConnection! @hasRole(role: ADMIN)
-  "Newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100. ` + "`" + `action` + "`" + ` is one such as member.invited."
-  auditLog(first: Int, after: String, action: String, actorId: ID): AuditEventConnection! @hasRole(role: ADMIN)
-}
-
-type Member {
-  user: User!
-  role: Role!
-  joinedAt: Time!
-}
-
-type Invitation {
-  id: ID!
-  email: String!
-  role: Role!
-  status: InvitationStatus!
-  organizationName: String!
-  invitedBy: User
-  expiresAt: Time!
-  createdAt: Time!
-}
-
-type AuditEvent {
-  id: ID!
-  "For example organization.created, member.invited, invitation.accepted, member.role_changed, member.removed, member.left, ownership.transferred."
-  action: String!
-  actor: User
-  targetType: String
-  targetId: String
-  "What changed, with before/after values where there are any."
-  metadata: JSON!
-  ip: String
-  userAgent: String
-  createdAt: Time!
-}
-
 # Every list is a connection: keyset-paginated (` + "`" + `first` + "`" + ` defaults to 20, at most
 # 100; pass pageInfo.endCursor as ` + "`" + `after` + "`" + ` for the next page). totalCount counts
-# the whole list with its own query, only when selected.
-type OrganizationConnection {
-  edges: [OrganizationEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type OrganizationEdge {
-  cursor: String!
-  node: Organization!
-}
-type MemberConnection {
-  edges: [MemberEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type MemberEdge {
-  cursor: String!
-  node: Member!
-}
-type InvitationConnection {
-  edges: [InvitationEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type InvitationEdge {
-  cursor: String!
-  node: Invitation!
-}
-type AuditEventConnection {
-  edges: [AuditEventEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type AuditEventEdge {
-  cursor: String!
-  node: AuditEvent!
-}
-
-input CreateOrganizationInput {
-  "1 to 100 characters after trimming."
-  name: String!
-  "Lower-case letters, digits and dashes, 3 to 48 characters; derived from the name when absent."
-  slug: String
-}
-
-input UpdateOrganizationInput {
-  name: String
-  slug: String
-}
-
-enum CustomerStatus {
-  LEAD
-  ACTIVE
-  INACTIVE
-}
-
-enum CustomerOrderField {
-  "Case-insensitively, then byte order."
-  NAME
-  CREATED_AT
-  UPDATED_AT
-}
+# the whole list with its own query, only when selected. The connection types
+# are in their areas' files.
 
 enum OrderDirection {
   ASC
   DESC
 }
 
-"A list's order; ties are broken by id, in the same direction."
-input CustomerOrder {
-  field: CustomerOrderField! = NAME
-  direction: OrderDirection! = ASC
-}
+# The roots. Every field comes from an area's file (extend type Query / Mutation)
+# and carries exactly one of @public, @auth, @verified, @hasRole.
+type Query
 
-"Someone an organization does business with. Its members read every customer."
-type Customer {
-  id: ID!
-  name: String!
-  "Lower-cased, trimmed; unique in the organization."
-  email: String
-  phone: String
-  company: String
-  "A set of lower-case tags, in the order first given."
-  tags: [String!]!
-  status: CustomerStatus!
-  "A member of the organization; cleared when that membership ends."
-  assignee: User
-  createdBy: User
-  "Newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
-  notes(first: Int, after: String): CustomerNoteConnection!
-  createdAt: Time!
-  updatedAt: Time!
-  "Set while archived: hidden from customers() unless includeArchived."
-  archivedAt: Time
-  "Bumped by every change; pass it as updateCustomer's expectedVersion."
-  version: Int!
-}
-
-"An entry of a customer's timeline."
-type CustomerNote {
-  id: ID!
-  body: String!
-  "Null once the author's account is gone."
-  author: User
-  createdAt: Time!
-  updatedAt: Time!
-}
-
-type CustomerConnection {
-  edges: [CustomerEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type CustomerEdge {
-  cursor: String!
-  node: Customer!
-}
-type CustomerNoteConnection {
-  edges: [CustomerNoteEdge!]!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-type CustomerNoteEdge {
-  cursor: String!
-  node: CustomerNote!
-}
-
-"""
-A new customer. Blank optional strings count as absent. Limits: name 1 to 200
-characters (trimmed, no control characters); email like an account's; phone 3 to
-32 characters of digits, spaces and + ( ) . / - (a + only first), at least 3
-digits; company 1 to 200 characters; at most 20 tags of 1 to 32 characters
-(lower-cased, trimmed, repeats dropped).
-"""
-input CreateCustomerInput {
-  name: String!
-  email: String
-  phone: String
-  company: String
-  tags: [String!]
-  "LEAD when absent."
-  status: CustomerStatus
-  "A member of the organization."
-  assigneeId: ID
-}
-
-"Changes the fields given; an explicit null (or a blank string) clears an optional field."
-input UpdateCustomerInput {
-  name: String
-  email: String @goField(omittable: true)
-  phone: String @goField(omittable: true)
-  company: String @goField(omittable: true)
-  "Replaces the set; [] clears it."
-  tags: [String!]
-  status: CustomerStatus
-  assigneeId: ID @goField(omittable: true)
-}
-
-type Query {
-  "The signed-in user."
-  me: User @auth
-  "The viewer's organizations, ordered by name (case-insensitively) then id. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
-  organizations(first: Int, after: String): OrganizationConnection! @auth
-  organization(orgId: ID!): Organization @hasRole(role: MEMBER)
-  "Pending, unexpired invitations addressed to the viewer's verified email, newest first. ` + "`" + `first` + "`" + ` defaults to 20, at most 100."
-  myInvitations(first: Int, after: String): InvitationConnection! @verified
-  """
-  The organization's customers, archived ones only with includeArchived. ` + "`" + `search` + "`" + `
-  (at most 100 characters) matches a part of the name, email or company,
-  case-insensitively; ` + "`" + `tag` + "`" + ` one tag. Ordered by orderBy (default NAME ASC), then id.
-  ` + "`" + `first` + "`" + ` defaults to 20, at most 100.
-  """
-  customers(orgId: ID!, first: Int, after: String, search: String, status: CustomerStatus, tag: String,
-    assigneeId: ID, includeArchived: Boolean = false, orderBy: CustomerOrder): CustomerConnection! @hasRole(role: MEMBER)
-  "NOT_FOUND when the organization has no such customer."
-  customer(orgId: ID!, id: ID!): Customer @hasRole(role: MEMBER)
-}
-
-type Mutation {
-  "Creates an account, signs it in and emails a verification link."
-  register(input: RegisterInput!): AuthPayload! @public
-  """
-  The same error for an unknown email and a wrong password. Throttled per email
-  and client address, per email and per address (RATE_LIMITED); an email over
-  254 bytes is BAD_USER_INPUT.
-  """
-  login(email: String!, password: String!): AuthPayload! @public
-  "Rotates a refresh token. Presenting it again within 10 s of its rotation (two tabs at once) gives another pair in the same session; later, it revokes the whole session."
-  refreshToken(refreshToken: String!): AuthPayload! @public
-  "Ends the session the refresh token belongs to."
-  logout(refreshToken: String!): Boolean! @public
-  "Ends every session of the viewer."
-  logoutAll: Boolean! @auth
-  verifyEmail(token: String!): User! @public
-  "At most one per minute; a new link voids the previous one."
-  resendVerificationEmail: Boolean! @auth
-  "Always true, whether or not the email has an account, answered before the account is looked up."
-  requestPasswordReset(email: String!): Boolean! @public
-  "Sets a new password with an emailed token and ends every session. The token is checked before the password is hashed."
-  resetPassword(token: String!, newPassword: String!): Boolean! @public
-  "Ends every other session of the viewer. At most 5 attempts per user per 10 minutes (RATE_LIMITED)."
-  changePassword(currentPassword: String!, newPassword: String!): Boolean! @auth
-
-  "The creator becomes OWNER. One user creates at most 20 organizations in any 24 hours: RATE_LIMITED beyond."
-  createOrganization(input: CreateOrganizationInput!): Organization! @verified
-  updateOrganization(orgId: ID!, input: UpdateOrganizationInput!): Organization! @hasRole(role: ADMIN)
-  "Emails a single-use link valid 7 days. Nobody grants a role above their own; OWNER is never invited. An organization sends at most 3 invitation mails (invitations and resends) to one address and 50 in all per hour, and one user asks for at most 100 per hour from all their organizations: RATE_LIMITED beyond."
-  inviteMember(orgId: ID!, email: String!, role: Role = MEMBER): Invitation! @hasRole(role: ADMIN)
-  "A new link and expiry; the old link stops working. Counts against the invitation mail limits (see inviteMember): RATE_LIMITED beyond."
-  resendInvitation(orgId: ID!, invitationId: ID!): Invitation! @hasRole(role: ADMIN)
-  revokeInvitation(orgId: ID!, invitationId: ID!): Invitation! @hasRole(role: ADMIN)
-  "The viewer's verified email must be the one invited."
-  acceptInvitation(token: String!): Member! @verified
-  declineInvitation(token: String!): Boolean! @auth
-  "The actor must outrank the member and may grant at most their own role. OWNER moves only by transfer."
-  changeMemberRole(orgId: ID!, userId: ID!, role: Role!): Member! @hasRole(role: ADMIN)
-  "The actor must outrank the member; the owner is never removed."
-  removeMember(orgId: ID!, userId: ID!): Boolean! @hasRole(role: ADMIN)
-  "The owner must transfer ownership first."
-  leaveOrganization(orgId: ID!): Boolean! @hasRole(role: MEMBER)
-  "The new owner must be a member with a verified email. The old owner becomes ADMIN."
-  transferOwnership(orgId: ID!, newOwnerId: ID!): Organization! @hasRole(role: OWNER)
-
-  "An email another customer of the organization has: CONFLICT (field email). An assignee who is not a member: NOT_FOUND (field assigneeId)."
-  createCustomer(orgId: ID!, input: CreateCustomerInput!): Customer! @hasRole(role: MEMBER)
-  """
-  With expectedVersion, a customer changed since that version is CONFLICT (field
-  expectedVersion) and nothing changes; without it the update applies. An
-  archived customer is CONFLICT: restore it first.
-  """
-  updateCustomer(orgId: ID!, id: ID!, input: UpdateCustomerInput!, expectedVersion: Int): Customer! @hasRole(role: MEMBER)
-  archiveCustomer(orgId: ID!, id: ID!): Customer! @hasRole(role: ADMIN)
-  restoreCustomer(orgId: ID!, id: ID!): Customer! @hasRole(role: ADMIN)
-  """
-  Up to 1,000 customers, all or none. Each refused row is an error of its own
-  whose extensions.field names it (input[17].email): invalid fields
-  (BAD_USER_INPUT), an email twice in the input (the later rows) or already used
-  in the organization (CONFLICT), an assignee who is not a member (NOT_FOUND).
-  Returns the customers in input order.
-  """
-  importCustomers(orgId: ID!, input: [CreateCustomerInput!]!): [Customer!]! @hasRole(role: ADMIN)
-  "1 to 10,000 characters after trimming."
-  addCustomerNote(orgId: ID!, customerId: ID!, body: String!): CustomerNote! @hasRole(role: MEMBER)
-  "The note's author only (FORBIDDEN for anyone else, whatever the role)."
-  updateCustomerNote(orgId: ID!, id: ID!, body: String!): CustomerNote! @hasRole(role: MEMBER)
-  "The note's author, or an ADMIN or OWNER."
-  deleteCustomerNote(orgId: ID!, id: ID!): Boolean! @hasRole(role: MEMBER)
-}
+type Mutation
 `, BuiltIn: false},
+	{Name: "schema/account.graphqls", Input: sourceData("schema/account.graphqls"), BuiltIn: false},
+	{Name: "schema/audit.graphqls", Input: sourceData("schema/audit.graphqls"), BuiltIn: false},
+	{Name: "schema/customers.graphqls", Input: sourceData("schema/customers.graphqls"), BuiltIn: false},
+	{Name: "schema/organizations.graphqls", Input: sourceData("schema/organizations.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -2216,8 +1923,8 @@ func (ec *executionContext) dir_hasRole_args(ctx context.Context, rawArgs map[st
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (org.Role, error) {
-			return ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (tenant.Role, error) {
+			return ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2334,8 +2041,8 @@ func (ec *executionContext) field_Mutation_changeMemberRole_args(ctx context.Con
 	}
 	args["userId"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (org.Role, error) {
-			return ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (tenant.Role, error) {
+			return ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2385,6 +2092,14 @@ func (ec *executionContext) field_Mutation_createCustomer_args(ctx context.Conte
 		return nil, err
 	}
 	args["input"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
 	return args, nil
 }
 
@@ -2457,6 +2172,14 @@ func (ec *executionContext) field_Mutation_importCustomers_args(ctx context.Cont
 		return nil, err
 	}
 	args["input"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
 	return args, nil
 }
 
@@ -2480,8 +2203,8 @@ func (ec *executionContext) field_Mutation_inviteMember_args(ctx context.Context
 	}
 	args["email"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (*org.Role, error) {
-			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (*tenant.Role, error) {
+			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2906,8 +2629,8 @@ func (ec *executionContext) field_Organization_members_args(ctx context.Context,
 	}
 	args["after"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "role",
-		func(ctx context.Context, v any) (*org.Role, error) {
-			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx, v)
+		func(ctx context.Context, v any) (*tenant.Role, error) {
+			return ec.unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3220,8 +2943,8 @@ func (ec *executionContext) _AuditEvent_actor(ctx context.Context, field graphql
 			return ec.Resolvers.AuditEvent().Actor(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -3601,8 +3324,8 @@ func (ec *executionContext) _AuthPayload_user(ctx context.Context, field graphql
 			return obj.User, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3794,8 +3517,8 @@ func (ec *executionContext) _Customer_assignee(ctx context.Context, field graphq
 			return ec.Resolvers.Customer().Assignee(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -3826,8 +3549,8 @@ func (ec *executionContext) _Customer_createdBy(ctx context.Context, field graph
 			return ec.Resolvers.Customer().CreatedBy(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4182,8 +3905,8 @@ func (ec *executionContext) _CustomerNote_author(ctx context.Context, field grap
 			return ec.Resolvers.CustomerNote().Author(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4448,8 +4171,8 @@ func (ec *executionContext) _Invitation_role(ctx context.Context, field graphql.
 			return obj.Role, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v org.Role) graphql.Marshaler {
-			return ec.marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v tenant.Role) graphql.Marshaler {
+			return ec.marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4517,8 +4240,8 @@ func (ec *executionContext) _Invitation_invitedBy(ctx context.Context, field gra
 			return ec.Resolvers.Invitation().InvitedBy(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4737,8 +4460,8 @@ func (ec *executionContext) _Member_user(ctx context.Context, field graphql.Coll
 			return obj.User, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4769,8 +4492,8 @@ func (ec *executionContext) _Member_role(ctx context.Context, field graphql.Coll
 			return obj.Role, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v org.Role) graphql.Marshaler {
-			return ec.marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v tenant.Role) graphql.Marshaler {
+			return ec.marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5226,7 +4949,7 @@ func (ec *executionContext) _Mutation_verifyEmail(ctx context.Context, field gra
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Public == nil {
-					var zeroVal *account.User
+					var zeroVal *auth.User
 					return zeroVal, errors.New("directive public is not implemented")
 				}
 				return ec.Directives.Public(ctx, nil, directive0)
@@ -5235,8 +4958,8 @@ func (ec *executionContext) _Mutation_verifyEmail(ctx context.Context, field gra
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5473,6 +5196,502 @@ func (ec *executionContext) fieldContext_Mutation_changePassword(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_createCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].(customer.CreateCustomerInput), fc.Args["idempotencyKey"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID), fc.Args["input"].(UpdateCustomerInput), fc.Args["expectedVersion"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_archiveCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_archiveCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ArchiveCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_archiveCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_archiveCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_restoreCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_restoreCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RestoreCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_restoreCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_restoreCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_importCustomers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_importCustomers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ImportCustomers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].([]*customer.CreateCustomerInput), fc.Args["idempotencyKey"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal []*customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*customer.Customer) graphql.Marshaler {
+			return ec.marshalNCustomer2ᚕᚖtenantgraphᚋinternalᚋcustomerᚐCustomerᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_importCustomers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_importCustomers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addCustomerNote(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["customerId"].(uuid.UUID), fc.Args["body"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *customer.CustomerNote
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.CustomerNote
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.CustomerNote) graphql.Marshaler {
+			return ec.marshalNCustomerNote2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerNote(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerNote(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateCustomerNote(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID), fc.Args["body"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *customer.CustomerNote
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.CustomerNote
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.CustomerNote) graphql.Marshaler {
+			return ec.marshalNCustomerNote2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerNote(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerNote(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteCustomerNote(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createOrganization(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5490,7 +5709,7 @@ func (ec *executionContext) _Mutation_createOrganization(ctx context.Context, fi
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Verified == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive verified is not implemented")
 				}
 				return ec.Directives.Verified(ctx, nil, directive0)
@@ -5499,8 +5718,8 @@ func (ec *executionContext) _Mutation_createOrganization(ctx context.Context, fi
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5546,13 +5765,13 @@ func (ec *executionContext) _Mutation_updateOrganization(ctx context.Context, fi
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -5561,8 +5780,8 @@ func (ec *executionContext) _Mutation_updateOrganization(ctx context.Context, fi
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5602,13 +5821,13 @@ func (ec *executionContext) _Mutation_inviteMember(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().InviteMember(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["email"].(string), fc.Args["role"].(*org.Role))
+			return ec.Resolvers.Mutation().InviteMember(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["email"].(string), fc.Args["role"].(*tenant.Role))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Invitation
 					return zeroVal, err
@@ -5670,7 +5889,7 @@ func (ec *executionContext) _Mutation_resendInvitation(ctx context.Context, fiel
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Invitation
 					return zeroVal, err
@@ -5732,7 +5951,7 @@ func (ec *executionContext) _Mutation_revokeInvitation(ctx context.Context, fiel
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Invitation
 					return zeroVal, err
@@ -5902,13 +6121,13 @@ func (ec *executionContext) _Mutation_changeMemberRole(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ChangeMemberRole(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["userId"].(uuid.UUID), fc.Args["role"].(org.Role))
+			return ec.Resolvers.Mutation().ChangeMemberRole(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["userId"].(uuid.UUID), fc.Args["role"].(tenant.Role))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *org.Member
 					return zeroVal, err
@@ -5970,7 +6189,7 @@ func (ec *executionContext) _Mutation_removeMember(ctx context.Context, field gr
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal bool
 					return zeroVal, err
@@ -6032,7 +6251,7 @@ func (ec *executionContext) _Mutation_leaveOrganization(ctx context.Context, fie
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
 					var zeroVal bool
 					return zeroVal, err
@@ -6094,13 +6313,13 @@ func (ec *executionContext) _Mutation_transferOwnership(ctx context.Context, fie
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "OWNER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "OWNER")
 				if err != nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -6109,8 +6328,8 @@ func (ec *executionContext) _Mutation_transferOwnership(ctx context.Context, fie
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6140,503 +6359,7 @@ func (ec *executionContext) fieldContext_Mutation_transferOwnership(ctx context.
 	return fc, nil
 }
 
-func (ec *executionContext) _Mutation_createCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_createCustomer(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].(customer.CreateCustomerInput))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
-			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_createCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_createCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_updateCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_updateCustomer(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UpdateCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID), fc.Args["input"].(UpdateCustomerInput), fc.Args["expectedVersion"].(*int))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
-			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_updateCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_updateCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_archiveCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_archiveCustomer(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ArchiveCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
-				if err != nil {
-					var zeroVal *customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
-			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_archiveCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_archiveCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_restoreCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_restoreCustomer(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RestoreCustomer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
-				if err != nil {
-					var zeroVal *customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
-			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_restoreCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_restoreCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_importCustomers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_importCustomers(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ImportCustomers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["input"].([]*customer.CreateCustomerInput))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
-				if err != nil {
-					var zeroVal []*customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal []*customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v []*customer.Customer) graphql.Marshaler {
-			return ec.marshalNCustomer2ᚕᚖtenantgraphᚋinternalᚋcustomerᚐCustomerᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_importCustomers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_importCustomers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_addCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_addCustomerNote(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().AddCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["customerId"].(uuid.UUID), fc.Args["body"].(string))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *customer.CustomerNote
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.CustomerNote
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.CustomerNote) graphql.Marshaler {
-			return ec.marshalNCustomerNote2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerNote(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_addCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_CustomerNote(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_addCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_updateCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_updateCustomerNote(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UpdateCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID), fc.Args["body"].(string))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *customer.CustomerNote
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.CustomerNote
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.CustomerNote) graphql.Marshaler {
-			return ec.marshalNCustomerNote2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerNote(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_updateCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_CustomerNote(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_updateCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_deleteCustomerNote(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_deleteCustomerNote(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().DeleteCustomerNote(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal bool
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal bool
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
-			return ec.marshalNBoolean2bool(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_deleteCustomerNote(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return nil, errors.New("field of type Boolean does not have child fields")
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_deleteCustomerNote_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6659,7 +6382,7 @@ func (ec *executionContext) fieldContext_Organization_id(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Organization_name(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_name(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6682,7 +6405,7 @@ func (ec *executionContext) fieldContext_Organization_name(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "String")
 }
 
-func (ec *executionContext) _Organization_slug(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_slug(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6705,7 +6428,7 @@ func (ec *executionContext) fieldContext_Organization_slug(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "String")
 }
 
-func (ec *executionContext) _Organization_createdAt(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6728,7 +6451,7 @@ func (ec *executionContext) fieldContext_Organization_createdAt(_ context.Contex
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Organization_viewerRole(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_viewerRole(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6740,8 +6463,8 @@ func (ec *executionContext) _Organization_viewerRole(ctx context.Context, field 
 			return ec.Resolvers.Organization().ViewerRole(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v org.Role) graphql.Marshaler {
-			return ec.marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v tenant.Role) graphql.Marshaler {
+			return ec.marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6751,7 +6474,7 @@ func (ec *executionContext) fieldContext_Organization_viewerRole(_ context.Conte
 	return graphql.NewScalarFieldContext("Organization", field, true, true, "Role")
 }
 
-func (ec *executionContext) _Organization_owner(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_owner(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6763,8 +6486,8 @@ func (ec *executionContext) _Organization_owner(ctx context.Context, field graph
 			return ec.Resolvers.Organization().Owner(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6783,7 +6506,7 @@ func (ec *executionContext) fieldContext_Organization_owner(_ context.Context, f
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_memberCount(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_memberCount(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6806,7 +6529,7 @@ func (ec *executionContext) fieldContext_Organization_memberCount(_ context.Cont
 	return graphql.NewScalarFieldContext("Organization", field, true, true, "Int")
 }
 
-func (ec *executionContext) _Organization_members(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_members(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6816,7 +6539,7 @@ func (ec *executionContext) _Organization_members(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Organization().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["role"].(*org.Role))
+			return ec.Resolvers.Organization().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["role"].(*tenant.Role))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*org.Member]) graphql.Marshaler {
@@ -6850,7 +6573,7 @@ func (ec *executionContext) fieldContext_Organization_members(ctx context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_invitations(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_invitations(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6866,7 +6589,7 @@ func (ec *executionContext) _Organization_invitations(ctx context.Context, field
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *page.Connection[*org.Invitation]
 					return zeroVal, err
@@ -6912,7 +6635,7 @@ func (ec *executionContext) fieldContext_Organization_invitations(ctx context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _Organization_auditLog(ctx context.Context, field graphql.CollectedField, obj *org.Organization) (ret graphql.Marshaler) {
+func (ec *executionContext) _Organization_auditLog(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6928,7 +6651,7 @@ func (ec *executionContext) _Organization_auditLog(ctx context.Context, field gr
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "ADMIN")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *page.Connection[*audit.Event]
 					return zeroVal, err
@@ -7096,8 +6819,8 @@ func (ec *executionContext) _OrganizationEdge_node(ctx context.Context, field gr
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7178,7 +6901,7 @@ func (ec *executionContext) _Query_me(ctx context.Context, field graphql.Collect
 
 			directive1 := func(ctx context.Context) (any, error) {
 				if ec.Directives.Auth == nil {
-					var zeroVal *account.User
+					var zeroVal *auth.User
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
 				return ec.Directives.Auth(ctx, nil, directive0)
@@ -7187,8 +6910,8 @@ func (ec *executionContext) _Query_me(ctx context.Context, field graphql.Collect
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *account.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -7203,6 +6926,130 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_customers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_customers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Customers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["search"].(*string), fc.Args["status"].(*customer.CustomerStatus), fc.Args["tag"].(*string), fc.Args["assigneeId"].(*uuid.UUID), fc.Args["includeArchived"].(*bool), fc.Args["orderBy"].(*customer.CustomerOrder))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *page.Connection[*customer.Customer]
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *page.Connection[*customer.Customer]
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*customer.Customer]) graphql.Marshaler {
+			return ec.marshalNCustomerConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_customers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_customers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_customer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_customer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Customer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *customer.Customer
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *customer.Customer
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
+			return ec.marshalOCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_customer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_customer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -7280,13 +7127,13 @@ func (ec *executionContext) _Query_organization(ctx context.Context, field graph
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
 				if err != nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *org.Organization
+					var zeroVal *tenant.Organization
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -7295,8 +7142,8 @@ func (ec *executionContext) _Query_organization(ctx context.Context, field graph
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *org.Organization) graphql.Marshaler {
-			return ec.marshalOOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
+			return ec.marshalOOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx, selections, v)
 		},
 		true,
 		false,
@@ -7383,130 +7230,6 @@ func (ec *executionContext) fieldContext_Query_myInvitations(ctx context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _Query_customers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Query_customers(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Customers(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["search"].(*string), fc.Args["status"].(*customer.CustomerStatus), fc.Args["tag"].(*string), fc.Args["assigneeId"].(*uuid.UUID), fc.Args["includeArchived"].(*bool), fc.Args["orderBy"].(*customer.CustomerOrder))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *page.Connection[*customer.Customer]
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *page.Connection[*customer.Customer]
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *page.Connection[*customer.Customer]) graphql.Marshaler {
-			return ec.marshalNCustomerConnection2ᚖtenantgraphᚋinternalᚋplatformᚋpageᚐConnection(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Query_customers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Query",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_CustomerConnection(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Query_customers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Query_customer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Query_customer(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Customer(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["id"].(uuid.UUID))
-		},
-		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
-			directive0 := next
-
-			directive1 := func(ctx context.Context) (any, error) {
-				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx, "MEMBER")
-				if err != nil {
-					var zeroVal *customer.Customer
-					return zeroVal, err
-				}
-				if ec.Directives.HasRole == nil {
-					var zeroVal *customer.Customer
-					return zeroVal, errors.New("directive hasRole is not implemented")
-				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
-			}
-
-			next = directive1
-			return next
-		},
-		func(ctx context.Context, selections ast.SelectionSet, v *customer.Customer) graphql.Marshaler {
-			return ec.marshalOCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(ctx, selections, v)
-		},
-		true,
-		false,
-	)
-}
-func (ec *executionContext) fieldContext_Query_customer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Query",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Customer(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Query_customer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7583,7 +7306,7 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
-func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7606,7 +7329,7 @@ func (ec *executionContext) fieldContext_User_id(_ context.Context, field graphq
 	return graphql.NewScalarFieldContext("User", field, false, false, "ID")
 }
 
-func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7629,7 +7352,7 @@ func (ec *executionContext) fieldContext_User_email(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("User", field, false, false, "String")
 }
 
-func (ec *executionContext) _User_name(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_name(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7652,7 +7375,7 @@ func (ec *executionContext) fieldContext_User_name(_ context.Context, field grap
 	return graphql.NewScalarFieldContext("User", field, false, false, "String")
 }
 
-func (ec *executionContext) _User_emailVerified(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_emailVerified(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7675,7 +7398,7 @@ func (ec *executionContext) fieldContext_User_emailVerified(_ context.Context, f
 	return graphql.NewScalarFieldContext("User", field, true, false, "Boolean")
 }
 
-func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10046,6 +9769,62 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "createCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "archiveCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_archiveCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "restoreCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_restoreCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "importCustomers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_importCustomers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addCustomerNote":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addCustomerNote(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateCustomerNote":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateCustomerNote(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteCustomerNote":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteCustomerNote(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createOrganization":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createOrganization(ctx, field)
@@ -10123,62 +9902,6 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
-		case "createCustomer":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_createCustomer(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "updateCustomer":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_updateCustomer(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "archiveCustomer":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_archiveCustomer(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "restoreCustomer":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_restoreCustomer(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "importCustomers":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_importCustomers(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "addCustomerNote":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_addCustomerNote(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "updateCustomerNote":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_updateCustomerNote(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "deleteCustomerNote":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_deleteCustomerNote(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10198,7 +9921,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 
 var organizationImplementors = []string{"Organization"}
 
-func (ec *executionContext) _Organization(ctx context.Context, sel ast.SelectionSet, obj *org.Organization) graphql.Marshaler {
+func (ec *executionContext) _Organization(ctx context.Context, sel ast.SelectionSet, obj *tenant.Organization) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, organizationImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -10425,6 +10148,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_me(ctx, field)
 				})
+		case "customers":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_customers(ctx, field)
+				})
+		case "customer":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_customer(ctx, field)
+				})
 		case "organizations":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -10442,18 +10177,6 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_myInvitations(ctx, field)
-				})
-		case "customers":
-			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Query_customers(ctx, field)
-				})
-		case "customer":
-			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Query_customer(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -10488,7 +10211,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 
 var userImplementors = []string{"User"}
 
-func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *account.User) graphql.Marshaler {
+func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *auth.User) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -11328,7 +11051,7 @@ var (
 	}
 )
 
-func (ec *executionContext) marshalNOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *org.Organization) graphql.Marshaler {
+func (ec *executionContext) marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Organization!")
 		return graphql.Null
@@ -11377,15 +11100,15 @@ func (ec *executionContext) unmarshalNRegisterInput2tenantgraphᚋinternalᚋacc
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, v any) (org.Role, error) {
+func (ec *executionContext) unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, v any) (tenant.Role, error) {
 	tmp, err := graphql.UnmarshalString(v)
-	res := unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole[tmp]
+	res := unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, sel ast.SelectionSet, v org.Role) graphql.Marshaler {
+func (ec *executionContext) marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, sel ast.SelectionSet, v tenant.Role) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNRole2tenantgraphᚋinternalᚋorgᚐRole[v])
+	res := graphql.MarshalString(marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
 	}
@@ -11393,15 +11116,15 @@ func (ec *executionContext) marshalNRole2tenantgraphᚋinternalᚋorgᚐRole(ctx
 }
 
 var (
-	unmarshalNRole2tenantgraphᚋinternalᚋorgᚐRole = map[string]org.Role{
-		"OWNER":  org.RoleOwner,
-		"ADMIN":  org.RoleAdmin,
-		"MEMBER": org.RoleMember,
+	unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole = map[string]tenant.Role{
+		"OWNER":  tenant.RoleOwner,
+		"ADMIN":  tenant.RoleAdmin,
+		"MEMBER": tenant.RoleMember,
 	}
-	marshalNRole2tenantgraphᚋinternalᚋorgᚐRole = map[org.Role]string{
-		org.RoleOwner:  "OWNER",
-		org.RoleAdmin:  "ADMIN",
-		org.RoleMember: "MEMBER",
+	marshalNRole2tenantgraphᚋinternalᚋtenantᚐRole = map[tenant.Role]string{
+		tenant.RoleOwner:  "OWNER",
+		tenant.RoleAdmin:  "ADMIN",
+		tenant.RoleMember: "MEMBER",
 	}
 )
 
@@ -11472,7 +11195,7 @@ func (ec *executionContext) unmarshalNUpdateOrganizationInput2tenantgraphᚋinte
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx context.Context, sel ast.SelectionSet, v *account.User) graphql.Marshaler {
+func (ec *executionContext) marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx context.Context, sel ast.SelectionSet, v *auth.User) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "User!")
 		return graphql.Null
@@ -11771,42 +11494,42 @@ var (
 	}
 )
 
-func (ec *executionContext) marshalOOrganization2ᚖtenantgraphᚋinternalᚋorgᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *org.Organization) graphql.Marshaler {
+func (ec *executionContext) marshalOOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *tenant.Organization) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Organization(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, v any) (*org.Role, error) {
+func (ec *executionContext) unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, v any) (*tenant.Role, error) {
 	if v == nil {
 		return nil, nil
 	}
 	tmp, err := graphql.UnmarshalString(v)
-	res := unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole[tmp]
+	res := unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole[tmp]
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole(ctx context.Context, sel ast.SelectionSet, v *org.Role) graphql.Marshaler {
+func (ec *executionContext) marshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, sel ast.SelectionSet, v *tenant.Role) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole[*v])
+	res := graphql.MarshalString(marshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole[*v])
 	return res
 }
 
 var (
-	unmarshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole = map[string]org.Role{
-		"OWNER":  org.RoleOwner,
-		"ADMIN":  org.RoleAdmin,
-		"MEMBER": org.RoleMember,
+	unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole = map[string]tenant.Role{
+		"OWNER":  tenant.RoleOwner,
+		"ADMIN":  tenant.RoleAdmin,
+		"MEMBER": tenant.RoleMember,
 	}
-	marshalORole2ᚖtenantgraphᚋinternalᚋorgᚐRole = map[org.Role]string{
-		org.RoleOwner:  "OWNER",
-		org.RoleAdmin:  "ADMIN",
-		org.RoleMember: "MEMBER",
+	marshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole = map[tenant.Role]string{
+		tenant.RoleOwner:  "OWNER",
+		tenant.RoleAdmin:  "ADMIN",
+		tenant.RoleMember: "MEMBER",
 	}
 )
 
@@ -11881,7 +11604,7 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	return res
 }
 
-func (ec *executionContext) marshalOUser2ᚖtenantgraphᚋinternalᚋaccountᚐUser(ctx context.Context, sel ast.SelectionSet, v *account.User) graphql.Marshaler {
+func (ec *executionContext) marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx context.Context, sel ast.SelectionSet, v *auth.User) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

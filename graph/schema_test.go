@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/vektah/gqlparser/v2/ast"
@@ -39,5 +40,22 @@ func TestEveryRootFieldIsAuthorized(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Fatalf("only %d root fields checked: the schema walk is broken", checked)
+	}
+}
+
+// TestRootFieldsComeFromAreaFiles: schema.graphqls declares Query and Mutation
+// empty; every root field comes from an area's file under graph/schema/, whose
+// resolvers gqlgen writes to graph/<area>.resolvers.go.
+func TestRootFieldsComeFromAreaFiles(t *testing.T) {
+	schema := NewExecutableSchema(Config{Resolvers: &Resolver{}}).Schema()
+	for _, def := range []*ast.Definition{schema.Query, schema.Mutation} {
+		for _, f := range def.Fields {
+			if len(f.Name) > 1 && f.Name[:2] == "__" {
+				continue
+			}
+			if src := f.Position.Src.Name; !strings.HasPrefix(src, "schema/") {
+				t.Errorf("%s.%s is declared in %s, not in an area's file under graph/schema/", def.Name, f.Name, src)
+			}
+		}
 	}
 }

@@ -5,20 +5,11 @@ package account
 import (
 	"time"
 
-	"github.com/google/uuid"
+	"tenantgraph/internal/auth"
 )
 
-// User is a person with a login. The password hash never leaves the store.
-type User struct {
-	ID              uuid.UUID  `db:"id"`
-	Email           string     `db:"email"`
-	Name            string     `db:"name"`
-	EmailVerifiedAt *time.Time `db:"email_verified_at"`
-	CreatedAt       time.Time  `db:"created_at"`
-}
-
-// EmailVerified reports whether the user has confirmed their email address.
-func (u *User) EmailVerified() bool { return u.EmailVerifiedAt != nil }
+// User is a person with a login (auth.User: the identity every area may show).
+type User = auth.User
 
 // AuthPayload is what a successful sign-in returns.
 type AuthPayload struct {

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/mail"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -30,7 +28,6 @@ const (
 	ResendInterval  = time.Minute
 	MinPasswordLen  = 8
 	MaxNameLen      = 100
-	maxEmailLen     = 254
 	invalidLoginMsg = "invalid email or password"
 )
 
@@ -125,7 +122,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*AuthPayload,
 	if !s.d.Limits.RegisterPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
 		return nil, tooMany("register_per_ip")
 	}
-	email, err := NormalizeEmail(in.Email)
+	email, err := validate.Email(in.Email)
 	if err != nil {
 		return nil, err
 	}
@@ -161,9 +158,9 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*AuthPayload,
 func (s *Service) Login(ctx context.Context, email, password string) (*AuthPayload, error) {
 	bad := apperr.New(apperr.Unauthenticated, invalidLoginMsg)
 	key := strings.ToLower(strings.TrimSpace(email))
-	if len(key) > maxEmailLen {
+	if len(key) > validate.MaxEmailLen {
 		// Refused before the limiters: no key is made of it.
-		return nil, apperr.Invalid("email", "an email address has at most %d bytes", maxEmailLen)
+		return nil, apperr.Invalid("email", "an email address has at most %d bytes", validate.MaxEmailLen)
 	}
 	// Throttle before hashing: guessing costs the attacker, not the server. The
 	// email keys count whether or not the account exists (no enumeration). An
@@ -179,7 +176,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (*AuthPaylo
 	case !s.d.Limits.LoginPerEmail.Allow(key, now):
 		return nil, tooMany("login_per_email")
 	}
-	norm, err := NormalizeEmail(email)
+	norm, err := validate.Email(email)
 	if err != nil || len(password) > auth.MaxPasswordBytes {
 		if err := s.d.Hasher.VerifyDummy(ctx, password); err != nil {
 			return nil, err
@@ -349,7 +346,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	if !s.d.Limits.ResetRequestsPerIP.Allow(reqmeta.From(ctx).IP, s.d.Now()) {
 		return tooMany("reset_per_ip")
 	}
-	norm, err := NormalizeEmail(email)
+	norm, err := validate.Email(email)
 	if err != nil {
 		return nil
 	}
@@ -524,20 +521,6 @@ func (s *Service) mailToken(ctx context.Context, tx *sqlx.Tx, u *User, purpose s
 		return err
 	}
 	return pmail.Enqueue(ctx, tx, pmail.Message{To: u.Email, Subject: subject, Body: fmt.Sprintf(body, u.Name, s.d.BaseURL, token)})
-}
-
-// NormalizeEmail trims and lower-cases an address and checks its form.
-func NormalizeEmail(raw string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(raw))
-	bad := apperr.Invalid("email", "enter a valid email address")
-	if e == "" || len(e) > maxEmailLen || strings.IndexFunc(e, unicode.IsControl) >= 0 {
-		return "", bad
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || a.Name != "" {
-		return "", bad
-	}
-	return e, nil
 }
 
 func validatePassword(field, pw string) error {

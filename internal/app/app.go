@@ -27,6 +27,7 @@ import (
 	"tenantgraph/internal/platform/mail"
 	"tenantgraph/internal/platform/reqmeta"
 	"tenantgraph/internal/platform/tracing"
+	"tenantgraph/internal/tenant"
 )
 
 // MaxBodyBytes caps GraphQL request bodies.
@@ -87,7 +88,8 @@ func (a *App) Close() { a.Hasher.Close() }
 // Retention of delivered mail (the bodies are already gone: see the mail worker).
 const MailRetention = 30 * 24 * time.Hour
 
-// PurgeOnce deletes what is kept only for a while: dead tokens and old delivered mail.
+// PurgeOnce deletes what is kept only for a while: dead tokens, old delivered
+// mail and expired idempotency keys.
 func (a *App) PurgeOnce(ctx context.Context) error {
 	tokens, err := a.Accounts.PurgeExpired(ctx)
 	if err != nil {
@@ -97,8 +99,12 @@ func (a *App) PurgeOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if tokens+mails > 0 {
-		a.log.InfoContext(ctx, "purged expired rows", "tokens", tokens, "mails", mails)
+	swept, err := tenant.SweepKeys(ctx, a.db, a.now())
+	if err != nil {
+		return err
+	}
+	if keys := int64(swept); tokens+mails+keys > 0 {
+		a.log.InfoContext(ctx, "purged expired rows", "tokens", tokens, "mails", mails, "idempotency_keys", keys)
 	}
 	return nil
 }
@@ -171,11 +177,11 @@ func New(o Options) (*App, error) {
 	})
 
 	auditLog := audit.NewService(o.DB)
-	gate := org.NewGate(o.DB, o.Now)
+	gate := tenant.NewGate(o.DB, o.Now, auditLog)
 	orgs := org.NewService(org.Deps{DB: o.DB, Gate: gate, Audit: auditLog, Users: account.Store{}.UsersByIDs,
 		CountMembers: loader.CountMembers, BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log})
 
-	customers := customer.NewService(customer.Deps{DB: o.DB, Gate: gate, Audit: auditLog,
+	customers := customer.NewService(customer.Deps{DB: o.DB, Gate: gate,
 		CountNotes: loader.CountNotes, Now: o.Now})
 
 	var tracer trace.Tracer

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/tenant"
 )
 
 // Event is one audit log entry.
@@ -27,16 +28,8 @@ type Event struct {
 	CreatedAt      time.Time       `db:"created_at"`
 }
 
-// Entry is what a service records.
-type Entry struct {
-	OrganizationID uuid.UUID
-	ActorID        uuid.UUID
-	Action         string
-	TargetType     string
-	TargetID       string
-	Metadata       map[string]any
-	At             time.Time
-}
+// Entry is what a service records (the kit's: areas record through tenant.Tx.Audit).
+type Entry = tenant.Entry
 
 // Filter narrows a listing.
 type Filter struct {

@@ -73,6 +73,9 @@ type Customer struct {
 	Version        int            `db:"version"`
 }
 
+// RowVersion is the customer's version, for expectedVersion (tenant.LockVersioned).
+func (c *Customer) RowVersion() int { return c.Version }
+
 // CustomerNote is an entry of a customer's timeline.
 type CustomerNote struct {
 	OrganizationID uuid.UUID  `db:"organization_id"`

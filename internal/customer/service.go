@@ -3,6 +3,7 @@ package customer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -12,26 +13,18 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	"tenantgraph/internal/account"
 	"tenantgraph/internal/apperr"
-	"tenantgraph/internal/audit"
 	"tenantgraph/internal/auth"
-	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/page"
 	"tenantgraph/internal/platform/validate"
+	"tenantgraph/internal/tenant"
 )
-
-// Auditor records an audit event in the caller's transaction (the audit area).
-type Auditor interface {
-	Record(ctx context.Context, tx sqlx.ExecerContext, e audit.Entry) error
-}
 
 // Deps are what the service needs.
 type Deps struct {
-	DB    *sqlx.DB
-	Gate  *org.Gate
-	Audit Auditor
+	DB   *sqlx.DB
+	Gate *tenant.Gate
 	// CountNotes, when set, counts a customer's notes for a timeline's
 	// totalCount (the request's loader: many timelines, one query).
 	CountNotes func(ctx context.Context, k Key) (int, error)
@@ -59,6 +52,13 @@ var (
 	errNotFound     = apperr.New(apperr.NotFound, "customer not found")
 	errNoteNotFound = apperr.New(apperr.NotFound, "note not found")
 )
+
+// constraints are the violations a customer write may meet, as clients see them.
+var constraints = tenant.Constraints{
+	emailKey:   {Code: apperr.Conflict, Field: "email", Message: "another customer of this organization has this email"},
+	assigneeFK: {Code: apperr.NotFound, Field: "assigneeId", Message: "the assignee is not a member of this organization"},
+	customerFK: {Code: apperr.NotFound, Message: "customer not found"},
+}
 
 // --- reads ---
 
@@ -157,20 +157,22 @@ func (s *Service) countNotes(ctx context.Context, k Key) (int, error) {
 
 // --- customers ---
 
-// Create adds a customer (MEMBER or above).
-func (s *Service) Create(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, in CreateCustomerInput) (*Customer, error) {
+// Create adds a customer (MEMBER or above). With key, a retry of the same
+// creation returns the customer the first one made (tenant.Once).
+func (s *Service) Create(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, in CreateCustomerInput, key *string) (*Customer, error) {
+	asSent := in
 	if errs := normalizeCreate(&in, ""); len(errs) > 0 {
 		return nil, errs[0]
 	}
-	var out *Customer
-	err := s.gate(ctx, actor, orgID, org.RoleMember, func(t *org.Tx) error {
-		var err error
-		if out, err = s.store.Insert(ctx, t, orgID, &in, actor.UserID, t.Now); err != nil {
-			return writeError(err, "")
-		}
-		return s.audit(ctx, t, "customer.created", "customer", out.ID, map[string]any{"after": snapshot(out)})
+	return write(ctx, s, actor, orgID, tenant.RoleMember, func(t *tenant.Tx) (*Customer, error) {
+		return tenant.Once(ctx, t, key, "customer.create", asSent, func() (*Customer, error) {
+			out, err := s.store.Insert(ctx, t, orgID, &in, actor.UserID, t.Now)
+			if err != nil {
+				return nil, constraints.Map(err, "")
+			}
+			return out, t.Audit(ctx, "customer.created", "customer", out.ID.String(), map[string]any{"after": snapshot(out)})
+		})
 	})
-	return out, err
 }
 
 // Update changes the fields p sets (MEMBER or above). With expectedVersion, a
@@ -180,28 +182,26 @@ func (s *Service) Update(ctx context.Context, actor auth.Viewer, orgID, id uuid.
 	if err := normalizePatch(&p); err != nil {
 		return nil, err
 	}
-	var out *Customer
-	err := s.gate(ctx, actor, orgID, org.RoleMember, func(t *org.Tx) error {
-		c, err := s.locked(ctx, t, orgID, id, expectedVersion)
+	return write(ctx, s, actor, orgID, tenant.RoleMember, func(t *tenant.Tx) (*Customer, error) {
+		c, err := tenant.LockVersioned(ctx, t, s.store.ForUpdate, id, errNotFound, "customer", expectedVersion)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if c.ArchivedAt != nil {
-			return apperr.New(apperr.Conflict, "the customer is archived: restore it first")
+			return nil, apperr.New(apperr.Conflict, "the customer is archived: restore it first")
 		}
 		next := *c
 		apply(&next, p)
-		before, after := diff(c, &next)
+		before, after := tenant.Diff(snapshot(c), snapshot(&next))
 		if len(after) == 0 {
-			out = c
-			return nil
+			return c, nil
 		}
-		if out, err = s.store.Update(ctx, t, &next, t.Now); err != nil {
-			return writeError(err, "")
+		out, err := s.store.Update(ctx, t, &next, t.Now)
+		if err != nil {
+			return nil, constraints.Map(err, "")
 		}
-		return s.audit(ctx, t, "customer.updated", "customer", id, map[string]any{"before": before, "after": after})
+		return out, t.Audit(ctx, "customer.updated", "customer", id.String(), map[string]any{"before": before, "after": after})
 	})
-	return out, err
 }
 
 // Archive hides a customer from the default list (ADMIN or above).
@@ -215,31 +215,30 @@ func (s *Service) Restore(ctx context.Context, actor auth.Viewer, orgID, id uuid
 }
 
 func (s *Service) setArchived(ctx context.Context, actor auth.Viewer, orgID, id uuid.UUID, archive bool) (*Customer, error) {
-	var out *Customer
-	err := s.gate(ctx, actor, orgID, org.RoleAdmin, func(t *org.Tx) error {
-		c, err := s.locked(ctx, t, orgID, id, nil)
+	return write(ctx, s, actor, orgID, tenant.RoleAdmin, func(t *tenant.Tx) (*Customer, error) {
+		c, err := tenant.LockRow(ctx, t, s.store.ForUpdate, id, errNotFound)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		action := "customer.restored"
 		next := *c
 		if archive {
 			if c.ArchivedAt != nil {
-				return apperr.New(apperr.Conflict, "the customer is already archived")
+				return nil, apperr.New(apperr.Conflict, "the customer is already archived")
 			}
 			action, next.ArchivedAt = "customer.archived", &t.Now
 		} else {
 			if c.ArchivedAt == nil {
-				return apperr.New(apperr.Conflict, "the customer is not archived")
+				return nil, apperr.New(apperr.Conflict, "the customer is not archived")
 			}
 			next.ArchivedAt = nil
 		}
-		if out, err = s.store.Update(ctx, t, &next, t.Now); err != nil {
-			return err
+		out, err := s.store.Update(ctx, t, &next, t.Now)
+		if err != nil {
+			return nil, err
 		}
-		return s.audit(ctx, t, action, "customer", id, map[string]any{"name": c.Name})
+		return out, t.Audit(ctx, action, "customer", id.String(), map[string]any{"name": c.Name})
 	})
-	return out, err
 }
 
 // Import adds up to MaxImportRows customers in one transaction with a fixed
@@ -247,24 +246,30 @@ func (s *Service) setArchived(ctx context.Context, actor auth.Viewer, orgID, id 
 // reported, with its index and field (input[17].email), as one error of the
 // returned apperr.List: invalid fields, emails twice in the batch (the later
 // rows) or already used in the organization, assignees who are not members.
-func (s *Service) Import(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, ins []*CreateCustomerInput) ([]*Customer, error) {
+// With key, a retry of the same import returns the first one's customers
+// (tenant.Once) and imports nothing again.
+func (s *Service) Import(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, ins []*CreateCustomerInput, key *string) ([]*Customer, error) {
 	if len(ins) > MaxImportRows {
 		return nil, apperr.Invalid("input", "an import takes at most %d customers", MaxImportRows)
 	}
 	if len(ins) == 0 {
 		return nil, apperr.Invalid("input", "an import takes at least one customer")
 	}
-	var errs apperr.List
+	asSent := make([]CreateCustomerInput, len(ins))
+	for i, in := range ins {
+		asSent[i] = *in
+	}
+	var inputErrs apperr.List
 	rows := ins
 	firstWith := map[string]int{}
 	var emails []string
 	var assignees []uuid.UUID
 	for i := range rows {
 		prefix := fmt.Sprintf("input[%d].", i)
-		errs = append(errs, normalizeCreate(rows[i], prefix)...)
+		inputErrs = append(inputErrs, normalizeCreate(rows[i], prefix)...)
 		if e := rows[i].Email; e != nil {
 			if j, dup := firstWith[*e]; dup {
-				errs = append(errs, &apperr.Error{Code: apperr.Conflict, Field: prefix + "email",
+				inputErrs = append(inputErrs, &apperr.Error{Code: apperr.Conflict, Field: prefix + "email",
 					Message: fmt.Sprintf("input[%d]: the email is also in input[%d]", i, j)})
 			} else {
 				firstWith[*e] = i
@@ -275,42 +280,41 @@ func (s *Service) Import(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 			assignees = append(assignees, *a)
 		}
 	}
-	var out []*Customer
-	err := s.gate(ctx, actor, orgID, org.RoleAdmin, func(t *org.Tx) error {
-		// Always both checks: the statements do not depend on the rows.
-		used, err := s.store.ExistingEmails(ctx, t, orgID, emails)
-		if err != nil {
-			return fmt.Errorf("import: existing emails: %w", err)
-		}
-		members, err := s.store.Members(ctx, t, orgID, assignees)
-		if err != nil {
-			return fmt.Errorf("import: assignees: %w", err)
-		}
-		for i, in := range rows {
-			if in.Email != nil && used[*in.Email] && firstWith[*in.Email] == i {
-				errs = append(errs, inRow(i, errEmailTaken("email")))
+	return write(ctx, s, actor, orgID, tenant.RoleAdmin, func(t *tenant.Tx) ([]*Customer, error) {
+		return tenant.Once(ctx, t, key, "customer.import", asSent, func() ([]*Customer, error) {
+			// Always both checks: the statements do not depend on the rows.
+			used, err := s.store.ExistingEmails(ctx, t, orgID, emails)
+			if err != nil {
+				return nil, fmt.Errorf("import: existing emails: %w", err)
 			}
-			if in.AssigneeID != nil && !members[*in.AssigneeID] {
-				errs = append(errs, inRow(i, errAssignee("assigneeId")))
+			members, err := s.store.Members(ctx, t, orgID, assignees)
+			if err != nil {
+				return nil, fmt.Errorf("import: assignees: %w", err)
 			}
-		}
-		if len(errs) > 0 {
-			errs.Sort()
-			return errs
-		}
-		if out, err = s.store.InsertMany(ctx, t, orgID, rows, actor.UserID, t.Now); err != nil {
-			// A concurrent write took an email or a membership ended meanwhile.
-			if db.IsViolation(err, db.UniqueViolation, emailKey) {
-				return errEmailTaken(importRowField(err, rows))
+			errs := slices.Clone(inputErrs) // this attempt's: the gate may run it again
+			for i, in := range rows {
+				if in.Email != nil && used[*in.Email] && firstWith[*in.Email] == i {
+					errs = append(errs, inRow(i, constraints[emailKey].At("email")))
+				}
+				if in.AssigneeID != nil && !members[*in.AssigneeID] {
+					errs = append(errs, inRow(i, constraints[assigneeFK].At("assigneeId")))
+				}
 			}
-			return writeError(err, "input.")
-		}
-		return s.audit(ctx, t, "customer.imported", "customer", uuid.Nil, map[string]any{"count": len(out)})
+			if len(errs) > 0 {
+				errs.Sort()
+				return nil, errs
+			}
+			out, err := s.store.InsertMany(ctx, t, orgID, rows, actor.UserID, t.Now)
+			if err != nil {
+				// A concurrent write took an email or a membership ended meanwhile.
+				if db.IsViolation(err, db.UniqueViolation, emailKey) {
+					return nil, constraints[emailKey].At(importRowField(err, rows))
+				}
+				return nil, constraints.Map(err, "input.")
+			}
+			return out, t.Audit(ctx, "customer.imported", "customer", "", map[string]any{"count": len(out)})
+		})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // inRow names row i of an import in e's field and message, like the input
@@ -341,20 +345,14 @@ func (s *Service) AddNote(ctx context.Context, actor auth.Viewer, orgID, custome
 	if err != nil {
 		return nil, err
 	}
-	var out *CustomerNote
-	err = s.gate(ctx, actor, orgID, org.RoleMember, func(t *org.Tx) error {
-		var err error
-		out, err = s.store.InsertNote(ctx, t, orgID, customerID, actor.UserID, body, t.Now)
-		if db.IsViolation(err, db.ForeignKeyViolation, customerFK) {
-			return errNotFound
-		}
+	return write(ctx, s, actor, orgID, tenant.RoleMember, func(t *tenant.Tx) (*CustomerNote, error) {
+		out, err := s.store.InsertNote(ctx, t, orgID, customerID, actor.UserID, body, t.Now)
 		if err != nil {
-			return fmt.Errorf("insert note: %w", err)
+			return nil, constraints.Map(err, "")
 		}
-		return s.audit(ctx, t, "customer_note.created", "customer_note", out.ID,
+		return out, t.Audit(ctx, "customer_note.created", "customer_note", out.ID.String(),
 			map[string]any{"customerId": customerID, "length": utf8.RuneCountInString(body)})
 	})
-	return out, err
 }
 
 // UpdateNote replaces a note's body: its author only, whatever the role.
@@ -363,110 +361,51 @@ func (s *Service) UpdateNote(ctx context.Context, actor auth.Viewer, orgID, id u
 	if err != nil {
 		return nil, err
 	}
-	var out *CustomerNote
-	err = s.gate(ctx, actor, orgID, org.RoleMember, func(t *org.Tx) error {
-		n, err := s.lockedNote(ctx, t, orgID, id)
+	return write(ctx, s, actor, orgID, tenant.RoleMember, func(t *tenant.Tx) (*CustomerNote, error) {
+		n, err := tenant.LockRow(ctx, t, s.store.NoteForUpdate, id, errNoteNotFound)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if n.AuthorID == nil || *n.AuthorID != actor.UserID {
-			return apperr.New(apperr.Forbidden, "only the note's author may edit it")
+			return nil, apperr.New(apperr.Forbidden, "only the note's author may edit it")
 		}
 		if n.Body == body {
-			out = n
-			return nil
+			return n, nil
 		}
-		if out, err = s.store.UpdateNote(ctx, t, orgID, id, body, t.Now); err != nil {
-			return fmt.Errorf("update note: %w", err)
+		out, err := s.store.UpdateNote(ctx, t, orgID, id, body, t.Now)
+		if err != nil {
+			return nil, fmt.Errorf("update note: %w", err)
 		}
-		return s.audit(ctx, t, "customer_note.updated", "customer_note", id,
+		return out, t.Audit(ctx, "customer_note.updated", "customer_note", id.String(),
 			map[string]any{"customerId": n.CustomerID, "before": n.Body, "after": body})
 	})
-	return out, err
 }
 
 // DeleteNote deletes a note: its author, or an ADMIN or OWNER.
 func (s *Service) DeleteNote(ctx context.Context, actor auth.Viewer, orgID, id uuid.UUID) error {
-	return s.gate(ctx, actor, orgID, org.RoleMember, func(t *org.Tx) error {
-		n, err := s.lockedNote(ctx, t, orgID, id)
+	return s.d.Gate.Run(ctx, actor.UserID, orgID, tenant.RoleMember, tenant.LockActor, func(t *tenant.Tx) error {
+		n, err := tenant.LockRow(ctx, t, s.store.NoteForUpdate, id, errNoteNotFound)
 		if err != nil {
 			return err
 		}
 		own := n.AuthorID != nil && *n.AuthorID == actor.UserID
-		if !own && !t.Actor.Role.AtLeast(org.RoleAdmin) {
+		if !own && !t.Actor.Role.AtLeast(tenant.RoleAdmin) {
 			return apperr.New(apperr.Forbidden, "only the note's author or an ADMIN may delete it")
 		}
 		if err := s.store.DeleteNote(ctx, t, orgID, id); err != nil {
 			return fmt.Errorf("delete note: %w", err)
 		}
-		return s.audit(ctx, t, "customer_note.deleted", "customer_note", id,
+		return t.Audit(ctx, "customer_note.deleted", "customer_note", id.String(),
 			map[string]any{"customerId": n.CustomerID, "authorId": n.AuthorID, "body": n.Body})
 	})
 }
 
 // --- helpers ---
 
-func (s *Service) gate(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, role org.Role, fn func(t *org.Tx) error) error {
-	return s.d.Gate.Run(ctx, actor.UserID, orgID, role, org.LockActor, fn)
-}
-
-func (s *Service) audit(ctx context.Context, t *org.Tx, action, targetType string, target uuid.UUID, meta map[string]any) error {
-	var id string
-	if target != uuid.Nil {
-		id = target.String()
-	}
-	return s.d.Audit.Record(ctx, t, audit.Entry{OrganizationID: t.Actor.OrganizationID, ActorID: t.Actor.UserID,
-		Action: action, TargetType: targetType, TargetID: id, Metadata: meta, At: t.Now})
-}
-
-// locked locks the customer and checks the expected version.
-func (s *Service) locked(ctx context.Context, t *org.Tx, orgID, id uuid.UUID, expectedVersion *int) (*Customer, error) {
-	c, err := s.store.ForUpdate(ctx, t, orgID, id)
-	if err != nil {
-		return nil, fmt.Errorf("lock customer: %w", err)
-	}
-	if c == nil {
-		return nil, errNotFound
-	}
-	if expectedVersion != nil && *expectedVersion != c.Version {
-		return nil, &apperr.Error{Code: apperr.Conflict, Field: "expectedVersion",
-			Message: fmt.Sprintf("the customer was changed meanwhile (version %d, expected %d): reload it", c.Version, *expectedVersion)}
-	}
-	return c, nil
-}
-
-func (s *Service) lockedNote(ctx context.Context, t *org.Tx, orgID, id uuid.UUID) (*CustomerNote, error) {
-	n, err := s.store.NoteForUpdate(ctx, t, orgID, id)
-	if err != nil {
-		return nil, fmt.Errorf("lock note: %w", err)
-	}
-	if n == nil {
-		return nil, errNoteNotFound
-	}
-	return n, nil
-}
-
-func errEmailTaken(field string) *apperr.Error {
-	return &apperr.Error{Code: apperr.Conflict, Field: field, Message: "another customer of this organization has this email"}
-}
-
-// errAssignee is the answer for an assignee who is not a member of the
-// organization, whether the user exists elsewhere or not: NOT_FOUND, like the
-// tenancy operations' foreign ids.
-func errAssignee(field string) *apperr.Error {
-	return &apperr.Error{Code: apperr.NotFound, Field: field, Message: "the assignee is not a member of this organization"}
-}
-
-// writeError maps the constraint violations a customer write can meet to
-// field errors (prefix names the input: "" or "input.").
-func writeError(err error, prefix string) error {
-	switch {
-	case db.IsViolation(err, db.UniqueViolation, emailKey):
-		return errEmailTaken(prefix + "email")
-	case db.IsViolation(err, db.ForeignKeyViolation, assigneeFK):
-		return errAssignee(prefix + "assigneeId")
-	}
-	return fmt.Errorf("write customer: %w", err)
+// write runs fn through the tenant gate as an ordinary tenant write
+// (LockActor: writers of one organization do not serialize).
+func write[T any](ctx context.Context, s *Service, actor auth.Viewer, orgID uuid.UUID, role tenant.Role, fn func(t *tenant.Tx) (T, error)) (T, error) {
+	return tenant.Do(ctx, s.d.Gate, actor.UserID, orgID, role, tenant.LockActor, fn)
 }
 
 // normalizeCreate trims and checks a creation form in place, filling the
@@ -488,13 +427,13 @@ func normalizeCreate(in *CreateCustomerInput, prefix string) apperr.List {
 	if in.Name, err = validate.Name("name", in.Name, MaxNameLen); err != nil {
 		check(err)
 	}
-	if in.Email, err = email(in.Email); err != nil {
+	if in.Email, err = validate.Optional(in.Email, validate.Email); err != nil {
 		check(err)
 	}
-	if in.Phone, err = phone(in.Phone); err != nil {
+	if in.Phone, err = validate.Optional(in.Phone, phone); err != nil {
 		check(err)
 	}
-	if in.Company, err = company(in.Company); err != nil {
+	if in.Company, err = validate.Optional(in.Company, company); err != nil {
 		check(err)
 	}
 	if in.Tags, err = normalizeTags(in.Tags); err != nil {
@@ -517,17 +456,17 @@ func normalizePatch(p *Patch) error {
 		p.Name = &n
 	}
 	if p.Email.Set {
-		if p.Email.Value, err = email(p.Email.Value); err != nil {
+		if p.Email.Value, err = validate.Optional(p.Email.Value, validate.Email); err != nil {
 			return err
 		}
 	}
 	if p.Phone.Set {
-		if p.Phone.Value, err = phone(p.Phone.Value); err != nil {
+		if p.Phone.Value, err = validate.Optional(p.Phone.Value, phone); err != nil {
 			return err
 		}
 	}
 	if p.Company.Set {
-		if p.Company.Value, err = company(p.Company.Value); err != nil {
+		if p.Company.Value, err = validate.Optional(p.Company.Value, company); err != nil {
 			return err
 		}
 	}
@@ -541,29 +480,13 @@ func normalizePatch(p *Patch) error {
 	return nil
 }
 
-// email normalizes an optional email like a user's; blank is none.
-func email(v *string) (*string, error) {
-	if v == nil || strings.TrimSpace(*v) == "" {
-		return nil, nil
-	}
-	e, err := account.NormalizeEmail(*v)
-	if err != nil {
-		return nil, err
-	}
-	return &e, nil
-}
-
 // phone checks an optional phone number (README, "Customers"): an optional
 // leading +, then digits, spaces and ( ) . / -, 3 to 32 characters in all,
 // at least 3 of them digits; blank is none.
-func phone(v *string) (*string, error) {
-	if v == nil || strings.TrimSpace(*v) == "" {
-		return nil, nil
-	}
-	p := strings.TrimSpace(*v)
+func phone(p string) (string, error) {
 	bad := apperr.Invalid("phone", "a phone number is 3 to 32 digits, spaces and + ( ) . / - (a + only first), with at least 3 digits")
 	if len(p) < 3 || len(p) > 32 {
-		return nil, bad
+		return "", bad
 	}
 	digits := 0
 	for i, r := range p {
@@ -573,26 +496,17 @@ func phone(v *string) (*string, error) {
 		case r == '+' && i == 0:
 		case strings.ContainsRune(" ()./-", r):
 		default:
-			return nil, bad
+			return "", bad
 		}
 	}
 	if digits < 3 {
-		return nil, bad
+		return "", bad
 	}
-	return &p, nil
+	return p, nil
 }
 
-// company checks an optional company name like a name; blank is none.
-func company(v *string) (*string, error) {
-	if v == nil || strings.TrimSpace(*v) == "" {
-		return nil, nil
-	}
-	c, err := validate.Name("company", *v, MaxCompanyLen)
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
+// company checks a company name like a name.
+func company(v string) (string, error) { return validate.Name("company", v, MaxCompanyLen) }
 
 // normalizeTags trims and lower-cases tags and drops repeats (tags are a set,
 // in the order first given); nil is none.
@@ -652,32 +566,4 @@ func apply(c *Customer, p Patch) {
 func snapshot(c *Customer) map[string]any {
 	return map[string]any{"name": c.Name, "email": c.Email, "phone": c.Phone, "company": c.Company,
 		"tags": c.Tags, "status": c.Status, "assigneeId": c.AssigneeID}
-}
-
-// diff returns the fields that differ between a and b, before and after.
-func diff(a, b *Customer) (before, after map[string]any) {
-	before, after = map[string]any{}, map[string]any{}
-	sa, sb := snapshot(a), snapshot(b)
-	for k, va := range sa {
-		if fmt.Sprint(deref(va)) != fmt.Sprint(deref(sb[k])) {
-			before[k], after[k] = va, sb[k]
-		}
-	}
-	return before, after
-}
-
-func deref(v any) any {
-	switch p := v.(type) {
-	case *string:
-		if p == nil {
-			return "<nil>"
-		}
-		return "s:" + *p
-	case *uuid.UUID:
-		if p == nil {
-			return "<nil>"
-		}
-		return p.String()
-	}
-	return v
 }

@@ -13,14 +13,17 @@ import (
 	"tenantgraph/internal/audit"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/org"
+	"tenantgraph/internal/tenant"
 )
 
 // These tests drive the tenant gate on the database directly: which writes wait
 // for which, and what a write racing its writer's removal may do.
 
-func newGate() *org.Gate { return org.NewGate(database.DB, time.Now) }
+func newGate() *tenant.Gate {
+	return tenant.NewGate(database.DB, time.Now, audit.NewService(database.DB))
+}
 
-func newOrgService(g *org.Gate) *org.Service {
+func newOrgService(g *tenant.Gate) *org.Service {
 	return org.NewService(org.Deps{DB: database.DB, Gate: g, Audit: audit.NewService(database.DB),
 		Users: account.Store{}.UsersByIDs, Now: time.Now})
 }
@@ -28,7 +31,7 @@ func newOrgService(g *org.Gate) *org.Service {
 // write is an ordinary tenant write: a row that references the organization
 // (its foreign-key check takes FOR KEY SHARE on the organization row). It
 // returns the row's seq, the order in which rows were written.
-func write(ctx context.Context, t *org.Tx) (int64, error) {
+func write(ctx context.Context, t *tenant.Tx) (int64, error) {
 	var seq int64
 	err := t.GetContext(ctx, &seq, `INSERT INTO audit_events (organization_id, actor_id, action) VALUES ($1, $2, 'test.write') RETURNING seq`,
 		t.Actor.OrganizationID, t.Actor.UserID)
@@ -68,7 +71,7 @@ func TestGateOrdinaryWritesRunWhileTheOrganizationIsLocked(t *testing.T) {
 
 	holding, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
-		held <- g.Run(ctx, f.owner, f.org, org.RoleOwner, org.LockOrganization, func(*org.Tx) error {
+		held <- g.Run(ctx, f.owner, f.org, org.RoleOwner, tenant.LockOrganization, func(*tenant.Tx) error {
 			close(holding)
 			<-release
 			return nil
@@ -85,7 +88,7 @@ func TestGateOrdinaryWritesRunWhileTheOrganizationIsLocked(t *testing.T) {
 	errs := make(chan error, 2)
 	for _, user := range []uuid.UUID{f.admin, f.member1} {
 		go func() {
-			errs <- g.Run(ctx, user, f.org, org.RoleMember, org.LockActor, func(tx *org.Tx) error {
+			errs <- g.Run(ctx, user, f.org, org.RoleMember, tenant.LockActor, func(tx *tenant.Tx) error {
 				if _, err := write(ctx, tx); err != nil {
 					return err
 				}
@@ -153,7 +156,7 @@ func TestGateWriteRacingRemoval(t *testing.T) {
 		var seq int64
 		wrote := make(chan error, 1)
 		go func() {
-			wrote <- g.Run(ctx, f.member1, f.org, org.RoleMember, org.LockActor, func(tx *org.Tx) error {
+			wrote <- g.Run(ctx, f.member1, f.org, org.RoleMember, tenant.LockActor, func(tx *tenant.Tx) error {
 				var err error
 				seq, err = write(ctx, tx)
 				close(inside)
@@ -182,7 +185,7 @@ func TestGateWriteRacingRemoval(t *testing.T) {
 		inside, release := make(chan struct{}), make(chan struct{})
 		removed := make(chan error, 1)
 		go func() {
-			removed <- g.Run(ctx, f.admin, f.org, org.RoleAdmin, org.LockOrganization, func(tx *org.Tx) error {
+			removed <- g.Run(ctx, f.admin, f.org, org.RoleAdmin, tenant.LockOrganization, func(tx *tenant.Tx) error {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, f.org, f.member1); err != nil {
 					return err
 				}
@@ -194,7 +197,7 @@ func TestGateWriteRacingRemoval(t *testing.T) {
 		<-inside
 		wrote := make(chan error, 1)
 		go func() {
-			wrote <- g.Run(ctx, f.member1, f.org, org.RoleMember, org.LockActor, func(tx *org.Tx) error {
+			wrote <- g.Run(ctx, f.member1, f.org, org.RoleMember, tenant.LockActor, func(tx *tenant.Tx) error {
 				_, err := write(ctx, tx)
 				return err
 			})
@@ -220,7 +223,7 @@ func TestGateWriteRacingRemoval(t *testing.T) {
 			var wg sync.WaitGroup
 			var werr, rerr error
 			wg.Go(func() {
-				werr = g.Run(ctx, f.member1, f.org, org.RoleMember, org.LockActor, func(tx *org.Tx) error {
+				werr = g.Run(ctx, f.member1, f.org, org.RoleMember, tenant.LockActor, func(tx *tenant.Tx) error {
 					var err error
 					seq, err = write(ctx, tx)
 					return err

@@ -9,12 +9,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
-	"tenantgraph/internal/account"
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/mail"
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/platform/validate"
+	"tenantgraph/internal/tenant"
 )
 
 // InvitationTTL is how long an invitation link works.
@@ -57,7 +58,7 @@ func invitationKeyset(i *Invitation) invitationCursor { return invitationCursor{
 
 // Invite emails an invitation to join orgID with role.
 func (s *Service) Invite(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, email string, role Role) (*Invitation, error) {
-	email, err := account.NormalizeEmail(email)
+	email, err := validate.Email(email)
 	if err != nil {
 		return nil, err
 	}
@@ -65,32 +66,32 @@ func (s *Service) Invite(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 		return nil, apperr.Invalid("role", "ownership is never invited: transfer it instead")
 	}
 	var inv *Invitation
-	err = s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
-		if role.Rank() > me.Role.Rank() {
+	err = s.inOrg(ctx, actor, orgID, RoleAdmin, func(t *tenant.Tx) error {
+		if role.Rank() > t.Actor.Role.Rank() {
 			return apperr.New(apperr.Forbidden, "you cannot grant a role above your own")
 		}
-		member, err := s.store.MemberEmailExists(ctx, tx, o.ID, email)
+		member, err := s.store.MemberEmailExists(ctx, t, t.Org.ID, email)
 		if err != nil {
 			return err
 		}
 		if member {
 			return &apperr.Error{Code: apperr.Conflict, Message: "this person is already a member", Field: "email"}
 		}
-		if err := s.checkMailLimits(ctx, tx, o.ID, actor, email, now); err != nil {
+		if err := s.checkMailLimits(ctx, t, t.Org.ID, actor, email, t.Now); err != nil {
 			return err
 		}
-		if err := s.store.ExpireStale(ctx, tx, o.ID, email, now); err != nil {
+		if err := s.store.ExpireStale(ctx, t, t.Org.ID, email, t.Now); err != nil {
 			return err
 		}
 		token := auth.RandomToken()
-		if inv, err = s.store.InsertInvitation(ctx, tx, o.ID, email, role, actor.UserID, auth.HashToken(token), now, now.Add(InvitationTTL)); err != nil {
+		if inv, err = s.store.InsertInvitation(ctx, t, t.Org.ID, email, role, actor.UserID, auth.HashToken(token), t.Now, t.Now.Add(InvitationTTL)); err != nil {
 			return err
 		}
-		if err := s.sendInvitation(ctx, tx, o, inv, token); err != nil {
+		if err := s.sendInvitation(ctx, t, t.Org, inv, token); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, o.ID, actor, "member.invited", "invitation", inv.ID.String(),
-			map[string]any{"email": email, "role": role}, now)
+		return t.Audit(ctx, "member.invited", "invitation", inv.ID.String(),
+			map[string]any{"email": email, "role": role})
 	})
 	return inv, err
 }
@@ -98,8 +99,8 @@ func (s *Service) Invite(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 // ResendInvitation gives a pending (or expired) invitation a new link and expiry.
 func (s *Service) ResendInvitation(ctx context.Context, actor auth.Viewer, orgID, invID uuid.UUID) (*Invitation, error) {
 	var out *Invitation
-	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
-		inv, err := s.store.InvitationForUpdate(ctx, tx, o.ID, invID, now)
+	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(t *tenant.Tx) error {
+		inv, err := s.store.InvitationForUpdate(ctx, t, t.Org.ID, invID, t.Now)
 		if err != nil {
 			return err
 		}
@@ -109,21 +110,21 @@ func (s *Service) ResendInvitation(ctx context.Context, actor auth.Viewer, orgID
 		if inv.Status != InvitationPending && inv.Status != InvitationExpired {
 			return apperr.New(apperr.Conflict, "the invitation is %s", strings.ToLower(string(inv.Status)))
 		}
-		if inv.Role.Rank() > me.Role.Rank() {
+		if inv.Role.Rank() > t.Actor.Role.Rank() {
 			return apperr.New(apperr.Forbidden, "you cannot grant a role above your own")
 		}
-		if err := s.checkMailLimits(ctx, tx, o.ID, actor, inv.Email, now); err != nil {
+		if err := s.checkMailLimits(ctx, t, t.Org.ID, actor, inv.Email, t.Now); err != nil {
 			return err
 		}
 		token := auth.RandomToken()
-		if out, err = s.store.RenewInvitation(ctx, tx, o.ID, inv.ID, auth.HashToken(token), now, now.Add(InvitationTTL)); err != nil {
+		if out, err = s.store.RenewInvitation(ctx, t, t.Org.ID, inv.ID, auth.HashToken(token), t.Now, t.Now.Add(InvitationTTL)); err != nil {
 			return err
 		}
-		if err := s.sendInvitation(ctx, tx, o, out, token); err != nil {
+		if err := s.sendInvitation(ctx, t, t.Org, out, token); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, o.ID, actor, "invitation.resent", "invitation", inv.ID.String(),
-			map[string]any{"email": inv.Email, "before": map[string]any{"expiresAt": inv.ExpiresAt}, "after": map[string]any{"expiresAt": out.ExpiresAt}}, now)
+		return t.Audit(ctx, "invitation.resent", "invitation", inv.ID.String(),
+			map[string]any{"email": inv.Email, "before": map[string]any{"expiresAt": inv.ExpiresAt}, "after": map[string]any{"expiresAt": out.ExpiresAt}})
 	})
 	return out, err
 }
@@ -131,8 +132,8 @@ func (s *Service) ResendInvitation(ctx context.Context, actor auth.Viewer, orgID
 // RevokeInvitation withdraws a pending invitation.
 func (s *Service) RevokeInvitation(ctx context.Context, actor auth.Viewer, orgID, invID uuid.UUID) (*Invitation, error) {
 	var out *Invitation
-	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, _ *Member, now time.Time) error {
-		inv, err := s.store.InvitationForUpdate(ctx, tx, o.ID, invID, now)
+	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(t *tenant.Tx) error {
+		inv, err := s.store.InvitationForUpdate(ctx, t, t.Org.ID, invID, t.Now)
 		if err != nil {
 			return err
 		}
@@ -142,11 +143,11 @@ func (s *Service) RevokeInvitation(ctx context.Context, actor auth.Viewer, orgID
 		if inv.Status != InvitationPending {
 			return apperr.New(apperr.Conflict, "the invitation is %s", strings.ToLower(string(inv.Status)))
 		}
-		if out, err = s.store.SetInvitationStatus(ctx, tx, o.ID, inv.ID, InvitationRevoked, actor.UserID, now); err != nil {
+		if out, err = s.store.SetInvitationStatus(ctx, t, t.Org.ID, inv.ID, InvitationRevoked, actor.UserID, t.Now); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, o.ID, actor, "invitation.revoked", "invitation", inv.ID.String(),
-			map[string]any{"email": inv.Email, "before": map[string]any{"status": inv.Status}, "after": map[string]any{"status": out.Status}}, now)
+		return t.Audit(ctx, "invitation.revoked", "invitation", inv.ID.String(),
+			map[string]any{"email": inv.Email, "before": map[string]any{"status": inv.Status}, "after": map[string]any{"status": out.Status}})
 	})
 	return out, err
 }
@@ -154,7 +155,7 @@ func (s *Service) RevokeInvitation(ctx context.Context, actor auth.Viewer, orgID
 // AcceptInvitation makes the viewer a member; their verified email must be the invited one.
 func (s *Service) AcceptInvitation(ctx context.Context, actor auth.Viewer, token string) (*Member, error) {
 	var m *Member
-	err := s.respond(ctx, actor, token, func(tx *sqlx.Tx, o *Organization, inv *Invitation, u *account.User, now time.Time) error {
+	err := s.respond(ctx, actor, token, func(tx *sqlx.Tx, o *Organization, inv *Invitation, u *auth.User, now time.Time) error {
 		if !u.EmailVerified() {
 			return apperr.New(apperr.Forbidden, "verify your email address first")
 		}
@@ -173,7 +174,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, actor auth.Viewer, token
 
 // DeclineInvitation turns an invitation down.
 func (s *Service) DeclineInvitation(ctx context.Context, actor auth.Viewer, token string) error {
-	return s.respond(ctx, actor, token, func(tx *sqlx.Tx, o *Organization, inv *Invitation, u *account.User, now time.Time) error {
+	return s.respond(ctx, actor, token, func(tx *sqlx.Tx, o *Organization, inv *Invitation, u *auth.User, now time.Time) error {
 		if _, err := s.store.SetInvitationStatus(ctx, tx, o.ID, inv.ID, InvitationDeclined, u.ID, now); err != nil {
 			return err
 		}
@@ -185,9 +186,9 @@ func (s *Service) DeclineInvitation(ctx context.Context, actor auth.Viewer, toke
 // respond runs fn for a live invitation addressed to the viewer, with the
 // organization and the invitation locked.
 func (s *Service) respond(ctx context.Context, actor auth.Viewer, token string,
-	fn func(tx *sqlx.Tx, o *Organization, inv *Invitation, u *account.User, now time.Time) error) error {
+	fn func(tx *sqlx.Tx, o *Organization, inv *Invitation, u *auth.User, now time.Time) error) error {
 	hash := auth.HashToken(token)
-	return db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+	return db.RetryTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
 		now := s.d.Now()
 		u, err := s.user(ctx, tx, actor.UserID)
 		if err != nil {
@@ -200,7 +201,7 @@ func (s *Service) respond(ctx context.Context, actor auth.Viewer, token string,
 		if inv == nil {
 			return errBadInvToken
 		}
-		o, err := s.store.LockOrg(ctx, tx, inv.OrganizationID)
+		o, err := tenant.LockOrg(ctx, tx, inv.OrganizationID)
 		if err != nil {
 			return err
 		}
@@ -239,7 +240,7 @@ func (s *Service) respond(ctx context.Context, actor auth.Viewer, token string,
 }
 
 // can commit until this transaction ends.
-func (s *Service) checkMailLimits(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, actor auth.Viewer, email string, now time.Time) error {
+func (s *Service) checkMailLimits(ctx context.Context, tx sqlx.ExtContext, org uuid.UUID, actor auth.Viewer, email string, now time.Time) error {
 	l := s.d.MailLimits
 	all, toEmail, err := s.d.Audit.CountSince(ctx, tx, org, invitationMailActions, now.Add(-l.Window), "email", email)
 	if err != nil {
@@ -279,7 +280,7 @@ func window(d time.Duration) string {
 // sendInvitation queues the invitation mail. The organization's name is the only
 // text in it that a user chose: it appears only as quoted, link-proof data
 // (mail.Quote), in the subject and on a line of its own, never next to the link.
-func (s *Service) sendInvitation(ctx context.Context, tx *sqlx.Tx, o *Organization, inv *Invitation, token string) error {
+func (s *Service) sendInvitation(ctx context.Context, tx sqlx.ExtContext, o *Organization, inv *Invitation, token string) error {
 	name := mail.Quote(o.Name)
 	return mail.Enqueue(ctx, tx, mail.Message{
 		To:      inv.Email,

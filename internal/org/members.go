@@ -3,14 +3,13 @@ package org
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/tenant"
 )
 
 // Memberships returns the memberships among keys (for loaders).
@@ -81,29 +80,29 @@ func (s *Service) ChangeRole(ctx context.Context, actor auth.Viewer, orgID, user
 		return nil, apperr.New(apperr.Forbidden, "you cannot change your own role")
 	}
 	var out *Member
-	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
-		target, err := s.store.MemberForUpdate(ctx, tx, o.ID, userID)
+	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(t *tenant.Tx) error {
+		target, err := s.store.MemberForUpdate(ctx, t, t.Org.ID, userID)
 		if err != nil {
 			return err
 		}
 		if target == nil {
 			return errNotMember
 		}
-		if me.Role.Rank() <= target.Role.Rank() {
+		if t.Actor.Role.Rank() <= target.Role.Rank() {
 			return apperr.New(apperr.Forbidden, "you can only change the role of members below you")
 		}
-		if role.Rank() > me.Role.Rank() {
+		if role.Rank() > t.Actor.Role.Rank() {
 			return apperr.New(apperr.Forbidden, "you cannot grant a role above your own")
 		}
 		if target.Role == role {
 			out = target
 			return nil
 		}
-		if out, err = s.store.SetRole(ctx, tx, o.ID, userID, role, now); err != nil {
+		if out, err = s.store.SetRole(ctx, t, t.Org.ID, userID, role, t.Now); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, o.ID, actor, "member.role_changed", "member", userID.String(),
-			map[string]any{"before": map[string]any{"role": target.Role}, "after": map[string]any{"role": role}}, now)
+		return t.Audit(ctx, "member.role_changed", "member", userID.String(),
+			map[string]any{"before": map[string]any{"role": target.Role}, "after": map[string]any{"role": role}})
 	})
 	return out, err
 }
@@ -113,8 +112,8 @@ func (s *Service) RemoveMember(ctx context.Context, actor auth.Viewer, orgID, us
 	if userID == actor.UserID {
 		return apperr.Invalid("userId", "use leaveOrganization to leave")
 	}
-	return s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
-		target, err := s.store.MemberForUpdate(ctx, tx, o.ID, userID)
+	return s.inOrg(ctx, actor, orgID, RoleAdmin, func(t *tenant.Tx) error {
+		target, err := s.store.MemberForUpdate(ctx, t, t.Org.ID, userID)
 		if err != nil {
 			return err
 		}
@@ -124,28 +123,28 @@ func (s *Service) RemoveMember(ctx context.Context, actor auth.Viewer, orgID, us
 		if target.Role == RoleOwner {
 			return apperr.New(apperr.Forbidden, "the owner cannot be removed")
 		}
-		if me.Role.Rank() <= target.Role.Rank() {
+		if t.Actor.Role.Rank() <= target.Role.Rank() {
 			return apperr.New(apperr.Forbidden, "you can only remove members below you")
 		}
-		if err := s.store.DeleteMember(ctx, tx, o.ID, userID); err != nil {
+		if err := s.store.DeleteMember(ctx, t, t.Org.ID, userID); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, o.ID, actor, "member.removed", "member", userID.String(),
-			map[string]any{"before": map[string]any{"role": target.Role}}, now)
+		return t.Audit(ctx, "member.removed", "member", userID.String(),
+			map[string]any{"before": map[string]any{"role": target.Role}})
 	})
 }
 
 // Leave removes the actor from the organization; the owner must transfer first.
 func (s *Service) Leave(ctx context.Context, actor auth.Viewer, orgID uuid.UUID) error {
-	return s.inOrg(ctx, actor, orgID, RoleMember, func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error {
-		if me.Role == RoleOwner {
+	return s.inOrg(ctx, actor, orgID, RoleMember, func(t *tenant.Tx) error {
+		if t.Actor.Role == RoleOwner {
 			return apperr.New(apperr.Conflict, "the owner cannot leave: transfer ownership first")
 		}
-		if err := s.store.DeleteMember(ctx, tx, o.ID, actor.UserID); err != nil {
+		if err := s.store.DeleteMember(ctx, t, t.Org.ID, actor.UserID); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, o.ID, actor, "member.left", "member", actor.UserID.String(),
-			map[string]any{"before": map[string]any{"role": me.Role}}, now)
+		return t.Audit(ctx, "member.left", "member", actor.UserID.String(),
+			map[string]any{"before": map[string]any{"role": t.Actor.Role}})
 	})
 }
 
@@ -155,15 +154,15 @@ func (s *Service) TransferOwnership(ctx context.Context, actor auth.Viewer, orgI
 		return nil, apperr.Invalid("newOwnerId", "you already own this organization")
 	}
 	var out *Organization
-	err := s.inOrg(ctx, actor, orgID, RoleOwner, func(tx *sqlx.Tx, o *Organization, _ *Member, now time.Time) error {
-		target, err := s.store.MemberForUpdate(ctx, tx, o.ID, newOwner)
+	err := s.inOrg(ctx, actor, orgID, RoleOwner, func(t *tenant.Tx) error {
+		target, err := s.store.MemberForUpdate(ctx, t, t.Org.ID, newOwner)
 		if err != nil {
 			return err
 		}
 		if target == nil {
 			return &apperr.Error{Code: apperr.NotFound, Message: "the new owner must already be a member", Field: "newOwnerId"}
 		}
-		u, err := s.user(ctx, tx, newOwner)
+		u, err := s.user(ctx, t, newOwner)
 		if err != nil {
 			return err
 		}
@@ -172,16 +171,16 @@ func (s *Service) TransferOwnership(ctx context.Context, actor auth.Viewer, orgI
 		}
 		// Demote first: the partial unique index allows one owner at a time, and
 		// the deferred trigger checks at commit that there is one.
-		if _, err := s.store.SetRole(ctx, tx, o.ID, actor.UserID, RoleAdmin, now); err != nil {
+		if _, err := s.store.SetRole(ctx, t, t.Org.ID, actor.UserID, RoleAdmin, t.Now); err != nil {
 			return err
 		}
-		if _, err := s.store.SetRole(ctx, tx, o.ID, newOwner, RoleOwner, now); err != nil {
+		if _, err := s.store.SetRole(ctx, t, t.Org.ID, newOwner, RoleOwner, t.Now); err != nil {
 			return err
 		}
-		out = o
-		return s.audit(ctx, tx, o.ID, actor, "ownership.transferred", "member", newOwner.String(), map[string]any{
+		out = t.Org
+		return t.Audit(ctx, "ownership.transferred", "member", newOwner.String(), map[string]any{
 			"before": map[string]any{"owner": actor.UserID, "newOwnerRole": target.Role},
-			"after":  map[string]any{"owner": newOwner, "previousOwnerRole": RoleAdmin}}, now)
+			"after":  map[string]any{"owner": newOwner, "previousOwnerRole": RoleAdmin}})
 	})
 	return out, err
 }

@@ -7,34 +7,19 @@ import (
 
 	"github.com/google/uuid"
 
-	"tenantgraph/internal/account"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/tenant"
 )
 
-// Role is a member's role. OWNER > ADMIN > MEMBER.
-type Role string
+// Role is a member's role (the kit's: every area gates on it). OWNER > ADMIN > MEMBER.
+type Role = tenant.Role
 
 const (
-	RoleOwner  Role = "OWNER"
-	RoleAdmin  Role = "ADMIN"
-	RoleMember Role = "MEMBER"
+	RoleOwner  = tenant.RoleOwner
+	RoleAdmin  = tenant.RoleAdmin
+	RoleMember = tenant.RoleMember
 )
-
-// Rank orders roles; an unknown role ranks 0.
-func (r Role) Rank() int {
-	switch r {
-	case RoleOwner:
-		return 3
-	case RoleAdmin:
-		return 2
-	case RoleMember:
-		return 1
-	}
-	return 0
-}
-
-// AtLeast reports whether r is want or above.
-func (r Role) AtLeast(want Role) bool { return r.Rank() >= want.Rank() && r.Rank() > 0 }
 
 // InvitationStatus is where an invitation stands.
 type InvitationStatus string
@@ -47,13 +32,8 @@ const (
 	InvitationDeclined InvitationStatus = "DECLINED"
 )
 
-// Organization is a tenant.
-type Organization struct {
-	ID        uuid.UUID `db:"id"`
-	Name      string    `db:"name"`
-	Slug      string    `db:"slug"`
-	CreatedAt time.Time `db:"created_at"`
-}
+// Organization is a tenant (the kit's type: the gate locks and returns it).
+type Organization = tenant.Organization
 
 // Member is a user's membership in an organization.
 type Member struct {
@@ -64,7 +44,7 @@ type Member struct {
 	// User is the member's user when the membership was read with it (member
 	// pages, owners) or given it (the graph's mutation results); GraphQL's
 	// Member.user reads it as a plain field: no resolver, no goroutine per member.
-	User *account.User `db:"-"`
+	User *auth.User `db:"-"`
 }
 
 // Invitation is an emailed offer to join an organization.

@@ -1,10 +1,10 @@
 package org
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -14,6 +14,7 @@ import (
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/page"
 	"tenantgraph/internal/platform/validate"
+	"tenantgraph/internal/tenant"
 )
 
 // OrganizationsOf returns a page of the user's organizations, ordered by name then id.
@@ -56,7 +57,7 @@ func (s *Service) Create(ctx context.Context, actor auth.Viewer, in CreateOrgani
 		}
 	}
 	var o *Organization
-	err = db.WithTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
+	err = db.RetryTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
 		now := s.d.Now()
 		l := s.d.CreateLimit
 		n, err := s.d.Audit.CountByActorSince(ctx, tx, actor.UserID, []string{organizationCreated}, now.Add(-l.Window))
@@ -78,7 +79,7 @@ func (s *Service) Create(ctx context.Context, actor auth.Viewer, in CreateOrgani
 			}
 		}
 		if o == nil {
-			return &apperr.Error{Code: apperr.Conflict, Message: "the slug is taken", Field: "slug"}
+			return constraints["organizations_slug_key"].At("slug")
 		}
 		if _, err := s.store.InsertMember(ctx, tx, o.ID, actor.UserID, RoleOwner, now); err != nil {
 			return err
@@ -103,26 +104,19 @@ func (s *Service) Update(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 			return nil, err
 		}
 	}
-	var out *Organization
-	err = s.inOrg(ctx, actor, orgID, RoleAdmin, func(tx *sqlx.Tx, o *Organization, _ *Member, now time.Time) error {
-		if name == "" {
-			name = o.Name
+	return tenant.Do(ctx, s.d.Gate, actor.UserID, orgID, RoleAdmin, tenant.LockOrganization, func(t *tenant.Tx) (*Organization, error) {
+		name, slug := cmp.Or(name, t.Org.Name), cmp.Or(slug, t.Org.Slug)
+		if name == t.Org.Name && slug == t.Org.Slug {
+			return t.Org, nil
 		}
-		if slug == "" {
-			slug = o.Slug
+		out, err := s.store.UpdateOrg(ctx, t, t.Org.ID, name, slug, t.Now)
+		if err != nil {
+			return nil, constraints.Map(err, "")
 		}
-		if name == o.Name && slug == o.Slug {
-			out = o
-			return nil
-		}
-		if out, err = s.store.UpdateOrg(ctx, tx, o.ID, name, slug, now); err != nil {
-			return err
-		}
-		return s.audit(ctx, tx, o.ID, actor, "organization.updated", "organization", o.ID.String(), map[string]any{
-			"before": map[string]any{"name": o.Name, "slug": o.Slug},
-			"after":  map[string]any{"name": out.Name, "slug": out.Slug}}, now)
+		return out, t.Audit(ctx, "organization.updated", "organization", t.Org.ID.String(), map[string]any{
+			"before": map[string]any{"name": t.Org.Name, "slug": t.Org.Slug},
+			"after":  map[string]any{"name": out.Name, "slug": out.Slug}})
 	})
-	return out, err
 }
 
 func checkSlug(raw string) (string, error) {

@@ -9,21 +9,20 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
-	"tenantgraph/internal/account"
 	"tenantgraph/internal/apperr"
-	"tenantgraph/internal/audit"
 	"tenantgraph/internal/auth"
+	"tenantgraph/internal/tenant"
 )
 
 // UserLookup finds users by id through q (the account area's store): inside a
 // transaction it must use that transaction, never a second pool connection, or
 // lock waiters holding the pool's other connections could starve it.
-type UserLookup func(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) ([]*account.User, error)
+type UserLookup func(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) ([]*auth.User, error)
 
 // Auditor records an audit event in the caller's transaction and counts recent
 // ones (the audit area).
 type Auditor interface {
-	Record(ctx context.Context, tx sqlx.ExecerContext, e audit.Entry) error
+	tenant.Recorder
 	CountSince(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, actions []string, since time.Time, key, value string) (all, matching int, err error)
 	CountByActorSince(ctx context.Context, tx sqlx.ExtContext, actor uuid.UUID, actions []string, since time.Time) (int, error)
 }
@@ -71,7 +70,7 @@ const organizationCreated = "organization.created"
 // Deps are what the service needs.
 type Deps struct {
 	DB    *sqlx.DB
-	Gate  *Gate
+	Gate  *tenant.Gate
 	Audit Auditor
 	Users UserLookup
 	// CountMembers, when set, counts members for a connection's totalCount (the
@@ -115,6 +114,11 @@ func orDefault[T int | time.Duration](v *T, def T) {
 	}
 }
 
+// constraints are the violations of the area's constraints that a client may cause.
+var constraints = tenant.Constraints{
+	"organizations_slug_key": {Code: apperr.Conflict, Field: "slug", Message: "the slug is taken"},
+}
+
 var (
 	errNotMember   = apperr.New(apperr.NotFound, "member not found")
 	errInvNotFound = apperr.New(apperr.NotFound, "invitation not found")
@@ -125,15 +129,14 @@ var (
 
 // inOrg runs fn through the tenant gate with the organization locked: every
 // mutation of this area changes membership or invitations.
-func (s *Service) inOrg(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, role Role,
-	fn func(tx *sqlx.Tx, o *Organization, me *Member, now time.Time) error) error {
-	return s.d.Gate.Run(ctx, actor.UserID, orgID, role, LockOrganization, func(t *Tx) error {
-		return fn(t.Tx, t.Org, t.Actor, t.Now)
-	})
+func (s *Service) inOrg(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, role Role, fn func(t *tenant.Tx) error) error {
+	return s.d.Gate.Run(ctx, actor.UserID, orgID, role, tenant.LockOrganization, fn)
 }
 
-func (s *Service) audit(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, actor auth.Viewer, action, targetType, targetID string, meta map[string]any, now time.Time) error {
-	return s.d.Audit.Record(ctx, tx, audit.Entry{OrganizationID: org, ActorID: actor.UserID, Action: action,
+// audit records an event of a transaction outside the gate (creating an
+// organization, answering an invitation: the actor is no member yet).
+func (s *Service) audit(ctx context.Context, tx sqlx.ExecerContext, org uuid.UUID, actor auth.Viewer, action, targetType, targetID string, meta map[string]any, now time.Time) error {
+	return s.d.Audit.Record(ctx, tx, tenant.Entry{OrganizationID: org, ActorID: actor.UserID, Action: action,
 		TargetType: targetType, TargetID: targetID, Metadata: meta, At: now})
 }
 
@@ -141,7 +144,7 @@ func (s *Service) audit(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, actor a
 // for by actor, when it would exceed s.d.MailLimits. It runs with the
 // organization locked, and locks the actor (CountByActorSince) last: each count
 
-func (s *Service) user(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (*account.User, error) {
+func (s *Service) user(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (*auth.User, error) {
 	us, err := s.d.Users(ctx, q, []uuid.UUID{id})
 	if err != nil {
 		return nil, err

@@ -10,8 +10,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	"tenantgraph/internal/account"
 	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
 )
 
@@ -32,23 +32,10 @@ func (Store) InsertOrg(ctx context.Context, q sqlx.QueryerContext, name, slug st
 	return &o, err == nil, err
 }
 
-// LockOrg locks the organization row for a membership change (see LockOrganization).
-func (Store) LockOrg(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (*Organization, error) {
-	var o Organization
-	err := sqlx.GetContext(ctx, q, &o, `SELECT `+orgCols+` FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errOrgNotFound
-	}
-	return &o, err
-}
-
 func (Store) UpdateOrg(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID, name, slug string, now time.Time) (*Organization, error) {
 	var o Organization
 	err := sqlx.GetContext(ctx, q, &o, `
 		UPDATE organizations o SET name = $2, slug = $3, updated_at = $4 WHERE o.id = $1 RETURNING `+orgCols, id, name, slug, now)
-	if db.IsViolation(err, db.UniqueViolation, "organizations_slug_key") {
-		return nil, &apperr.Error{Code: apperr.Conflict, Message: "the slug is taken", Field: "slug"}
-	}
 	return &o, err
 }
 
@@ -112,18 +99,8 @@ func (Store) InsertMember(ctx context.Context, q sqlx.QueryerContext, org, user 
 
 // MemberForUpdate locks and returns a membership; nil when user is not a member of org.
 func (Store) MemberForUpdate(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID) (*Member, error) {
-	return lockedMember(ctx, q, org, user, "FOR UPDATE")
-}
-
-// MemberForShare share-locks and returns a membership (see LockActor); nil when
-// user is not a member of org.
-func (Store) MemberForShare(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID) (*Member, error) {
-	return lockedMember(ctx, q, org, user, "FOR SHARE")
-}
-
-func lockedMember(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID, lock string) (*Member, error) {
 	return db.GetOrNil[Member](ctx, q, `
-		SELECT `+memberCols+` FROM organization_members m WHERE m.organization_id = $1 AND m.user_id = $2 `+lock, org, user)
+		SELECT `+memberCols+` FROM organization_members m WHERE m.organization_id = $1 AND m.user_id = $2 FOR UPDATE`, org, user)
 }
 
 func (Store) SetRole(ctx context.Context, q sqlx.QueryerContext, org, user uuid.UUID, role Role, now time.Time) (*Member, error) {
@@ -196,7 +173,7 @@ type memberUserRow struct {
 
 func (r memberUserRow) withUser() *Member {
 	m := r.Member
-	m.User = &account.User{ID: r.UserID, Email: r.UEmail, Name: r.UName, EmailVerifiedAt: r.UVerifiedAt, CreatedAt: r.UCreatedAt}
+	m.User = &auth.User{ID: r.UserID, Email: r.UEmail, Name: r.UName, EmailVerifiedAt: r.UVerifiedAt, CreatedAt: r.UCreatedAt}
 	return &m
 }
 
@@ -394,5 +371,3 @@ func (Store) CountPendingInvitationsFor(ctx context.Context, q sqlx.QueryerConte
 		SELECT count(*) FROM invitations i WHERE i.email = `+viewerEmail+` AND i.status = 'PENDING' AND i.expires_at > $1`, now, user)
 	return n, err
 }
-
-var errOrgNotFound = apperr.New(apperr.NotFound, "organization not found")

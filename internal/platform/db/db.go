@@ -6,10 +6,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"tenantgraph/internal/apperr"
 )
 
 // Options tune the pool.
@@ -80,6 +83,58 @@ func WithTx(ctx context.Context, d *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// Retry bounds RetryTx: how many times in all a transaction runs, and the
+// longest pause before the first rerun (doubled before each next one; each
+// pause is drawn at random up to it, so that the transactions that collided
+// do not collide again).
+var Retry = struct {
+	Attempts int
+	Pause    time.Duration
+}{Attempts: 4, Pause: 20 * time.Millisecond}
+
+// RetryTx runs fn in a transaction like WithTx and, when that transaction fails
+// with a serialization failure or a deadlock (PostgreSQL rolled it back: none
+// of its writes remain), runs fn again in a new one, up to Retry.Attempts
+// times in all. fn must be safe to run again: its only effects are its
+// transaction's writes and what it returns. When every attempt collided, the
+// answer is CONFLICT (the client may try again); any other error is returned as is.
+func RetryTx(ctx context.Context, d *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	pause := Retry.Pause
+	for attempt := 1; ; attempt++ {
+		err := WithTx(ctx, d, fn)
+		if err == nil || !Retryable(err) {
+			return err
+		}
+		if attempt >= Retry.Attempts {
+			return apperr.New(apperr.Conflict, "the change collided with concurrent changes %d times: try again", attempt)
+		}
+		t := time.NewTimer(rand.N(pause) + time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause *= 2
+	}
+}
+
+// Retryable reports whether err is a serialization failure or a deadlock: the
+// transaction was rolled back and may succeed when run again.
+func Retryable(err error) bool {
+	return IsViolation(err, SerializationFail, "") || IsViolation(err, DeadlockDetected, "")
+}
+
+// Constraint returns the name of the constraint a PostgreSQL error is about
+// ("" for none).
+func Constraint(err error) string {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		return pe.Constraint
+	}
+	return ""
 }
 
 // SQLSTATE codes the stores map to domain errors.

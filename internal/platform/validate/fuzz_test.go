@@ -6,7 +6,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"tenantgraph/internal/account"
 	"tenantgraph/internal/platform/validate"
 )
 
@@ -46,7 +45,7 @@ func FuzzNormalizeEmail(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		out, err := account.NormalizeEmail(raw)
+		out, err := validate.Email(raw)
 		if err != nil {
 			return
 		}
@@ -55,7 +54,7 @@ func FuzzNormalizeEmail(f *testing.F) {
 			!utf8.ValidString(out) || strings.IndexFunc(out, unicode.IsControl) >= 0 {
 			t.Fatalf("NormalizeEmail(%q) accepted %q", raw, out)
 		}
-		if again, err := account.NormalizeEmail(out); err != nil || again != out {
+		if again, err := validate.Email(out); err != nil || again != out {
 			t.Fatalf("NormalizeEmail(%q) = %q, %v: not idempotent", out, again, err)
 		}
 	})
