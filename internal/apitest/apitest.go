@@ -97,25 +97,33 @@ func (s *Server) PostCounter(t testing.TB, token, query string, vars map[string]
 }
 
 // Main gives a test package its own database and server, exposed through *s.
-func Main(m *testing.M, s **Server) {
-	var d *dbtest.Database
+func Main(m *testing.M, s **Server) { MainDB(m, s, nil) }
+
+// MainDB is Main for a package whose tests also work on the database directly,
+// bypassing the server (an area's invariant tests): the server and those tests
+// share the package's one database, exposed through *d as well (when d is not
+// nil), so that the package pays for one database clone, not two.
+func MainDB(m *testing.M, s **Server, d **dbtest.Database) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	d, err := dbtest.New(ctx)
+	database, err := dbtest.New(ctx)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "apitest:", err)
 		os.Exit(1)
 	}
-	srv, stop, err := start(d.DB, d.URL, d.DirectURL, startOptions{mailWorker: true, listen: true})
+	srv, stop, err := start(database.DB, database.URL, database.DirectURL, startOptions{mailWorker: true, listen: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "apitest:", err)
-		d.Close()
+		database.Close()
 		os.Exit(1)
 	}
 	*s = srv
+	if d != nil {
+		*d = database
+	}
 	code := m.Run()
 	stop()
-	d.Close()
+	database.Close()
 	os.Exit(code)
 }
 
@@ -370,7 +378,7 @@ func UniqueEmail(prefix string) string {
 	return fmt.Sprintf("%s-%s@example.test", prefix, uuid.NewString()[:8])
 }
 
-const registerMutation = `mutation($in: RegisterInput!) { register(input: $in) {
+const registerSessionMutation = `mutation($in: RegisterInput!) { register(input: $in) {
 	accessToken refreshToken user { id email } } }`
 
 // Register signs up a new user (unverified).
@@ -378,7 +386,7 @@ func (s *Server) Register(t testing.TB, prefix string) *Session {
 	t.Helper()
 	email := UniqueEmail(prefix)
 	pw := "correct horse battery"
-	r := MustOK(t, s.Post(t, "", registerMutation, map[string]any{"in": map[string]any{"email": email, "password": pw, "name": prefix}}))
+	r := MustOK(t, s.Post(t, "", registerSessionMutation, map[string]any{"in": map[string]any{"email": email, "password": pw, "name": prefix}}))
 	var out struct {
 		Register struct {
 			AccessToken, RefreshToken string

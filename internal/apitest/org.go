@@ -49,3 +49,18 @@ func (s *Server) AddMember(t testing.TB, inviter *Session, org uuid.UUID, role, 
 	s.Accept(t, u, tok)
 	return u
 }
+
+// TenancyDigest digests one organization's rows, to prove a failed call changed nothing.
+func (s *Server) TenancyDigest(t testing.TB, org uuid.UUID) string {
+	t.Helper()
+	var d string
+	err := s.DB.Get(&d, `SELECT concat_ws(' | ',
+		(SELECT md5(string_agg(o::text, ',')) FROM organizations o WHERE id = $1),
+		(SELECT count(*) || ':' || coalesce(md5(string_agg(m::text, ',' ORDER BY user_id)), '') FROM organization_members m WHERE organization_id = $1),
+		(SELECT count(*) || ':' || coalesce(md5(string_agg(i::text, ',' ORDER BY id)), '') FROM invitations i WHERE organization_id = $1),
+		(SELECT count(*) FROM audit_events WHERE organization_id = $1))`, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

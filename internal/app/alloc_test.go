@@ -1,12 +1,7 @@
 package app_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"runtime/metrics"
 	"testing"
 
 	. "tenantgraph/internal/apitest"
@@ -52,62 +47,20 @@ func seedDashboardViewer(t testing.TB, prefix string, orgs, others int) *Session
 	return viewer
 }
 
-// leanClient sends one query (with its variables) over one kept-alive
-// connection and discards the answer after checking it: the allocation figures
-// count the server's work, not the decoding of its answers.
-type leanClient struct {
-	t      testing.TB
-	token  string
-	body   []byte
-	client *http.Client
-}
-
-func newLeanClient(t testing.TB, token, query string, vars map[string]any) *leanClient {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	c := &leanClient{t: t, token: token, body: body, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}}
-	t.Cleanup(c.client.CloseIdleConnections)
-	return c
-}
-
-func (c *leanClient) send() {
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/query", bytes.NewReader(c.body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	res, err := c.client.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var out bytes.Buffer
-	if _, err := io.Copy(&out, res.Body); err != nil {
-		c.t.Fatal(err)
-	}
-	if res.StatusCode != http.StatusOK || bytes.Contains(out.Bytes(), []byte(`"errors"`)) {
-		c.t.Fatalf("status %d: %.300s", res.StatusCode, out.String())
-	}
-}
-
-// heapAllocs is the process's count of heap objects allocated so far.
-func heapAllocs() uint64 {
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
-	metrics.Read(sample)
-	return sample[0].Value.Uint64()
-}
-
 // allocsPerRequest sends query n times, one after the other, and returns the
 // heap objects the whole test process allocated per request. Other tests must
 // not run meanwhile: its callers are not parallel.
 func allocsPerRequest(t testing.TB, token, query string, n int) float64 {
 	t.Helper()
-	c := newLeanClient(t, token, query, nil)
+	c := srv.NewLeanClient(t, token, query, nil)
 	for range 20 { // warm: the query cache, the pool's connections, the statements
-		c.send()
+		c.Send()
 	}
-	before := heapAllocs()
+	before := HeapAllocs()
 	for range n {
-		c.send()
+		c.Send()
 	}
-	return float64(heapAllocs()-before) / float64(n)
+	return float64(HeapAllocs()-before) / float64(n)
 }
 
 // TestDashboardAllocations: the dashboard queries stay within their allocation
@@ -134,34 +87,10 @@ func TestDashboardAllocations(t *testing.T) {
 	}
 }
 
-// benchQuery runs query (with vars) b.N times through a lean client after
-// checking its statement count once, and reports the allocations and
-// statements per request as the benchmark's metrics (allocs/req, sql/req).
-// Other benchmarks must not run meanwhile: heapAllocs counts the whole process.
-func benchQuery(b *testing.B, token, query string, vars map[string]any, statements int64) {
-	b.Helper()
-	r, stmts := srv.PostCounted(b, token, query, vars)
-	if len(r.Errors) > 0 || stmts != statements {
-		b.Fatalf("errors %s, %d statements, want %d", r.Raw, stmts, statements)
-	}
-	c := newLeanClient(b, token, query, vars)
-	for range 20 {
-		c.send()
-	}
-	before := heapAllocs()
-	n := 0
-	for b.Loop() {
-		c.send()
-		n++
-	}
-	b.ReportMetric(float64(heapAllocs()-before)/float64(n), "allocs/req")
-	b.ReportMetric(float64(stmts), "sql/req")
-}
-
 // BenchmarkLoadDashboardQuery measures the load test's dashboard query
 // (loadDashboardQuery: 5 organizations of 11, 50 members) end to end through
 // HTTP and PostgreSQL. Goals: 3 SQL statements, 4,000 allocations per request
 // (issue 8; not met: 9,100 on 2026-11-27, budget AllocBudgetLoadDashboard).
 func BenchmarkLoadDashboardQuery(b *testing.B) {
-	benchQuery(b, seedDashboardViewer(b, "benchload", 5, 10).AccessToken, loadDashboardQuery, nil, 3)
+	srv.BenchQuery(b, seedDashboardViewer(b, "benchload", 5, 10).AccessToken, loadDashboardQuery, nil, 3)
 }

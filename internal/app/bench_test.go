@@ -23,7 +23,7 @@ import (
 // server on the same 2 cores. Goals: exactly 4 SQL statements, and the time per
 // request and allocations per request of the table in docs/testing.md, "Benchmarks".
 func BenchmarkDashboardQuery(b *testing.B) {
-	benchQuery(b, seedDashboardViewer(b, "bench", 20, 9).AccessToken, dashboardQuery, nil, 4)
+	srv.BenchQuery(b, seedDashboardViewer(b, "bench", 20, 9).AccessToken, dashboardQuery, nil, 4)
 }
 
 // BenchmarkMe measures the smallest authenticated request: JWT check, one user
@@ -99,7 +99,7 @@ func BenchmarkTrivialQueryUnderCredentialFlood(b *testing.B) {
 							return
 						default:
 						}
-						r := floodSrv.Post(b, "", loginMutation, map[string]any{"e": fmt.Sprintf("flood-%d-%d@example.test", g, i), "p": "wrong-password"})
+						r := floodSrv.Post(b, "", apitest.LoginMutation, map[string]any{"e": fmt.Sprintf("flood-%d-%d@example.test", g, i), "p": "wrong-password"})
 						logins.Add(1)
 						if r.Code() == "RATE_LIMITED" {
 							busy.Add(1)

@@ -52,7 +52,7 @@ func from(addr string) http.Header { return http.Header{"X-Forwarded-For": {addr
 // resetToken asks srv for a reset link to email and returns its token.
 func resetToken(t *testing.T, email string) string {
 	t.Helper()
-	apitest.MustOK(t, srv.Post(t, "", requestReset, map[string]any{"e": email}))
+	apitest.MustOK(t, srv.Post(t, "", apitest.RequestResetMutation, map[string]any{"e": email}))
 	return apitest.LinkToken(t, srv.WaitMail(t, email, "Reset"), "reset-password")
 }
 
@@ -116,7 +116,7 @@ func TestOneCredentialOperationPerRequest(t *testing.T) {
 func TestResetPasswordChecksTheTokenBeforeHashing(t *testing.T) {
 	t.Parallel()
 	cs, a := credServer(t, &account.Limits{})
-	r := cs.Post(t, "", resetMut, map[string]any{"t": "not-a-real-token", "p": "a brand new password"})
+	r := cs.Post(t, "", apitest.ResetMutation, map[string]any{"t": "not-a-real-token", "p": "a brand new password"})
 	if r.Code() != "BAD_USER_INPUT" || r.Field() != "token" {
 		t.Fatalf("bad token: %s", r.Raw)
 	}
@@ -136,7 +136,7 @@ func TestChangePasswordIsThrottledPerUserBeforeVerifying(t *testing.T) {
 	// nothing but the verification.
 	for i := range 5 {
 		r := cs.PostHeaders(t, http.Header{"Authorization": {"Bearer " + u.AccessToken}, "X-Forwarded-For": {fmt.Sprintf("192.0.2.%d", i+1)}},
-			changeMut, vars("wrong guess "+fmt.Sprint(i)))
+			apitest.ChangePasswordMutation, vars("wrong guess "+fmt.Sprint(i)))
 		if r.Code() != "BAD_USER_INPUT" || r.Field() != "currentPassword" {
 			t.Fatalf("guess %d: %s", i+1, r.Raw)
 		}
@@ -144,7 +144,7 @@ func TestChangePasswordIsThrottledPerUserBeforeVerifying(t *testing.T) {
 	if n := a.Hasher.Computations(); n != 5 {
 		t.Fatalf("5 wrong guesses cost %d computations, want 5 verifications", n)
 	}
-	r := cs.PostHeaders(t, http.Header{"Authorization": {"Bearer " + u.AccessToken}, "X-Forwarded-For": {"198.51.100.9"}}, changeMut, vars(u.Password))
+	r := cs.PostHeaders(t, http.Header{"Authorization": {"Bearer " + u.AccessToken}, "X-Forwarded-For": {"198.51.100.9"}}, apitest.ChangePasswordMutation, vars(u.Password))
 	if r.Code() != "RATE_LIMITED" {
 		t.Fatalf("6th attempt, with the right password: %s", r.Raw)
 	}
@@ -158,7 +158,7 @@ func TestLoginLockoutCannotBeAimedAtTheOwner(t *testing.T) {
 	cs, _ := credServer(t, nil)
 	u := srv.Register(t, "aimed")
 	attempt := func(addr, pw string) string {
-		return cs.PostHeaders(t, from(addr), loginMutation, map[string]any{"e": u.Email, "p": pw}).Code()
+		return cs.PostHeaders(t, from(addr), apitest.LoginMutation, map[string]any{"e": u.Email, "p": pw}).Code()
 	}
 	// A stranger guesses 20 times from one address: 5 are tried, the rest refused.
 	for i := range 20 {
@@ -185,7 +185,7 @@ func TestLoginPerEmailLimitSlowsASpreadOutAttack(t *testing.T) {
 	cs, _ := credServer(t, &account.Limits{LoginPerEmailIP: ratelimit.New(5, 10*time.Minute), LoginPerEmail: global})
 	email := apitest.UniqueEmail("spread")
 	attempt := func(addr string) string {
-		return cs.PostHeaders(t, from(addr), loginMutation, map[string]any{"e": email, "p": "wrong-password"}).Code()
+		return cs.PostHeaders(t, from(addr), apitest.LoginMutation, map[string]any{"e": email, "p": "wrong-password"}).Code()
 	}
 	// Refused attempts from a locked-out address take nothing from the email's
 	// global allowance: 5 from A (+3 refused), 3 from B, then the global limit.
@@ -214,7 +214,7 @@ func TestOverlongLoginEmailIsRefusedBeforeTheLimiters(t *testing.T) {
 	perIP, perEmailIP, perEmail := ratelimit.New(30, time.Minute), ratelimit.New(5, time.Minute), ratelimit.New(100, time.Hour)
 	cs, a := credServer(t, &account.Limits{LoginPerIP: perIP, LoginPerEmailIP: perEmailIP, LoginPerEmail: perEmail})
 	long := strings.Repeat("a", 250) + "@example.test" // 263 bytes
-	r := cs.Post(t, "", loginMutation, map[string]any{"e": long, "p": "whatever-password"})
+	r := cs.Post(t, "", apitest.LoginMutation, map[string]any{"e": long, "p": "whatever-password"})
 	if r.Code() != "BAD_USER_INPUT" || r.Field() != "email" {
 		t.Fatalf("a %d-byte email: %s", len(long), r.Raw)
 	}
@@ -223,7 +223,7 @@ func TestOverlongLoginEmailIsRefusedBeforeTheLimiters(t *testing.T) {
 	}
 	// 254 bytes is still an email (for the limiters: one key each).
 	ok := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 176) + ".example.test"
-	if c := cs.Post(t, "", loginMutation, map[string]any{"e": ok, "p": "whatever-password"}).Code(); c != "UNAUTHENTICATED" || len(ok) != 254 {
+	if c := cs.Post(t, "", apitest.LoginMutation, map[string]any{"e": ok, "p": "whatever-password"}).Code(); c != "UNAUTHENTICATED" || len(ok) != 254 {
 		t.Fatalf("a %d-byte email: %s", len(ok), c)
 	}
 	if perEmail.Len() != 1 {
@@ -242,7 +242,7 @@ func TestPasswordResetRequestTakesTheSameTimeForAnyEmail(t *testing.T) {
 	}
 	timeOne := func(email string) time.Duration {
 		start := time.Now()
-		apitest.MustOK(t, srv.Post(t, "", requestReset, map[string]any{"e": email}))
+		apitest.MustOK(t, srv.Post(t, "", apitest.RequestResetMutation, map[string]any{"e": email}))
 		return time.Since(start)
 	}
 	var k, u []time.Duration

@@ -219,7 +219,7 @@ func TestCredentialEndpointsAreRateLimited(t *testing.T) {
 	limited := &apitest.Server{URL: hs.URL}
 	known := srv.Register(t, "limited")
 	loginAs := func(email string) string {
-		return limited.Post(t, "", loginMutation, map[string]any{"e": email, "p": "wrong-password"}).Code()
+		return limited.Post(t, "", apitest.LoginMutation, map[string]any{"e": email, "p": "wrong-password"}).Code()
 	}
 
 	// 5 attempts per email from one address, whether or not the account exists;
@@ -236,7 +236,7 @@ func TestCredentialEndpointsAreRateLimited(t *testing.T) {
 		}
 	}
 	// Even the right password waits now, from this address.
-	if c := limited.Post(t, "", loginMutation, map[string]any{"e": known.Email, "p": known.Password}).Code(); c != "RATE_LIMITED" {
+	if c := limited.Post(t, "", apitest.LoginMutation, map[string]any{"e": known.Email, "p": known.Password}).Code(); c != "RATE_LIMITED" {
 		t.Fatalf("right password while limited: %s", c)
 	}
 	// 30 attempts per address: other emails get 17 more, then the address is refused.
@@ -251,18 +251,18 @@ func TestCredentialEndpointsAreRateLimited(t *testing.T) {
 
 	// Password reset requests: 10 per address.
 	for range 10 {
-		apitest.MustOK(t, limited.Post(t, "", requestReset, map[string]any{"e": apitest.UniqueEmail("reset")}))
+		apitest.MustOK(t, limited.Post(t, "", apitest.RequestResetMutation, map[string]any{"e": apitest.UniqueEmail("reset")}))
 	}
-	if c := limited.Post(t, "", requestReset, map[string]any{"e": known.Email}).Code(); c != "RATE_LIMITED" {
+	if c := limited.Post(t, "", apitest.RequestResetMutation, map[string]any{"e": known.Email}).Code(); c != "RATE_LIMITED" {
 		t.Fatalf("11th reset request: %s, want RATE_LIMITED", c)
 	}
 
 	// Sign-ups: 20 per address; the 21st is refused and creates nothing.
 	for range 20 {
-		apitest.MustOK(t, limited.Post(t, "", registerMut, map[string]any{"in": map[string]any{"email": apitest.UniqueEmail("signup"), "password": "long-enough", "name": "S"}}))
+		apitest.MustOK(t, limited.Post(t, "", apitest.RegisterMutation, map[string]any{"in": map[string]any{"email": apitest.UniqueEmail("signup"), "password": "long-enough", "name": "S"}}))
 	}
 	email := apitest.UniqueEmail("signup21")
-	if c := limited.Post(t, "", registerMut, map[string]any{"in": map[string]any{"email": email, "password": "long-enough", "name": "S"}}).Code(); c != "RATE_LIMITED" {
+	if c := limited.Post(t, "", apitest.RegisterMutation, map[string]any{"in": map[string]any{"email": email, "password": "long-enough", "name": "S"}}).Code(); c != "RATE_LIMITED" {
 		t.Fatalf("21st sign-up: %s, want RATE_LIMITED", c)
 	}
 	var n int

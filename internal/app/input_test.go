@@ -146,7 +146,7 @@ func TestUnknownEnumValuesAreRefusedBeforeExecution(t *testing.T) {
 	t.Parallel()
 	owner := srv.RegisterVerified(t, "enumowner")
 	o := srv.CreateOrg(t, owner, "Enum "+uuid.NewString()[:8])
-	before := tenancyDigest(t, o)
+	before := srv.TenancyDigest(t, o)
 	for name, c := range map[string]struct {
 		query string
 		vars  map[string]any
@@ -166,7 +166,7 @@ func TestUnknownEnumValuesAreRefusedBeforeExecution(t *testing.T) {
 			}
 		})
 	}
-	if after := tenancyDigest(t, o); after != before {
+	if after := srv.TenancyDigest(t, o); after != before {
 		t.Fatalf("a refused request changed the organization:\n%s\n%s", before, after)
 	}
 }

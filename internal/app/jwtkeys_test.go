@@ -49,21 +49,21 @@ func TestJWTKeyRotation(t *testing.T) {
 	newKey := config.JWTKey{ID: "2026-11", Secret: []byte(strings.Repeat("n", 40))}
 	rotated := keyServer(t, newKey, oldKey)
 	retired := keyServer(t, newKey)
-	meOn := func(s *Server, tok string) Response { return s.Post(t, tok, meQuery, nil) }
+	meOn := func(s *Server, tok string) Response { return s.Post(t, tok, MeQuery, nil) }
 
 	u := srv.Register(t, "rotate") // signed by srv, which knows only the old key
 	oldTok := u.AccessToken
 	if kidOf(t, oldTok) != KeyID {
 		t.Fatalf("kid %v, want %q", kidOf(t, oldTok), KeyID)
 	}
-	var m me
+	var m MeData
 	MustOK(t, meOn(rotated, oldTok)).Decode(t, &m)
 	if m.Me == nil || m.Me.ID != u.UserID {
 		t.Fatalf("old token on the rotated server: %+v", m.Me)
 	}
 
 	// The rotated server signs with the first key listed.
-	r := MustOK(t, rotated.Post(t, "", loginMutation, map[string]any{"e": u.Email, "p": u.Password}))
+	r := MustOK(t, rotated.Post(t, "", LoginMutation, map[string]any{"e": u.Email, "p": u.Password}))
 	var out struct{ Login struct{ AccessToken string } }
 	r.Decode(t, &out)
 	newTok := out.Login.AccessToken
@@ -72,10 +72,10 @@ func TestJWTKeyRotation(t *testing.T) {
 	}
 	MustOK(t, meOn(rotated, newTok))
 	MustOK(t, meOn(retired, newTok))
-	wantCode(t, meOn(srv, newTok), "UNAUTHENTICATED") // a replica that does not list the key yet
+	WantCode(t, meOn(srv, newTok), "UNAUTHENTICATED") // a replica that does not list the key yet
 
 	// The old key leaves the list: its tokens stop working, though not yet expired.
-	wantCode(t, meOn(retired, oldTok), "UNAUTHENTICATED")
+	WantCode(t, meOn(retired, oldTok), "UNAUTHENTICATED")
 	MustOK(t, meOn(srv, oldTok))
 
 	// A token must be signed by the key its kid names.
@@ -89,5 +89,5 @@ func TestJWTKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, meOn(rotated, s), "UNAUTHENTICATED")
+	WantCode(t, meOn(rotated, s), "UNAUTHENTICATED")
 }

@@ -20,7 +20,7 @@ import (
 // it fails the test on any answer other than data or UNAUTHENTICATED.
 func signedIn(t *testing.T, s *Server, access string) bool {
 	t.Helper()
-	r := s.Post(t, access, meQuery, nil)
+	r := s.Post(t, access, MeQuery, nil)
 	switch r.Code() {
 	case "":
 		return true
@@ -42,16 +42,6 @@ func refusedWithin(t *testing.T, s *Server, access string, d time.Duration) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	t.Logf("refused after %s", time.Since(start).Round(time.Millisecond))
-}
-
-func loginOn(t *testing.T, s *Server, email, pw string) tokens {
-	t.Helper()
-	r := MustOK(t, s.Post(t, "", loginMutation, map[string]any{"e": email, "p": pw}))
-	var out struct {
-		Login struct{ AccessToken, RefreshToken string }
-	}
-	r.Decode(t, &out)
-	return tokens{out.Login.AccessToken, out.Login.RefreshToken}
 }
 
 func sessionOf(t *testing.T, access string) uuid.UUID {
@@ -77,11 +67,11 @@ func TestEndedSessionsAccessTokensStopAtOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Run("logout", func(t *testing.T) {
 				u := srv.Register(t, "endlogout")
-				other := loginOn(t, s, u.Email, u.Password)
+				other := s.Login(t, u.Email, u.Password)
 				if !signedIn(t, s, u.AccessToken) {
 					t.Fatal("fresh access token refused")
 				}
-				MustOK(t, s.Post(t, "", logoutMut, map[string]any{"t": u.RefreshToken}))
+				MustOK(t, s.Post(t, "", LogoutMutation, map[string]any{"t": u.RefreshToken}))
 				if signedIn(t, s, u.AccessToken) {
 					t.Fatal("access token still works after logout")
 				}
@@ -91,7 +81,7 @@ func TestEndedSessionsAccessTokensStopAtOnce(t *testing.T) {
 			})
 			t.Run("logoutAll", func(t *testing.T) {
 				u := srv.Register(t, "endall")
-				other := loginOn(t, s, u.Email, u.Password)
+				other := s.Login(t, u.Email, u.Password)
 				MustOK(t, s.Post(t, u.AccessToken, `mutation { logoutAll }`, nil))
 				for _, access := range []string{u.AccessToken, other.Access} {
 					if signedIn(t, s, access) {
@@ -101,8 +91,8 @@ func TestEndedSessionsAccessTokensStopAtOnce(t *testing.T) {
 			})
 			t.Run("changePassword keeps the current session", func(t *testing.T) {
 				u := srv.Register(t, "endchange")
-				other := loginOn(t, s, u.Email, u.Password)
-				MustOK(t, s.Post(t, u.AccessToken, changeMut, map[string]any{"c": u.Password, "n": "changed-pass-1"}))
+				other := s.Login(t, u.Email, u.Password)
+				MustOK(t, s.Post(t, u.AccessToken, ChangePasswordMutation, map[string]any{"c": u.Password, "n": "changed-pass-1"}))
 				if signedIn(t, s, other.Access) {
 					t.Fatal("another session's access token still works after changePassword")
 				}
@@ -112,10 +102,10 @@ func TestEndedSessionsAccessTokensStopAtOnce(t *testing.T) {
 			})
 			t.Run("resetPassword", func(t *testing.T) {
 				u := srv.Register(t, "endreset")
-				other := loginOn(t, s, u.Email, u.Password)
-				MustOK(t, s.Post(t, "", requestReset, map[string]any{"e": u.Email}))
+				other := s.Login(t, u.Email, u.Password)
+				MustOK(t, s.Post(t, "", RequestResetMutation, map[string]any{"e": u.Email}))
 				tok := LinkToken(t, srv.WaitMail(t, u.Email, "Reset"), "reset-password")
-				MustOK(t, s.Post(t, "", resetMut, map[string]any{"t": tok, "p": "brand-new-pass"}))
+				MustOK(t, s.Post(t, "", ResetMutation, map[string]any{"t": tok, "p": "brand-new-pass"}))
 				for _, access := range []string{u.AccessToken, other.Access} {
 					if signedIn(t, s, access) {
 						t.Fatal("access token still works after resetPassword")
@@ -131,8 +121,8 @@ func TestEndedSessionsReachOtherReplicas(t *testing.T) {
 	t.Parallel()
 	replica := srv.Replica(t, ReplicaOptions{})
 	u := srv.Register(t, "replicas")
-	second := loginOn(t, replica, u.Email, u.Password)
-	third := loginOn(t, srv, u.Email, u.Password)
+	second := replica.Login(t, u.Email, u.Password)
+	third := srv.Login(t, u.Email, u.Password)
 	for _, s := range []*Server{srv, replica} {
 		for _, access := range []string{u.AccessToken, second.Access, third.Access} {
 			if !signedIn(t, s, access) {
@@ -140,7 +130,7 @@ func TestEndedSessionsReachOtherReplicas(t *testing.T) {
 			}
 		}
 	}
-	MustOK(t, srv.Post(t, "", logoutMut, map[string]any{"t": u.RefreshToken}))
+	MustOK(t, srv.Post(t, "", LogoutMutation, map[string]any{"t": u.RefreshToken}))
 	refusedWithin(t, replica, u.AccessToken, time.Second)
 	if !signedIn(t, replica, second.Access) {
 		t.Fatal("logout ended another session on the replica")
@@ -156,7 +146,7 @@ func TestEndedSessionsReachOtherReplicas(t *testing.T) {
 func TestRevokedSessionsLoadAtStartAndAfterReconnect(t *testing.T) {
 	t.Parallel()
 	u := srv.Register(t, "revload")
-	MustOK(t, srv.Post(t, "", logoutMut, map[string]any{"t": u.RefreshToken}))
+	MustOK(t, srv.Post(t, "", LogoutMutation, map[string]any{"t": u.RefreshToken}))
 	late := srv.Replica(t, ReplicaOptions{})
 	if signedIn(t, late, u.AccessToken) {
 		t.Fatal("a replica started after a logout accepts the session's access token")
@@ -164,7 +154,7 @@ func TestRevokedSessionsLoadAtStartAndAfterReconnect(t *testing.T) {
 
 	name := "revload-" + uuid.NewString()[:8]
 	replica := srv.Replica(t, ReplicaOptions{ApplicationName: name})
-	v := loginOn(t, srv, u.Email, u.Password)
+	v := srv.Login(t, u.Email, u.Password)
 	// Revoked behind the service's back: no notification, as if it was lost.
 	if _, err := srv.DB.Exec(`UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1`, sessionOf(t, v.Access)); err != nil {
 		t.Fatal(err)
@@ -188,11 +178,11 @@ func TestConcurrentRefreshOfOneToken(t *testing.T) {
 	t.Parallel()
 	u := srv.Register(t, "refrace")
 	const n = 20
-	results := make([]tokens, n)
+	results := make([]Tokens, n)
 	resps := make([]Response, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { results[i], resps[i] = refresh(t, u.RefreshToken) })
+		wg.Go(func() { results[i], resps[i] = srv.Refresh(t, u.RefreshToken) })
 	}
 	wg.Wait()
 	session := sessionOf(t, u.AccessToken)
@@ -206,17 +196,17 @@ func TestConcurrentRefreshOfOneToken(t *testing.T) {
 		t.Fatal("the session's access token was refused: concurrent refreshes ended the session")
 	}
 	// Every new refresh token works, once.
-	next := make([]tokens, n)
+	next := make([]Tokens, n)
 	for i, tk := range results {
 		var r Response
-		next[i], r = refresh(t, tk.Refresh)
+		next[i], r = srv.Refresh(t, tk.Refresh)
 		MustOK(t, r)
 	}
 	// Still one session: logout with any of its tokens ends all of them.
-	MustOK(t, srv.Post(t, "", logoutMut, map[string]any{"t": next[0].Refresh}))
+	MustOK(t, srv.Post(t, "", LogoutMutation, map[string]any{"t": next[0].Refresh}))
 	for _, tk := range next[1:] {
-		_, r := refresh(t, tk.Refresh)
-		wantCode(t, r, "UNAUTHENTICATED")
+		_, r := srv.Refresh(t, tk.Refresh)
+		WantCode(t, r, "UNAUTHENTICATED")
 		if signedIn(t, srv, tk.Access) {
 			t.Fatal("an access token of the ended session still works")
 		}
@@ -226,11 +216,11 @@ func TestConcurrentRefreshOfOneToken(t *testing.T) {
 // Not parallel: moves the clock past the grace period.
 func TestRefreshTokenReuseRevokesFamily(t *testing.T) {
 	u := srv.Register(t, "reuse")
-	other := login(t, u.Email, u.Password) // another session, unaffected
-	next, r := refresh(t, u.RefreshToken)
+	other := srv.Login(t, u.Email, u.Password) // another session, unaffected
+	next, r := srv.Refresh(t, u.RefreshToken)
 	MustOK(t, r)
 	// Within the grace period: a fresh pair in the same session.
-	graced, r := refresh(t, u.RefreshToken)
+	graced, r := srv.Refresh(t, u.RefreshToken)
 	MustOK(t, r)
 	if sessionOf(t, graced.Access) != sessionOf(t, next.Access) || graced.Refresh == next.Refresh {
 		t.Fatal("a replay within the grace period did not get a fresh pair in the same session")
@@ -239,16 +229,16 @@ func TestRefreshTokenReuseRevokesFamily(t *testing.T) {
 	// the replay is reuse and ends the session, every branch of it.
 	undo := srv.Clock.Advance(11 * time.Second)
 	defer undo()
-	_, r = refresh(t, u.RefreshToken) // reuse
-	wantCode(t, r, "UNAUTHENTICATED")
-	for _, tk := range []tokens{next, graced} {
-		_, r = refresh(t, tk.Refresh)
-		wantCode(t, r, "UNAUTHENTICATED")
+	_, r = srv.Refresh(t, u.RefreshToken) // reuse
+	WantCode(t, r, "UNAUTHENTICATED")
+	for _, tk := range []Tokens{next, graced} {
+		_, r = srv.Refresh(t, tk.Refresh)
+		WantCode(t, r, "UNAUTHENTICATED")
 		if signedIn(t, srv, tk.Access) {
 			t.Fatal("an access token of the revoked session still works")
 		}
 	}
-	_, r = refresh(t, other.Refresh)
+	_, r = srv.Refresh(t, other.Refresh)
 	MustOK(t, r)
 }
 
@@ -262,10 +252,10 @@ func TestLogoutRacingRefreshesLeavesNoLiveToken(t *testing.T) {
 		for i := range 10 {
 			wg.Go(func() {
 				if i == 5 {
-					MustOK(t, srv.Post(t, "", logoutMut, map[string]any{"t": u.RefreshToken}))
+					MustOK(t, srv.Post(t, "", LogoutMutation, map[string]any{"t": u.RefreshToken}))
 					return
 				}
-				refresh(t, u.RefreshToken) // before the logout: a pair; after: refused
+				srv.Refresh(t, u.RefreshToken) // before the logout: a pair; after: refused
 			})
 		}
 		wg.Wait()
@@ -292,7 +282,7 @@ func TestRevocationListenerIgnoresOtherReplicasProbes(t *testing.T) {
 	}
 	// A revocation after the probe: once the replica has it, it has read the probe.
 	u := srv.Register(t, "probes")
-	MustOK(t, srv.Post(t, "", logoutMut, map[string]any{"t": u.RefreshToken}))
+	MustOK(t, srv.Post(t, "", LogoutMutation, map[string]any{"t": u.RefreshToken}))
 	refusedWithin(t, replica, u.AccessToken, time.Second)
 	for _, s := range []*Server{srv, replica} {
 		if strings.Contains(s.Logs(), "bad session revocation payload") {

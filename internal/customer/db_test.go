@@ -19,10 +19,6 @@ import (
 // refuses a customer or a note that points into another organization, and
 // values that break the input rules (docs/api.md, "Customers").
 
-var database *dbtest.Database
-
-func TestMain(m *testing.M) { dbtest.Main(m, &database) }
-
 // wantViolation fails unless err is a PostgreSQL error with SQLSTATE code on
 // constraint (any constraint when empty).
 func wantViolation(t *testing.T, err error, what, code, constraint string) {

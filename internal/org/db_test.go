@@ -19,10 +19,6 @@ import (
 // These tests check the tenancy invariants in PostgreSQL itself, with plain SQL:
 // whatever a service does (or forgets), the database refuses to break them.
 
-var database *dbtest.Database
-
-func TestMain(m *testing.M) { dbtest.Main(m, &database) }
-
 // pqErr returns err's *pq.Error, failing the test when err is nil or another error.
 func pqErr(t *testing.T, err error, what string) *pq.Error {
 	t.Helper()

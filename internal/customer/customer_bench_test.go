@@ -1,4 +1,4 @@
-package app_test
+package customer_test
 
 import (
 	"fmt"
@@ -70,7 +70,7 @@ func customerBenchOrg(b *testing.B) (uuid.UUID, string) {
 	if customerBenchErr != nil {
 		b.Fatal(customerBenchErr)
 	}
-	r := MustOK(b, srv.Post(b, "", loginMutation, map[string]any{"e": customerBench.email, "p": customerBench.password}))
+	r := MustOK(b, srv.Post(b, "", LoginMutation, map[string]any{"e": customerBench.email, "p": customerBench.password}))
 	var out struct{ Login struct{ AccessToken string } }
 	r.Decode(b, &out)
 	return customerBench.org, out.Login.AccessToken
@@ -173,10 +173,10 @@ func BenchmarkCustomerSearch(b *testing.B) {
 	org, token := customerBenchOrg(b)
 	for _, st := range searchTerms {
 		b.Run(st.name, func(b *testing.B) {
-			benchQuery(b, token, customerSearchQuery, map[string]any{"o": org, "s": st.term}, 2)
+			srv.BenchQuery(b, token, customerSearchQuery, map[string]any{"o": org, "s": st.term}, 2)
 		})
 		b.Run(st.name+"+totalCount", func(b *testing.B) {
-			benchQuery(b, token, customerSearchCountQuery, map[string]any{"o": org, "s": st.term}, 3)
+			srv.BenchQuery(b, token, customerSearchCountQuery, map[string]any{"o": org, "s": st.term}, 3)
 		})
 	}
 }
@@ -188,10 +188,10 @@ func BenchmarkCustomerSearch(b *testing.B) {
 func BenchmarkCustomerTotalCount(b *testing.B) {
 	org, token := customerBenchOrg(b)
 	b.Run("page", func(b *testing.B) {
-		benchQuery(b, token, customerSearchQuery, map[string]any{"o": org}, 2)
+		srv.BenchQuery(b, token, customerSearchQuery, map[string]any{"o": org}, 2)
 	})
 	b.Run("page+totalCount", func(b *testing.B) {
-		benchQuery(b, token, customerSearchCountQuery, map[string]any{"o": org}, 3)
+		srv.BenchQuery(b, token, customerSearchCountQuery, map[string]any{"o": org}, 3)
 	})
 }
 
@@ -201,5 +201,5 @@ func BenchmarkCustomerTotalCount(b *testing.B) {
 // 4 statements as for 5 customers. Measured 2026-11-27: 19.7 ms.
 func BenchmarkCustomerPage(b *testing.B) {
 	org, token := customerBenchOrg(b)
-	benchQuery(b, token, customersPageQuery, map[string]any{"o": org, "n": 50}, 4)
+	srv.BenchQuery(b, token, customersPageQuery, map[string]any{"o": org, "n": 50}, 4)
 }

@@ -1,4 +1,4 @@
-package app_test
+package account_test
 
 import (
 	"fmt"
@@ -14,60 +14,14 @@ import (
 )
 
 const (
-	meQuery       = `{ me { id email name emailVerified createdAt } }`
-	loginMutation = `mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken refreshToken accessTokenExpiresAt user { id email emailVerified } } }`
-	refreshMut    = `mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken refreshToken user { id } } }`
-	logoutMut     = `mutation($t: String!) { logout(refreshToken: $t) }`
-	verifyMut     = `mutation($t: String!) { verifyEmail(token: $t) { id emailVerified } }`
-	resendMut     = `mutation { resendVerificationEmail }`
-	requestReset  = `mutation($e: String!) { requestPasswordReset(email: $e) }`
-	resetMut      = `mutation($t: String!, $p: String!) { resetPassword(token: $t, newPassword: $p) }`
-	changeMut     = `mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }`
+	verifyMut = `mutation($t: String!) { verifyEmail(token: $t) { id emailVerified } }`
+	resendMut = `mutation { resendVerificationEmail }`
 )
 
-type tokens struct{ Access, Refresh string }
-
-func login(t *testing.T, email, pw string) tokens {
+func getMe(t *testing.T, access string) MeData {
 	t.Helper()
-	r := MustOK(t, srv.Post(t, "", loginMutation, map[string]any{"e": email, "p": pw}))
-	var out struct {
-		Login struct{ AccessToken, RefreshToken string }
-	}
-	r.Decode(t, &out)
-	return tokens{out.Login.AccessToken, out.Login.RefreshToken}
-}
-
-func refresh(t *testing.T, tok string) (tokens, Response) {
-	t.Helper()
-	r := srv.Post(t, "", refreshMut, map[string]any{"t": tok})
-	var out struct {
-		RefreshToken struct{ AccessToken, RefreshToken string }
-	}
-	if r.Code() == "" {
-		r.Decode(t, &out)
-	}
-	return tokens{out.RefreshToken.AccessToken, out.RefreshToken.RefreshToken}, r
-}
-
-func wantCode(t *testing.T, r Response, code string) {
-	t.Helper()
-	if r.Code() != code {
-		t.Fatalf("want %s, got %s", code, r.Raw)
-	}
-}
-
-type me struct {
-	Me *struct {
-		ID            uuid.UUID
-		Email         string
-		EmailVerified bool
-	}
-}
-
-func getMe(t *testing.T, access string) me {
-	t.Helper()
-	var m me
-	MustOK(t, srv.Post(t, access, meQuery, nil)).Decode(t, &m)
+	var m MeData
+	MustOK(t, srv.Post(t, access, MeQuery, nil)).Decode(t, &m)
 	return m
 }
 
@@ -111,14 +65,14 @@ func TestAccountLifecycle(t *testing.T) {
 	if !v.VerifyEmail.EmailVerified {
 		t.Fatal("verifyEmail did not verify")
 	}
-	wantCode(t, srv.Post(t, "", verifyMut, map[string]any{"t": tok}), "BAD_USER_INPUT") // single use
+	WantCode(t, srv.Post(t, "", verifyMut, map[string]any{"t": tok}), "BAD_USER_INPUT") // single use
 	if !getMe(t, reg.Register.AccessToken).Me.EmailVerified {
 		t.Fatal("me.emailVerified still false")
 	}
 
 	// Login (email in another case) and refresh rotation.
-	s1 := login(t, strings.ToUpper(email), "s3cret-pass")
-	s2, r2 := refresh(t, s1.Refresh)
+	s1 := srv.Login(t, strings.ToUpper(email), "s3cret-pass")
+	s2, r2 := srv.Refresh(t, s1.Refresh)
 	MustOK(t, r2)
 	if s2.Refresh == s1.Refresh || s2.Access == "" {
 		t.Fatal("refresh did not rotate")
@@ -128,40 +82,40 @@ func TestAccountLifecycle(t *testing.T) {
 	}
 
 	// logout ends that session only.
-	s3 := login(t, email, "s3cret-pass")
-	MustOK(t, srv.Post(t, "", logoutMut, map[string]any{"t": s2.Refresh}))
-	_, r = refresh(t, s2.Refresh)
-	wantCode(t, r, "UNAUTHENTICATED")
-	s3b, r := refresh(t, s3.Refresh)
+	s3 := srv.Login(t, email, "s3cret-pass")
+	MustOK(t, srv.Post(t, "", LogoutMutation, map[string]any{"t": s2.Refresh}))
+	_, r = srv.Refresh(t, s2.Refresh)
+	WantCode(t, r, "UNAUTHENTICATED")
+	s3b, r := srv.Refresh(t, s3.Refresh)
 	MustOK(t, r)
 
 	// logoutAll ends every session.
-	s4 := login(t, email, "s3cret-pass")
+	s4 := srv.Login(t, email, "s3cret-pass")
 	MustOK(t, srv.Post(t, s4.Access, `mutation { logoutAll }`, nil))
 	for _, tok := range []string{s3b.Refresh, s4.Refresh, reg.Register.RefreshToken} {
-		_, r = refresh(t, tok)
-		wantCode(t, r, "UNAUTHENTICATED")
+		_, r = srv.Refresh(t, tok)
+		WantCode(t, r, "UNAUTHENTICATED")
 	}
 
 	// Password reset: emailed token, revokes every session, old password dead.
-	s5 := login(t, email, "s3cret-pass")
-	MustOK(t, srv.Post(t, "", requestReset, map[string]any{"e": strings.ToUpper(email)}))
+	s5 := srv.Login(t, email, "s3cret-pass")
+	MustOK(t, srv.Post(t, "", RequestResetMutation, map[string]any{"e": strings.ToUpper(email)}))
 	resetTok := LinkToken(t, srv.WaitMail(t, email, "Reset"), "reset-password")
-	MustOK(t, srv.Post(t, "", resetMut, map[string]any{"t": resetTok, "p": "brand-new-pass"}))
-	wantCode(t, srv.Post(t, "", resetMut, map[string]any{"t": resetTok, "p": "another-pass"}), "BAD_USER_INPUT")
-	_, r = refresh(t, s5.Refresh)
-	wantCode(t, r, "UNAUTHENTICATED")
-	wantCode(t, srv.Post(t, "", loginMutation, map[string]any{"e": email, "p": "s3cret-pass"}), "UNAUTHENTICATED")
+	MustOK(t, srv.Post(t, "", ResetMutation, map[string]any{"t": resetTok, "p": "brand-new-pass"}))
+	WantCode(t, srv.Post(t, "", ResetMutation, map[string]any{"t": resetTok, "p": "another-pass"}), "BAD_USER_INPUT")
+	_, r = srv.Refresh(t, s5.Refresh)
+	WantCode(t, r, "UNAUTHENTICATED")
+	WantCode(t, srv.Post(t, "", LoginMutation, map[string]any{"e": email, "p": "s3cret-pass"}), "UNAUTHENTICATED")
 
 	// changePassword keeps the current session and ends the others.
-	cur := login(t, email, "brand-new-pass")
-	other := login(t, email, "brand-new-pass")
-	MustOK(t, srv.Post(t, cur.Access, changeMut, map[string]any{"c": "brand-new-pass", "n": "changed-pass-1"}))
-	_, r = refresh(t, other.Refresh)
-	wantCode(t, r, "UNAUTHENTICATED")
-	_, r = refresh(t, cur.Refresh)
+	cur := srv.Login(t, email, "brand-new-pass")
+	other := srv.Login(t, email, "brand-new-pass")
+	MustOK(t, srv.Post(t, cur.Access, ChangePasswordMutation, map[string]any{"c": "brand-new-pass", "n": "changed-pass-1"}))
+	_, r = srv.Refresh(t, other.Refresh)
+	WantCode(t, r, "UNAUTHENTICATED")
+	_, r = srv.Refresh(t, cur.Refresh)
 	MustOK(t, r)
-	login(t, email, "changed-pass-1")
+	srv.Login(t, email, "changed-pass-1")
 }
 
 func TestRegisterRejectsBadInputAndChangesNothing(t *testing.T) {
@@ -181,8 +135,8 @@ func TestRegisterRejectsBadInputAndChangesNothing(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := snapshot(t)
-			r := srv.Post(t, "", registerMut, map[string]any{"in": map[string]any{"email": c.email, "password": c.password, "name": c.userName}})
-			wantCode(t, r, c.code)
+			r := srv.Post(t, "", RegisterMutation, map[string]any{"in": map[string]any{"email": c.email, "password": c.password, "name": c.userName}})
+			WantCode(t, r, c.code)
 			if r.Field() != c.field {
 				t.Fatalf("extensions.field = %q, want %q", r.Field(), c.field)
 			}
@@ -193,11 +147,9 @@ func TestRegisterRejectsBadInputAndChangesNothing(t *testing.T) {
 	}
 	// A 64-character password (and a long one below the cap) is accepted.
 	for _, pw := range []string{strings.Repeat("p", 64), strings.Repeat("é", 512)} {
-		MustOK(t, srv.Post(t, "", registerMut, map[string]any{"in": map[string]any{"email": UniqueEmail("pw"), "password": pw, "name": "P"}}))
+		MustOK(t, srv.Post(t, "", RegisterMutation, map[string]any{"in": map[string]any{"email": UniqueEmail("pw"), "password": pw, "name": "P"}}))
 	}
 }
-
-const registerMut = `mutation($in: RegisterInput!) { register(input: $in) { user { id } } }`
 
 // snapshot digests the account tables, to prove a failed call changed nothing.
 func snapshot(t *testing.T) string {
@@ -216,30 +168,30 @@ func snapshot(t *testing.T) string {
 
 func TestErrorPathsChangeNothing(t *testing.T) {
 	u := srv.RegisterVerified(t, "errpaths")
-	s := login(t, u.Email, u.Password)
+	s := srv.Login(t, u.Email, u.Password)
 	cases := []struct {
 		name, token, query string
 		vars               map[string]any
 		code, field        string
 	}{
-		{"login wrong password", "", loginMutation, map[string]any{"e": u.Email, "p": "wrong-password"}, "UNAUTHENTICATED", ""},
-		{"refresh unknown token", "", refreshMut, map[string]any{"t": "nope"}, "UNAUTHENTICATED", ""},
+		{"login wrong password", "", LoginMutation, map[string]any{"e": u.Email, "p": "wrong-password"}, "UNAUTHENTICATED", ""},
+		{"refresh unknown token", "", RefreshMutation, map[string]any{"t": "nope"}, "UNAUTHENTICATED", ""},
 		{"verify unknown token", "", verifyMut, map[string]any{"t": "nope"}, "BAD_USER_INPUT", "token"},
 		{"resend when verified", s.Access, resendMut, nil, "CONFLICT", ""},
 		{"resend anonymous", "", resendMut, nil, "UNAUTHENTICATED", ""},
-		{"reset unknown token", "", resetMut, map[string]any{"t": "nope", "p": "long-enough"}, "BAD_USER_INPUT", "token"},
-		{"reset short password", "", resetMut, map[string]any{"t": "nope", "p": "short"}, "BAD_USER_INPUT", "newPassword"},
-		{"change wrong current", s.Access, changeMut, map[string]any{"c": "wrong-password", "n": "long-enough"}, "BAD_USER_INPUT", "currentPassword"},
-		{"change short new", s.Access, changeMut, map[string]any{"c": u.Password, "n": "short"}, "BAD_USER_INPUT", "newPassword"},
-		{"change anonymous", "", changeMut, map[string]any{"c": u.Password, "n": "long-enough"}, "UNAUTHENTICATED", ""},
+		{"reset unknown token", "", ResetMutation, map[string]any{"t": "nope", "p": "long-enough"}, "BAD_USER_INPUT", "token"},
+		{"reset short password", "", ResetMutation, map[string]any{"t": "nope", "p": "short"}, "BAD_USER_INPUT", "newPassword"},
+		{"change wrong current", s.Access, ChangePasswordMutation, map[string]any{"c": "wrong-password", "n": "long-enough"}, "BAD_USER_INPUT", "currentPassword"},
+		{"change short new", s.Access, ChangePasswordMutation, map[string]any{"c": u.Password, "n": "short"}, "BAD_USER_INPUT", "newPassword"},
+		{"change anonymous", "", ChangePasswordMutation, map[string]any{"c": u.Password, "n": "long-enough"}, "UNAUTHENTICATED", ""},
 		{"logoutAll anonymous", "", `mutation { logoutAll }`, nil, "UNAUTHENTICATED", ""},
-		{"me anonymous", "", meQuery, nil, "UNAUTHENTICATED", ""},
+		{"me anonymous", "", MeQuery, nil, "UNAUTHENTICATED", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := snapshot(t)
 			r := srv.Post(t, c.token, c.query, c.vars)
-			wantCode(t, r, c.code)
+			WantCode(t, r, c.code)
 			if r.Field() != c.field {
 				t.Fatalf("extensions.field = %q, want %q (%s)", r.Field(), c.field, r.Raw)
 			}
@@ -265,7 +217,7 @@ func TestConcurrentRegistrationsOfOneEmail(t *testing.T) {
 			if i%3 == 0 {
 				variant = " " + strings.ToUpper(email[:3]) + email[3:] + " "
 			}
-			r := srv.Post(t, "", registerMut, map[string]any{"in": map[string]any{"email": variant, "password": "long-enough", "name": "R"}})
+			r := srv.Post(t, "", RegisterMutation, map[string]any{"in": map[string]any{"email": variant, "password": "long-enough", "name": "R"}})
 			codes[i] = r.Code()
 		})
 	}
@@ -333,29 +285,29 @@ func TestBearerTokenMatrix(t *testing.T) {
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
-			r := srv.Post(t, tok, meQuery, nil)
-			wantCode(t, r, "UNAUTHENTICATED")
+			r := srv.Post(t, tok, MeQuery, nil)
+			WantCode(t, r, "UNAUTHENTICATED")
 			if r.Status != 200 {
 				t.Fatalf("HTTP %d", r.Status)
 			}
 			// Public fields still work with a bad token.
-			MustOK(t, srv.Post(t, tok, requestReset, map[string]any{"e": "nobody@example.test"}))
+			MustOK(t, srv.Post(t, tok, RequestResetMutation, map[string]any{"e": "nobody@example.test"}))
 		})
 	}
 	t.Run("expired by the clock", func(t *testing.T) {
-		s := login(t, u.Email, u.Password)
+		s := srv.Login(t, u.Email, u.Password)
 		undo := srv.Clock.Advance(16 * time.Minute)
 		defer undo()
-		wantCode(t, srv.Post(t, s.Access, meQuery, nil), "UNAUTHENTICATED")
+		WantCode(t, srv.Post(t, s.Access, MeQuery, nil), "UNAUTHENTICATED")
 	})
 }
 
 func TestLoginDoesNotRevealWhetherAnEmailExists(t *testing.T) {
 	t.Parallel()
 	u := srv.Register(t, "enum")
-	unknown := srv.Post(t, "", loginMutation, map[string]any{"e": UniqueEmail("nobody"), "p": "whatever-pass"})
-	wrong := srv.Post(t, "", loginMutation, map[string]any{"e": u.Email, "p": "whatever-pass"})
-	wantCode(t, unknown, "UNAUTHENTICATED")
+	unknown := srv.Post(t, "", LoginMutation, map[string]any{"e": UniqueEmail("nobody"), "p": "whatever-pass"})
+	wrong := srv.Post(t, "", LoginMutation, map[string]any{"e": u.Email, "p": "whatever-pass"})
+	WantCode(t, unknown, "UNAUTHENTICATED")
 	if unknown.Raw != wrong.Raw {
 		t.Fatalf("responses differ:\nunknown: %s\nwrong:   %s", unknown.Raw, wrong.Raw)
 	}
@@ -366,7 +318,7 @@ func TestEmailVerificationTokens(t *testing.T) {
 	first := LinkToken(t, srv.WaitMail(t, u.Email, "Verify"), "verify-email")
 
 	// At most one resend per minute.
-	wantCode(t, srv.Post(t, u.AccessToken, resendMut, nil), "RATE_LIMITED")
+	WantCode(t, srv.Post(t, u.AccessToken, resendMut, nil), "RATE_LIMITED")
 	func() {
 		defer srv.Clock.Advance(61 * time.Second)()
 		MustOK(t, srv.Post(t, u.AccessToken, resendMut, nil))
@@ -374,12 +326,12 @@ func TestEmailVerificationTokens(t *testing.T) {
 	second := LinkToken(t, srv.WaitMailN(t, u.Email, "Verify", 2), "verify-email")
 
 	// The newer link voids the older.
-	wantCode(t, srv.Post(t, "", verifyMut, map[string]any{"t": first}), "BAD_USER_INPUT")
+	WantCode(t, srv.Post(t, "", verifyMut, map[string]any{"t": first}), "BAD_USER_INPUT")
 
 	// Links expire after 24 hours.
 	func() {
 		defer srv.Clock.Advance(25 * time.Hour)()
-		wantCode(t, srv.Post(t, "", verifyMut, map[string]any{"t": second}), "BAD_USER_INPUT")
+		WantCode(t, srv.Post(t, "", verifyMut, map[string]any{"t": second}), "BAD_USER_INPUT")
 	}()
 	MustOK(t, srv.Post(t, "", verifyMut, map[string]any{"t": second}))
 }
@@ -391,7 +343,7 @@ func TestEmailVerificationTokens(t *testing.T) {
 func TestPasswordResetRequestCountsOnlyItsOwnStatements(t *testing.T) {
 	t.Parallel()
 	u := srv.Register(t, "resetcount")
-	r, c := srv.PostCounter(t, "", requestReset, map[string]any{"e": u.Email})
+	r, c := srv.PostCounter(t, "", RequestResetMutation, map[string]any{"e": u.Email})
 	MustOK(t, r)
 	srv.WaitMail(t, u.Email, "Reset") // the background's transaction has committed
 	if n := c.Load(); n != 0 {
@@ -402,22 +354,22 @@ func TestPasswordResetRequestCountsOnlyItsOwnStatements(t *testing.T) {
 func TestPasswordResetTokens(t *testing.T) {
 	// Unknown email: still true, and no mail.
 	ghost := UniqueEmail("ghost")
-	MustOK(t, srv.Post(t, "", requestReset, map[string]any{"e": ghost}))
+	MustOK(t, srv.Post(t, "", RequestResetMutation, map[string]any{"e": ghost}))
 	u := srv.Register(t, "reset")
-	MustOK(t, srv.Post(t, "", requestReset, map[string]any{"e": u.Email}))
+	MustOK(t, srv.Post(t, "", RequestResetMutation, map[string]any{"e": u.Email}))
 	tok := LinkToken(t, srv.WaitMail(t, u.Email, "Reset"), "reset-password")
 	if n := len(srv.Mails(t, ghost)); n != 0 {
 		t.Fatalf("%d mails to an unknown address", n)
 	}
 	// A bad new password leaves the token usable.
-	wantCode(t, srv.Post(t, "", resetMut, map[string]any{"t": tok, "p": "short"}), "BAD_USER_INPUT")
+	WantCode(t, srv.Post(t, "", ResetMutation, map[string]any{"t": tok, "p": "short"}), "BAD_USER_INPUT")
 	// Expired after an hour.
 	func() {
 		defer srv.Clock.Advance(61 * time.Minute)()
-		wantCode(t, srv.Post(t, "", resetMut, map[string]any{"t": tok, "p": "long-enough-1"}), "BAD_USER_INPUT")
+		WantCode(t, srv.Post(t, "", ResetMutation, map[string]any{"t": tok, "p": "long-enough-1"}), "BAD_USER_INPUT")
 	}()
-	MustOK(t, srv.Post(t, "", resetMut, map[string]any{"t": tok, "p": "long-enough-1"}))
-	login(t, u.Email, "long-enough-1")
+	MustOK(t, srv.Post(t, "", ResetMutation, map[string]any{"t": tok, "p": "long-enough-1"}))
+	srv.Login(t, u.Email, "long-enough-1")
 }
 
 func TestInternalErrorsAreMasked(t *testing.T) {
@@ -427,8 +379,8 @@ func TestInternalErrorsAreMasked(t *testing.T) {
 	}
 	defer srv.DB.Exec(`ALTER TABLE users DROP CONSTRAINT secret_test_rule`) //nolint:errcheck
 	before := snapshot(t)
-	r := srv.Post(t, "", registerMut, map[string]any{"in": map[string]any{"email": UniqueEmail("mask"), "password": "long-enough", "name": "Masked Name"}})
-	wantCode(t, r, "INTERNAL_SERVER_ERROR")
+	r := srv.Post(t, "", RegisterMutation, map[string]any{"in": map[string]any{"email": UniqueEmail("mask"), "password": "long-enough", "name": "Masked Name"}})
+	WantCode(t, r, "INTERNAL_SERVER_ERROR")
 	for _, leak := range []string{"pq:", "secret_test_rule", "users", "INSERT", "violates", "SQLSTATE"} {
 		if strings.Contains(r.Raw, leak) {
 			t.Fatalf("response leaks %q: %s", leak, r.Raw)
@@ -449,13 +401,13 @@ func TestInternalErrorsAreMasked(t *testing.T) {
 func TestConcurrentPasswordChangesOneWins(t *testing.T) {
 	t.Parallel()
 	u := srv.Register(t, "pwrace")
-	s := login(t, u.Email, u.Password)
+	s := srv.Login(t, u.Email, u.Password)
 	const n = 5
 	codes := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			codes[i] = srv.Post(t, s.Access, changeMut, map[string]any{"c": u.Password, "n": fmt.Sprintf("new-password-%d", i)}).Code()
+			codes[i] = srv.Post(t, s.Access, ChangePasswordMutation, map[string]any{"c": u.Password, "n": fmt.Sprintf("new-password-%d", i)}).Code()
 		})
 	}
 	wg.Wait()
@@ -475,5 +427,5 @@ func TestConcurrentPasswordChangesOneWins(t *testing.T) {
 	if winner < 0 {
 		t.Fatalf("no change succeeded: %v", codes)
 	}
-	login(t, u.Email, fmt.Sprintf("new-password-%d", winner))
+	srv.Login(t, u.Email, fmt.Sprintf("new-password-%d", winner))
 }

@@ -1,4 +1,4 @@
-package app_test
+package org_test
 
 import (
 	"encoding/json"
@@ -30,21 +30,6 @@ func auditOf(t *testing.T, org uuid.UUID) []string {
 	return actions
 }
 
-// tenancyDigest digests one organization's rows, to prove a failed call changed nothing.
-func tenancyDigest(t *testing.T, org uuid.UUID) string {
-	t.Helper()
-	var s string
-	err := srv.DB.Get(&s, `SELECT concat_ws(' | ',
-		(SELECT md5(string_agg(o::text, ',')) FROM organizations o WHERE id = $1),
-		(SELECT count(*) || ':' || coalesce(md5(string_agg(m::text, ',' ORDER BY user_id)), '') FROM organization_members m WHERE organization_id = $1),
-		(SELECT count(*) || ':' || coalesce(md5(string_agg(i::text, ',' ORDER BY id)), '') FROM invitations i WHERE organization_id = $1),
-		(SELECT count(*) FROM audit_events WHERE organization_id = $1))`, org)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestInvitationLifecycleRules(t *testing.T) {
 	t.Parallel()
 	owner := srv.RegisterVerified(t, "invowner")
@@ -71,7 +56,7 @@ func TestInvitationLifecycleRules(t *testing.T) {
 	first := LinkToken(t, srv.WaitMail(t, invitee.Email, "invited"), "accept-invitation")
 
 	// A second pending invitation for the same address conflicts.
-	wantCode(t, srv.Post(t, owner.AccessToken, inviteMut, map[string]any{"o": org, "e": invitee.Email}), "CONFLICT")
+	WantCode(t, srv.Post(t, owner.AccessToken, inviteMut, map[string]any{"o": org, "e": invitee.Email}), "CONFLICT")
 
 	// myInvitations shows it to the invitee.
 	var mine struct {
@@ -94,11 +79,11 @@ func TestInvitationLifecycleRules(t *testing.T) {
 
 	// Someone else, even verified, cannot accept it; nothing changes.
 	stranger := srv.RegisterVerified(t, "stranger")
-	before := tenancyDigest(t, org)
-	wantCode(t, srv.Post(t, stranger.AccessToken, acceptMut, map[string]any{"t": second}), "FORBIDDEN")
-	wantCode(t, srv.Post(t, invitee.AccessToken, acceptMut, map[string]any{"t": first}), "BAD_USER_INPUT")
-	wantCode(t, srv.Post(t, invitee.AccessToken, acceptMut, map[string]any{"t": "garbage"}), "BAD_USER_INPUT")
-	if after := tenancyDigest(t, org); after != before {
+	before := srv.TenancyDigest(t, org)
+	WantCode(t, srv.Post(t, stranger.AccessToken, acceptMut, map[string]any{"t": second}), "FORBIDDEN")
+	WantCode(t, srv.Post(t, invitee.AccessToken, acceptMut, map[string]any{"t": first}), "BAD_USER_INPUT")
+	WantCode(t, srv.Post(t, invitee.AccessToken, acceptMut, map[string]any{"t": "garbage"}), "BAD_USER_INPUT")
+	if after := srv.TenancyDigest(t, org); after != before {
 		t.Fatalf("a failed accept changed the organization:\n%s\n%s", before, after)
 	}
 
@@ -113,10 +98,10 @@ func TestInvitationLifecycleRules(t *testing.T) {
 	if acc.AcceptInvitation.Role != "ADMIN" || acc.AcceptInvitation.User.ID != invitee.UserID {
 		t.Fatalf("accept = %+v", acc)
 	}
-	wantCode(t, srv.Post(t, invitee.AccessToken, acceptMut, map[string]any{"t": second}), "CONFLICT")
+	WantCode(t, srv.Post(t, invitee.AccessToken, acceptMut, map[string]any{"t": second}), "CONFLICT")
 
 	// An existing member cannot be invited again.
-	wantCode(t, srv.Post(t, owner.AccessToken, inviteMut, map[string]any{"o": org, "e": invitee.Email}), "CONFLICT")
+	WantCode(t, srv.Post(t, owner.AccessToken, inviteMut, map[string]any{"o": org, "e": invitee.Email}), "CONFLICT")
 
 	// Revoked and declined invitations are dead.
 	other := srv.RegisterVerified(t, "revoked")
@@ -130,12 +115,12 @@ func TestInvitationLifecycleRules(t *testing.T) {
 	if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "revoked") {
 		t.Fatalf("accepting a revoked invitation: %s", r.Raw)
 	}
-	wantCode(t, srv.Post(t, owner.AccessToken, revokeInv, map[string]any{"o": org, "i": revID}), "CONFLICT")
+	WantCode(t, srv.Post(t, owner.AccessToken, revokeInv, map[string]any{"o": org, "i": revID}), "CONFLICT")
 
 	decliner := srv.Register(t, "decliner") // declining needs no verified email
 	_, decTok := srv.Invite(t, owner, org, decliner.Email, "MEMBER")
 	MustOK(t, srv.Post(t, decliner.AccessToken, declineMut, map[string]any{"t": decTok}))
-	wantCode(t, srv.Post(t, decliner.AccessToken, declineMut, map[string]any{"t": decTok}), "BAD_USER_INPUT")
+	WantCode(t, srv.Post(t, decliner.AccessToken, declineMut, map[string]any{"t": decTok}), "BAD_USER_INPUT")
 
 	want := []string{"organization.created", "member.invited", "invitation.resent", "invitation.accepted",
 		"member.invited", "invitation.revoked", "member.invited", "invitation.declined"}
@@ -153,14 +138,14 @@ func TestInvitationExpiry(t *testing.T) {
 	func() {
 		defer srv.Clock.Advance(7*24*time.Hour + time.Minute)()
 		// A week later: fresh access tokens.
-		invitee.AccessToken = login(t, invitee.Email, invitee.Password).Access
-		owner.AccessToken = login(t, owner.Email, owner.Password).Access
-		before := tenancyDigest(t, org)
+		invitee.AccessToken = srv.Login(t, invitee.Email, invitee.Password).Access
+		owner.AccessToken = srv.Login(t, owner.Email, owner.Password).Access
+		before := srv.TenancyDigest(t, org)
 		r := srv.Post(t, invitee.AccessToken, acceptMut, map[string]any{"t": tok})
 		if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "expired") {
 			t.Fatalf("accepting an expired invitation: %s", r.Raw)
 		}
-		if after := tenancyDigest(t, org); after != before {
+		if after := srv.TenancyDigest(t, org); after != before {
 			t.Fatal("a failed accept changed the organization")
 		}
 		// It lists as EXPIRED, is not in myInvitations, and a fresh invitation may replace it.
@@ -242,9 +227,9 @@ func TestRoleRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := tenancyDigest(t, org)
-			wantCode(t, srv.Post(t, c.as.AccessToken, c.query, c.vars), c.code)
-			if after := tenancyDigest(t, org); after != before {
+			before := srv.TenancyDigest(t, org)
+			WantCode(t, srv.Post(t, c.as.AccessToken, c.query, c.vars), c.code)
+			if after := srv.TenancyDigest(t, org); after != before {
 				t.Fatalf("a failed call changed the organization:\n%s\n%s", before, after)
 			}
 		})
@@ -360,7 +345,7 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 		t.Fatalf("audit = %v", got)
 	}
 	// A mutation that fails writes no event.
-	wantCode(t, srv.Post(t, owner.AccessToken, `mutation($o: ID!) { leaveOrganization(orgId: $o) }`, map[string]any{"o": org}), "CONFLICT")
+	WantCode(t, srv.Post(t, owner.AccessToken, `mutation($o: ID!) { leaveOrganization(orgId: $o) }`, map[string]any{"o": org}), "CONFLICT")
 	if got := auditOf(t, org); len(got) != 1 {
 		t.Fatalf("audit after a failed mutation = %v", got)
 	}

@@ -1,4 +1,4 @@
-package app_test
+package customer_test
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package app_test
+package org_test
 
 import (
 	"fmt"
@@ -37,13 +37,13 @@ func outboxCount(t *testing.T, emails ...string) int {
 // changed nothing in org and queued no mail to email.
 func wantRateLimited(t *testing.T, org uuid.UUID, email, says string, post func() Response) {
 	t.Helper()
-	before, mails := tenancyDigest(t, org), outboxCount(t, email)
+	before, mails := srv.TenancyDigest(t, org), outboxCount(t, email)
 	r := post()
-	wantCode(t, r, "RATE_LIMITED")
+	WantCode(t, r, "RATE_LIMITED")
 	if !strings.Contains(r.Errors[0].Message, says) {
 		t.Errorf("message %q does not say %q", r.Errors[0].Message, says)
 	}
-	if after := tenancyDigest(t, org); after != before {
+	if after := srv.TenancyDigest(t, org); after != before {
 		t.Errorf("a refused mail changed the organization:\n%s\n%s", before, after)
 	}
 	if n := outboxCount(t, email); n != mails {
@@ -85,7 +85,7 @@ func TestInvitationMailsPerRecipientAreLimited(t *testing.T) {
 
 	// An hour later the oldest mails have left the window.
 	defer srv.Clock.Advance(time.Hour + time.Second)()
-	owner.AccessToken = login(t, owner.Email, owner.Password).Access
+	owner.AccessToken = srv.Login(t, owner.Email, owner.Password).Access
 	_, tok := srv.Invite(t, owner, o, victim, "MEMBER")
 	if tok == "" {
 		t.Fatal("no link in the mail sent an hour later")
@@ -136,7 +136,7 @@ func TestInvitationMailsPerOrganizationAreLimited(t *testing.T) {
 	srv.Invite(t, owner, srv.CreateOrg(t, owner, "Org cap other "+uuid.NewString()[:8]), stranger, "MEMBER")
 
 	defer srv.Clock.Advance(time.Hour + time.Second)()
-	owner.AccessToken = login(t, owner.Email, owner.Password).Access
+	owner.AccessToken = srv.Login(t, owner.Email, owner.Password).Access
 	srv.Invite(t, owner, o, stranger, "MEMBER")
 }
 
@@ -303,7 +303,7 @@ func TestInvitationMailsPerInviterAreLimited(t *testing.T) {
 	srv.Invite(t, admin, shared, stranger, "MEMBER")
 
 	defer srv.Clock.Advance(time.Hour + time.Second)()
-	owner.AccessToken = login(t, owner.Email, owner.Password).Access
+	owner.AccessToken = srv.Login(t, owner.Email, owner.Password).Access
 	srv.Invite(t, owner, shared, UniqueEmail("invitercaplater"), "MEMBER")
 }
 
@@ -337,7 +337,7 @@ func TestOrganizationsPerUserAreLimited(t *testing.T) {
 		t.Fatalf("the user owns %d organizations, want %d", k, orgsPerUser)
 	}
 	r := srv.Post(t, u.AccessToken, `mutation { createOrganization(input: {name: "One too many"}) { id } }`, nil)
-	wantCode(t, r, "RATE_LIMITED")
+	WantCode(t, r, "RATE_LIMITED")
 	if !strings.Contains(r.Errors[0].Message, "20 organizations in the last 24 hours") {
 		t.Errorf("message %q does not name the limit", r.Errors[0].Message)
 	}
@@ -346,6 +346,6 @@ func TestOrganizationsPerUserAreLimited(t *testing.T) {
 	}
 
 	defer srv.Clock.Advance(24*time.Hour + time.Second)()
-	u.AccessToken = login(t, u.Email, u.Password).Access
+	u.AccessToken = srv.Login(t, u.Email, u.Password).Access
 	srv.CreateOrg(t, u, "A day later "+uuid.NewString()[:8])
 }

@@ -1,4 +1,4 @@
-package app_test
+package org_test
 
 import (
 	"encoding/json"
