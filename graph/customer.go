@@ -28,14 +28,6 @@ func customerPatch(in UpdateCustomerInput) customer.Patch {
 	return p
 }
 
-func opt[T any](o graphql.Omittable[*T]) customer.Opt[T] {
-	v, set := o.ValueOK()
-	if !set {
-		return customer.Opt[T]{}
-	}
-	return customer.Opt[T]{Set: true, Value: v}
-}
-
 // fieldErrors turns an apperr.List (several refused inputs) into one GraphQL
 // error each, every one with its own code and extensions.field, and each with
 // the field's path and location (gqlgen would set them on the first only);
