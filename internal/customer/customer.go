@@ -79,15 +79,16 @@ type CustomerNote struct {
 	UpdatedAt      time.Time  `db:"updated_at"`
 }
 
-// CreateCustomerInput is the creation form (also one row of an import).
+// CreateCustomerInput is the creation form (also one row of an import). Its
+// json names are the columns of customers it fills (Store.InsertMany).
 type CreateCustomerInput struct {
-	Name       string
-	Email      *string
-	Phone      *string
-	Company    *string
-	Tags       []string
-	Status     *CustomerStatus
-	AssigneeID *uuid.UUID
+	Name       string          `json:"name"`
+	Email      *string         `json:"email"`
+	Phone      *string         `json:"phone"`
+	Company    *string         `json:"company"`
+	Tags       []string        `json:"tags"`
+	Status     *CustomerStatus `json:"status"`
+	AssigneeID *uuid.UUID      `json:"assignee_id"`
 }
 
 // Patch changes the given fields of a customer only.

@@ -26,7 +26,9 @@ const (
 	customerFK  = "customer_notes_customer_fkey"
 	customerCol = `c.organization_id, c.id, c.name, c.email, c.phone, c.company, c.tags, c.status,
 	c.assignee_id, c.created_by, c.created_at, c.updated_at, c.archived_at, c.version`
-	noteCols = `n.organization_id, n.id, n.customer_id, n.author_id, n.body, n.created_at, n.updated_at`
+	// inputCols are the columns a CreateCustomerInput fills (its json names).
+	inputCols = `name, email, phone, company, tags, status, assignee_id`
+	noteCols  = `n.organization_id, n.id, n.customer_id, n.author_id, n.body, n.created_at, n.updated_at`
 	// customerSearchExpr is the expression migrations/00008 indexes with gin_trgm_ops:
 	// keep the two identical, or searches stop using the index.
 	customerSearchExpr = `(c.name || ' ' || coalesce(c.email, '') || ' ' || coalesce(c.company, ''))`
@@ -63,33 +65,29 @@ func getCustomer(ctx context.Context, q sqlx.QueryerContext, query string, args 
 	return r.customer(), nil
 }
 
-// Insert creates a customer.
-func (Store) Insert(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, in *CreateCustomerInput, by uuid.UUID, now time.Time) (*Customer, error) {
-	return getCustomer(ctx, q, `
-		INSERT INTO customers AS c (organization_id, name, email, phone, company, tags, status, assignee_id, created_by, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING `+customerCol,
-		org, in.Name, in.Email, in.Phone, in.Company, pq.Array(in.Tags), *in.Status, in.AssigneeID, by, now)
+// Insert creates a customer (InsertMany of one).
+func (s Store) Insert(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, in *CreateCustomerInput, by uuid.UUID, now time.Time) (*Customer, error) {
+	out, err := s.InsertMany(ctx, q, org, []*CreateCustomerInput{in}, by, now)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
-// importRow is one row of InsertMany's JSON.
+// importRow is one row of InsertMany's JSON: the input under the names of the
+// columns it fills, and the id it is given.
 type importRow struct {
-	ID         uuid.UUID      `json:"id"`
-	Name       string         `json:"name"`
-	Email      *string        `json:"email"`
-	Phone      *string        `json:"phone"`
-	Company    *string        `json:"company"`
-	Tags       []string       `json:"tags"`
-	Status     CustomerStatus `json:"status"`
-	AssigneeID *uuid.UUID     `json:"assignee_id"`
+	ID uuid.UUID `json:"id"`
+	*CreateCustomerInput
 }
 
-// InsertMany creates the customers of ins with one statement, whatever their
-// number, and returns them in the order of ins.
+// InsertMany creates the customers of ins (normalized: Tags and Status set)
+// with one statement, whatever their number, and returns them in the order of
+// ins. The rows travel as one JSON array, read as customers rows.
 func (Store) InsertMany(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, ins []*CreateCustomerInput, by uuid.UUID, now time.Time) ([]*Customer, error) {
 	rows := make([]importRow, len(ins))
 	for i, in := range ins {
-		rows[i] = importRow{ID: uuid.New(), Name: in.Name, Email: in.Email, Phone: in.Phone, Company: in.Company,
-			Tags: in.Tags, Status: *in.Status, AssigneeID: in.AssigneeID}
+		rows[i] = importRow{ID: uuid.New(), CreateCustomerInput: in}
 	}
 	doc, err := json.Marshal(rows)
 	if err != nil {
@@ -97,10 +95,8 @@ func (Store) InsertMany(ctx context.Context, q sqlx.QueryerContext, org uuid.UUI
 	}
 	var got []customerRow
 	err = sqlx.SelectContext(ctx, q, &got, `
-		INSERT INTO customers AS c (organization_id, id, name, email, phone, company, tags, status, assignee_id, created_by, created_at, updated_at)
-		SELECT $1, r.id, r.name, r.email, r.phone, r.company,
-			ARRAY(SELECT jsonb_array_elements_text(coalesce(r.tags, '[]'))), r.status, r.assignee_id, $3, $4, $4
-		FROM jsonb_to_recordset($2::jsonb) AS r(id uuid, name text, email text, phone text, company text, tags jsonb, status text, assignee_id uuid)
+		INSERT INTO customers AS c (organization_id, id, `+inputCols+`, created_by, created_at, updated_at)
+		SELECT $1, id, `+inputCols+`, $3, $4, $4 FROM jsonb_populate_recordset(NULL::customers, $2::jsonb)
 		RETURNING `+customerCol, org, string(doc), by, now)
 	if err != nil {
 		return nil, err
