@@ -87,26 +87,17 @@ func prefetchCustomerFields(ctx context.Context, cs []*customer.Customer, list b
 				}
 			}
 		case "notes":
-			n, ok := firstPageSize(oc, f)
-			if !ok {
+			key := func(c *customer.Customer) customer.Key { return customer.Key{Org: c.OrganizationID, Customer: c.ID} }
+			pages, counts := firstPages(oc, f, cs,
+				func(c *customer.Customer, n int) customer.NotesPageKey {
+					return customer.NotesPageKey{Key: key(c), First: n}
+				}, key)
+			l.NotesPage.Prefetch(ctx, pages)
+			l.NoteCount.Prefetch(ctx, counts)
+			if len(pages) == 0 || !selectedIn(oc, f.Selections, "edges", "node", "author") {
 				continue
 			}
-			keys := make([]customer.NotesPageKey, len(cs))
-			for i, c := range cs {
-				keys[i] = customer.NotesPageKey{Key: customer.Key{Org: c.OrganizationID, Customer: c.ID}, First: n}
-			}
-			l.NotesPage.Prefetch(ctx, keys)
-			if selectedIn(oc, f.Selections, "totalCount") {
-				counts := make([]customer.Key, len(keys))
-				for i, k := range keys {
-					counts[i] = k.Key
-				}
-				l.NoteCount.Prefetch(ctx, counts)
-			}
-			if !selectedIn(oc, f.Selections, "edges", "node", "author") {
-				continue
-			}
-			for _, k := range keys {
+			for _, k := range pages {
 				conn, err := l.NotesPage.Load(ctx, k)()
 				if err != nil || conn == nil {
 					continue

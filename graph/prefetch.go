@@ -80,21 +80,43 @@ func prefetchOrganizationFields(ctx context.Context, ids []uuid.UUID, list bool)
 		case "memberCount":
 			wg.Go(func() { l.MemberCount.Prefetch(ctx, countKeys(ids, "")) })
 		case "members":
-			n, ok := firstPageSize(oc, f)
-			if !ok {
-				continue
-			}
 			role, _ := f.ArgumentMap(oc.Variables)["role"].(string)
-			keys := make([]org.MembersPageKey, len(ids))
-			for i, id := range ids {
-				keys[i] = org.MembersPageKey{Org: id, First: n, Role: org.Role(role)}
+			pages, counts := firstPages(oc, f, ids,
+				func(id uuid.UUID, n int) org.MembersPageKey {
+					return org.MembersPageKey{Org: id, First: n, Role: org.Role(role)}
+				},
+				func(id uuid.UUID) org.MemberCountKey { return org.MemberCountKey{Org: id, Role: org.Role(role)} })
+			if len(pages) > 0 {
+				wg.Go(func() { l.MembersPage.Prefetch(ctx, pages) })
 			}
-			wg.Go(func() { l.MembersPage.Prefetch(ctx, keys) })
-			if selectedIn(oc, f.Selections, "totalCount") {
-				wg.Go(func() { l.MemberCount.Prefetch(ctx, countKeys(ids, org.Role(role))) })
+			if len(counts) > 0 {
+				wg.Go(func() { l.MemberCount.Prefetch(ctx, counts) })
 			}
 		}
 	}
+}
+
+// firstPages returns the keys that a connection field f, selected on each of
+// items, needs from its page loader (pageKey: each item's first page of n) and,
+// when f selects totalCount, from its count loader (countKey); none when f
+// asks for a later page or has an invalid first (its resolver loads or
+// refuses it alone).
+func firstPages[T, P, C any](oc *graphql.OperationContext, f graphql.CollectedField, items []T, pageKey func(T, int) P, countKey func(T) C) (pages []P, counts []C) {
+	n, ok := firstPageSize(oc, f)
+	if !ok {
+		return nil, nil
+	}
+	pages = make([]P, len(items))
+	for i, it := range items {
+		pages[i] = pageKey(it, n)
+	}
+	if selectedIn(oc, f.Selections, "totalCount") {
+		counts = make([]C, len(items))
+		for i, it := range items {
+			counts[i] = countKey(it)
+		}
+	}
+	return pages, counts
 }
 
 // firstPageSize is the page size of a connection field f that asks for its
