@@ -5,7 +5,6 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
-	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"tenantgraph/internal/apperr"
@@ -26,14 +25,6 @@ func customerPatch(in UpdateCustomerInput) customer.Patch {
 		p.Tags = &in.Tags
 	}
 	return p
-}
-
-func opt[T any](o graphql.Omittable[*T]) customer.Opt[T] {
-	v, set := o.ValueOK()
-	if !set {
-		return customer.Opt[T]{}
-	}
-	return customer.Opt[T]{Set: true, Value: v}
 }
 
 // fieldErrors turns an apperr.List (several refused inputs) into one GraphQL
@@ -62,37 +53,26 @@ func fieldErrors(ctx context.Context, err error) error {
 // query for the page), then every user shown (assignees, creators, the notes'
 // authors: one query). The page's cost does not grow with its length.
 func prefetchCustomers(ctx context.Context, cs []*customer.Customer) {
-	oc := graphql.GetOperationContext(ctx)
-	fc := graphql.GetFieldContext(ctx)
-	if oc == nil || fc == nil || len(cs) == 0 {
-		return
-	}
-	for _, edges := range graphql.CollectFields(oc, fc.Field.Selections, []string{"CustomerConnection"}) {
-		if edges.Name != "edges" {
-			continue
-		}
-		for _, node := range graphql.CollectFields(oc, edges.Selections, []string{"CustomerEdge"}) {
-			if node.Name == "node" {
-				prefetchCustomerFields(ctx, oc, node.Selections, cs)
-			}
-		}
-	}
+	prefetchCustomerFields(ctx, cs, true)
 }
 
 // prefetchCustomer does the same for a root field's one customer.
 func prefetchCustomer(ctx context.Context, c *customer.Customer) {
-	oc := graphql.GetOperationContext(ctx)
-	fc := graphql.GetFieldContext(ctx)
-	if oc == nil || fc == nil || c == nil {
-		return
+	if c != nil {
+		prefetchCustomerFields(ctx, []*customer.Customer{c}, false)
 	}
-	prefetchCustomerFields(ctx, oc, fc.Field.Selections, []*customer.Customer{c})
 }
 
-func prefetchCustomerFields(ctx context.Context, oc *graphql.OperationContext, set ast.SelectionSet, cs []*customer.Customer) {
+// prefetchCustomerFields prefetches what the selected Customer fields need for
+// cs: those of a connection's nodes when list.
+func prefetchCustomerFields(ctx context.Context, cs []*customer.Customer, list bool) {
+	if len(cs) == 0 {
+		return
+	}
+	oc, fields := selectedFields(ctx, "Customer", list)
 	l := loader.From(ctx)
 	var users []uuid.UUID
-	for _, f := range graphql.CollectFields(oc, set, []string{"Customer"}) {
+	for _, f := range fields {
 		switch f.Name {
 		case "assignee":
 			for _, c := range cs {
@@ -107,26 +87,17 @@ func prefetchCustomerFields(ctx context.Context, oc *graphql.OperationContext, s
 				}
 			}
 		case "notes":
-			n, ok := firstPageSize(oc, f)
-			if !ok {
+			key := func(c *customer.Customer) customer.Key { return customer.Key{Org: c.OrganizationID, Customer: c.ID} }
+			pages, counts := firstPages(oc, f, cs,
+				func(c *customer.Customer, n int) customer.NotesPageKey {
+					return customer.NotesPageKey{Key: key(c), First: n}
+				}, key)
+			l.NotesPage.Prefetch(ctx, pages)
+			l.NoteCount.Prefetch(ctx, counts)
+			if len(pages) == 0 || !selectedIn(oc, f.Selections, "edges", "node", "author") {
 				continue
 			}
-			keys := make([]customer.NotesPageKey, len(cs))
-			for i, c := range cs {
-				keys[i] = customer.NotesPageKey{Key: customer.Key{Org: c.OrganizationID, Customer: c.ID}, First: n}
-			}
-			l.NotesPage.Prefetch(ctx, keys)
-			if selectedIn(oc, f.Selections, "totalCount") {
-				counts := make([]customer.Key, len(keys))
-				for i, k := range keys {
-					counts[i] = k.Key
-				}
-				l.NoteCount.Prefetch(ctx, counts)
-			}
-			if !selectedIn(oc, f.Selections, "edges", "node", "author") {
-				continue
-			}
-			for _, k := range keys {
+			for _, k := range pages {
 				conn, err := l.NotesPage.Load(ctx, k)()
 				if err != nil || conn == nil {
 					continue

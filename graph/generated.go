@@ -8661,7 +8661,7 @@ func (ec *executionContext) unmarshalInputCustomerOrder(ctx context.Context, obj
 			it.Field = data
 		case "direction":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
-			data, err := ec.unmarshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection(ctx, v)
+			data, err := ec.unmarshalNOrderDirection2tenantgraphᚋinternalᚋplatformᚋpageᚐOrderDirection(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -11025,15 +11025,15 @@ func (ec *executionContext) marshalNMemberEdge2ᚖtenantgraphᚋinternalᚋplatf
 	return ec._MemberEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection(ctx context.Context, v any) (customer.OrderDirection, error) {
+func (ec *executionContext) unmarshalNOrderDirection2tenantgraphᚋinternalᚋplatformᚋpageᚐOrderDirection(ctx context.Context, v any) (page.OrderDirection, error) {
 	tmp, err := graphql.UnmarshalString(v)
-	res := unmarshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection[tmp]
+	res := unmarshalNOrderDirection2tenantgraphᚋinternalᚋplatformᚋpageᚐOrderDirection[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection(ctx context.Context, sel ast.SelectionSet, v customer.OrderDirection) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderDirection2tenantgraphᚋinternalᚋplatformᚋpageᚐOrderDirection(ctx context.Context, sel ast.SelectionSet, v page.OrderDirection) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection[v])
+	res := graphql.MarshalString(marshalNOrderDirection2tenantgraphᚋinternalᚋplatformᚋpageᚐOrderDirection[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "OrderDirection!")
 	}
@@ -11041,13 +11041,13 @@ func (ec *executionContext) marshalNOrderDirection2tenantgraphᚋinternalᚋcust
 }
 
 var (
-	unmarshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection = map[string]customer.OrderDirection{
-		"ASC":  customer.Asc,
-		"DESC": customer.Desc,
+	unmarshalNOrderDirection2tenantgraphᚋinternalᚋplatformᚋpageᚐOrderDirection = map[string]page.OrderDirection{
+		"ASC":  page.Asc,
+		"DESC": page.Desc,
 	}
-	marshalNOrderDirection2tenantgraphᚋinternalᚋcustomerᚐOrderDirection = map[customer.OrderDirection]string{
-		customer.Asc:  "ASC",
-		customer.Desc: "DESC",
+	marshalNOrderDirection2tenantgraphᚋinternalᚋplatformᚋpageᚐOrderDirection = map[page.OrderDirection]string{
+		page.Asc:  "ASC",
+		page.Desc: "DESC",
 	}
 )
 

@@ -12,6 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/platform/page"
 )
 
 // inputBytes refuses, before any resolver runs, an operation whose string input
@@ -303,3 +304,10 @@ func (c *utf8Checker) write(p []byte) {
 
 // valid reports whether everything written so far, ended here, is valid UTF-8.
 func (c *utf8Checker) valid() bool { return !c.invalid && c.n == 0 }
+
+// opt translates an optional input field for a patch: absent leaves the field
+// alone, an explicit null clears it.
+func opt[T any](o graphql.Omittable[*T]) page.Opt[T] {
+	v, set := o.ValueOK()
+	return page.Opt[T]{Set: set, Value: v}
+}

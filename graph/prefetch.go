@@ -19,61 +19,104 @@ import (
 // hit the loaders' cache, so the list's cost does not depend on how its items'
 // goroutines happen to be scheduled against the loaders' wait.
 func prefetchOrganizations(ctx context.Context, ids []uuid.UUID) {
-	oc := graphql.GetOperationContext(ctx)
-	fc := graphql.GetFieldContext(ctx)
-	if oc == nil || fc == nil || len(ids) == 0 {
-		return
-	}
-	for _, edges := range graphql.CollectFields(oc, fc.Field.Selections, []string{"OrganizationConnection"}) {
-		if edges.Name != "edges" {
-			continue
-		}
-		for _, node := range graphql.CollectFields(oc, edges.Selections, []string{"OrganizationEdge"}) {
-			if node.Name == "node" {
-				prefetchOrganizationFields(ctx, oc, node.Selections, ids)
-			}
-		}
-	}
+	prefetchOrganizationFields(ctx, ids, true)
 }
 
 // prefetchOrganization does the same for a root field's one organization: its
 // members page and counts load now, not after the loaders' wait.
 func prefetchOrganization(ctx context.Context, id uuid.UUID) {
+	prefetchOrganizationFields(ctx, []uuid.UUID{id}, false)
+}
+
+// selectedFields returns the fields the current field selects on its typ
+// objects (through fragments): on its connection's nodes (typConnection ->
+// edges -> node) when list, else on the object it returns.
+func selectedFields(ctx context.Context, typ string, list bool) (*graphql.OperationContext, []graphql.CollectedField) {
 	oc := graphql.GetOperationContext(ctx)
 	fc := graphql.GetFieldContext(ctx)
 	if oc == nil || fc == nil {
-		return
+		return nil, nil
 	}
-	prefetchOrganizationFields(ctx, oc, fc.Field.Selections, []uuid.UUID{id})
+	sets := []ast.SelectionSet{fc.Field.Selections}
+	if list {
+		sets = subSelections(oc, sets, []string{typ + "Connection"}, "edges")
+		sets = subSelections(oc, sets, []string{typ + "Edge"}, "node")
+	}
+	var fields []graphql.CollectedField
+	for _, set := range sets {
+		fields = append(fields, graphql.CollectFields(oc, set, []string{typ})...)
+	}
+	return oc, fields
 }
 
-// prefetchOrganizationFields prefetches what the Organization fields of set need for ids.
-func prefetchOrganizationFields(ctx context.Context, oc *graphql.OperationContext, set ast.SelectionSet, ids []uuid.UUID) {
+// subSelections returns the selection sets of the fields named name that sets
+// select on a type satisfying satisfies (nil: any).
+func subSelections(oc *graphql.OperationContext, sets []ast.SelectionSet, satisfies []string, name string) []ast.SelectionSet {
+	var next []ast.SelectionSet
+	for _, set := range sets {
+		for _, f := range graphql.CollectFields(oc, set, satisfies) {
+			if f.Name == name {
+				next = append(next, f.Selections)
+			}
+		}
+	}
+	return next
+}
+
+// prefetchOrganizationFields prefetches what the selected Organization fields
+// need for ids: those of a connection's nodes when list.
+func prefetchOrganizationFields(ctx context.Context, ids []uuid.UUID, list bool) {
+	if len(ids) == 0 {
+		return
+	}
+	oc, fields := selectedFields(ctx, "Organization", list)
 	l := loader.From(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for _, f := range graphql.CollectFields(oc, set, []string{"Organization"}) {
+	for _, f := range fields {
 		switch f.Name {
 		case "owner":
 			wg.Go(func() { l.Owner.Prefetch(ctx, ids) })
 		case "memberCount":
 			wg.Go(func() { l.MemberCount.Prefetch(ctx, countKeys(ids, "")) })
 		case "members":
-			n, ok := firstPageSize(oc, f)
-			if !ok {
-				continue
-			}
 			role, _ := f.ArgumentMap(oc.Variables)["role"].(string)
-			keys := make([]org.MembersPageKey, len(ids))
-			for i, id := range ids {
-				keys[i] = org.MembersPageKey{Org: id, First: n, Role: org.Role(role)}
+			pages, counts := firstPages(oc, f, ids,
+				func(id uuid.UUID, n int) org.MembersPageKey {
+					return org.MembersPageKey{Org: id, First: n, Role: org.Role(role)}
+				},
+				func(id uuid.UUID) org.MemberCountKey { return org.MemberCountKey{Org: id, Role: org.Role(role)} })
+			if len(pages) > 0 {
+				wg.Go(func() { l.MembersPage.Prefetch(ctx, pages) })
 			}
-			wg.Go(func() { l.MembersPage.Prefetch(ctx, keys) })
-			if selectedIn(oc, f.Selections, "totalCount") {
-				wg.Go(func() { l.MemberCount.Prefetch(ctx, countKeys(ids, org.Role(role))) })
+			if len(counts) > 0 {
+				wg.Go(func() { l.MemberCount.Prefetch(ctx, counts) })
 			}
 		}
 	}
+}
+
+// firstPages returns the keys that a connection field f, selected on each of
+// items, needs from its page loader (pageKey: each item's first page of n) and,
+// when f selects totalCount, from its count loader (countKey); none when f
+// asks for a later page or has an invalid first (its resolver loads or
+// refuses it alone).
+func firstPages[T, P, C any](oc *graphql.OperationContext, f graphql.CollectedField, items []T, pageKey func(T, int) P, countKey func(T) C) (pages []P, counts []C) {
+	n, ok := firstPageSize(oc, f)
+	if !ok {
+		return nil, nil
+	}
+	pages = make([]P, len(items))
+	for i, it := range items {
+		pages[i] = pageKey(it, n)
+	}
+	if selectedIn(oc, f.Selections, "totalCount") {
+		counts = make([]C, len(items))
+		for i, it := range items {
+			counts[i] = countKey(it)
+		}
+	}
+	return pages, counts
 }
 
 // firstPageSize is the page size of a connection field f that asks for its
@@ -139,18 +182,9 @@ func selected(ctx context.Context, path ...string) bool {
 func selectedIn(oc *graphql.OperationContext, set ast.SelectionSet, path ...string) bool {
 	sets := []ast.SelectionSet{set}
 	for _, name := range path {
-		var next []ast.SelectionSet
-		for _, set := range sets {
-			for _, f := range graphql.CollectFields(oc, set, nil) {
-				if f.Name == name {
-					next = append(next, f.Selections)
-				}
-			}
-		}
-		if len(next) == 0 {
+		if sets = subSelections(oc, sets, nil, name); len(sets) == 0 {
 			return false
 		}
-		sets = next
 	}
 	return true
 }

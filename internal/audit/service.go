@@ -66,7 +66,7 @@ func (s *Service) List(ctx context.Context, org uuid.UUID, f Filter, first *int,
 	if f.Action != nil && !actionRe.MatchString(*f.Action) {
 		return nil, apperr.Invalid("action", "an action looks like member.invited")
 	}
-	req, err := page.Parse[int64](first, after)
+	req, err := page.Parse[int64](first, after, "")
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (s *Service) List(ctx context.Context, org uuid.UUID, f Filter, first *int,
 	if err != nil {
 		return nil, fmt.Errorf("audit log page: %w", err)
 	}
-	return page.Build(req, rows, func(e *Event) int64 { return e.Seq }, func(ctx context.Context) (int, error) {
+	return page.Build(req, rows, func(e *Event) page.Key[int64] { return page.Key[int64]{V: e.Seq} }, func(ctx context.Context) (int, error) {
 		return s.store.Count(ctx, s.db, org, f)
 	}), nil
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"tenantgraph/internal/platform/page"
 )
 
 // Store is the audit log's SQL. Every method runs on the caller's q: a write on
@@ -30,18 +32,20 @@ func (Store) Insert(ctx context.Context, q sqlx.ExecerContext, e Entry, ip, user
 	return err
 }
 
-// Page returns up to limit of org's events matching f with seq below before
-// (nil: from the newest), newest first.
-func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, before *int64, limit int) ([]*Event, error) {
+// order is the log's: newest first, by seq (unique, so no tie-break).
+var order = page.Order{Col: "seq", Dir: page.Desc}
+
+// Page returns up to limit of org's events matching f after cur (a seq; nil:
+// from the newest), newest first.
+func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, cur *page.Key[int64], limit int) ([]*Event, error) {
 	var out []*Event
+	after, args := page.After(order, cur, []any{org, f.Action, f.ActorID, limit})
 	err := sqlx.SelectContext(ctx, q, &out, `
 		SELECT seq, id, organization_id, actor_id, action, target_type, target_id, metadata,
 		       host(ip) AS ip, user_agent, created_at
 		FROM audit_events
-		WHERE organization_id = $1 AND ($2::text IS NULL OR action = $2) AND ($3::uuid IS NULL OR actor_id = $3)
-		  AND ($4::bigint IS NULL OR seq < $4)
-		ORDER BY seq DESC LIMIT $5`,
-		org, f.Action, f.ActorID, before, limit)
+		WHERE organization_id = $1 AND ($2::text IS NULL OR action = $2) AND ($3::uuid IS NULL OR actor_id = $3)`+after+`
+		ORDER BY `+order.By()+` LIMIT $4`, args...)
 	return out, err
 }
 

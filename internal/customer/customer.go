@@ -41,18 +41,10 @@ const (
 	OrderByUpdatedAt CustomerOrderField = "UPDATED_AT"
 )
 
-// OrderDirection is ascending or descending.
-type OrderDirection string
-
-const (
-	Asc  OrderDirection = "ASC"
-	Desc OrderDirection = "DESC"
-)
-
 // CustomerOrder is a list's ordering; the zero value is NAME ASC.
 type CustomerOrder struct {
 	Field     CustomerOrderField
-	Direction OrderDirection
+	Direction page.OrderDirection
 }
 
 // Customer is a person or company an organization does business with.
@@ -87,33 +79,27 @@ type CustomerNote struct {
 	UpdatedAt      time.Time  `db:"updated_at"`
 }
 
-// CreateCustomerInput is the creation form (also one row of an import).
+// CreateCustomerInput is the creation form (also one row of an import). Its
+// json names are the columns of customers it fills (Store.InsertMany).
 type CreateCustomerInput struct {
-	Name       string
-	Email      *string
-	Phone      *string
-	Company    *string
-	Tags       []string
-	Status     *CustomerStatus
-	AssigneeID *uuid.UUID
-}
-
-// Opt is an optional field of a patch: not Set leaves it alone; Set with a nil
-// Value clears it.
-type Opt[T any] struct {
-	Set   bool
-	Value *T
+	Name       string          `json:"name"`
+	Email      *string         `json:"email"`
+	Phone      *string         `json:"phone"`
+	Company    *string         `json:"company"`
+	Tags       []string        `json:"tags"`
+	Status     *CustomerStatus `json:"status"`
+	AssigneeID *uuid.UUID      `json:"assignee_id"`
 }
 
 // Patch changes the given fields of a customer only.
 type Patch struct {
 	Name     *string
-	Email    Opt[string]
-	Phone    Opt[string]
-	Company  Opt[string]
+	Email    page.Opt[string]
+	Phone    page.Opt[string]
+	Company  page.Opt[string]
 	Tags     *[]string
 	Status   *CustomerStatus
-	Assignee Opt[uuid.UUID]
+	Assignee page.Opt[uuid.UUID]
 }
 
 // Filter narrows a customer list.

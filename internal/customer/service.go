@@ -80,7 +80,7 @@ func (s *Service) List(ctx context.Context, orgID uuid.UUID, f Filter, first *in
 		f.Order.Field = OrderByName
 	}
 	if f.Order.Direction == "" {
-		f.Order.Direction = Asc
+		f.Order.Direction = page.Asc
 	}
 	if f.Search != nil {
 		q := strings.TrimSpace(*f.Search)
@@ -96,20 +96,29 @@ func (s *Service) List(ctx context.Context, orgID uuid.UUID, f Filter, first *in
 		t := strings.ToLower(strings.TrimSpace(*f.Tag))
 		f.Tag = &t
 	}
-	req, err := page.Parse[customerCursor](first, after)
+	switch f.Order.Field {
+	case OrderByCreatedAt:
+		return list(ctx, s, orgID, f, first, after, func(c *Customer) time.Time { return c.CreatedAt })
+	case OrderByUpdatedAt:
+		return list(ctx, s, orgID, f, first, after, func(c *Customer) time.Time { return c.UpdatedAt })
+	}
+	return list(ctx, s, orgID, f, first, after, func(c *Customer) string { return c.Name })
+}
+
+// list is List for an ordering whose value (of type V) is value: its cursors
+// are page.Keys of the ordering, refused by the others.
+func list[V page.Value](ctx context.Context, s *Service, orgID uuid.UUID, f Filter, first *int, after *string, value func(*Customer) V) (*CustomerConnection, error) {
+	of := string(f.Order.Field)
+	req, err := page.Parse[V](first, after, of)
 	if err != nil {
 		return nil, err
-	}
-	if req.After != nil && req.After.Order != f.Order.Field {
-		return nil, apperr.Invalid("after", "the cursor belongs to another ordering")
 	}
 	rows, err := s.store.Page(ctx, s.d.DB, orgID, f, req.After, req.Limit())
 	if err != nil {
 		return nil, fmt.Errorf("customers page: %w", err)
 	}
-	return page.Build(req, rows, keysetOf(f.Order.Field), func(ctx context.Context) (int, error) {
-		return s.store.Count(ctx, s.d.DB, orgID, f)
-	}), nil
+	return page.Build(req, rows, func(c *Customer) page.Key[V] { return page.Key[V]{Of: of, V: value(c), ID: c.ID} },
+		func(ctx context.Context) (int, error) { return s.store.Count(ctx, s.d.DB, orgID, f) }), nil
 }
 
 // NotesRequest is a timeline page of several customers: all share First and After.
@@ -123,7 +132,7 @@ type NotesRequest struct {
 // customers with one query, and all the notes (to prefetch their authors). A
 // connection's totalCount goes through Deps.CountNotes.
 func (s *Service) NotesPages(ctx context.Context, r NotesRequest) (map[Key]*CustomerNoteConnection, []*CustomerNote, error) {
-	req, err := page.Parse[noteCursor](&r.First, r.After)
+	req, err := page.Parse[time.Time](&r.First, r.After, "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -131,13 +140,11 @@ func (s *Service) NotesPages(ctx context.Context, r NotesRequest) (map[Key]*Cust
 	if err != nil {
 		return nil, nil, fmt.Errorf("notes pages: %w", err)
 	}
-	out := make(map[Key]*CustomerNoteConnection, len(r.Customers))
+	out := page.Each(req, r.Customers, pages,
+		func(n *CustomerNote) page.Key[time.Time] { return page.Key[time.Time]{V: n.CreatedAt, ID: n.ID} }, s.countNotes)
 	var all []*CustomerNote
-	for _, k := range r.Customers {
-		k := k
-		out[k] = page.Build(req, pages[k], func(n *CustomerNote) noteCursor { return noteCursor{n.CreatedAt, n.ID} },
-			func(ctx context.Context) (int, error) { return s.countNotes(ctx, k) })
-		all = append(all, out[k].Nodes()...)
+	for _, c := range out {
+		all = append(all, c.Nodes()...)
 	}
 	return out, all, nil
 }

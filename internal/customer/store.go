@@ -12,6 +12,7 @@ import (
 	"github.com/lib/pq"
 
 	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/page"
 )
 
 // Store is the customers' SQL. Every method takes the organization first and
@@ -25,7 +26,9 @@ const (
 	customerFK  = "customer_notes_customer_fkey"
 	customerCol = `c.organization_id, c.id, c.name, c.email, c.phone, c.company, c.tags, c.status,
 	c.assignee_id, c.created_by, c.created_at, c.updated_at, c.archived_at, c.version`
-	noteCols = `n.organization_id, n.id, n.customer_id, n.author_id, n.body, n.created_at, n.updated_at`
+	// inputCols are the columns a CreateCustomerInput fills (its json names).
+	inputCols = `name, email, phone, company, tags, status, assignee_id`
+	noteCols  = `n.organization_id, n.id, n.customer_id, n.author_id, n.body, n.created_at, n.updated_at`
 	// customerSearchExpr is the expression migrations/00008 indexes with gin_trgm_ops:
 	// keep the two identical, or searches stop using the index.
 	customerSearchExpr = `(c.name || ' ' || coalesce(c.email, '') || ' ' || coalesce(c.company, ''))`
@@ -62,33 +65,29 @@ func getCustomer(ctx context.Context, q sqlx.QueryerContext, query string, args 
 	return r.customer(), nil
 }
 
-// Insert creates a customer.
-func (Store) Insert(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, in *CreateCustomerInput, by uuid.UUID, now time.Time) (*Customer, error) {
-	return getCustomer(ctx, q, `
-		INSERT INTO customers AS c (organization_id, name, email, phone, company, tags, status, assignee_id, created_by, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING `+customerCol,
-		org, in.Name, in.Email, in.Phone, in.Company, pq.Array(in.Tags), *in.Status, in.AssigneeID, by, now)
+// Insert creates a customer (InsertMany of one).
+func (s Store) Insert(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, in *CreateCustomerInput, by uuid.UUID, now time.Time) (*Customer, error) {
+	out, err := s.InsertMany(ctx, q, org, []*CreateCustomerInput{in}, by, now)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
-// importRow is one row of InsertMany's JSON.
+// importRow is one row of InsertMany's JSON: the input under the names of the
+// columns it fills, and the id it is given.
 type importRow struct {
-	ID         uuid.UUID      `json:"id"`
-	Name       string         `json:"name"`
-	Email      *string        `json:"email"`
-	Phone      *string        `json:"phone"`
-	Company    *string        `json:"company"`
-	Tags       []string       `json:"tags"`
-	Status     CustomerStatus `json:"status"`
-	AssigneeID *uuid.UUID     `json:"assignee_id"`
+	ID uuid.UUID `json:"id"`
+	*CreateCustomerInput
 }
 
-// InsertMany creates the customers of ins with one statement, whatever their
-// number, and returns them in the order of ins.
+// InsertMany creates the customers of ins (normalized: Tags and Status set)
+// with one statement, whatever their number, and returns them in the order of
+// ins. The rows travel as one JSON array, read as customers rows.
 func (Store) InsertMany(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, ins []*CreateCustomerInput, by uuid.UUID, now time.Time) ([]*Customer, error) {
 	rows := make([]importRow, len(ins))
 	for i, in := range ins {
-		rows[i] = importRow{ID: uuid.New(), Name: in.Name, Email: in.Email, Phone: in.Phone, Company: in.Company,
-			Tags: in.Tags, Status: *in.Status, AssigneeID: in.AssigneeID}
+		rows[i] = importRow{ID: uuid.New(), CreateCustomerInput: in}
 	}
 	doc, err := json.Marshal(rows)
 	if err != nil {
@@ -96,10 +95,8 @@ func (Store) InsertMany(ctx context.Context, q sqlx.QueryerContext, org uuid.UUI
 	}
 	var got []customerRow
 	err = sqlx.SelectContext(ctx, q, &got, `
-		INSERT INTO customers AS c (organization_id, id, name, email, phone, company, tags, status, assignee_id, created_by, created_at, updated_at)
-		SELECT $1, r.id, r.name, r.email, r.phone, r.company,
-			ARRAY(SELECT jsonb_array_elements_text(coalesce(r.tags, '[]'))), r.status, r.assignee_id, $3, $4, $4
-		FROM jsonb_to_recordset($2::jsonb) AS r(id uuid, name text, email text, phone text, company text, tags jsonb, status text, assignee_id uuid)
+		INSERT INTO customers AS c (organization_id, id, `+inputCols+`, created_by, created_at, updated_at)
+		SELECT $1, id, `+inputCols+`, $3, $4, $4 FROM jsonb_populate_recordset(NULL::customers, $2::jsonb)
 		RETURNING `+customerCol, org, string(doc), by, now)
 	if err != nil {
 		return nil, err
@@ -163,28 +160,16 @@ func (Store) Update(ctx context.Context, q sqlx.QueryerContext, c *Customer, now
 		c.OrganizationID, c.ID, c.Name, c.Email, c.Phone, c.Company, pq.Array(c.Tags), c.Status, c.AssigneeID, c.ArchivedAt, now)
 }
 
-// customerCursor is the keyset of customer lists: the ordering it belongs to,
-// its value (N for NAME, T for the times) and the id.
-type customerCursor struct {
-	Order CustomerOrderField `json:"o"`
-	N     string             `json:"n,omitempty"`
-	T     time.Time          `json:"t"`
-	ID    uuid.UUID          `json:"i"`
-}
-
-func keysetOf(f CustomerOrderField) func(*Customer) customerCursor {
-	return func(c *Customer) customerCursor {
-		k := customerCursor{Order: f, ID: c.ID}
-		switch f {
-		case OrderByName:
-			k.N = c.Name
-		case OrderByCreatedAt:
-			k.T = c.CreatedAt
-		case OrderByUpdatedAt:
-			k.T = c.UpdatedAt
-		}
-		return k
+// order is the SQL of a customer list's ordering, then by id: a name
+// case-insensitively, then byte by byte.
+func order(o CustomerOrder) page.Order {
+	switch o.Field {
+	case OrderByCreatedAt:
+		return page.Order{Col: "c.created_at", ID: "c.id", Dir: o.Direction}
+	case OrderByUpdatedAt:
+		return page.Order{Col: "c.updated_at", ID: "c.id", Dir: o.Direction}
 	}
+	return page.Order{Col: "c.name", ID: "c.id", Dir: o.Direction, Fold: true}
 }
 
 // where builds the filter of a list: the statement's text depends on which
@@ -220,34 +205,12 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// Page returns up to limit of org's customers matching f after cur, in f.Order.
-func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, cur *customerCursor, limit int) ([]*Customer, error) {
+// Page returns up to limit of org's customers matching f after cur (a
+// page.Key of f.Order's value type), in f.Order.
+func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, cur page.Cursor, limit int) ([]*Customer, error) {
 	cond, args := where(org, f)
-	var cols, cmp string
-	switch f.Order.Field {
-	case OrderByCreatedAt:
-		cols = "c.created_at, c.id"
-	case OrderByUpdatedAt:
-		cols = "c.updated_at, c.id"
-	default:
-		cols = `lower(c.name) COLLATE "C", c.name COLLATE "C", c.id`
-	}
-	dir, op := "", ">"
-	if f.Order.Direction == Desc {
-		dir, op = " DESC", "<"
-	}
-	if cur != nil {
-		n := len(args)
-		switch f.Order.Field {
-		case OrderByCreatedAt, OrderByUpdatedAt:
-			cmp = fmt.Sprintf(" AND (%s) %s ($%d::timestamptz, $%d::uuid)", cols, op, n+1, n+2)
-			args = append(args, cur.T, cur.ID)
-		default:
-			cmp = fmt.Sprintf(` AND (%s) %s (lower($%d) COLLATE "C", $%d COLLATE "C", $%d::uuid)`, cols, op, n+1, n+1, n+2)
-			args = append(args, cur.N, cur.ID)
-		}
-	}
-	order := strings.ReplaceAll(cols, ",", dir+",") + dir
+	o := order(f.Order)
+	after, args := page.After(o, cur, args)
 	args = append(args, limit)
 	// A search is planned for its term on every call (db.CustomPlan): a term
 	// that matches thousands walks the ordering's index and stops at the page,
@@ -261,7 +224,7 @@ func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f F
 	}
 	var rows []customerRow
 	err := sqlx.SelectContext(ctx, q, &rows, fmt.Sprintf(`%sSELECT %s FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d`,
-		hint, customerCol, cond, cmp, order, len(args)), args...)
+		hint, customerCol, cond, after, o.By(), len(args)), args...)
 	return toCustomers(rows), err
 }
 
@@ -302,33 +265,25 @@ func (Store) DeleteNote(ctx context.Context, q sqlx.ExecerContext, org, id uuid.
 	return err
 }
 
-// noteCursor is the keyset of a timeline: newest first.
-type noteCursor struct {
-	CreatedAt time.Time `json:"t"`
-	ID        uuid.UUID `json:"i"`
-}
+// noteOrder is a timeline's: newest first.
+var noteOrder = page.Order{Col: "n.created_at", ID: "n.id", Dir: page.Desc}
 
 // NotesPages returns, for each customer of keys, up to limit of its notes after
-// cur, newest first, with one query.
-func (Store) NotesPages(ctx context.Context, q sqlx.QueryerContext, keys []Key, cur *noteCursor, limit int) (map[Key][]*CustomerNote, error) {
+// cur (a creation time and id), in noteOrder, with one query.
+func (Store) NotesPages(ctx context.Context, q sqlx.QueryerContext, keys []Key, cur *page.Key[time.Time], limit int) (map[Key][]*CustomerNote, error) {
 	orgs := make([]uuid.UUID, len(keys))
 	custs := make([]uuid.UUID, len(keys))
 	for i, k := range keys {
 		orgs[i], custs[i] = k.Org, k.Customer
 	}
-	var at *time.Time
-	var id *uuid.UUID
-	if cur != nil {
-		at, id = &cur.CreatedAt, &cur.ID
-	}
 	var rows []*CustomerNote
+	after, args := page.After(noteOrder, cur, []any{pq.Array(orgs), pq.Array(custs), limit})
 	err := sqlx.SelectContext(ctx, q, &rows, `
 		SELECT p.* FROM unnest($1::uuid[], $2::uuid[]) AS k(org, cust) CROSS JOIN LATERAL (
 			SELECT `+noteCols+` FROM customer_notes n
-			WHERE n.organization_id = k.org AND n.customer_id = k.cust
-			  AND ($3::timestamptz IS NULL OR (n.created_at, n.id) < ($3, $4::uuid))
-			ORDER BY n.created_at DESC, n.id DESC LIMIT $5
-		) p`, pq.Array(orgs), pq.Array(custs), at, id, limit)
+			WHERE n.organization_id = k.org AND n.customer_id = k.cust`+after+`
+			ORDER BY `+noteOrder.By()+` LIMIT $3
+		) p`, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -32,8 +32,11 @@ type Sources struct {
 	NoteCounts    func(ctx context.Context, keys []customer.Key) (map[customer.Key]int, error)
 }
 
-// Loaders are one request's dataloaders.
+// Loaders are one request's dataloaders. Each is made through the registry
+// (keyed), so that ClearAll reaches every one.
 type Loaders struct {
+	all registry
+
 	User        *Keyed[uuid.UUID, *account.User]
 	Org         *Keyed[uuid.UUID, *org.Organization]
 	Membership  *Keyed[org.MemberKey, *org.Member]
@@ -54,14 +57,23 @@ type Keyed[K comparable, V any] struct {
 	cache *dataloader.InMemoryCache[K, V]
 }
 
-func newKeyed[K comparable, V any](batch dataloader.BatchFunc[K, V]) *Keyed[K, V] {
+// registry is every loader of a request: the only way to make one is keyed,
+// which records it here.
+type registry []interface{ clear() }
+
+// keyed makes a loader of batch and records it in r.
+func keyed[K comparable, V any](r *registry, batch dataloader.BatchFunc[K, V]) *Keyed[K, V] {
 	cache := dataloader.NewCache[K, V]()
-	return &Keyed[K, V]{
+	k := &Keyed[K, V]{
 		Loader: dataloader.NewBatchedLoader(batch, dataloader.WithWait[K, V](Wait), dataloader.WithCache[K, V](cache)),
 		batch:  batch,
 		cache:  cache,
 	}
+	*r = append(*r, k)
+	return k
 }
+
+func (k *Keyed[K, V]) clear() { k.ClearAll() }
 
 // Now loads key at once: from the cache when it is there, else with one
 // batch of its own, primed into the loader. For the lookups a request makes
@@ -108,16 +120,14 @@ func (k *Keyed[K, V]) Prefetch(ctx context.Context, keys []K) {
 // New returns fresh loaders for one request.
 func New(s Sources) *Loaders {
 	l := &Loaders{}
-	l.User = newKeyed(byKey(s.Users, func(u *account.User) uuid.UUID { return u.ID }))
-	l.Org = newKeyed(byKey(s.Organizations, func(o *org.Organization) uuid.UUID { return o.ID }))
-	l.Membership = newKeyed(byKey(s.Memberships, func(m *org.Member) org.MemberKey {
+	r := &l.all
+	l.User = keyed(r, byKey(s.Users, func(u *account.User) uuid.UUID { return u.ID }))
+	l.Org = keyed(r, byKey(s.Organizations, func(o *org.Organization) uuid.UUID { return o.ID }))
+	l.Membership = keyed(r, byKey(s.Memberships, func(m *org.Member) org.MemberKey {
 		return org.MemberKey{Org: m.OrganizationID, User: m.UserID}
 	}))
-	l.MemberCount = newKeyed(func(ctx context.Context, keys []org.MemberCountKey) []*dataloader.Result[int] {
-		counts, err := s.MemberCounts(ctx, keys)
-		return each(keys, err, func(k org.MemberCountKey) int { return counts[k] })
-	})
-	l.Owner = newKeyed(func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[*org.Member] {
+	l.MemberCount = keyed(r, byMap(s.MemberCounts))
+	l.Owner = keyed(r, func(ctx context.Context, keys []uuid.UUID) []*dataloader.Result[*org.Member] {
 		owners, err := s.Owners(ctx, keys)
 		byOrg := make(map[uuid.UUID]*org.Member, len(owners))
 		for _, o := range owners {
@@ -126,54 +136,26 @@ func New(s Sources) *Loaders {
 		}
 		return each(keys, err, func(k uuid.UUID) *org.Member { return byOrg[k] })
 	})
-	l.MembersPage = newKeyed(func(ctx context.Context, keys []org.MembersPageKey) []*dataloader.Result[*org.MemberConnection] {
-		// One query per distinct (first, role): in practice one for the whole list.
-		type shape struct {
-			first int
-			role  org.Role
-		}
-		groups := map[shape][]uuid.UUID{}
-		for _, k := range keys {
-			sh := shape{k.First, k.Role}
-			groups[sh] = append(groups[sh], k.Org)
-		}
-		pages := map[org.MembersPageKey]*org.MemberConnection{}
-		for sh, orgs := range groups {
+	type membersShape struct {
+		first int
+		role  org.Role
+	}
+	l.MembersPage = keyed(r, pages(
+		func(k org.MembersPageKey) (uuid.UUID, membersShape) { return k.Org, membersShape{k.First, k.Role} },
+		func(ctx context.Context, sh membersShape, orgs []uuid.UUID) (map[uuid.UUID]*org.MemberConnection, error) {
 			conns, members, err := s.MemberPages(ctx, org.MembersRequest{Orgs: orgs, First: sh.first, Role: sh.role})
-			if err != nil {
-				return each(keys, err, func(org.MembersPageKey) *org.MemberConnection { return nil })
-			}
 			for _, m := range members {
 				l.primeUser(ctx, m.User)
 			}
-			for o, c := range conns {
-				pages[org.MembersPageKey{Org: o, First: sh.first, Role: sh.role}] = c
-			}
-		}
-		return each(keys, nil, func(k org.MembersPageKey) *org.MemberConnection { return pages[k] })
-	})
-	l.NotesPage = newKeyed(func(ctx context.Context, keys []customer.NotesPageKey) []*dataloader.Result[*customer.CustomerNoteConnection] {
-		// One query per distinct first: in practice one for the whole list.
-		groups := map[int][]customer.Key{}
-		for _, k := range keys {
-			groups[k.First] = append(groups[k.First], k.Key)
-		}
-		pages := map[customer.NotesPageKey]*customer.CustomerNoteConnection{}
-		for first, custs := range groups {
+			return conns, err
+		}))
+	l.NotesPage = keyed(r, pages(
+		func(k customer.NotesPageKey) (customer.Key, int) { return k.Key, k.First },
+		func(ctx context.Context, first int, custs []customer.Key) (map[customer.Key]*customer.CustomerNoteConnection, error) {
 			conns, _, err := s.NotesPages(ctx, customer.NotesRequest{Customers: custs, First: first})
-			if err != nil {
-				return each(keys, err, func(customer.NotesPageKey) *customer.CustomerNoteConnection { return nil })
-			}
-			for k, c := range conns {
-				pages[customer.NotesPageKey{Key: k, First: first}] = c
-			}
-		}
-		return each(keys, nil, func(k customer.NotesPageKey) *customer.CustomerNoteConnection { return pages[k] })
-	})
-	l.NoteCount = newKeyed(func(ctx context.Context, keys []customer.Key) []*dataloader.Result[int] {
-		counts, err := s.NoteCounts(ctx, keys)
-		return each(keys, err, func(k customer.Key) int { return counts[k] })
-	})
+			return conns, err
+		}))
+	l.NoteCount = keyed(r, byMap(s.NoteCounts))
 	return l
 }
 
@@ -193,6 +175,43 @@ func byKey[K comparable, V any](find func(context.Context, []K) ([]V, error), ke
 			found[key(r)] = r
 		}
 		return each(keys, err, func(k K) V { return found[k] })
+	}
+}
+
+// byMap adapts a lookup that answers with a map (counts) to a batch function:
+// a key missing from the map gets the zero value.
+func byMap[K comparable, V any](find func(context.Context, []K) (map[K]V, error)) dataloader.BatchFunc[K, V] {
+	return func(ctx context.Context, keys []K) []*dataloader.Result[V] {
+		found, err := find(ctx, keys)
+		return each(keys, err, func(k K) V { return found[k] })
+	}
+}
+
+// pages makes the batch function of a page loader: the first page of a list
+// for each of many parents (members of many organizations, notes of many
+// customers, lines of many orders). split parts a key into its parent and its
+// shape (page size, filters); fetch is called once per distinct shape, in
+// practice once for the whole list, with every parent of that shape, and
+// answers with each parent's page.
+func pages[K, P, S comparable, V any](split func(K) (P, S), fetch func(ctx context.Context, shape S, parents []P) (map[P]V, error)) dataloader.BatchFunc[K, V] {
+	return func(ctx context.Context, keys []K) []*dataloader.Result[V] {
+		parents := map[S][]P{}
+		for _, k := range keys {
+			p, sh := split(k)
+			parents[sh] = append(parents[sh], p)
+		}
+		found := make(map[S]map[P]V, len(parents))
+		for sh, ps := range parents {
+			got, err := fetch(ctx, sh, ps)
+			if err != nil {
+				return each(keys, err, func(K) V { var zero V; return zero })
+			}
+			found[sh] = got
+		}
+		return each(keys, nil, func(k K) V {
+			p, sh := split(k)
+			return found[sh][p]
+		})
 	}
 }
 
@@ -278,15 +297,10 @@ func PrimeUsers(ctx context.Context, ms []*org.Member) {
 	}
 }
 
-// ClearAll forgets everything cached so far: after a mutation, fields of its
-// result must see the change.
+// ClearAll forgets everything every loader cached so far: after a mutation,
+// fields of its result must see the change.
 func (l *Loaders) ClearAll() {
-	l.User.ClearAll()
-	l.Org.ClearAll()
-	l.Membership.ClearAll()
-	l.MemberCount.ClearAll()
-	l.Owner.ClearAll()
-	l.MembersPage.ClearAll()
-	l.NotesPage.ClearAll()
-	l.NoteCount.ClearAll()
+	for _, k := range l.all {
+		k.clear()
+	}
 }

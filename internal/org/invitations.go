@@ -23,7 +23,7 @@ const InvitationTTL = 7 * 24 * time.Hour
 
 // Invitations returns a page of org's invitations, newest first.
 func (s *Service) Invitations(ctx context.Context, org uuid.UUID, status *InvitationStatus, first *int, after *string) (*InvitationConnection, error) {
-	req, err := page.Parse[invitationCursor](first, after)
+	req, err := page.Parse[time.Time](first, after, "")
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +40,7 @@ func (s *Service) Invitations(ctx context.Context, org uuid.UUID, status *Invita
 // MyInvitations returns a page of the pending, unexpired invitations addressed
 // to the viewer's verified email, newest first (none while it is unverified).
 func (s *Service) MyInvitations(ctx context.Context, v auth.Viewer, first *int, after *string) (*InvitationConnection, error) {
-	req, err := page.Parse[invitationCursor](first, after)
+	req, err := page.Parse[time.Time](first, after, "")
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,9 @@ func (s *Service) MyInvitations(ctx context.Context, v auth.Viewer, first *int, 
 	}), nil
 }
 
-func invitationKeyset(i *Invitation) invitationCursor { return invitationCursor{i.CreatedAt, i.ID} }
+func invitationKeyset(i *Invitation) page.Key[time.Time] {
+	return page.Key[time.Time]{V: i.CreatedAt, ID: i.ID}
+}
 
 // Invite emails an invitation to join orgID with role.
 func (s *Service) Invite(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, email string, role Role) (*Invitation, error) {

@@ -3,6 +3,7 @@ package org
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -40,7 +41,7 @@ type MembersRequest struct {
 // request's organizations with one query, and the members with their users (to
 // prime loaders). A connection's totalCount goes through s.d.CountMembers.
 func (s *Service) MemberPages(ctx context.Context, r MembersRequest) (map[uuid.UUID]*MemberConnection, []*Member, error) {
-	req, err := page.Parse[memberCursor](&r.First, r.After)
+	req, err := page.Parse[time.Time](&r.First, r.After, "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -48,14 +49,14 @@ func (s *Service) MemberPages(ctx context.Context, r MembersRequest) (map[uuid.U
 	if err != nil {
 		return nil, nil, fmt.Errorf("members pages: %w", err)
 	}
-	out := make(map[uuid.UUID]*MemberConnection, len(r.Orgs))
+	out := page.Each(req, r.Orgs, pages,
+		func(m *Member) page.Key[time.Time] { return page.Key[time.Time]{V: m.JoinedAt, ID: m.UserID} },
+		func(ctx context.Context, o uuid.UUID) (int, error) {
+			return s.countMembers(ctx, MemberCountKey{Org: o, Role: r.Role})
+		})
 	var all []*Member
-	for _, o := range r.Orgs {
-		rows := pages[o]
-		key := MemberCountKey{Org: o, Role: r.Role}
-		out[o] = page.Build(req, rows, func(m *Member) memberCursor { return memberCursor{m.JoinedAt, m.UserID} },
-			func(ctx context.Context) (int, error) { return s.countMembers(ctx, key) })
-		all = append(all, rows[:len(out[o].Edges)]...)
+	for _, c := range out {
+		all = append(all, c.Nodes()...)
 	}
 	return out, all, nil
 }

@@ -20,7 +20,7 @@ import (
 // OrganizationsOf returns a page of the user's organizations, ordered by name then id.
 // It also returns each one's membership, so that callers can prime the role loader.
 func (s *Service) OrganizationsOf(ctx context.Context, user uuid.UUID, first *int, after *string) (*OrganizationConnection, []*Member, error) {
-	req, err := page.Parse[orgCursor](first, after)
+	req, err := page.Parse[string](first, after, "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -34,7 +34,7 @@ func (s *Service) OrganizationsOf(ctx context.Context, user uuid.UUID, first *in
 		orgs[i] = &rows[i].Organization
 		members[i] = &Member{OrganizationID: orgs[i].ID, UserID: user, Role: rows[i].Role, JoinedAt: rows[i].JoinedAt}
 	}
-	conn := page.Build(req, orgs, func(o *Organization) orgCursor { return orgCursor{o.Name, o.ID} },
+	conn := page.Build(req, orgs, func(o *Organization) page.Key[string] { return page.Key[string]{V: o.Name, ID: o.ID} },
 		func(ctx context.Context) (int, error) { return s.store.CountOrgsOfUser(ctx, s.d.DB, user) })
 	return conn, members[:len(conn.Edges)], nil
 }

@@ -13,6 +13,7 @@ import (
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/page"
 )
 
 // Store is the tenancy SQL. Every query on tenant data is scoped by organization_id.
@@ -45,11 +46,9 @@ func (Store) OrgsByIDs(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UU
 	return out, err
 }
 
-// orgCursor is the keyset of the viewer's organization list.
-type orgCursor struct {
-	Name string    `json:"n"`
-	ID   uuid.UUID `json:"i"`
-}
+// orgOrder is the viewer's organization list's: by name (case-insensitively,
+// then byte order, whatever the database's collation), then id.
+var orgOrder = page.Order{Col: "o.name", ID: "o.id", Fold: true}
 
 type orgRow struct {
 	Organization
@@ -57,22 +56,16 @@ type orgRow struct {
 	JoinedAt time.Time `db:"joined_at"`
 }
 
-// OrgsOfUser returns up to limit of user's organizations after cur, ordered by name
-// (case-insensitively, then byte order, whatever the database's collation) then id,
-// with the user's role.
-func (Store) OrgsOfUser(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID, cur *orgCursor, limit int) ([]orgRow, error) {
+// OrgsOfUser returns up to limit of user's organizations after cur (a name and
+// id), in orgOrder, with the user's role.
+func (Store) OrgsOfUser(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID, cur *page.Key[string], limit int) ([]orgRow, error) {
 	var rows []orgRow
-	var name *string
-	var id *uuid.UUID
-	if cur != nil {
-		name, id = &cur.Name, &cur.ID
-	}
+	after, args := page.After(orgOrder, cur, []any{user, limit})
 	err := sqlx.SelectContext(ctx, q, &rows, `
 		SELECT `+orgCols+`, m.role, m.created_at AS joined_at
 		FROM organization_members m JOIN organizations o ON o.id = m.organization_id
-		WHERE m.user_id = $1 AND ($2::text IS NULL
-			OR (lower(o.name) COLLATE "C", o.name COLLATE "C", o.id) > (lower($2) COLLATE "C", $2 COLLATE "C", $3::uuid))
-		ORDER BY lower(o.name) COLLATE "C", o.name COLLATE "C", o.id LIMIT $4`, user, name, id, limit)
+		WHERE m.user_id = $1`+after+`
+		ORDER BY `+orgOrder.By()+` LIMIT $2`, args...)
 	return rows, err
 }
 
@@ -192,29 +185,21 @@ func (Store) Owners(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID
 	return out, err
 }
 
-// memberCursor is the keyset of member lists: join time, then user id.
-type memberCursor struct {
-	JoinedAt time.Time `json:"t"`
-	User     uuid.UUID `json:"u"`
-}
+// memberOrder is the member lists': by join time, then user id.
+var memberOrder = page.Order{Col: "m.created_at", ID: "m.user_id"}
 
 // MembersPages returns, for each of orgs, up to limit members with role ("" for
-// every role) after cur, ordered by join time, then user id, with their users.
-func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, role Role, cur *memberCursor, limit int) (map[uuid.UUID][]*Member, error) {
+// every role) after cur (a join time and user id), in memberOrder, with their users.
+func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, role Role, cur *page.Key[time.Time], limit int) (map[uuid.UUID][]*Member, error) {
 	var rows []memberUserRow
-	var at *time.Time
-	var user *uuid.UUID
-	if cur != nil {
-		at, user = &cur.JoinedAt, &cur.User
-	}
+	after, args := page.After(memberOrder, cur, []any{pq.Array(orgs), role, limit})
 	err := sqlx.SelectContext(ctx, q, &rows, `
 		SELECT p.* FROM unnest($1::uuid[]) AS k(org) CROSS JOIN LATERAL (
 			SELECT `+memberUserCols+`
 			FROM organization_members m JOIN users u ON u.id = m.user_id
-			WHERE m.organization_id = k.org AND ($2 = '' OR m.role = $2)
-			  AND ($3::timestamptz IS NULL OR (m.created_at, m.user_id) > ($3, $4::uuid))
-			ORDER BY m.created_at, m.user_id LIMIT $5
-		) p`, pq.Array(orgs), role, at, user, limit)
+			WHERE m.organization_id = k.org AND ($2 = '' OR m.role = $2)`+after+`
+			ORDER BY `+memberOrder.By()+` LIMIT $3
+		) p`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -303,11 +288,8 @@ func (Store) RenewInvitation(ctx context.Context, q sqlx.QueryerContext, org, id
 	return &inv, err
 }
 
-// invitationCursor is the keyset of invitation lists: newest first.
-type invitationCursor struct {
-	CreatedAt time.Time `json:"t"`
-	ID        uuid.UUID `json:"i"`
-}
+// invitationOrder is the invitation lists': newest first.
+var invitationOrder = page.Order{Col: "i.created_at", ID: "i.id", Dir: page.Desc}
 
 // statusIs is the invitation filter on the status as read ($1 is now): EXPIRED
 // covers pending invitations past their expiry, PENDING only live ones.
@@ -317,18 +299,13 @@ const statusIs = `($3::text IS NULL
 	OR ($3 NOT IN ('PENDING', 'EXPIRED') AND i.status = $3))`
 
 // InvitationsPage returns up to limit of org's invitations with status (nil for
-// any) after cur, newest first.
-func (Store) InvitationsPage(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, status *InvitationStatus, cur *invitationCursor, limit int, now time.Time) ([]*Invitation, error) {
-	var at *time.Time
-	var id *uuid.UUID
-	if cur != nil {
-		at, id = &cur.CreatedAt, &cur.ID
-	}
+// any) after cur (a creation time and id), in invitationOrder.
+func (Store) InvitationsPage(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, status *InvitationStatus, cur *page.Key[time.Time], limit int, now time.Time) ([]*Invitation, error) {
 	var out []*Invitation
+	after, args := page.After(invitationOrder, cur, []any{now, org, status, limit})
 	err := sqlx.SelectContext(ctx, q, &out, `
-		SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2 AND `+statusIs+`
-		AND ($4::timestamptz IS NULL OR (i.created_at, i.id) < ($4, $5::uuid))
-		ORDER BY i.created_at DESC, i.id DESC LIMIT $6`, now, org, status, at, id, limit)
+		SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2 AND `+statusIs+after+`
+		ORDER BY `+invitationOrder.By()+` LIMIT $4`, args...)
 	return out, err
 }
 
@@ -346,20 +323,15 @@ func (Store) CountInvitations(ctx context.Context, q sqlx.QueryerContext, org uu
 const viewerEmail = `(SELECT u.email FROM users u WHERE u.id = $2 AND u.email_verified_at IS NOT NULL)`
 
 // PendingInvitationsFor returns up to limit of the pending, unexpired
-// invitations addressed to user's verified email after cur, newest first; none
-// while the email is unverified.
-func (Store) PendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID, cur *invitationCursor, limit int, now time.Time) ([]*Invitation, error) {
-	var at *time.Time
-	var id *uuid.UUID
-	if cur != nil {
-		at, id = &cur.CreatedAt, &cur.ID
-	}
+// invitations addressed to user's verified email after cur, in
+// invitationOrder; none while the email is unverified.
+func (Store) PendingInvitationsFor(ctx context.Context, q sqlx.QueryerContext, user uuid.UUID, cur *page.Key[time.Time], limit int, now time.Time) ([]*Invitation, error) {
 	var out []*Invitation
+	after, args := page.After(invitationOrder, cur, []any{now, user, limit})
 	err := sqlx.SelectContext(ctx, q, &out, `
 		SELECT `+invitationCols+` FROM invitations i
-		WHERE i.email = `+viewerEmail+` AND i.status = 'PENDING' AND i.expires_at > $1
-		  AND ($3::timestamptz IS NULL OR (i.created_at, i.id) < ($3, $4::uuid))
-		ORDER BY i.created_at DESC, i.id DESC LIMIT $5`, now, user, at, id, limit)
+		WHERE i.email = `+viewerEmail+` AND i.status = 'PENDING' AND i.expires_at > $1`+after+`
+		ORDER BY `+invitationOrder.By()+` LIMIT $3`, args...)
 	return out, err
 }
 

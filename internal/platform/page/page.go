@@ -1,7 +1,10 @@
 // Package page is the one connection builder: Relay-style keyset pagination for
-// every list of the API. A store fetches Limit() rows after the cursor's keyset,
-// in the list's order; Build turns them into a Connection whose totalCount is
-// computed (by its own COUNT query) only when a client asks for it.
+// every list of the API. A list is ordered by a sort value then an id (an
+// Order); its cursors are Keys of that pair, decoded and checked by Parse. A
+// store fetches Limit() rows after the cursor (the condition After writes), in
+// Order.By(); Build (or Each, for a page of each of many parents) turns them
+// into Connections whose totalCount is computed (by its own COUNT query) only
+// when a client asks for it.
 package page
 
 import (
@@ -30,22 +33,27 @@ type Info struct {
 
 // Request is a list's validated paging arguments: a page of First items after
 // the keyset After (nil for the first page).
-type Request[K any] struct {
+type Request[V Value] struct {
 	First int
-	After *K
+	After *Key[V]
 }
 
-// Parse validates first (nil means DefaultFirst, at most MaxFirst) and decodes after.
-func Parse[K any](first *int, after *string) (Request[K], error) {
+// Parse validates first (nil means DefaultFirst, at most MaxFirst) and decodes
+// after, a Key of ordering of ("" for a list with one ordering). A cursor that
+// is not such a Key, or is one of another ordering, is BAD_USER_INPUT on after.
+func Parse[V Value](first *int, after *string, of string) (Request[V], error) {
 	n, err := First(first)
 	if err != nil {
-		return Request[K]{}, err
+		return Request[V]{}, err
 	}
-	r := Request[K]{First: n}
-	var k K
+	r := Request[V]{First: n}
+	var k Key[V]
 	ok, err := Decode(after, &k)
 	if err != nil {
-		return Request[K]{}, err
+		return Request[V]{}, err
+	}
+	if ok && k.Of != of {
+		return Request[V]{}, apperr.Invalid("after", "the cursor belongs to another ordering")
 	}
 	if ok {
 		r.After = &k
@@ -55,7 +63,7 @@ func Parse[K any](first *int, after *string) (Request[K], error) {
 
 // Limit is how many rows a store fetches: one more than the page, to learn
 // whether a next page exists without counting.
-func (r Request[K]) Limit() int { return r.First + 1 }
+func (r Request[V]) Limit() int { return r.First + 1 }
 
 // Counter counts the whole list (not the page), for totalCount.
 type Counter func(ctx context.Context) (int, error)
@@ -84,7 +92,7 @@ func (e *Edge[T]) Cursor() string { return e.cursor(e.Node) }
 // Build makes the connection of rows fetched with r.Limit(): it keeps the first
 // r.First, sets hasNextPage from the extra row, and gives each edge the cursor
 // of its keyset. count is called only if the client selects totalCount.
-func Build[T, K any](r Request[K], rows []T, keyset func(T) K, count Counter) *Connection[T] {
+func Build[T any, V Value](r Request[V], rows []T, keyset func(T) Key[V], count Counter) *Connection[T] {
 	c := &Connection[T]{count: count}
 	if len(rows) > r.First {
 		rows, c.PageInfo.HasNextPage = rows[:r.First], true
@@ -101,6 +109,19 @@ func Build[T, K any](r Request[K], rows []T, keyset func(T) K, count Counter) *C
 		c.PageInfo.EndCursor = &end
 	}
 	return c
+}
+
+// Each builds the connections of a page for each of many parents (members of
+// many organizations, notes of many customers) from rows, each parent's rows
+// fetched with r.Limit() by one query for all; count counts a parent's whole
+// list, for its totalCount. Every parent gets a connection, an empty one when
+// it has no rows.
+func Each[P comparable, T any, V Value](r Request[V], parents []P, rows map[P][]T, keyset func(T) Key[V], count func(context.Context, P) (int, error)) map[P]*Connection[T] {
+	out := make(map[P]*Connection[T], len(parents))
+	for _, p := range parents {
+		out[p] = Build(r, rows[p], keyset, func(ctx context.Context) (int, error) { return count(ctx, p) })
+	}
+	return out
 }
 
 // TotalCount is the number of items in the whole list (every page), computed
@@ -159,4 +180,11 @@ func Decode(after *string, v any) (bool, error) {
 		return false, bad
 	}
 	return true, nil
+}
+
+// Opt is an optional field of a patch: not Set leaves it alone; Set with a nil
+// Value clears it.
+type Opt[T any] struct {
+	Set   bool
+	Value *T
 }
