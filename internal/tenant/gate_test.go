@@ -3,6 +3,7 @@ package tenant_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,12 +78,15 @@ func TestGateChecksTheRoleInItsTransaction(t *testing.T) {
 // (each updates one row, then the other's): PostgreSQL aborts one, the gate
 // runs it again from the start, and both commit. Each row ends incremented
 // exactly twice: the aborted attempt's write was rolled back, the retry's kept.
+// It takes PostgreSQL's deadlock_timeout (1 s) to find the deadlock.
 func TestGateRetriesADeadlock(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dbtest.Exec(t, database.DB, `CREATE TABLE deadlock_probe (id int PRIMARY KEY, n int NOT NULL)`)
-	dbtest.Exec(t, database.DB, `INSERT INTO deadlock_probe VALUES (1, 0), (2, 0)`)
+	probe := "deadlock_probe_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	dbtest.Exec(t, database.DB, `CREATE TABLE `+probe+` (id int PRIMARY KEY, n int NOT NULL)`)
+	t.Cleanup(func() { dbtest.Exec(t, database.DB, `DROP TABLE `+probe) })
+	dbtest.Exec(t, database.DB, `INSERT INTO `+probe+` VALUES (1, 0), (2, 0)`)
 	rec := &recorder{}
 	g := tenant.NewGate(database.DB, time.Now, rec)
 	org, user := member(t, tenant.RoleMember)
@@ -98,14 +102,14 @@ func TestGateRetriesADeadlock(t *testing.T) {
 		wg.Go(func() {
 			errs[i] = g.Run(ctx, user, org, tenant.RoleMember, tenant.LockActor, func(tx *tenant.Tx) error {
 				attempts.Add(1)
-				if _, err := tx.ExecContext(ctx, `UPDATE deadlock_probe SET n = n + 1 WHERE id = $1`, order[0]); err != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE `+probe+` SET n = n + 1 WHERE id = $1`, order[0]); err != nil {
 					return err
 				}
 				if first.Swap(false) {
 					holding.Done()
 					holding.Wait()
 				}
-				if _, err := tx.ExecContext(ctx, `UPDATE deadlock_probe SET n = n + 1 WHERE id = $1`, order[1]); err != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE `+probe+` SET n = n + 1 WHERE id = $1`, order[1]); err != nil {
 					return err
 				}
 				return tx.Audit(ctx, "test.deadlock", "probe", "", nil)
@@ -122,7 +126,7 @@ func TestGateRetriesADeadlock(t *testing.T) {
 		t.Fatalf("%d attempts, want 3 (one deadlock victim run again)", n)
 	}
 	var ns []int
-	if err := database.DB.Select(&ns, `SELECT n FROM deadlock_probe ORDER BY id`); err != nil {
+	if err := database.DB.Select(&ns, `SELECT n FROM `+probe+` ORDER BY id`); err != nil {
 		t.Fatal(err)
 	}
 	if len(ns) != 2 || ns[0] != 2 || ns[1] != 2 {
