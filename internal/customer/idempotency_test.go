@@ -44,11 +44,7 @@ func TestIdempotencyKeyReplaysTheFirstResult(t *testing.T) {
 	if n := countCustomers(t, org, "Ada Idem"); n != 1 {
 		t.Fatalf("%d customers after a request and its replay, want 1", n)
 	}
-	var events int
-	if err := srv.DB.Get(&events, `SELECT count(*) FROM audit_events WHERE organization_id = $1 AND action = 'customer.created'`, org); err != nil {
-		t.Fatal(err)
-	}
-	if events != 1 {
+	if events := auditCount(t, org, "customer.created"); events != 1 {
 		t.Fatalf("%d customer.created events, want 1", events)
 	}
 

@@ -130,7 +130,7 @@ type NotesRequest struct {
 
 // NotesPages returns a page of notes, newest first, for each of the request's
 // customers with one query, and all the notes (to prefetch their authors). A
-// connection's totalCount goes through Deps.CountNotes.
+// connection's totalCount goes through Deps.CountNotes when set.
 func (s *Service) NotesPages(ctx context.Context, r NotesRequest) (map[Key]*CustomerNoteConnection, []*CustomerNote, error) {
 	req, err := page.Parse[time.Time](&r.First, r.After, "")
 	if err != nil {
@@ -141,7 +141,8 @@ func (s *Service) NotesPages(ctx context.Context, r NotesRequest) (map[Key]*Cust
 		return nil, nil, fmt.Errorf("notes pages: %w", err)
 	}
 	out := page.Each(req, r.Customers, pages,
-		func(n *CustomerNote) page.Key[time.Time] { return page.Key[time.Time]{V: n.CreatedAt, ID: n.ID} }, s.countNotes)
+		func(n *CustomerNote) page.Key[time.Time] { return page.Key[time.Time]{V: n.CreatedAt, ID: n.ID} },
+		page.Counts[Key]{Loaded: s.d.CountNotes, Direct: s.NoteCounts}.Of)
 	var all []*CustomerNote
 	for _, c := range out {
 		all = append(all, c.Nodes()...)
@@ -152,14 +153,6 @@ func (s *Service) NotesPages(ctx context.Context, r NotesRequest) (map[Key]*Cust
 // NoteCounts returns each key's number of notes (for loaders).
 func (s *Service) NoteCounts(ctx context.Context, keys []Key) (map[Key]int, error) {
 	return s.store.NoteCounts(ctx, s.d.DB, keys)
-}
-
-func (s *Service) countNotes(ctx context.Context, k Key) (int, error) {
-	if s.d.CountNotes != nil {
-		return s.d.CountNotes(ctx, k)
-	}
-	n, err := s.store.NoteCounts(ctx, s.d.DB, []Key{k})
-	return n[k], err
 }
 
 // --- customers ---

@@ -253,25 +253,24 @@ func User(ctx context.Context, id uuid.UUID) (*account.User, error) {
 	return From(ctx).User.Load(ctx, id)()
 }
 
-// CountMembers loads a member count through the request's loader (the org
-// service's totalCount of member pages: many pages, one query).
-func CountMembers(ctx context.Context, k org.MemberCountKey) (int, error) {
-	l := FromOK(ctx)
-	if l == nil {
-		return 0, errors.New("loader: no loaders in the context")
+// count loads a count through the request's count loader that pick names:
+// the services' page.Counts.Loaded (many connections' totalCounts, one query).
+func count[K comparable](pick func(*Loaders) *Keyed[K, int]) func(context.Context, K) (int, error) {
+	return func(ctx context.Context, k K) (int, error) {
+		l := FromOK(ctx)
+		if l == nil {
+			return 0, errors.New("loader: no loaders in the context")
+		}
+		return pick(l).Load(ctx, k)()
 	}
-	return l.MemberCount.Load(ctx, k)()
 }
 
-// CountNotes loads a customer's note count through the request's loader (the
-// customer service's totalCount of timelines: many timelines, one query).
-func CountNotes(ctx context.Context, k customer.Key) (int, error) {
-	l := FromOK(ctx)
-	if l == nil {
-		return 0, errors.New("loader: no loaders in the context")
-	}
-	return l.NoteCount.Load(ctx, k)()
-}
+// CountMembers and CountNotes count members pages' and timelines' totals
+// through the request's loaders.
+var (
+	CountMembers = count(func(l *Loaders) *Keyed[org.MemberCountKey, int] { return l.MemberCount })
+	CountNotes   = count(func(l *Loaders) *Keyed[customer.Key, int] { return l.NoteCount })
+)
 
 // Membership loads user's membership of orgID (nil when not a member).
 func Membership(ctx context.Context, orgID, user uuid.UUID) (*org.Member, error) {

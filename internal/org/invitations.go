@@ -102,12 +102,9 @@ func (s *Service) Invite(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 func (s *Service) ResendInvitation(ctx context.Context, actor auth.Viewer, orgID, invID uuid.UUID) (*Invitation, error) {
 	var out *Invitation
 	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(t *tenant.Tx) error {
-		inv, err := s.store.InvitationForUpdate(ctx, t, t.Org.ID, invID, t.Now)
+		inv, err := s.lockInvitation(ctx, t, invID)
 		if err != nil {
 			return err
-		}
-		if inv == nil {
-			return errInvNotFound
 		}
 		if inv.Status != InvitationPending && inv.Status != InvitationExpired {
 			return apperr.New(apperr.Conflict, "the invitation is %s", strings.ToLower(string(inv.Status)))
@@ -131,16 +128,21 @@ func (s *Service) ResendInvitation(ctx context.Context, actor auth.Viewer, orgID
 	return out, err
 }
 
+// lockInvitation locks the organization's invitation id, with its status as
+// of t.Now: NOT_FOUND when there is none.
+func (s *Service) lockInvitation(ctx context.Context, t *tenant.Tx, id uuid.UUID) (*Invitation, error) {
+	return tenant.LockRow(ctx, t, func(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID) (*Invitation, error) {
+		return s.store.InvitationForUpdate(ctx, q, org, id, t.Now)
+	}, id, errInvNotFound)
+}
+
 // RevokeInvitation withdraws a pending invitation.
 func (s *Service) RevokeInvitation(ctx context.Context, actor auth.Viewer, orgID, invID uuid.UUID) (*Invitation, error) {
 	var out *Invitation
 	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(t *tenant.Tx) error {
-		inv, err := s.store.InvitationForUpdate(ctx, t, t.Org.ID, invID, t.Now)
+		inv, err := s.lockInvitation(ctx, t, invID)
 		if err != nil {
 			return err
-		}
-		if inv == nil {
-			return errInvNotFound
 		}
 		if inv.Status != InvitationPending {
 			return apperr.New(apperr.Conflict, "the invitation is %s", strings.ToLower(string(inv.Status)))

@@ -39,7 +39,7 @@ type MembersRequest struct {
 
 // MemberPages returns a page of members, ordered by join time, for each of the
 // request's organizations with one query, and the members with their users (to
-// prime loaders). A connection's totalCount goes through s.d.CountMembers.
+// prime loaders). A connection's totalCount goes through Deps.CountMembers when set.
 func (s *Service) MemberPages(ctx context.Context, r MembersRequest) (map[uuid.UUID]*MemberConnection, []*Member, error) {
 	req, err := page.Parse[time.Time](&r.First, r.After, "")
 	if err != nil {
@@ -52,22 +52,13 @@ func (s *Service) MemberPages(ctx context.Context, r MembersRequest) (map[uuid.U
 	out := page.Each(req, r.Orgs, pages,
 		func(m *Member) page.Key[time.Time] { return page.Key[time.Time]{V: m.JoinedAt, ID: m.UserID} },
 		func(ctx context.Context, o uuid.UUID) (int, error) {
-			return s.countMembers(ctx, MemberCountKey{Org: o, Role: r.Role})
+			return page.Counts[MemberCountKey]{Loaded: s.d.CountMembers, Direct: s.MemberCounts}.Of(ctx, MemberCountKey{Org: o, Role: r.Role})
 		})
 	var all []*Member
 	for _, c := range out {
 		all = append(all, c.Nodes()...)
 	}
 	return out, all, nil
-}
-
-// countMembers counts through Deps.CountMembers (a per-request loader, so that
-// many pages' totals cost one query) or, without one, directly.
-func (s *Service) countMembers(ctx context.Context, k MemberCountKey) (int, error) {
-	if s.d.CountMembers != nil {
-		return s.d.CountMembers(ctx, k)
-	}
-	return s.store.CountMembers(ctx, s.d.DB, k.Org, k.Role)
 }
 
 // ChangeRole sets a member's role. The actor must outrank the member's current
@@ -82,12 +73,9 @@ func (s *Service) ChangeRole(ctx context.Context, actor auth.Viewer, orgID, user
 	}
 	var out *Member
 	err := s.inOrg(ctx, actor, orgID, RoleAdmin, func(t *tenant.Tx) error {
-		target, err := s.store.MemberForUpdate(ctx, t, t.Org.ID, userID)
+		target, err := tenant.LockRow(ctx, t, s.store.MemberForUpdate, userID, errNotMember)
 		if err != nil {
 			return err
-		}
-		if target == nil {
-			return errNotMember
 		}
 		if t.Actor.Role.Rank() <= target.Role.Rank() {
 			return apperr.New(apperr.Forbidden, "you can only change the role of members below you")
@@ -114,12 +102,9 @@ func (s *Service) RemoveMember(ctx context.Context, actor auth.Viewer, orgID, us
 		return apperr.Invalid("userId", "use leaveOrganization to leave")
 	}
 	return s.inOrg(ctx, actor, orgID, RoleAdmin, func(t *tenant.Tx) error {
-		target, err := s.store.MemberForUpdate(ctx, t, t.Org.ID, userID)
+		target, err := tenant.LockRow(ctx, t, s.store.MemberForUpdate, userID, errNotMember)
 		if err != nil {
 			return err
-		}
-		if target == nil {
-			return errNotMember
 		}
 		if target.Role == RoleOwner {
 			return apperr.New(apperr.Forbidden, "the owner cannot be removed")
@@ -156,12 +141,10 @@ func (s *Service) TransferOwnership(ctx context.Context, actor auth.Viewer, orgI
 	}
 	var out *Organization
 	err := s.inOrg(ctx, actor, orgID, RoleOwner, func(t *tenant.Tx) error {
-		target, err := s.store.MemberForUpdate(ctx, t, t.Org.ID, newOwner)
+		target, err := tenant.LockRow(ctx, t, s.store.MemberForUpdate, newOwner,
+			&apperr.Error{Code: apperr.NotFound, Message: "the new owner must already be a member", Field: "newOwnerId"})
 		if err != nil {
 			return err
-		}
-		if target == nil {
-			return &apperr.Error{Code: apperr.NotFound, Message: "the new owner must already be a member", Field: "newOwnerId"}
 		}
 		u, err := s.user(ctx, t, newOwner)
 		if err != nil {

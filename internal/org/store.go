@@ -210,13 +210,6 @@ func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uui
 	return pages, nil
 }
 
-// CountMembers counts org's members with role ("" for all).
-func (Store) CountMembers(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, role Role) (int, error) {
-	var n int
-	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM organization_members WHERE organization_id = $1 AND ($2 = '' OR role = $2)`, org, role)
-	return n, err
-}
-
 // --- invitations ---
 
 // invitationCols computes EXPIRED for pending invitations past their expiry ($now).

@@ -124,6 +124,24 @@ func Each[P comparable, T any, V Value](r Request[V], parents []P, rows map[P][]
 	return out
 }
 
+// Counts is how the lists of many parents (a page for each, Each) count for
+// their connections' totalCount: with Loaded when the wiring set it (the
+// request's loader: the totals of many connections in one query), else with
+// Direct, for the one parent asked.
+type Counts[K comparable] struct {
+	Loaded func(ctx context.Context, k K) (int, error)
+	Direct func(ctx context.Context, keys []K) (map[K]int, error)
+}
+
+// Of counts k's list.
+func (c Counts[K]) Of(ctx context.Context, k K) (int, error) {
+	if c.Loaded != nil {
+		return c.Loaded(ctx, k)
+	}
+	n, err := c.Direct(ctx, []K{k})
+	return n[k], err
+}
+
 // TotalCount is the number of items in the whole list (every page), computed
 // once, on demand.
 func (c *Connection[T]) TotalCount(ctx context.Context) (int, error) {
