@@ -1,7 +1,6 @@
 package customer_test
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -19,23 +18,8 @@ import (
 // refuses a customer or a note that points into another organization, and
 // values that break the input rules (docs/api.md, "Customers").
 
-// wantViolation fails unless err is a PostgreSQL error with SQLSTATE code on
-// constraint (any constraint when empty).
-func wantViolation(t *testing.T, err error, what, code, constraint string) {
-	t.Helper()
-	if err == nil {
-		t.Errorf("%s: succeeded, want SQLSTATE %s on %q", what, code, constraint)
-		return
-	}
-	var pe *pq.Error
-	if !errors.As(err, &pe) {
-		t.Errorf("%s: error %v (%T) is not a PostgreSQL error", what, err, err)
-		return
-	}
-	if string(pe.Code) != code || (constraint != "" && pe.Constraint != constraint) {
-		t.Errorf("%s: got SQLSTATE %s constraint %q (%s), want %s %q", what, pe.Code, pe.Constraint, pe.Message, code, constraint)
-	}
-}
+// wantViolation is dbtest.WantViolation.
+var wantViolation = dbtest.WantViolation
 
 // newOrg commits an organization owned by owner, with members as MEMBERs.
 func newOrg(t *testing.T, owner uuid.UUID, members ...uuid.UUID) uuid.UUID {

@@ -195,14 +195,9 @@ func where(org uuid.UUID, f Filter) (string, []any) {
 		add("c.assignee_id = ?", *f.AssigneeID)
 	}
 	if f.Search != nil {
-		add(customerSearchExpr+" ILIKE ?", "%"+escapeLike(*f.Search)+"%")
+		add(customerSearchExpr+" ILIKE ?", db.LikeContains(*f.Search))
 	}
 	return strings.Join(conds, " AND "), args
-}
-
-// escapeLike makes s match itself literally in a LIKE pattern (escape character \).
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // Page returns up to limit of org's customers matching f after cur (a

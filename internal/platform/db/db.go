@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -135,6 +136,12 @@ func Constraint(err error) string {
 		return pe.Constraint
 	}
 	return ""
+}
+
+// LikeContains is the LIKE/ILIKE pattern that matches text containing s
+// literally (%, _ and the escape character \ in s match themselves).
+func LikeContains(s string) string {
+	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
 }
 
 // SQLSTATE codes the stores map to domain errors.

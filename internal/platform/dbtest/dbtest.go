@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"tenantgraph/internal/platform/db"
 )
@@ -185,4 +187,23 @@ func NewOrgTx(t testing.TB, tx *sqlx.Tx) uuid.UUID {
 		t.Fatal(err)
 	}
 	return org
+}
+
+// WantViolation fails t unless err is a PostgreSQL error with SQLSTATE code on
+// constraint (any constraint when empty): what a write that bypasses the
+// services must meet.
+func WantViolation(t testing.TB, err error, what, code, constraint string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: succeeded, want SQLSTATE %s on %q", what, code, constraint)
+		return
+	}
+	var pe *pq.Error
+	if !errors.As(err, &pe) {
+		t.Errorf("%s: error %v (%T) is not a PostgreSQL error", what, err, err)
+		return
+	}
+	if string(pe.Code) != code || (constraint != "" && pe.Constraint != constraint) {
+		t.Errorf("%s: got SQLSTATE %s constraint %q (%s), want %s %q", what, pe.Code, pe.Constraint, pe.Message, code, constraint)
+	}
 }
