@@ -26,3 +26,11 @@ type UpdateCustomerInput struct {
 	Status     *customer.CustomerStatus      `json:"status,omitempty"`
 	AssigneeID graphql.Omittable[*uuid.UUID] `json:"assigneeId,omitempty"`
 }
+
+// Only the fields given change; an explicit null clears the description.
+type UpdateProductInput struct {
+	Sku         *string                    `json:"sku,omitempty"`
+	Name        *string                    `json:"name,omitempty"`
+	Description graphql.Omittable[*string] `json:"description,omitempty"`
+	Price       *int64                     `json:"price,omitempty"`
+}

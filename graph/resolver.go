@@ -10,6 +10,7 @@ import (
 
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/audit"
+	"tenantgraph/internal/catalog"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
@@ -21,6 +22,7 @@ type Resolver struct {
 	Orgs     *org.Service
 	Audit    *audit.Service
 	CRM      *customer.Service // customers and their notes
+	Catalog  *catalog.Service  // products and their stock
 }
 
 // withUser gives a membership returned by a mutation its user (Member.user is a

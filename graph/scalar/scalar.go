@@ -66,3 +66,37 @@ func UnmarshalJSON(v any) (json.RawMessage, error) {
 	}
 	return b, nil
 }
+
+// MarshalMinorUnits writes an amount of minor units as a JSON string of
+// digits: no client's number type rounds or overflows it (JavaScript's
+// numbers are exact only to 2^53).
+func MarshalMinorUnits(n int64) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		io.WriteString(w, strconv.Quote(strconv.FormatInt(n, 10))) //nolint:errcheck
+	})
+}
+
+// UnmarshalMinorUnits reads an amount of minor units: a string of digits with
+// an optional leading minus, or a JSON integer.
+func UnmarshalMinorUnits(v any) (int64, error) {
+	bad := apperr.Invalid("", "an amount is whole minor units: a string of digits such as \"1250\" (or an integer)")
+	switch x := v.(type) {
+	case string:
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err != nil || (len(x) > 1 && (x[0] == '0' || x[0] == '+')) {
+			return 0, bad
+		}
+		return n, nil
+	case json.Number:
+		n, err := x.Int64()
+		if err != nil {
+			return 0, bad
+		}
+		return n, nil
+	case int64:
+		return x, nil
+	case int:
+		return int64(x), nil
+	}
+	return 0, bad
+}

@@ -17,6 +17,7 @@ import (
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/audit"
 	"tenantgraph/internal/auth"
+	"tenantgraph/internal/catalog"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
@@ -183,11 +184,13 @@ func New(o Options) (*App, error) {
 	customers := customer.NewService(customer.Deps{DB: o.DB, Gate: gate,
 		CountNotes: loader.CountNotes, Now: o.Now})
 
+	products := catalog.NewService(catalog.Deps{DB: o.DB, Gate: gate})
+
 	var tracer trace.Tracer
 	if o.TracerProvider != nil {
 		tracer = o.TracerProvider.Tracer(graph.TraceScope)
 	}
-	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers},
+	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers, Catalog: products},
 		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits,
 			TrustedDocuments: cfg.TrustedDocuments, Tracer: tracer})
 	sources := loader.Sources{

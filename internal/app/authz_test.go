@@ -233,6 +233,7 @@ type authzFixture struct {
 	freshEmail                                         string // the address inviteMember rows invite
 	customer, archivedCustomer                         uuid.UUID
 	memberNote, targetNote                             uuid.UUID // notes on customer by member and by target
+	product, archivedProduct                           uuid.UUID // the product has 10 in stock
 }
 
 func newAuthzFixture(t *testing.T) *authzFixture {
@@ -259,6 +260,17 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 		INSERT INTO customer_notes (organization_id, id, customer_id, author_id, body, created_at, updated_at)
 		VALUES ($1, $5, $2, $6, 'by the member', now(), now()), ($1, $7, $2, $8, 'by the target', now(), now())`,
 		f.org, f.customer, f.archivedCustomer, f.owner.UserID, f.memberNote, f.member.UserID, f.targetNote, f.target.UserID); err != nil {
+		t.Fatal(err)
+	}
+	f.product, f.archivedProduct = uuid.New(), uuid.New()
+	if _, err := srv.DB.Exec(`
+		WITH p AS (
+			INSERT INTO products (organization_id, id, sku, name, price, created_by, created_at, updated_at, archived_at)
+			VALUES ($1, $2, 'AUTHZ-1', 'Authz product', 1250, $4, now(), now(), NULL),
+			       ($1, $3, 'AUTHZ-2', 'Authz archived', 990, $4, now(), now(), now()) RETURNING id)
+		INSERT INTO inventory_movements (organization_id, product_id, delta, reason, actor_id, created_at)
+		SELECT $1, $2, 10, 'ADJUSTMENT', $4, now() FROM p WHERE p.id = $2`,
+		f.org, f.product, f.archivedProduct, f.owner.UserID); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -349,6 +361,10 @@ var (
 )
 
 func authzOrgVars(f *authzFixture, _ string) map[string]any { return map[string]any{"o": f.org} }
+
+func authzProductVars(f *authzFixture, _ string) map[string]any {
+	return map[string]any{"o": f.org, "id": f.product}
+}
 
 func authzCustomerVars(f *authzFixture, _ string) map[string]any {
 	return map[string]any{"o": f.org, "id": f.customer}
@@ -590,6 +606,30 @@ func authzOps() []authzOp {
 			want: authzWantAdmin},
 		{op: "Mutation.importCustomers", query: `mutation($o: ID!) { importCustomers(orgId: $o, input: [{name: "Imported"}]) { id } }`,
 			vars: authzOrgVars, want: authzWantAdmin},
+		{op: "Query.products", query: `query($o: ID!) { products(orgId: $o, includeArchived: true) { totalCount edges { node { sku stock price { amount } } } } }`,
+			vars: authzOrgVars, want: authzWantMember,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct{ Products struct{ TotalCount int } }
+				r.Decode(t, &out)
+				if out.Products.TotalCount != 2 {
+					t.Errorf("products.totalCount = %d, want 2", out.Products.TotalCount)
+				}
+			}},
+		{op: "Query.product", query: `query($o: ID!, $id: ID!) { product(orgId: $o, id: $id) { sku stock movements { totalCount } } }`,
+			vars: authzProductVars, want: authzWantMember},
+		{op: "Mutation.createProduct", query: `mutation($o: ID!) { createProduct(orgId: $o, input: {sku: "NEW-1", name: "Created", price: "500", initialStock: 3}) { id stock } }`,
+			vars: authzOrgVars, want: authzWantAdmin},
+		{op: "Mutation.updateProduct", query: `mutation($o: ID!, $id: ID!) { updateProduct(orgId: $o, id: $id, input: {price: "1500"}) { price { amount } version } }`,
+			vars: authzProductVars, want: authzWantAdmin},
+		{op: "Mutation.archiveProduct", query: `mutation($o: ID!, $id: ID!) { archiveProduct(orgId: $o, id: $id) { archivedAt } }`,
+			vars: authzProductVars, want: authzWantAdmin},
+		{op: "Mutation.restoreProduct", query: `mutation($o: ID!, $id: ID!) { restoreProduct(orgId: $o, id: $id) { archivedAt } }`,
+			vars: func(f *authzFixture, _ string) map[string]any {
+				return map[string]any{"o": f.org, "id": f.archivedProduct}
+			},
+			want: authzWantAdmin},
+		{op: "Mutation.adjustStock", query: `mutation($o: ID!, $id: ID!) { adjustStock(orgId: $o, productId: $id, delta: -2, reason: "damaged") { stock } }`,
+			vars: authzProductVars, want: authzWantAdmin},
 		{op: "Mutation.addCustomerNote", query: `mutation($o: ID!, $id: ID!) { addCustomerNote(orgId: $o, customerId: $id, body: "hello") { id author { id } } }`,
 			vars: authzCustomerVars, want: authzWantMember},
 		// The MEMBER's own note: editing is its author's only, whatever the role.
@@ -735,8 +775,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			})
 		}
 	})
-	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 162 {
-		t.Errorf("executed %d rows, want %d (27 operations x 6 actors = 162)", n, want)
+	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 204 {
+		t.Errorf("executed %d rows, want %d (34 operations x 6 actors = 204)", n, want)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-28s", "operation")

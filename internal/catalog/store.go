@@ -1,0 +1,133 @@
+package catalog
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/page"
+)
+
+// Store is the catalog's SQL. Every method takes the organization first and
+// every query is scoped by it.
+type Store struct{}
+
+// Constraint names the service maps to field errors.
+const (
+	skuKey     = "products_org_sku_key"
+	stockCheck = "products_stock_check"
+	// productCols reads a product with its organization's currency (o).
+	productCols = `p.organization_id, p.id, p.sku, p.name, p.description, p.price, o.currency,
+	p.track_inventory, p.stock, p.created_by, p.created_at, p.updated_at, p.archived_at, p.version`
+	movementCols = `m.organization_id, m.id, m.product_id, m.delta, m.reason, m.order_id, m.note, m.actor_id, m.created_at`
+)
+
+// productOrder is the catalog's order: by name, case-insensitively, then byte order, then id.
+var productOrder = page.Order{Col: "p.name", ID: "p.id", Fold: true}
+
+// movementOrder is a product's ledger, newest first.
+var movementOrder = page.Order{Col: "m.id", Dir: page.Desc}
+
+// Insert creates a product with no stock (the service records the initial
+// stock as a movement).
+func (Store) Insert(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, in *CreateProductInput, by uuid.UUID, now time.Time) (*Product, error) {
+	return db.GetOrNil[Product](ctx, q, `
+		WITH p AS (
+			INSERT INTO products (organization_id, sku, name, description, price, track_inventory, created_by, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING *)
+		SELECT `+productCols+` FROM p JOIN organizations o ON o.id = p.organization_id`,
+		org, in.Sku, in.Name, in.Description, in.Price, *in.TrackInventory, by, now)
+}
+
+// ForUpdate locks and returns org's product id; nil when org has none.
+func (Store) ForUpdate(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID) (*Product, error) {
+	return db.GetOrNil[Product](ctx, q, `SELECT `+productCols+` FROM products p JOIN organizations o ON o.id = p.organization_id
+		WHERE p.organization_id = $1 AND p.id = $2 FOR UPDATE OF p`, org, id)
+}
+
+// Get returns org's product id; nil when org has none.
+func (Store) Get(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID) (*Product, error) {
+	return db.GetOrNil[Product](ctx, q, `SELECT `+productCols+` FROM products p JOIN organizations o ON o.id = p.organization_id
+		WHERE p.organization_id = $1 AND p.id = $2`, org, id)
+}
+
+// Update writes p's editable fields (as the service changed them), bumps the
+// version and sets updated_at. The stock is the ledger's.
+func (Store) Update(ctx context.Context, q sqlx.QueryerContext, p *Product, now time.Time) (*Product, error) {
+	return db.GetOrNil[Product](ctx, q, `
+		WITH p AS (
+			UPDATE products SET sku = $3, name = $4, description = $5, price = $6, archived_at = $7,
+				updated_at = $8, version = version + 1
+			WHERE organization_id = $1 AND id = $2 RETURNING *)
+		SELECT `+productCols+` FROM p JOIN organizations o ON o.id = p.organization_id`,
+		p.OrganizationID, p.ID, p.Sku, p.Name, p.Description, p.PriceAmount, p.ArchivedAt, now)
+}
+
+// InsertMovement records a movement of org's product; the ledger's trigger
+// applies it to the stock (products_stock_check refuses a stock below zero).
+func (Store) InsertMovement(ctx context.Context, q sqlx.ExecerContext, m *Movement) error {
+	_, err := q.ExecContext(ctx, `
+		INSERT INTO inventory_movements (organization_id, product_id, delta, reason, order_id, note, actor_id, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		m.OrganizationID, m.ProductID, m.Delta, m.Reason, m.OrderID, m.Note, m.ActorID, m.CreatedAt)
+	return err
+}
+
+// where is a product list's filter: the statement's text depends on which
+// filters are present, the values are parameters.
+func where(org uuid.UUID, f Filter) (string, []any) {
+	cond, args := "p.organization_id = $1", []any{org}
+	if !f.IncludeArchived {
+		cond += " AND p.archived_at IS NULL"
+	}
+	if f.Search != nil {
+		args = append(args, db.LikeContains(*f.Search))
+		cond += " AND (p.name ILIKE $2 OR p.sku ILIKE $2)"
+	}
+	return cond, args
+}
+
+// Page returns up to limit of org's products matching f after cur, by name.
+func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, cur *page.Key[string], limit int) ([]*Product, error) {
+	cond, args := where(org, f)
+	after, args := page.After(productOrder, cur, args)
+	args = append(args, limit)
+	hint := ""
+	if f.Search != nil {
+		hint = db.CustomPlan // see the customers' Page: a plan for each term
+	}
+	var rows []*Product
+	err := sqlx.SelectContext(ctx, q, &rows, hint+`SELECT `+productCols+`
+		FROM products p JOIN organizations o ON o.id = p.organization_id
+		WHERE `+cond+after+` ORDER BY `+productOrder.By()+` LIMIT $`+strconv.Itoa(len(args)), args...)
+	return rows, err
+}
+
+// Count counts org's products matching f.
+func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter) (int, error) {
+	cond, args := where(org, f)
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM products p WHERE `+cond, args...)
+	return n, err
+}
+
+// MovementsPage returns up to limit of the movements of org's product after
+// cur, newest first.
+func (Store) MovementsPage(ctx context.Context, q sqlx.QueryerContext, org, product uuid.UUID, cur *page.Key[int64], limit int) ([]*Movement, error) {
+	after, args := page.After(movementOrder, cur, []any{org, product, limit})
+	var rows []*Movement
+	err := sqlx.SelectContext(ctx, q, &rows, `SELECT `+movementCols+` FROM inventory_movements m
+		WHERE m.organization_id = $1 AND m.product_id = $2`+after+` ORDER BY `+movementOrder.By()+` LIMIT $3`, args...)
+	return rows, err
+}
+
+// CountMovements counts the movements of org's product.
+func (Store) CountMovements(ctx context.Context, q sqlx.QueryerContext, org, product uuid.UUID) (int, error) {
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM inventory_movements WHERE organization_id = $1 AND product_id = $2`, org, product)
+	return n, err
+}
