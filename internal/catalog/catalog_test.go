@@ -279,3 +279,35 @@ func TestCrossTenantProductIDsAreNotFound(t *testing.T) {
 		t.Fatalf("B's product: stock %d, ledger %d: want 3", st, l)
 	}
 }
+
+// TestProductsPageCostsConstantStatements: a page of products with their
+// creators and prices costs 3 statements (the role check, the page, every
+// creator in one query) whether it holds 5 or 50 products.
+func TestProductsPageCostsConstantStatements(t *testing.T) {
+	t.Parallel()
+	s := newShop(t, "cat-stmt")
+	if _, err := srv.DB.Exec(`INSERT INTO products (organization_id, sku, name, price, created_by, created_at, updated_at)
+		SELECT $1, 'S-' || i, 'Stmt ' || lpad(i::text, 3, '0'), i * 100, (ARRAY[$2, $3]::uuid[])[1 + i % 2], now(), now()
+		FROM generate_series(1, 60) AS i`, s.org, s.owner.UserID, s.admin.UserID); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{5, 50} {
+		r, stmts := srv.PostCounted(t, s.member.AccessToken, `query($o: ID!, $n: Int) { products(orgId: $o, first: $n) {
+			edges { node { sku price { formatted } createdBy { email } } } } }`, map[string]any{"o": s.org, "n": n})
+		MustOK(t, r)
+		var out struct {
+			Products struct {
+				Edges []struct {
+					Node struct{ CreatedBy struct{ Email string } }
+				}
+			}
+		}
+		r.Decode(t, &out)
+		if len(out.Products.Edges) != n || out.Products.Edges[n-1].Node.CreatedBy.Email == "" {
+			t.Fatalf("%d products listed (want %d), the last: %+v", len(out.Products.Edges), n, out.Products.Edges)
+		}
+		if stmts != 3 {
+			t.Errorf("a page of %d products cost %d statements, want 3", n, stmts)
+		}
+	}
+}
