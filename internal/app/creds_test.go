@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -231,37 +232,45 @@ func TestOverlongLoginEmailIsRefusedBeforeTheLimiters(t *testing.T) {
 	}
 }
 
-// TestPasswordResetRequestTakesTheSameTimeForAnyEmail compares the median
-// answer time for 30 emails with an account and 30 without, interleaved. Every
-// known email is a fresh account, so each request would queue a token and a mail.
+// TestPasswordResetRequestTakesTheSameTimeForAnyEmail: requestPasswordReset
+// answers before it looks the email up, so an email with an account and one
+// without cost the request the same SQL statements (counted, not timed: the
+// machines are shared and a timing assertion failed on noise alone), and the
+// mail still goes out. 30 emails with an account and 30 without, interleaved;
+// every known email is a fresh account, so each request queues a token and a
+// mail. The median answer times are logged.
 func TestPasswordResetRequestTakesTheSameTimeForAnyEmail(t *testing.T) {
 	const n = 30
 	known := make([]string, n)
 	for i := range known {
 		known[i] = srv.Register(t, "resettime").Email
 	}
-	timeOne := func(email string) time.Duration {
+	statements := map[string]map[int64]int{"known": {}, "unknown": {}}
+	timeOne := func(kind, email string) time.Duration {
 		start := time.Now()
-		apitest.MustOK(t, srv.Post(t, "", apitest.RequestResetMutation, map[string]any{"e": email}))
-		return time.Since(start)
+		r, stmts := srv.PostCounted(t, "", apitest.RequestResetMutation, map[string]any{"e": email})
+		d := time.Since(start)
+		apitest.MustOK(t, r)
+		statements[kind][stmts]++
+		return d
 	}
 	var k, u []time.Duration
 	for i := range n {
 		unknown := apitest.UniqueEmail("noaccount")
 		if i%2 == 0 {
-			k = append(k, timeOne(known[i]))
-			u = append(u, timeOne(unknown))
+			k = append(k, timeOne("known", known[i]))
+			u = append(u, timeOne("unknown", unknown))
 		} else {
-			u = append(u, timeOne(unknown))
-			k = append(k, timeOne(known[i]))
+			u = append(u, timeOne("unknown", unknown))
+			k = append(k, timeOne("known", known[i]))
 		}
 	}
 	median := func(d []time.Duration) time.Duration { slices.Sort(d); return (d[n/2-1] + d[n/2]) / 2 }
-	mk, mu := median(k), median(u)
-	t.Logf("median answer: known %v, unknown %v", mk, mu)
-	// Before the lookup moved after the answer: known 6.7 ms, unknown 2.9 ms.
-	if diff := (mk - mu).Abs(); diff > time.Millisecond+min(mk, mu)/3 {
-		t.Fatalf("medians differ by %v: known %v, unknown %v", diff, mk, mu)
+	t.Logf("median answer: known %v, unknown %v; statements per answer: %v", median(k), median(u), statements)
+	// Before the lookup moved after the answer, a known email cost its lookup,
+	// the token and the mail before the answer (known 6.7 ms, unknown 2.9 ms).
+	if len(statements["known"]) != 1 || len(statements["unknown"]) != 1 || !maps.Equal(statements["known"], statements["unknown"]) {
+		t.Fatalf("statements before the answer differ: %v", statements)
 	}
 	for _, e := range known[:3] { // and the mail still goes out
 		srv.WaitMail(t, e, "Reset")
