@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -140,24 +141,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Viewer, orgID, id uuid.
 		return nil, err
 	}
 	return write(ctx, s, actor, orgID, func(t *tenant.Tx) (*Product, error) {
-		p, err := tenant.LockVersioned(ctx, t, s.store.ForUpdate, id, errNotFound, "product", expectedVersion)
-		if err != nil {
-			return nil, err
-		}
-		if p.ArchivedAt != nil {
-			return nil, apperr.New(apperr.Conflict, "the product is archived: restore it first")
-		}
-		next := *p
-		apply(&next, patch)
-		before, after := tenant.Diff(snapshot(p), snapshot(&next))
-		if len(after) == 0 {
-			return p, nil
-		}
-		out, err := s.store.Update(ctx, t, &next, t.Now)
-		if err != nil {
-			return nil, constraints.Map(err, "")
-		}
-		return out, t.Audit(ctx, "product.updated", "product", id.String(), map[string]any{"before": before, "after": after})
+		return tenant.Update(ctx, t, s.rows(), id, expectedVersion, func(p *Product) { apply(p, patch) })
 	})
 }
 
@@ -173,24 +157,14 @@ func (s *Service) Restore(ctx context.Context, actor auth.Viewer, orgID, id uuid
 
 func (s *Service) setArchived(ctx context.Context, actor auth.Viewer, orgID, id uuid.UUID, archive bool) (*Product, error) {
 	return write(ctx, s, actor, orgID, func(t *tenant.Tx) (*Product, error) {
-		p, err := tenant.LockRow(ctx, t, s.store.ForUpdate, id, errNotFound)
-		if err != nil {
-			return nil, err
-		}
-		if (p.ArchivedAt != nil) == archive {
-			return nil, apperr.New(apperr.Conflict, "the product is already %s", map[bool]string{true: "archived", false: "live"}[archive])
-		}
-		next, action := *p, "product.restored"
-		next.ArchivedAt = nil
-		if archive {
-			next.ArchivedAt, action = &t.Now, "product.archived"
-		}
-		out, err := s.store.Update(ctx, t, &next, t.Now)
-		if err != nil {
-			return nil, err
-		}
-		return out, t.Audit(ctx, action, "product", id.String(), map[string]any{"sku": p.Sku})
+		return tenant.SetArchived(ctx, t, s.rows(), id, archive, func(p *Product) map[string]any { return map[string]any{"sku": p.Sku} })
 	})
+}
+
+// rows is how the kit edits products (tenant.Update, tenant.SetArchived).
+func (s *Service) rows() tenant.Rows[Product] {
+	return tenant.Rows[Product]{Kind: "product", Lock: s.store.ForUpdate, NotFound: errNotFound, Save: s.store.Update,
+		Snapshot: snapshot, ArchivedAt: func(p *Product) **time.Time { return &p.ArchivedAt }, Constraints: constraints}
 }
 
 // AdjustStock moves a product's stock by delta (ADMIN or above), recording

@@ -183,24 +183,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Viewer, orgID, id uuid.
 		return nil, err
 	}
 	return write(ctx, s, actor, orgID, tenant.RoleMember, func(t *tenant.Tx) (*Customer, error) {
-		c, err := tenant.LockVersioned(ctx, t, s.store.ForUpdate, id, errNotFound, "customer", expectedVersion)
-		if err != nil {
-			return nil, err
-		}
-		if c.ArchivedAt != nil {
-			return nil, apperr.New(apperr.Conflict, "the customer is archived: restore it first")
-		}
-		next := *c
-		apply(&next, p)
-		before, after := tenant.Diff(snapshot(c), snapshot(&next))
-		if len(after) == 0 {
-			return c, nil
-		}
-		out, err := s.store.Update(ctx, t, &next, t.Now)
-		if err != nil {
-			return nil, constraints.Map(err, "")
-		}
-		return out, t.Audit(ctx, "customer.updated", "customer", id.String(), map[string]any{"before": before, "after": after})
+		return tenant.Update(ctx, t, s.rows(), id, expectedVersion, func(c *Customer) { apply(c, p) })
 	})
 }
 
@@ -216,29 +199,14 @@ func (s *Service) Restore(ctx context.Context, actor auth.Viewer, orgID, id uuid
 
 func (s *Service) setArchived(ctx context.Context, actor auth.Viewer, orgID, id uuid.UUID, archive bool) (*Customer, error) {
 	return write(ctx, s, actor, orgID, tenant.RoleAdmin, func(t *tenant.Tx) (*Customer, error) {
-		c, err := tenant.LockRow(ctx, t, s.store.ForUpdate, id, errNotFound)
-		if err != nil {
-			return nil, err
-		}
-		action := "customer.restored"
-		next := *c
-		if archive {
-			if c.ArchivedAt != nil {
-				return nil, apperr.New(apperr.Conflict, "the customer is already archived")
-			}
-			action, next.ArchivedAt = "customer.archived", &t.Now
-		} else {
-			if c.ArchivedAt == nil {
-				return nil, apperr.New(apperr.Conflict, "the customer is not archived")
-			}
-			next.ArchivedAt = nil
-		}
-		out, err := s.store.Update(ctx, t, &next, t.Now)
-		if err != nil {
-			return nil, err
-		}
-		return out, t.Audit(ctx, action, "customer", id.String(), map[string]any{"name": c.Name})
+		return tenant.SetArchived(ctx, t, s.rows(), id, archive, func(c *Customer) map[string]any { return map[string]any{"name": c.Name} })
 	})
+}
+
+// rows is how the kit edits customers (tenant.Update, tenant.SetArchived).
+func (s *Service) rows() tenant.Rows[Customer] {
+	return tenant.Rows[Customer]{Kind: "customer", Lock: s.store.ForUpdate, NotFound: errNotFound, Save: s.store.Update,
+		Snapshot: snapshot, ArchivedAt: func(c *Customer) **time.Time { return &c.ArchivedAt }, Constraints: constraints}
 }
 
 // Import adds up to MaxImportRows customers in one transaction with a fixed
