@@ -1752,8 +1752,8 @@ var sources = []*ast.Source{
 #
 # This file is the root: directives, scalars, the shared types and the Query and
 # Mutation roots. Each area's types and root fields are in its own file under
-# graph/schema/ (account, organizations, audit, customers), which adds them with
-# ` + "`" + `extend type Query` + "`" + ` / ` + "`" + `extend type Mutation` + "`" + `.
+# graph/schema/ (account, organizations, audit, customers, catalog), which adds them
+# by extending the two roots.
 #
 # Every error carries extensions.code, one of:
 # - while executing: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT
@@ -1850,8 +1850,8 @@ enum OrderDirection {
   DESC
 }
 
-# The roots. Every field comes from an area's file (extend type Query / Mutation)
-# and carries exactly one of @public, @auth, @verified, @hasRole.
+# The roots. Every field comes from an area's file, which extends them, and carries
+# exactly one of @public, @auth, @verified, @hasRole.
 type Query
 
 type Mutation
