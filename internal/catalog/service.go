@@ -227,14 +227,11 @@ func checkPrice(p int64) error {
 	return nil
 }
 
+// description checks a description (validate.Optional trimmed it and made
+// blank none): at most MaxDescriptionLen characters, line breaks allowed.
 func description(v string) (string, error) {
-	return validateText("description", v, MaxDescriptionLen)
-}
-
-// validateText checks a trimmed free text of 1 to max characters (line breaks allowed).
-func validateText(field, v string, max int) (string, error) {
-	if utf8.RuneCountInString(v) > max || !utf8.ValidString(v) {
-		return "", apperr.Invalid(field, "%s must be at most %d characters", field, max)
+	if utf8.RuneCountInString(v) > MaxDescriptionLen || !utf8.ValidString(v) {
+		return "", apperr.Invalid("description", "description must be at most %d characters", MaxDescriptionLen)
 	}
 	return v, nil
 }
