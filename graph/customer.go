@@ -2,12 +2,14 @@ package graph
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/catalog"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 )
@@ -119,4 +121,15 @@ func prefetchCustomerFields(ctx context.Context, cs []*customer.Customer, list b
 // when they are selected.
 func prefetchNoteAuthors(ctx context.Context, notes []*customer.CustomerNote) {
 	prefetchUsers(ctx, notes, "author", func(n *customer.CustomerNote) *uuid.UUID { return n.AuthorID })
+}
+
+// loadProduct is org's product id through the request's loader: a product the
+// organization no longer has is an internal error (lines and sales keep theirs
+// by foreign key).
+func loadProduct(ctx context.Context, org, id uuid.UUID) (*catalog.Product, error) {
+	p, err := loader.From(ctx).Product.Load(ctx, catalog.Key{Org: org, Product: id})()
+	if err == nil && p == nil {
+		return nil, fmt.Errorf("product %s not found", id)
+	}
+	return p, err
 }

@@ -45,6 +45,16 @@ func (r *mutationResolver) UpdateOrganization(ctx context.Context, orgID uuid.UU
 	return r.Orgs.Update(ctx, me(ctx), orgID, input)
 }
 
+// SetOrganizationCurrency is the resolver for the setOrganizationCurrency field.
+func (r *mutationResolver) SetOrganizationCurrency(ctx context.Context, orgID uuid.UUID, currency string) (*tenant.Organization, error) {
+	return r.Orgs.SetCurrency(ctx, me(ctx), orgID, currency)
+}
+
+// SetOrganizationTimeZone is the resolver for the setOrganizationTimeZone field.
+func (r *mutationResolver) SetOrganizationTimeZone(ctx context.Context, orgID uuid.UUID, timeZone string) (*tenant.Organization, error) {
+	return r.Orgs.SetTimeZone(ctx, me(ctx), orgID, timeZone)
+}
+
 // InviteMember is the resolver for the inviteMember field.
 func (r *mutationResolver) InviteMember(ctx context.Context, orgID uuid.UUID, email string, role *tenant.Role) (*org.Invitation, error) {
 	grant := org.RoleMember

@@ -9,9 +9,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"tenantgraph/internal/catalog"
+	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/page"
+	"tenantgraph/internal/sales"
 )
 
 // prefetchOrganizations runs, one query each and concurrently, the loads that the
@@ -218,5 +221,35 @@ func prefetchInvitations(ctx context.Context, invs []*org.Invitation, parent *or
 			ids[k] = i.OrganizationID
 		}
 		l.Org.Prefetch(ctx, ids)
+	}
+}
+
+// prefetchOrders loads, one query each and concurrently, the customers,
+// creators and line products the selected fields of a page of orders need.
+func prefetchOrders(ctx context.Context, orders []*sales.Order) {
+	if len(orders) == 0 {
+		return
+	}
+	l := loader.From(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		prefetchUsers(ctx, orders, "createdBy", func(o *sales.Order) *uuid.UUID { return o.CreatedByID })
+	})
+	if selected(ctx, "edges", "node", "customer") {
+		keys := make([]customer.Key, len(orders))
+		for i, o := range orders {
+			keys[i] = customer.Key{Org: o.OrganizationID, Customer: o.CustomerID}
+		}
+		wg.Go(func() { l.Customer.Prefetch(ctx, keys) })
+	}
+	if selected(ctx, "edges", "node", "lines", "product") {
+		var keys []catalog.Key
+		for _, o := range orders {
+			for _, ln := range o.Lines {
+				keys = append(keys, catalog.Key{Org: ln.OrganizationID, Product: ln.ProductID})
+			}
+		}
+		wg.Go(func() { l.Product.Prefetch(ctx, keys) })
 	}
 }

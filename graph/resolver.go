@@ -14,6 +14,7 @@ import (
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
 	"tenantgraph/internal/org"
+	"tenantgraph/internal/sales"
 )
 
 // Resolver holds the services; resolvers only translate to and from them.
@@ -23,6 +24,7 @@ type Resolver struct {
 	Audit    *audit.Service
 	CRM      *customer.Service // customers and their notes
 	Catalog  *catalog.Service  // products and their stock
+	Sales    *sales.Service    // orders and sales figures
 }
 
 // withUser gives a membership returned by a mutation its user (Member.user is a

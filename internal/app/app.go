@@ -27,6 +27,7 @@ import (
 	"tenantgraph/internal/platform/mail"
 	"tenantgraph/internal/platform/reqmeta"
 	"tenantgraph/internal/platform/tracing"
+	"tenantgraph/internal/sales"
 	"tenantgraph/internal/tenant"
 )
 
@@ -185,12 +186,13 @@ func New(o Options) (*App, error) {
 		CountNotes: loader.CountNotes, Now: o.Now})
 
 	products := catalog.NewService(catalog.Deps{DB: o.DB, Gate: gate})
+	orders := sales.NewService(sales.Deps{DB: o.DB, Gate: gate, Catalog: forSale{products}, CountOrders: loader.CountOrders})
 
 	var tracer trace.Tracer
 	if o.TracerProvider != nil {
 		tracer = o.TracerProvider.Tracer(graph.TraceScope)
 	}
-	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers, Catalog: products},
+	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers, Catalog: products, Sales: orders},
 		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits,
 			TrustedDocuments: cfg.TrustedDocuments, Tracer: tracer})
 	sources := loader.Sources{
@@ -202,6 +204,11 @@ func New(o Options) (*App, error) {
 		MemberPages:   orgs.MemberPages,
 		NotesPages:    customers.NotesPages,
 		NoteCounts:    customers.NoteCounts,
+		Customers:     customers.ByKeys,
+		Products:      products.ByKeys,
+		OrderPages:    orders.CustomerPages,
+		OrderCounts:   orders.CustomerCounts,
+		Lifetimes:     orders.LifetimeValues,
 	}
 
 	rec, err := newRecorder(o.Metrics, o.DB, o.Log, hasher)

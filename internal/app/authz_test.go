@@ -233,7 +233,8 @@ type authzFixture struct {
 	freshEmail                                         string // the address inviteMember rows invite
 	customer, archivedCustomer                         uuid.UUID
 	memberNote, targetNote                             uuid.UUID // notes on customer by member and by target
-	product, archivedProduct                           uuid.UUID // the product has 10 in stock
+	product, archivedProduct                           uuid.UUID // the product has 8 in stock
+	pendingOrder, paidOrder                            uuid.UUID // numbers 1 and 2, one unit of product each
 }
 
 func newAuthzFixture(t *testing.T) *authzFixture {
@@ -271,6 +272,22 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 		INSERT INTO inventory_movements (organization_id, product_id, delta, reason, actor_id, created_at)
 		SELECT $1, $2, 10, 'ADJUSTMENT', $4, now() FROM p WHERE p.id = $2`,
 		f.org, f.product, f.archivedProduct, f.owner.UserID); err != nil {
+		t.Fatal(err)
+	}
+	// Orders are written PENDING (the database's rule), then one is paid.
+	f.pendingOrder, f.paidOrder = uuid.New(), uuid.New()
+	if _, err := srv.DB.Exec(`
+		WITH n AS (INSERT INTO order_numbers (organization_id, last) VALUES ($1, 2)),
+		o AS (
+			INSERT INTO orders (organization_id, id, number, customer_id, status, currency, subtotal, total, line_count, created_by, created_at)
+			VALUES ($1, $2, 1, $4, 'PENDING', 'USD', 1250, 1250, 1, $5, now()),
+			       ($1, $3, 2, $4, 'PENDING', 'USD', 1250, 1250, 1, $5, now()) RETURNING id)
+		INSERT INTO order_lines (organization_id, order_id, line_no, product_id, sku, name, unit_price, quantity, line_total, track_inventory)
+		SELECT $1, o.id, 1, $6, 'AUTHZ-1', 'Authz product', 1250, 1, 1250, true FROM o`,
+		f.org, f.pendingOrder, f.paidOrder, f.customer, f.member.UserID, f.product); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.DB.Exec(`UPDATE orders SET status = 'PAID', paid_at = now() WHERE organization_id = $1 AND id = $2`, f.org, f.paidOrder); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -364,6 +381,14 @@ func authzOrgVars(f *authzFixture, _ string) map[string]any { return map[string]
 
 func authzProductVars(f *authzFixture, _ string) map[string]any {
 	return map[string]any{"o": f.org, "id": f.product}
+}
+
+func authzPendingOrderVars(f *authzFixture, _ string) map[string]any {
+	return map[string]any{"o": f.org, "id": f.pendingOrder}
+}
+
+func authzPaidOrderVars(f *authzFixture, _ string) map[string]any {
+	return map[string]any{"o": f.org, "id": f.paidOrder}
 }
 
 func authzCustomerVars(f *authzFixture, _ string) map[string]any {
@@ -641,6 +666,43 @@ func authzOps() []authzOp {
 		{op: "Mutation.deleteCustomerNote", query: `mutation($o: ID!, $id: ID!) { deleteCustomerNote(orgId: $o, id: $id) }`,
 			vars: func(f *authzFixture, _ string) map[string]any { return map[string]any{"o": f.org, "id": f.targetNote} },
 			want: authzWantAdmin},
+		{op: "Query.orders", query: `query($o: ID!) { orders(orgId: $o) { totalCount edges { node { number status customer { id } lines { product { sku } } } } } }`,
+			vars: authzOrgVars, want: authzWantMember,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct{ Orders struct{ TotalCount int } }
+				r.Decode(t, &out)
+				if out.Orders.TotalCount != 2 {
+					t.Errorf("orders.totalCount = %d, want 2", out.Orders.TotalCount)
+				}
+			}},
+		{op: "Query.order", query: `query($o: ID!, $id: ID!) { order(orgId: $o, id: $id) { number total { amount } } }`,
+			vars: authzPendingOrderVars, want: authzWantMember},
+		{op: "Query.orderByNumber", query: `query($o: ID!) { orderByNumber(orgId: $o, number: 2) { id status } }`,
+			vars: authzOrgVars, want: authzWantMember},
+		{op: "Organization.salesSummary", query: `query($o: ID!) { organization(orgId: $o) { salesSummary(from: "2000-01-01T00:00:00Z", to: "2000-12-31T00:00:00Z") { orders revenue { amount } } } }`,
+			vars: authzOrgVars, want: authzWantMember},
+		{op: "Mutation.createOrder", query: `mutation($o: ID!, $c: ID!, $p: ID!) { createOrder(orgId: $o, input: {customerId: $c, lines: [{productId: $p, quantity: 2}]}) { number total { amount } } }`,
+			vars: func(f *authzFixture, _ string) map[string]any {
+				return map[string]any{"o": f.org, "c": f.customer, "p": f.product}
+			},
+			want: authzWantMember},
+		{op: "Mutation.markOrderPaid", query: `mutation($o: ID!, $id: ID!) { markOrderPaid(orgId: $o, id: $id) { status paidAt } }`,
+			vars: authzPendingOrderVars, want: authzWantAdmin},
+		{op: "Mutation.fulfillOrder", query: `mutation($o: ID!, $id: ID!) { fulfillOrder(orgId: $o, id: $id) { status fulfilledAt } }`,
+			vars: authzPaidOrderVars, want: authzWantAdmin},
+		{op: "Mutation.cancelOrder", query: `mutation($o: ID!, $id: ID!) { cancelOrder(orgId: $o, id: $id) { status cancelledAt } }`,
+			vars: authzPendingOrderVars, want: authzWantAdmin},
+		{op: "Mutation.refundOrder", query: `mutation($o: ID!, $id: ID!) { refundOrder(orgId: $o, id: $id, restock: true) { status restocked } }`,
+			vars: authzPaidOrderVars, want: authzWantAdmin},
+		// The OWNER passes the gate and meets the rule: O has orders, so its
+		// currency no longer changes (CONFLICT, nothing changed). The currency
+		// tests show the change itself.
+		{op: "Mutation.setOrganizationCurrency", query: `mutation($o: ID!) { setOrganizationCurrency(orgId: $o, currency: "EUR") { currency } }`,
+			vars: authzOrgVars,
+			want: map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: "NOT_FOUND", authzOutsider: "NOT_FOUND",
+				authzMember: "FORBIDDEN", authzAdmin: "FORBIDDEN", authzOwner: "CONFLICT"}},
+		{op: "Mutation.setOrganizationTimeZone", query: `mutation($o: ID!) { setOrganizationTimeZone(orgId: $o, timeZone: "Europe/Paris") { timeZone } }`,
+			vars: authzOrgVars, want: authzWantAdmin},
 	}
 }
 
@@ -775,8 +837,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			})
 		}
 	})
-	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 204 {
-		t.Errorf("executed %d rows, want %d (34 operations x 6 actors = 204)", n, want)
+	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 270 {
+		t.Errorf("executed %d rows, want %d (45 operations x 6 actors = 270)", n, want)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-28s", "operation")

@@ -97,6 +97,12 @@ type Filter struct {
 	IncludeArchived bool
 }
 
+// Key names one product of one organization (the products' loader).
+type Key struct {
+	Org     uuid.UUID
+	Product uuid.UUID
+}
+
 // Connections of the area's lists, built by the one connection builder.
 type (
 	ProductConnection  = page.Connection[*Product]

@@ -104,6 +104,23 @@ func (s *Service) Movements(ctx context.Context, p *Product, first *int, after *
 		}), nil
 }
 
+// ByKeys returns the products of keys that exist (each key names its
+// organization), with one query: the products' loader.
+func (s *Service) ByKeys(ctx context.Context, keys []Key) ([]*Product, error) {
+	ps, err := s.store.ByKeys(ctx, s.d.DB, keys)
+	if err != nil {
+		return nil, fmt.Errorf("products by key: %w", err)
+	}
+	return ps, nil
+}
+
+// LockForSale locks org's products ids in id order, in the caller's
+// transaction q, for an order to price and take stock from (the orders area,
+// through its Catalog interface); the ids org has not are left out.
+func (s *Service) LockForSale(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, ids []uuid.UUID) ([]*Product, error) {
+	return s.store.ForSale(ctx, q, org, ids)
+}
+
 // --- mutations ---
 
 // Create adds a product (ADMIN or above); an initial stock is its first

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/page"
@@ -130,4 +131,29 @@ func (Store) CountMovements(ctx context.Context, q sqlx.QueryerContext, org, pro
 	var n int
 	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM inventory_movements WHERE organization_id = $1 AND product_id = $2`, org, product)
 	return n, err
+}
+
+// ByKeys returns the products of keys (each of its own organization) that
+// exist, with one query.
+func (Store) ByKeys(ctx context.Context, q sqlx.QueryerContext, keys []Key) ([]*Product, error) {
+	orgs := make([]uuid.UUID, len(keys))
+	ids := make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		orgs[i], ids[i] = k.Org, k.Product
+	}
+	var rows []*Product
+	err := sqlx.SelectContext(ctx, q, &rows, `SELECT `+productCols+`
+		FROM unnest($1::uuid[], $2::uuid[]) AS k(org, id)
+		JOIN products p ON p.organization_id = k.org AND p.id = k.id
+		JOIN organizations o ON o.id = p.organization_id`, pq.Array(orgs), pq.Array(ids))
+	return rows, err
+}
+
+// ForSale locks org's products ids FOR UPDATE, in id order (the lock order of
+// every stock writer), and returns those org has.
+func (Store) ForSale(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, ids []uuid.UUID) ([]*Product, error) {
+	var rows []*Product
+	err := sqlx.SelectContext(ctx, q, &rows, `SELECT `+productCols+` FROM products p JOIN organizations o ON o.id = p.organization_id
+		WHERE p.organization_id = $1 AND p.id = ANY ($2::uuid[]) ORDER BY p.id FOR UPDATE OF p`, org, pq.Array(ids))
+	return rows, err
 }

@@ -150,6 +150,16 @@ func (s *Service) NotesPages(ctx context.Context, r NotesRequest) (map[Key]*Cust
 	return out, all, nil
 }
 
+// ByKeys returns the customers of keys that exist (each key names its
+// organization), with one query: the customers' loader.
+func (s *Service) ByKeys(ctx context.Context, keys []Key) ([]*Customer, error) {
+	cs, err := s.store.ByKeys(ctx, s.d.DB, keys)
+	if err != nil {
+		return nil, fmt.Errorf("customers by key: %w", err)
+	}
+	return cs, nil
+}
+
 // NoteCounts returns each key's number of notes (for loaders).
 func (s *Service) NoteCounts(ctx context.Context, keys []Key) (map[Key]int, error) {
 	return s.store.NoteCounts(ctx, s.d.DB, keys)

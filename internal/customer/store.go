@@ -313,3 +313,18 @@ func (Store) NoteCounts(ctx context.Context, q sqlx.QueryerContext, keys []Key) 
 	}
 	return out, err
 }
+
+// ByKeys returns the customers of keys (each of its own organization) that
+// exist, with one query.
+func (Store) ByKeys(ctx context.Context, q sqlx.QueryerContext, keys []Key) ([]*Customer, error) {
+	orgs := make([]uuid.UUID, len(keys))
+	custs := make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		orgs[i], custs[i] = k.Org, k.Customer
+	}
+	var rows []customerRow
+	err := sqlx.SelectContext(ctx, q, &rows, `SELECT `+customerCol+`
+		FROM unnest($1::uuid[], $2::uuid[]) AS k(org, id) JOIN customers c ON c.organization_id = k.org AND c.id = k.id`,
+		pq.Array(orgs), pq.Array(custs))
+	return toCustomers(rows), err
+}

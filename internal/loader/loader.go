@@ -13,8 +13,10 @@ import (
 	"github.com/graph-gophers/dataloader/v7"
 
 	"tenantgraph/internal/account"
+	"tenantgraph/internal/catalog"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/org"
+	"tenantgraph/internal/sales"
 )
 
 // Wait is how long a loader collects keys before it queries.
@@ -30,6 +32,11 @@ type Sources struct {
 	MemberPages   func(ctx context.Context, r org.MembersRequest) (map[uuid.UUID]*org.MemberConnection, []*org.Member, error)
 	NotesPages    func(ctx context.Context, r customer.NotesRequest) (map[customer.Key]*customer.CustomerNoteConnection, []*customer.CustomerNote, error)
 	NoteCounts    func(ctx context.Context, keys []customer.Key) (map[customer.Key]int, error)
+	Customers     func(ctx context.Context, keys []customer.Key) ([]*customer.Customer, error)
+	Products      func(ctx context.Context, keys []catalog.Key) ([]*catalog.Product, error)
+	OrderPages    func(ctx context.Context, r sales.CustomersRequest) (map[sales.CustomerKey]*sales.OrderConnection, error)
+	OrderCounts   func(ctx context.Context, keys []sales.CustomerKey) (map[sales.CustomerKey]int, error)
+	Lifetimes     func(ctx context.Context, keys []sales.CustomerKey) (map[sales.CustomerKey]sales.Value, error)
 }
 
 // Loaders are one request's dataloaders. Each is made through the registry
@@ -46,6 +53,18 @@ type Loaders struct {
 	// NotesPage is the first page of a customer's timeline; NoteCount its length.
 	NotesPage *Keyed[customer.NotesPageKey, *customer.CustomerNoteConnection]
 	NoteCount *Keyed[customer.Key, int]
+	Customer  *Keyed[customer.Key, *customer.Customer]
+	Product   *Keyed[catalog.Key, *catalog.Product]
+	// OrdersPage is the first page of a customer's orders; OrderCount its length.
+	OrdersPage *Keyed[OrdersPageKey, *sales.OrderConnection]
+	OrderCount *Keyed[sales.CustomerKey, int]
+	Lifetime   *Keyed[sales.CustomerKey, sales.Value]
+}
+
+// OrdersPageKey asks for the first page of a customer's orders.
+type OrdersPageKey struct {
+	sales.CustomerKey
+	First int
 }
 
 // Keyed is a dataloader with its batch function and cache at hand: a list's
@@ -156,6 +175,19 @@ func New(s Sources) *Loaders {
 			return conns, err
 		}))
 	l.NoteCount = keyed(r, byMap(s.NoteCounts))
+	l.Customer = keyed(r, byKey(s.Customers, func(c *customer.Customer) customer.Key {
+		return customer.Key{Org: c.OrganizationID, Customer: c.ID}
+	}))
+	l.Product = keyed(r, byKey(s.Products, func(p *catalog.Product) catalog.Key {
+		return catalog.Key{Org: p.OrganizationID, Product: p.ID}
+	}))
+	l.OrdersPage = keyed(r, pages(
+		func(k OrdersPageKey) (sales.CustomerKey, int) { return k.CustomerKey, k.First },
+		func(ctx context.Context, first int, custs []sales.CustomerKey) (map[sales.CustomerKey]*sales.OrderConnection, error) {
+			return s.OrderPages(ctx, sales.CustomersRequest{Customers: custs, First: first})
+		}))
+	l.OrderCount = keyed(r, byMap(s.OrderCounts))
+	l.Lifetime = keyed(r, byMap(s.Lifetimes))
 	return l
 }
 
@@ -270,6 +302,7 @@ func count[K comparable](pick func(*Loaders) *Keyed[K, int]) func(context.Contex
 var (
 	CountMembers = count(func(l *Loaders) *Keyed[org.MemberCountKey, int] { return l.MemberCount })
 	CountNotes   = count(func(l *Loaders) *Keyed[customer.Key, int] { return l.NoteCount })
+	CountOrders  = count(func(l *Loaders) *Keyed[sales.CustomerKey, int] { return l.OrderCount })
 )
 
 // Membership loads user's membership of orgID (nil when not a member).

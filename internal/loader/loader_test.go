@@ -9,8 +9,10 @@ import (
 	"github.com/google/uuid"
 
 	"tenantgraph/internal/account"
+	"tenantgraph/internal/catalog"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/org"
+	"tenantgraph/internal/sales"
 )
 
 // countingSources answer nothing and count the batches they serve.
@@ -36,6 +38,20 @@ func countingSources(n *atomic.Int32) Sources {
 			return nil, nil, nil
 		},
 		NoteCounts: func(context.Context, []customer.Key) (map[customer.Key]int, error) { n.Add(1); return nil, nil },
+		Customers:  func(context.Context, []customer.Key) ([]*customer.Customer, error) { n.Add(1); return nil, nil },
+		Products:   func(context.Context, []catalog.Key) ([]*catalog.Product, error) { n.Add(1); return nil, nil },
+		OrderPages: func(context.Context, sales.CustomersRequest) (map[sales.CustomerKey]*sales.OrderConnection, error) {
+			n.Add(1)
+			return nil, nil
+		},
+		OrderCounts: func(context.Context, []sales.CustomerKey) (map[sales.CustomerKey]int, error) {
+			n.Add(1)
+			return nil, nil
+		},
+		Lifetimes: func(context.Context, []sales.CustomerKey) (map[sales.CustomerKey]sales.Value, error) {
+			n.Add(1)
+			return nil, nil
+		},
 	}
 }
 

@@ -63,6 +63,9 @@ type Invitation struct {
 type CreateOrganizationInput struct {
 	Name string
 	Slug *string
+	// Currency is an ISO 4217 code (default USD); TimeZone an IANA name (default UTC).
+	Currency *string
+	TimeZone *string
 }
 
 // UpdateOrganizationInput changes the given fields only.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/google/uuid"
@@ -12,6 +13,7 @@ import (
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
+	"tenantgraph/internal/platform/money"
 	"tenantgraph/internal/platform/page"
 	"tenantgraph/internal/platform/validate"
 	"tenantgraph/internal/tenant"
@@ -56,6 +58,15 @@ func (s *Service) Create(ctx context.Context, actor auth.Viewer, in CreateOrgani
 			return nil, err
 		}
 	}
+	currency, tz := "USD", "UTC"
+	if in.Currency != nil {
+		if currency, err = checkCurrency(*in.Currency); err != nil {
+			return nil, err
+		}
+	}
+	if in.TimeZone != nil {
+		tz = strings.TrimSpace(*in.TimeZone)
+	}
 	var o *Organization
 	err = db.RetryTx(ctx, s.d.DB, func(tx *sqlx.Tx) error {
 		now := s.d.Now()
@@ -68,10 +79,13 @@ func (s *Service) Create(ctx context.Context, actor auth.Viewer, in CreateOrgani
 			return apperr.Limited("organizations_per_user", "you have already created %d organizations in the last %s: try again later",
 				l.PerUser, window(l.Window))
 		}
+		if err := s.checkTimeZone(ctx, tx, tz); err != nil {
+			return err
+		}
 		o = nil
 		for _, slug := range slugCandidates(name, explicit) {
 			var ok bool
-			if o, ok, err = s.store.InsertOrg(ctx, tx, name, slug, now); err != nil {
+			if o, ok, err = s.store.InsertOrg(ctx, tx, name, slug, currency, tz, now); err != nil {
 				return err
 			}
 			if ok {
@@ -118,6 +132,75 @@ func (s *Service) Update(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 			"after":  map[string]any{"name": out.Name, "slug": out.Slug}})
 	})
 }
+
+// SetCurrency changes the organization's currency (OWNER only): only while it
+// has no orders (CONFLICT on currency after the first; the database decides,
+// orders_currency_fkey). Prices are not converted: they are read in the new
+// currency.
+func (s *Service) SetCurrency(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, code string) (*Organization, error) {
+	code, err := checkCurrency(code)
+	if err != nil {
+		return nil, err
+	}
+	return tenant.Do(ctx, s.d.Gate, actor.UserID, orgID, RoleOwner, tenant.LockOrganization, func(t *tenant.Tx) (*Organization, error) {
+		if code == t.Org.Currency {
+			return t.Org, nil
+		}
+		out, err := s.store.SetCurrency(ctx, t, t.Org.ID, code, t.Now)
+		if err != nil {
+			return nil, constraints.Map(err, "")
+		}
+		return out, t.Audit(ctx, "organization.currency_changed", "organization", t.Org.ID.String(), map[string]any{
+			"before": map[string]any{"currency": t.Org.Currency}, "after": map[string]any{"currency": code}})
+	})
+}
+
+// SetTimeZone changes the time zone the organization's sales are counted by
+// day in (ADMIN or above); the daily roll-up is rebuilt in the same
+// transaction (by the database's trigger).
+func (s *Service) SetTimeZone(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, name string) (*Organization, error) {
+	name = strings.TrimSpace(name)
+	return tenant.Do(ctx, s.d.Gate, actor.UserID, orgID, RoleAdmin, tenant.LockOrganization, func(t *tenant.Tx) (*Organization, error) {
+		if err := s.checkTimeZone(ctx, t, name); err != nil {
+			return nil, err
+		}
+		if name == t.Org.TimeZone {
+			return t.Org, nil
+		}
+		out, err := s.store.SetTimeZone(ctx, t, t.Org.ID, name, t.Now)
+		if err != nil {
+			return nil, constraints.Map(err, "")
+		}
+		return out, t.Audit(ctx, "organization.time_zone_changed", "organization", t.Org.ID.String(), map[string]any{
+			"before": map[string]any{"timeZone": t.Org.TimeZone}, "after": map[string]any{"timeZone": name}})
+	})
+}
+
+func checkCurrency(raw string) (string, error) {
+	code := strings.TrimSpace(raw)
+	if !money.Known(code) {
+		return "", apperr.Invalid("currency", "the currency must be an active ISO 4217 code in capitals, such as USD or EUR")
+	}
+	return code, nil
+}
+
+// checkTimeZone accepts the IANA names PostgreSQL knows (it counts the days).
+func (s *Service) checkTimeZone(ctx context.Context, q sqlx.QueryerContext, name string) error {
+	bad := apperr.Invalid("timeZone", "the time zone must be an IANA name, such as Europe/Paris or UTC")
+	if !tzRe.MatchString(name) {
+		return bad
+	}
+	ok, err := s.store.TimeZoneKnown(ctx, q, name)
+	if err != nil {
+		return fmt.Errorf("time zone: %w", err)
+	}
+	if !ok {
+		return bad
+	}
+	return nil
+}
+
+var tzRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+/-]{0,63}$`)
 
 func checkSlug(raw string) (string, error) {
 	s := strings.TrimSpace(raw)

@@ -117,6 +117,8 @@ func orDefault[T int | time.Duration](v *T, def T) {
 // constraints are the violations of the area's constraints that a client may cause.
 var constraints = tenant.Constraints{
 	"organizations_slug_key": {Code: apperr.Conflict, Field: "slug", Message: "the slug is taken"},
+	"orders_currency_fkey": {Code: apperr.Conflict, Field: "currency",
+		Message: "the organization has orders: its currency can no longer change"},
 }
 
 var (

@@ -19,14 +19,14 @@ import (
 // Store is the tenancy SQL. Every query on tenant data is scoped by organization_id.
 type Store struct{}
 
-const orgCols = `o.id, o.name, o.slug, o.created_at`
+const orgCols = `o.id, o.name, o.slug, o.created_at, o.currency, o.time_zone`
 
 // InsertOrg creates an organization unless slug is taken (ok false).
-func (Store) InsertOrg(ctx context.Context, q sqlx.QueryerContext, name, slug string, now time.Time) (*Organization, bool, error) {
+func (Store) InsertOrg(ctx context.Context, q sqlx.QueryerContext, name, slug, currency, tz string, now time.Time) (*Organization, bool, error) {
 	var o Organization
 	err := sqlx.GetContext(ctx, q, &o, `
-		INSERT INTO organizations AS o (name, slug, created_at, updated_at) VALUES ($1, $2, $3, $3)
-		ON CONFLICT (slug) DO NOTHING RETURNING `+orgCols, name, slug, now)
+		INSERT INTO organizations AS o (name, slug, currency, time_zone, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+		ON CONFLICT (slug) DO NOTHING RETURNING `+orgCols, name, slug, currency, tz, now)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -38,6 +38,31 @@ func (Store) UpdateOrg(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID,
 	err := sqlx.GetContext(ctx, q, &o, `
 		UPDATE organizations o SET name = $2, slug = $3, updated_at = $4 WHERE o.id = $1 RETURNING `+orgCols, id, name, slug, now)
 	return &o, err
+}
+
+// SetCurrency changes org's currency: refused by orders_currency_fkey while an
+// order uses the old one.
+func (Store) SetCurrency(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID, currency string, now time.Time) (*Organization, error) {
+	var o Organization
+	err := sqlx.GetContext(ctx, q, &o, `
+		UPDATE organizations o SET currency = $2, updated_at = $3 WHERE o.id = $1 RETURNING `+orgCols, id, currency, now)
+	return &o, err
+}
+
+// SetTimeZone changes org's time zone (its trigger rebuilds the sales roll-up).
+func (Store) SetTimeZone(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID, tz string, now time.Time) (*Organization, error) {
+	var o Organization
+	err := sqlx.GetContext(ctx, q, &o, `
+		UPDATE organizations o SET time_zone = $2, updated_at = $3 WHERE o.id = $1 RETURNING `+orgCols, id, tz, now)
+	return &o, err
+}
+
+// TimeZoneKnown reports whether PostgreSQL knows the time zone name (it
+// computes the organization's days in it).
+func (Store) TimeZoneKnown(ctx context.Context, q sqlx.QueryerContext, name string) (bool, error) {
+	var ok bool
+	err := sqlx.GetContext(ctx, q, &ok, `SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)`, name)
+	return ok, err
 }
 
 func (Store) OrgsByIDs(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) ([]*Organization, error) {

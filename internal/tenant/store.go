@@ -26,7 +26,7 @@ func LockOrg(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (*Organiz
 
 func (sqlStore) lockOrg(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (*Organization, error) {
 	var o Organization
-	err := sqlx.GetContext(ctx, q, &o, `SELECT o.id, o.name, o.slug, o.created_at FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE`, id)
+	err := sqlx.GetContext(ctx, q, &o, `SELECT o.id, o.name, o.slug, o.created_at, o.currency, o.time_zone FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrOrgNotFound
 	}

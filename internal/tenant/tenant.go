@@ -52,6 +52,10 @@ type Organization struct {
 	Name      string    `db:"name"`
 	Slug      string    `db:"slug"`
 	CreatedAt time.Time `db:"created_at"`
+	// Currency is an ISO 4217 code: the organization's prices and orders are in it.
+	Currency string `db:"currency"`
+	// TimeZone is an IANA name: the organization's sales are counted by day in it.
+	TimeZone string `db:"time_zone"`
 }
 
 // Membership is a user's membership of an organization, as the gate reads it.
