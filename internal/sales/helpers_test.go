@@ -75,17 +75,17 @@ type orderOut struct {
 	Restocked bool
 	Note      *string
 	Lines     []struct {
-		LineNo         int
-		Sku, Name      string
-		Quantity       int
-		UnitPrice      struct{ Amount string }
-		LineTotal      struct{ Amount string }
-		Product        struct {
+		LineNo    int
+		Sku, Name string
+		Quantity  int
+		UnitPrice struct{ Amount string }
+		LineTotal struct{ Amount string }
+		Product   struct {
 			ID    uuid.UUID
 			Stock int
 		}
 	}
-	CreatedAt                                      string
+	CreatedAt                                    string
 	PaidAt, FulfilledAt, CancelledAt, RefundedAt *string
 }
 
