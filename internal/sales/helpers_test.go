@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 
 	. "tenantgraph/internal/apitest"
 )
@@ -156,3 +157,5 @@ func count(t testing.TB, query string, args ...any) int {
 	}
 	return n
 }
+
+func pqArray(v []any) any { return pq.Array(v) }
