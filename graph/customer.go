@@ -12,6 +12,7 @@ import (
 	"tenantgraph/internal/catalog"
 	"tenantgraph/internal/customer"
 	"tenantgraph/internal/loader"
+	"tenantgraph/internal/sales"
 )
 
 // customerPatch translates updateCustomer's input: an absent field is left
@@ -110,11 +111,51 @@ func prefetchCustomerFields(ctx context.Context, cs []*customer.Customer, list b
 					}
 				}
 			}
+		case "lifetimeValue":
+			keys := make([]sales.CustomerKey, len(cs))
+			for i, c := range cs {
+				keys[i] = salesKey(c)
+			}
+			l.Lifetime.Prefetch(ctx, keys)
+		case "orders":
+			pages, counts := firstPages(oc, f, cs,
+				func(c *customer.Customer, n int) loader.OrdersPageKey {
+					return loader.OrdersPageKey{CustomerKey: salesKey(c), First: n}
+				}, salesKey)
+			l.OrdersPage.Prefetch(ctx, pages)
+			l.OrderCount.Prefetch(ctx, counts)
+			for _, c := range cs {
+				l.Customer.Prime(ctx, customer.Key{Org: c.OrganizationID, Customer: c.ID}, c)
+			}
+			var products []catalog.Key
+			for _, k := range pages {
+				conn, err := l.OrdersPage.Load(ctx, k)()
+				if err != nil || conn == nil {
+					continue
+				}
+				for _, o := range conn.Nodes() {
+					if o.CreatedByID != nil && selectedIn(oc, f.Selections, "edges", "node", "createdBy") {
+						users = append(users, *o.CreatedByID)
+					}
+					if selectedIn(oc, f.Selections, "edges", "node", "lines", "product") {
+						for _, ln := range o.Lines {
+							products = append(products, catalog.Key{Org: ln.OrganizationID, Product: ln.ProductID})
+						}
+					}
+				}
+			}
+			if len(products) > 0 {
+				l.Product.Prefetch(ctx, products)
+			}
 		}
 	}
 	if len(users) > 0 {
 		l.User.Prefetch(ctx, users)
 	}
+}
+
+func salesKey(c *customer.Customer) sales.CustomerKey {
+	return sales.CustomerKey{Org: c.OrganizationID, Customer: c.ID}
 }
 
 // prefetchNoteAuthors loads, in one query, the authors of a page of notes

@@ -55,7 +55,9 @@ func (s *shop) placedAt(t *testing.T, when time.Time, product uuid.UUID, sku str
 func (s *shop) summary(t *testing.T, from, to string) summaryOut {
 	t.Helper()
 	r := MustOK(t, srv.Post(t, s.member.AccessToken, summaryQuery, map[string]any{"o": s.org, "from": from, "to": to}))
-	var out struct{ Organization struct{ SalesSummary summaryOut } }
+	var out struct {
+		Organization struct{ SalesSummary summaryOut }
+	}
 	r.Decode(t, &out)
 	return out.Organization.SalesSummary
 }
@@ -139,4 +141,3 @@ func TestSalesSummary(t *testing.T) {
 		WantCode(t, r, "BAD_USER_INPUT")
 	}
 }
-
