@@ -136,16 +136,12 @@ func (Store) CountMovements(ctx context.Context, q sqlx.QueryerContext, org, pro
 // ByKeys returns the products of keys (each of its own organization) that
 // exist, with one query.
 func (Store) ByKeys(ctx context.Context, q sqlx.QueryerContext, keys []Key) ([]*Product, error) {
-	orgs := make([]uuid.UUID, len(keys))
-	ids := make([]uuid.UUID, len(keys))
-	for i, k := range keys {
-		orgs[i], ids[i] = k.Org, k.Product
-	}
+	orgs, ids := db.Pairs(keys, func(k Key) (uuid.UUID, uuid.UUID) { return k.Org, k.Product })
 	var rows []*Product
 	err := sqlx.SelectContext(ctx, q, &rows, `SELECT `+productCols+`
 		FROM unnest($1::uuid[], $2::uuid[]) AS k(org, id)
 		JOIN products p ON p.organization_id = k.org AND p.id = k.id
-		JOIN organizations o ON o.id = p.organization_id`, pq.Array(orgs), pq.Array(ids))
+		JOIN organizations o ON o.id = p.organization_id`, orgs, ids)
 	return rows, err
 }
 

@@ -266,13 +266,9 @@ var noteOrder = page.Order{Col: "n.created_at", ID: "n.id", Dir: page.Desc}
 // NotesPages returns, for each customer of keys, up to limit of its notes after
 // cur (a creation time and id), in noteOrder, with one query.
 func (Store) NotesPages(ctx context.Context, q sqlx.QueryerContext, keys []Key, cur *page.Key[time.Time], limit int) (map[Key][]*CustomerNote, error) {
-	orgs := make([]uuid.UUID, len(keys))
-	custs := make([]uuid.UUID, len(keys))
-	for i, k := range keys {
-		orgs[i], custs[i] = k.Org, k.Customer
-	}
+	orgs, custs := db.Pairs(keys, func(k Key) (uuid.UUID, uuid.UUID) { return k.Org, k.Customer })
 	var rows []*CustomerNote
-	after, args := page.After(noteOrder, cur, []any{pq.Array(orgs), pq.Array(custs), limit})
+	after, args := page.After(noteOrder, cur, []any{orgs, custs, limit})
 	err := sqlx.SelectContext(ctx, q, &rows, `
 		SELECT p.* FROM unnest($1::uuid[], $2::uuid[]) AS k(org, cust) CROSS JOIN LATERAL (
 			SELECT `+noteCols+` FROM customer_notes n
@@ -292,11 +288,7 @@ func (Store) NotesPages(ctx context.Context, q sqlx.QueryerContext, keys []Key, 
 
 // NoteCounts returns the number of notes of each customer of keys, with one query.
 func (Store) NoteCounts(ctx context.Context, q sqlx.QueryerContext, keys []Key) (map[Key]int, error) {
-	orgs := make([]uuid.UUID, len(keys))
-	custs := make([]uuid.UUID, len(keys))
-	for i, k := range keys {
-		orgs[i], custs[i] = k.Org, k.Customer
-	}
+	orgs, custs := db.Pairs(keys, func(k Key) (uuid.UUID, uuid.UUID) { return k.Org, k.Customer })
 	var rows []struct {
 		Org  uuid.UUID `db:"organization_id"`
 		Cust uuid.UUID `db:"customer_id"`
@@ -306,7 +298,7 @@ func (Store) NoteCounts(ctx context.Context, q sqlx.QueryerContext, keys []Key) 
 		SELECT n.organization_id, n.customer_id, count(*) AS n
 		FROM unnest($1::uuid[], $2::uuid[]) AS k(org, cust)
 		JOIN customer_notes n ON n.organization_id = k.org AND n.customer_id = k.cust
-		GROUP BY n.organization_id, n.customer_id`, pq.Array(orgs), pq.Array(custs))
+		GROUP BY n.organization_id, n.customer_id`, orgs, custs)
 	out := make(map[Key]int, len(keys))
 	for _, r := range rows {
 		out[Key{Org: r.Org, Customer: r.Cust}] = r.N
@@ -317,14 +309,10 @@ func (Store) NoteCounts(ctx context.Context, q sqlx.QueryerContext, keys []Key) 
 // ByKeys returns the customers of keys (each of its own organization) that
 // exist, with one query.
 func (Store) ByKeys(ctx context.Context, q sqlx.QueryerContext, keys []Key) ([]*Customer, error) {
-	orgs := make([]uuid.UUID, len(keys))
-	custs := make([]uuid.UUID, len(keys))
-	for i, k := range keys {
-		orgs[i], custs[i] = k.Org, k.Customer
-	}
+	orgs, custs := db.Pairs(keys, func(k Key) (uuid.UUID, uuid.UUID) { return k.Org, k.Customer })
 	var rows []customerRow
 	err := sqlx.SelectContext(ctx, q, &rows, `SELECT `+customerCol+`
 		FROM unnest($1::uuid[], $2::uuid[]) AS k(org, id) JOIN customers c ON c.organization_id = k.org AND c.id = k.id`,
-		pq.Array(orgs), pq.Array(custs))
+		orgs, custs)
 	return toCustomers(rows), err
 }

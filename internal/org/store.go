@@ -145,16 +145,12 @@ func (Store) MemberEmailExists(ctx context.Context, q sqlx.QueryerContext, org u
 
 // Memberships returns the memberships among keys (in no particular order).
 func (Store) Memberships(ctx context.Context, q sqlx.QueryerContext, keys []MemberKey) ([]*Member, error) {
-	orgs := make([]uuid.UUID, len(keys))
-	users := make([]uuid.UUID, len(keys))
-	for i, k := range keys {
-		orgs[i], users[i] = k.Org, k.User
-	}
+	orgs, users := db.Pairs(keys, func(k MemberKey) (uuid.UUID, uuid.UUID) { return k.Org, k.User })
 	var out []*Member
 	err := sqlx.SelectContext(ctx, q, &out, `
 		SELECT `+memberCols+` FROM organization_members m
 		JOIN unnest($1::uuid[], $2::uuid[]) AS k(org, usr) ON m.organization_id = k.org AND m.user_id = k.usr`,
-		pq.Array(orgs), pq.Array(users))
+		orgs, users)
 	return out, err
 }
 

@@ -208,7 +208,7 @@ func (Store) CustomerPages(ctx context.Context, q sqlx.QueryerContext, keys []Cu
 			SELECT `+orderCols+` FROM orders o
 			WHERE o.organization_id = k.org AND o.customer_id = k.cust
 			ORDER BY `+orderOrder.By()+` LIMIT $3
-		) p`, pq.Array(orgs), pq.Array(custs), limit)
+		) p`, orgs, custs, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func (Store) CustomerCounts(ctx context.Context, q sqlx.QueryerContext, keys []C
 	err := sqlx.SelectContext(ctx, q, &rows, `
 		SELECT k.org, k.cust, count(o.id) AS n FROM unnest($1::uuid[], $2::uuid[]) AS k(org, cust)
 		LEFT JOIN orders o ON o.organization_id = k.org AND o.customer_id = k.cust
-		GROUP BY k.org, k.cust`, pq.Array(orgs), pq.Array(custs))
+		GROUP BY k.org, k.cust`, orgs, custs)
 	out := make(map[CustomerKey]int, len(rows))
 	for _, r := range rows {
 		out[CustomerKey{Org: r.Org, Customer: r.Cust}] = r.N
@@ -253,7 +253,7 @@ func (Store) LifetimeValues(ctx context.Context, q sqlx.QueryerContext, keys []C
 			coalesce((SELECT sum(o.total) FROM orders o WHERE o.organization_id = k.org AND o.customer_id = k.cust
 				AND o.status IN ('PAID', 'FULFILLED')), 0) AS amount
 		FROM unnest($1::uuid[], $2::uuid[]) AS k(org, cust) JOIN organizations org ON org.id = k.org`,
-		pq.Array(orgs), pq.Array(custs))
+		orgs, custs)
 	out := make(map[CustomerKey]Value, len(rows))
 	for _, r := range rows {
 		out[CustomerKey{Org: r.Org, Customer: r.Cust}] = r.Value
@@ -314,10 +314,6 @@ func (Store) TopProducts(ctx context.Context, q sqlx.QueryerContext, org uuid.UU
 	return rows, err
 }
 
-func split(keys []CustomerKey) (orgs, custs []uuid.UUID) {
-	orgs, custs = make([]uuid.UUID, len(keys)), make([]uuid.UUID, len(keys))
-	for i, k := range keys {
-		orgs[i], custs[i] = k.Org, k.Customer
-	}
-	return orgs, custs
+func split(keys []CustomerKey) (orgs, custs any) {
+	return db.Pairs(keys, func(k CustomerKey) (uuid.UUID, uuid.UUID) { return k.Org, k.Customer })
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
@@ -175,4 +176,14 @@ func GetOrNil[T any](ctx context.Context, q sqlx.QueryerContext, query string, a
 		return nil, err
 	}
 	return &v, nil
+}
+
+// Pairs splits keys naming a row of an organization (organization, row) into
+// the two arrays a batch lookup unnests: unnest($1::uuid[], $2::uuid[]).
+func Pairs[K any](keys []K, pair func(K) (org, row uuid.UUID)) (orgs, rows any) {
+	o, r := make([]uuid.UUID, len(keys)), make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		o[i], r[i] = pair(k)
+	}
+	return pq.Array(o), pq.Array(r)
 }
