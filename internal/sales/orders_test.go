@@ -91,6 +91,15 @@ func TestOrderLifecycle(t *testing.T) {
 			t.Errorf("%d %s events, want %d", n, action, want)
 		}
 	}
+	var froms []string
+	if err := srv.DB.Select(&froms, `SELECT action || ':' || (metadata->>'from') FROM audit_events
+		WHERE organization_id = $1 AND action IN ('order.paid', 'order.fulfilled', 'order.cancelled', 'order.refunded') ORDER BY created_at, id`,
+		s.org); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmtList(froms), "[order.paid:PENDING order.fulfilled:PAID order.refunded:FULFILLED order.cancelled:PENDING order.paid:PENDING order.refunded:PAID]"; got != want {
+		t.Errorf("transitions audited: %s, want %s", got, want)
+	}
 	var reasons []string
 	if err := srv.DB.Select(&reasons, `SELECT reason || ':' || delta FROM inventory_movements WHERE organization_id = $1 AND product_id = $2 ORDER BY id`,
 		s.org, widget); err != nil {

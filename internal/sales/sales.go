@@ -51,6 +51,20 @@ var from = map[Status][]Status{
 // counted are the statuses whose orders count as sales (revenue, lifetime value).
 func (s Status) counted() bool { return s == StatusPaid || s == StatusFulfilled }
 
+// previous is the status the order had before its last transition, read from
+// its transitions' times (each set exactly when the order went through it).
+func (o *Order) previous() Status {
+	switch {
+	case o.Status == StatusPaid, o.Status == StatusCancelled && o.PaidAt == nil:
+		return StatusPending
+	case o.Status == StatusRefunded && o.FulfilledAt != nil:
+		return StatusFulfilled
+	case o.Status == StatusPending:
+		return ""
+	}
+	return StatusPaid // FULFILLED, CANCELLED after payment, REFUNDED before fulfilment
+}
+
 // Order is a sale to a customer.
 type Order struct {
 	OrganizationID uuid.UUID  `db:"organization_id"`

@@ -305,7 +305,7 @@ func (s *Service) transition(ctx context.Context, actor auth.Viewer, orgID, id u
 				}
 				return nil, apperr.New(apperr.Conflict, "order %d is %s: it cannot become %s", cur.Number, cur.Status, to)
 			}
-			meta := map[string]any{"number": o.Number, "total": o.TotalAmount, "currency": o.Currency}
+			meta := map[string]any{"number": o.Number, "total": o.TotalAmount, "currency": o.Currency, "from": o.previous()}
 			if to == StatusRefunded {
 				meta["restocked"] = restock
 			}
