@@ -148,21 +148,38 @@ BEGIN
         END IF;
         RETURN NEW;
     END IF;
-    IF (NEW.organization_id, NEW.id, NEW.number, NEW.customer_id, NEW.currency, NEW.subtotal, NEW.total,
-        NEW.line_count, NEW.note, NEW.idempotency_key, NEW.request_hash, NEW.created_at)
-       IS DISTINCT FROM
-       (OLD.organization_id, OLD.id, OLD.number, OLD.customer_id, OLD.currency, OLD.subtotal, OLD.total,
-        OLD.line_count, OLD.note, OLD.idempotency_key, OLD.request_hash, OLD.created_at)
-       -- a deleted user's orders lose their creator (ON DELETE SET NULL), nothing else
-       OR (NEW.created_by IS DISTINCT FROM OLD.created_by AND NEW.created_by IS NOT NULL) THEN
-        RAISE EXCEPTION 'an order changes only its status' USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_immutable';
-    END IF;
     IF NEW.status IS DISTINCT FROM OLD.status AND NOT (
            (OLD.status = 'PENDING' AND NEW.status IN ('PAID', 'CANCELLED'))
         OR (OLD.status = 'PAID' AND NEW.status IN ('FULFILLED', 'CANCELLED', 'REFUNDED'))
         OR (OLD.status = 'FULFILLED' AND NEW.status = 'REFUNDED')) THEN
         RAISE EXCEPTION 'an order cannot go from % to %', OLD.status, NEW.status
             USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_status_transition';
+    END IF;
+    IF (NEW.organization_id, NEW.id, NEW.number, NEW.customer_id, NEW.currency, NEW.subtotal, NEW.total,
+        NEW.line_count, NEW.note, NEW.idempotency_key, NEW.request_hash, NEW.created_at)
+       IS DISTINCT FROM
+       (OLD.organization_id, OLD.id, OLD.number, OLD.customer_id, OLD.currency, OLD.subtotal, OLD.total,
+        OLD.line_count, OLD.note, OLD.idempotency_key, OLD.request_hash, OLD.created_at)
+       -- a deleted user's orders lose their creator (ON DELETE SET NULL), nothing else
+       OR (NEW.created_by IS DISTINCT FROM OLD.created_by AND NEW.created_by IS NOT NULL)
+       -- what a transition set stays: its time, restocked, and who made the last one
+       -- (unless the same update is a transition, or that user is deleted)
+       OR (OLD.paid_at IS NOT NULL AND NEW.paid_at IS DISTINCT FROM OLD.paid_at)
+       OR (OLD.fulfilled_at IS NOT NULL AND NEW.fulfilled_at IS DISTINCT FROM OLD.fulfilled_at)
+       OR (NEW.status IS NOT DISTINCT FROM OLD.status AND (NEW.restocked IS DISTINCT FROM OLD.restocked
+           OR (NEW.updated_by IS DISTINCT FROM OLD.updated_by AND NEW.updated_by IS NOT NULL))) THEN
+        RAISE EXCEPTION 'an order changes only its status' USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_immutable';
+    END IF;
+    RETURN NEW;
+END $$;
+
+-- An archived customer takes no new order (archived products are refused by the service,
+-- which locks them; a customer is only read here).
+CREATE FUNCTION orders_customer_active() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM customers c WHERE c.organization_id = NEW.organization_id AND c.id = NEW.customer_id
+               AND c.archived_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'the customer is archived' USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_customer_archived';
     END IF;
     RETURN NEW;
 END $$;
@@ -231,6 +248,17 @@ BEGIN
     RAISE EXCEPTION 'an order line does not change' USING ERRCODE = 'check_violation', CONSTRAINT = 'order_lines_immutable';
 END $$;
 
+-- Orders and their lines are never deleted (the stock they took and the roll-up would no
+-- longer add up), except with their organization: the cascade from organizations runs
+-- inside its foreign key's trigger (pg_trigger_depth() > 1).
+CREATE FUNCTION orders_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_trigger_depth() < 2 THEN
+        RAISE EXCEPTION '% rows are not deleted', TG_TABLE_NAME USING ERRCODE = 'check_violation', CONSTRAINT = TG_TABLE_NAME || '_kept';
+    END IF;
+    RETURN OLD;
+END $$;
+
 -- The roll-up of one organization, from its orders: what the orders' trigger keeps, and
 -- what a time zone change rebuilds.
 CREATE FUNCTION sales_rollup_rebuild(org uuid) RETURNS void LANGUAGE plpgsql AS $$
@@ -259,12 +287,18 @@ END $$;
 
 CREATE TRIGGER orders_status BEFORE INSERT OR UPDATE ON orders
     FOR EACH ROW EXECUTE FUNCTION orders_status();
+CREATE TRIGGER orders_customer_active BEFORE INSERT ON orders
+    FOR EACH ROW EXECUTE FUNCTION orders_customer_active();
 CREATE TRIGGER orders_after_status AFTER UPDATE OF status ON orders
     FOR EACH ROW WHEN (NEW.status IS DISTINCT FROM OLD.status) EXECUTE FUNCTION orders_after_status();
 CREATE TRIGGER order_lines_take_stock AFTER INSERT ON order_lines
     FOR EACH ROW WHEN (NEW.track_inventory) EXECUTE FUNCTION order_lines_take_stock();
 CREATE TRIGGER order_lines_immutable BEFORE UPDATE ON order_lines
     FOR EACH ROW EXECUTE FUNCTION order_lines_immutable();
+CREATE TRIGGER orders_kept BEFORE DELETE ON orders
+    FOR EACH ROW EXECUTE FUNCTION orders_kept();
+CREATE TRIGGER order_lines_kept BEFORE DELETE ON order_lines
+    FOR EACH ROW EXECUTE FUNCTION orders_kept();
 CREATE TRIGGER organizations_time_zone_changed AFTER UPDATE OF time_zone ON organizations
     FOR EACH ROW WHEN (NEW.time_zone IS DISTINCT FROM OLD.time_zone) EXECUTE FUNCTION organizations_time_zone_changed();
 
@@ -280,9 +314,11 @@ DROP TABLE orders;
 DROP TABLE order_numbers;
 DROP FUNCTION organizations_time_zone_changed();
 DROP FUNCTION sales_rollup_rebuild(uuid);
+DROP FUNCTION orders_kept();
 DROP FUNCTION order_lines_immutable();
 DROP FUNCTION order_lines_take_stock();
 DROP FUNCTION orders_after_status();
+DROP FUNCTION orders_customer_active();
 DROP FUNCTION orders_status();
 ALTER TABLE organizations DROP CONSTRAINT organizations_id_currency_key;
 ALTER TABLE organizations DROP COLUMN time_zone;

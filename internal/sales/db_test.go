@@ -231,6 +231,7 @@ func TestDBOrderChangesOnlyItsStatus(t *testing.T) {
 	t.Parallel()
 	s := newDBShop(t, 10)
 	id := s.mustInsert(t)
+	number := s.number
 	other := uuid.New()
 	dbtest.Exec(t, database.DB, `INSERT INTO customers (organization_id, id, name, created_at, updated_at) VALUES ($1, $2, 'Bob', now(), now())`,
 		s.org, other)
@@ -247,17 +248,34 @@ func TestDBOrderChangesOnlyItsStatus(t *testing.T) {
 	}
 	_, err := database.DB.Exec(`UPDATE order_lines SET quantity = 5, line_total = unit_price * 5 WHERE organization_id = $1 AND order_id = $2`, s.org, id)
 	dbtest.WantViolation(t, err, "changing a line", "23514", "order_lines_immutable")
+	_, err = database.DB.Exec(`DELETE FROM order_lines WHERE organization_id = $1 AND order_id = $2`, s.org, id)
+	dbtest.WantViolation(t, err, "deleting a line", "23514", "order_lines_kept")
+	_, err = database.DB.Exec(`DELETE FROM orders WHERE organization_id = $1 AND id = $2`, s.org, id)
+	dbtest.WantViolation(t, err, "deleting an order", "23514", "orders_kept")
+
+	// What a transition set stays: a refund that did not restock cannot restock later.
+	refunded := s.mustInsert(t)
+	if err := s.setStatus(refunded, "PAID", false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = database.DB.Exec(`UPDATE orders SET paid_at = paid_at - interval '1 hour' WHERE organization_id = $1 AND id = $2`, s.org, refunded)
+	dbtest.WantViolation(t, err, "moving the payment time", "23514", "orders_immutable")
+	if err := s.setStatus(refunded, "REFUNDED", false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = database.DB.Exec(`UPDATE orders SET restocked = true WHERE organization_id = $1 AND id = $2`, s.org, refunded)
+	dbtest.WantViolation(t, err, "restocking after the refund", "23514", "orders_immutable")
 	var got string
 	if err := database.DB.Get(&got, `SELECT concat_ws(' ', o.status, o.total, o.customer_id = $3, o.number, l.quantity, l.line_total)
 		FROM orders o JOIN order_lines l USING (organization_id) WHERE l.order_id = o.id AND o.organization_id = $1 AND o.id = $2`,
 		s.org, id, s.customer); err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("PENDING 100 t %d 1 100", s.number); got != want {
+	if want := fmt.Sprintf("PENDING 100 t %d 1 100", number); got != want {
 		t.Errorf("after the refused changes: %s, want %s", got, want)
 	}
-	if got := dbStock(t, s.org, s.products[0]); got != "9/9" {
-		t.Errorf("stock/ledger %s, want 9/9", got)
+	if got := dbStock(t, s.org, s.products[0]); got != "8/8" {
+		t.Errorf("stock/ledger %s, want 8/8", got)
 	}
 }
 

@@ -110,4 +110,20 @@ func TestRefundAndCreateWithTheSameKey(t *testing.T) {
 		t.Errorf("field %q", r.Field())
 	}
 	wantStock(t, s.org, p, 9)
+
+	// After the kit's key expired, a retry still finds its order, even though
+	// the catalog would refuse it today (out of stock).
+	late := "late-key"
+	placed := MustOK(t, s.order(t, s.member, &late, line(p, 9)))
+	if _, err := srv.DB.Exec(`DELETE FROM idempotency_keys WHERE organization_id = $1 AND key = $2`, s.org, late); err != nil {
+		t.Fatal(err)
+	}
+	retried := MustOK(t, s.order(t, s.member, &late, line(p, 9)))
+	placed.Decode(t, &a)
+	retried.Decode(t, &b)
+	if a.CreateOrder.ID != b.CreateOrder.ID {
+		t.Errorf("a late retry made order %d after %d", b.CreateOrder.Number, a.CreateOrder.Number)
+	}
+	WantCode(t, s.order(t, s.member, &late, line(p, 8)), "CONFLICT")
+	wantStock(t, s.org, p, 0)
 }

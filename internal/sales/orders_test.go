@@ -124,6 +124,10 @@ func TestCreateOrderRefusals(t *testing.T) {
 	}
 	foreign := other.newProduct(t, "F-1", 100, 5)
 	thing := s.newProduct(t, "T-1", 100, 4)
+	archivedCustomer := s.newCustomer(t, "Gone")
+	if _, err := srv.DB.Exec(`UPDATE customers SET archived_at = now() WHERE organization_id = $1 AND id = $2`, s.org, archivedCustomer); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name, code, field string
@@ -138,6 +142,8 @@ func TestCreateOrderRefusals(t *testing.T) {
 		{"archived product", "CONFLICT", "input.lines[1].productId", s.orderInput(line(gadget, 1), line(archived, 1))},
 		{"another organization's product", "NOT_FOUND", "input.lines[0].productId", s.orderInput(line(foreign, 1))},
 		{"unknown product", "NOT_FOUND", "input.lines[0].productId", s.orderInput(line(uuid.New(), 1))},
+		{"archived customer", "CONFLICT", "input.customerId",
+			map[string]any{"customerId": archivedCustomer, "lines": []any{line(widget, 1)}}},
 		{"another organization's customer", "NOT_FOUND", "input.customerId",
 			map[string]any{"customerId": other.customer, "lines": []any{line(widget, 1)}}},
 	}

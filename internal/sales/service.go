@@ -57,9 +57,10 @@ var errNotFound = apperr.New(apperr.NotFound, "order not found")
 
 // constraints are the violations an order write may meet, as clients see them.
 var constraints = tenant.Constraints{
-	customerFkey: {Code: apperr.NotFound, Field: "customerId", Message: "customer not found"},
-	currencyFkey: {Code: apperr.Conflict, Field: "", Message: "the organization's currency changed meanwhile: try again"},
-	stockCheck:   {Code: apperr.Conflict, Field: "lines", Message: "not enough stock"},
+	customerFkey:     {Code: apperr.NotFound, Field: "customerId", Message: "customer not found"},
+	customerArchived: {Code: apperr.Conflict, Field: "customerId", Message: "the customer is archived: restore them to take an order"},
+	currencyFkey:     {Code: apperr.Conflict, Field: "", Message: "the organization's currency changed meanwhile: try again"},
+	stockCheck:       {Code: apperr.Conflict, Field: "lines", Message: "not enough stock"},
 }
 
 // --- reads ---
@@ -159,6 +160,9 @@ func (s *Service) Summary(ctx context.Context, orgID uuid.UUID, from, to time.Ti
 	if len(days) == 0 {
 		return nil, apperr.New(apperr.NotFound, "organization not found")
 	}
+	if len(days) > MaxSummaryDays { // 366 x 24 hours can touch 367 local days
+		return nil, apperr.Invalid("to", "a summary covers at most %d days", MaxSummaryDays)
+	}
 	sum := &Summary{From: days[0].Date, To: days[len(days)-1].Date, TimeZone: tz, Currency: currency, Days: days}
 	for _, d := range days {
 		d.Currency = currency
@@ -196,6 +200,13 @@ func (s *Service) Create(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 		return tenant.Once(ctx, t, key, "order.create", asSent, func() (*Order, error) {
 			o, err := s.price(ctx, t, orgID, in)
 			if err != nil {
+				if _, refused := apperr.As(err); refused && key != nil {
+					// A retry after the kit's key expired: the order the key made
+					// comes before what the catalog says today.
+					if prev, err := s.keyed(ctx, t, orgID, *key, hash); err != nil || prev != nil {
+						return prev, err
+					}
+				}
 				return nil, err
 			}
 			o.Note, o.Key, o.Hash, o.By, o.At = note, key, hash, actor.UserID, t.Now
@@ -207,7 +218,11 @@ func (s *Service) Create(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 				return nil, constraints.Map(err, "input.")
 			}
 			if order == nil { // the key is on an order already
-				return s.byKey(ctx, t, orgID, *key, hash)
+				prev, err := s.keyed(ctx, t, orgID, *key, hash)
+				if err == nil && prev == nil {
+					err = fmt.Errorf("order key %q: conflict without an order", *key)
+				}
+				return prev, err
 			}
 			return order, t.Audit(ctx, "order.created", "order", order.ID.String(), map[string]any{
 				"number": order.Number, "customerId": order.CustomerID, "total": order.TotalAmount,
@@ -250,14 +265,17 @@ func (s *Service) price(ctx context.Context, t *tenant.Tx, orgID uuid.UUID, in C
 	return o, nil
 }
 
-// byKey is the order an idempotency key created: the same request gets it,
-// another one is CONFLICT.
-func (s *Service) byKey(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, key string, hash []byte) (*Order, error) {
+// keyed is the order an idempotency key created (nil when none did): the
+// same request gets it, another one is CONFLICT.
+func (s *Service) keyed(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, key string, hash []byte) (*Order, error) {
 	o, h, err := s.store.ByKey(ctx, q, orgID, key)
 	if err != nil {
 		return nil, fmt.Errorf("order by key: %w", err)
 	}
-	if o == nil || !bytes.Equal(h, hash) {
+	if o == nil {
+		return nil, nil
+	}
+	if !bytes.Equal(h, hash) {
 		return nil, &apperr.Error{Code: apperr.Conflict, Field: "idempotencyKey",
 			Message: "this idempotency key was used for another request: use a new key for a new request"}
 	}

@@ -19,10 +19,11 @@ type Store struct{}
 
 // Constraint names the service maps to field errors.
 const (
-	customerFkey   = "orders_customer_fkey"
-	currencyFkey   = "orders_currency_fkey"
-	stockCheck     = "products_stock_check"
-	transitionRule = "orders_status_transition"
+	customerFkey     = "orders_customer_fkey"
+	customerArchived = "orders_customer_archived"
+	currencyFkey     = "orders_currency_fkey"
+	stockCheck       = "products_stock_check"
+	transitionRule   = "orders_status_transition"
 )
 
 // orderCols reads an order (o) with its lines, by number, as one JSON array.

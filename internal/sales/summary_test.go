@@ -136,7 +136,9 @@ func TestSalesSummary(t *testing.T) {
 	}
 
 	// A range beyond 366 days, or backwards, is refused.
-	for _, rng := range [][2]string{{"2025-01-01T00:00:00Z", "2026-03-01T00:00:00Z"}, {"2026-03-02T00:00:00Z", "2026-03-01T00:00:00Z"}} {
+	// (366 x 24 hours that touch 367 local days, too.)
+	for _, rng := range [][2]string{{"2025-01-01T00:00:00Z", "2026-03-01T00:00:00Z"}, {"2026-03-02T00:00:00Z", "2026-03-01T00:00:00Z"},
+		{"2025-01-01T23:59:00Z", "2026-01-02T00:01:00Z"}} {
 		r := srv.Post(t, s.member.AccessToken, summaryQuery, map[string]any{"o": s.org, "from": rng[0], "to": rng[1]})
 		WantCode(t, r, "BAD_USER_INPUT")
 	}

@@ -35,6 +35,9 @@ func (c Constraints) Map(err error, prefix string) error {
 		return nil
 	}
 	if v, ok := c[db.Constraint(err)]; ok {
+		if v.Field == "" { // the request as a whole: no field to name
+			return v.At("")
+		}
 		return v.At(prefix + v.Field)
 	}
 	return fmt.Errorf("write: %w", err)
