@@ -51,11 +51,20 @@ func (r *mutationResolver) AdjustStock(ctx context.Context, orgID uuid.UUID, pro
 
 // Movements is the resolver for the movements field.
 func (r *productResolver) Movements(ctx context.Context, obj *catalog.Product, first *int, after *string) (*page.Connection[*catalog.Movement], error) {
-	conn, err := r.Catalog.Movements(ctx, obj, first, after)
-	if err == nil {
-		prefetchUsers(ctx, conn.Nodes(), "actor", func(m *catalog.Movement) *uuid.UUID { return m.ActorID })
+	n, err := page.First(first)
+	if err != nil {
+		return nil, err
 	}
-	return conn, err
+	key := catalog.Key{Org: obj.OrganizationID, Product: obj.ID}
+	if after == nil {
+		return loader.From(ctx).MovementsPage.Load(ctx, catalog.MovementsPageKey{Key: key, First: n})()
+	}
+	conns, moves, err := r.Catalog.MovementsPages(ctx, catalog.MovementsRequest{Products: []catalog.Key{key}, First: n, After: after})
+	if err != nil {
+		return nil, err
+	}
+	prefetchUsers(ctx, moves, "actor", func(m *catalog.Movement) *uuid.UUID { return m.ActorID })
+	return conns[key], nil
 }
 
 // CreatedBy is the resolver for the createdBy field.
@@ -70,14 +79,18 @@ func (r *productResolver) CreatedBy(ctx context.Context, obj *catalog.Product) (
 func (r *queryResolver) Products(ctx context.Context, orgID uuid.UUID, first *int, after *string, search *string, includeArchived *bool) (*page.Connection[*catalog.Product], error) {
 	conn, err := r.Catalog.List(ctx, orgID, catalog.Filter{Search: search, IncludeArchived: includeArchived != nil && *includeArchived}, first, after)
 	if err == nil {
-		prefetchUsers(ctx, conn.Nodes(), "createdBy", func(p *catalog.Product) *uuid.UUID { return p.CreatedByID })
+		prefetchProducts(ctx, conn.Nodes(), true)
 	}
 	return conn, err
 }
 
 // Product is the resolver for the product field.
 func (r *queryResolver) Product(ctx context.Context, orgID uuid.UUID, id uuid.UUID) (*catalog.Product, error) {
-	return r.Catalog.Get(ctx, orgID, id)
+	p, err := r.Catalog.Get(ctx, orgID, id)
+	if err == nil {
+		prefetchProducts(ctx, []*catalog.Product{p}, false)
+	}
+	return p, err
 }
 
 // InventoryMovement returns InventoryMovementResolver implementation.

@@ -253,3 +253,48 @@ func prefetchOrders(ctx context.Context, orders []*sales.Order) {
 		wg.Go(func() { l.Product.Prefetch(ctx, keys) })
 	}
 }
+
+// prefetchProducts loads, one query each, what the selected fields of a page
+// of products need: their creators, and their ledgers' first pages, counts
+// and actors. list: ps are a connection's nodes (else a root field's one).
+func prefetchProducts(ctx context.Context, ps []*catalog.Product, list bool) {
+	if len(ps) == 0 {
+		return
+	}
+	oc, fields := selectedFields(ctx, "Product", list)
+	l := loader.From(ctx)
+	var users []uuid.UUID
+	for _, f := range fields {
+		switch f.Name {
+		case "createdBy":
+			for _, p := range ps {
+				if p.CreatedByID != nil {
+					users = append(users, *p.CreatedByID)
+				}
+			}
+		case "movements":
+			key := func(p *catalog.Product) catalog.Key { return catalog.Key{Org: p.OrganizationID, Product: p.ID} }
+			pages, counts := firstPages(oc, f, ps,
+				func(p *catalog.Product, n int) catalog.MovementsPageKey {
+					return catalog.MovementsPageKey{Key: key(p), First: n}
+				}, key)
+			l.MovementsPage.Prefetch(ctx, pages)
+			l.MovementCount.Prefetch(ctx, counts)
+			if len(pages) == 0 || !selectedIn(oc, f.Selections, "edges", "node", "actor") {
+				continue
+			}
+			for _, k := range pages {
+				if conn, err := l.MovementsPage.Load(ctx, k)(); err == nil && conn != nil {
+					for _, m := range conn.Nodes() {
+						if m.ActorID != nil {
+							users = append(users, *m.ActorID)
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(users) > 0 {
+		l.User.Prefetch(ctx, users)
+	}
+}

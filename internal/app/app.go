@@ -185,7 +185,7 @@ func New(o Options) (*App, error) {
 	customers := customer.NewService(customer.Deps{DB: o.DB, Gate: gate,
 		CountNotes: loader.CountNotes, Now: o.Now})
 
-	products := catalog.NewService(catalog.Deps{DB: o.DB, Gate: gate})
+	products := catalog.NewService(catalog.Deps{DB: o.DB, Gate: gate, CountMovements: loader.CountMoves})
 	orders := sales.NewService(sales.Deps{DB: o.DB, Gate: gate, Catalog: forSale{products}, CountOrders: loader.CountOrders})
 
 	var tracer trace.Tracer
@@ -206,6 +206,8 @@ func New(o Options) (*App, error) {
 		NoteCounts:    customers.NoteCounts,
 		Customers:     customers.ByKeys,
 		Products:      products.ByKeys,
+		MovementPages: products.MovementsPages,
+		MoveCounts:    products.MovementCounts,
 		OrderPages:    orders.CustomerPages,
 		OrderCounts:   orders.CustomerCounts,
 		Lifetimes:     orders.LifetimeValues,

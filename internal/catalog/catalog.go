@@ -103,6 +103,12 @@ type Key struct {
 	Product uuid.UUID
 }
 
+// MovementsPageKey asks for the first page of a product's ledger.
+type MovementsPageKey struct {
+	Key
+	First int
+}
+
 // Connections of the area's lists, built by the one connection builder.
 type (
 	ProductConnection  = page.Connection[*Product]

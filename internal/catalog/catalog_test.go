@@ -291,6 +291,12 @@ func TestProductsPageCostsConstantStatements(t *testing.T) {
 		FROM generate_series(1, 60) AS i`, s.org, s.owner.UserID, s.admin.UserID); err != nil {
 		t.Fatal(err)
 	}
+	// Three movements each: +1, +2, +3 (newest first: +3).
+	if _, err := srv.DB.Exec(`INSERT INTO inventory_movements (organization_id, product_id, delta, reason, actor_id, created_at)
+		SELECT p.organization_id, p.id, d, 'ADJUSTMENT', $2, now() FROM products p CROSS JOIN generate_series(1, 3) AS d
+		WHERE p.organization_id = $1 ORDER BY p.id, d`, s.org, s.admin.UserID); err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []int{5, 50} {
 		r, stmts := srv.PostCounted(t, s.member.AccessToken, `query($o: ID!, $n: Int) { products(orgId: $o, first: $n) {
 			edges { node { sku price { formatted } createdBy { email } } } } }`, map[string]any{"o": s.org, "n": n})
@@ -308,6 +314,37 @@ func TestProductsPageCostsConstantStatements(t *testing.T) {
 		}
 		if stmts != 3 {
 			t.Errorf("a page of %d products cost %d statements, want 3", n, stmts)
+		}
+		// With their ledgers' first pages, counts and actors: one batch each
+		// (movements, counts; the actors join the creators' batch).
+		r, stmts = srv.PostCounted(t, s.member.AccessToken, `query($o: ID!, $n: Int) { products(orgId: $o, first: $n) {
+			edges { node { sku createdBy { email } movements(first: 2) { totalCount edges { node { delta actor { email } } } } } } } }`,
+			map[string]any{"o": s.org, "n": n})
+		MustOK(t, r)
+		var withLedger struct {
+			Products struct {
+				Edges []struct {
+					Node struct {
+						Movements struct {
+							TotalCount int
+							Edges      []struct {
+								Node struct {
+									Delta int
+									Actor struct{ Email string }
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		r.Decode(t, &withLedger)
+		last := withLedger.Products.Edges[n-1].Node.Movements
+		if last.TotalCount != 3 || len(last.Edges) != 2 || last.Edges[0].Node.Delta != 3 || last.Edges[0].Node.Actor.Email == "" {
+			t.Fatalf("the last product's ledger: %+v", last)
+		}
+		if stmts != 5 {
+			t.Errorf("a page of %d products with their ledgers cost %d statements, want 5", n, stmts)
 		}
 	}
 }

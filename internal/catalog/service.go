@@ -23,6 +23,10 @@ import (
 type Deps struct {
 	DB   *sqlx.DB
 	Gate *tenant.Gate
+	// CountMovements, when set, counts a product's movements for the
+	// totalCount of Product.movements (the request's loader: many products in
+	// one query).
+	CountMovements func(ctx context.Context, k Key) (int, error)
 }
 
 // Service holds the catalog rules. Reads are gated by the caller (the
@@ -88,20 +92,41 @@ func (s *Service) List(ctx context.Context, orgID uuid.UUID, f Filter, first *in
 		func(ctx context.Context) (int, error) { return s.store.Count(ctx, s.d.DB, orgID, f) }), nil
 }
 
-// Movements returns a page of a product's stock ledger, newest first.
-func (s *Service) Movements(ctx context.Context, p *Product, first *int, after *string) (*MovementConnection, error) {
-	req, err := page.Parse[int64](first, after, "")
+// MovementsRequest is a ledger page of several products: all share First and After.
+type MovementsRequest struct {
+	Products []Key
+	First    int
+	After    *string
+}
+
+// MovementsPages returns a page of each product's stock ledger, newest first,
+// with one query, and all the movements (to prefetch their actors). A
+// connection's totalCount goes through Deps.CountMovements when set.
+func (s *Service) MovementsPages(ctx context.Context, r MovementsRequest) (map[Key]*MovementConnection, []*Movement, error) {
+	req, err := page.Parse[int64](&r.First, r.After, "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rows, err := s.store.MovementsPage(ctx, s.d.DB, p.OrganizationID, p.ID, req.After, req.Limit())
+	rows, err := s.store.MovementsPages(ctx, s.d.DB, r.Products, req.After, req.Limit())
 	if err != nil {
-		return nil, fmt.Errorf("movements page: %w", err)
+		return nil, nil, fmt.Errorf("movements pages: %w", err)
 	}
-	return page.Build(req, rows, func(m *Movement) page.Key[int64] { return page.Key[int64]{V: m.Seq} },
-		func(ctx context.Context) (int, error) {
-			return s.store.CountMovements(ctx, s.d.DB, p.OrganizationID, p.ID)
-		}), nil
+	out := page.Each(req, r.Products, rows, func(m *Movement) page.Key[int64] { return page.Key[int64]{V: m.Seq} },
+		page.Counts[Key]{Loaded: s.d.CountMovements, Direct: s.MovementCounts}.Of)
+	var all []*Movement
+	for _, c := range out {
+		all = append(all, c.Nodes()...)
+	}
+	return out, all, nil
+}
+
+// MovementCounts counts the movements of each product of keys, with one query.
+func (s *Service) MovementCounts(ctx context.Context, keys []Key) (map[Key]int, error) {
+	n, err := s.store.MovementCounts(ctx, s.d.DB, keys)
+	if err != nil {
+		return nil, fmt.Errorf("count movements: %w", err)
+	}
+	return n, nil
 }
 
 // ByKeys returns the products of keys that exist (each key names its

@@ -116,21 +116,46 @@ func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f 
 	return n, err
 }
 
-// MovementsPage returns up to limit of the movements of org's product after
-// cur, newest first.
-func (Store) MovementsPage(ctx context.Context, q sqlx.QueryerContext, org, product uuid.UUID, cur *page.Key[int64], limit int) ([]*Movement, error) {
-	after, args := page.After(movementOrder, cur, []any{org, product, limit})
+// MovementsPages returns up to limit movements (newest first, after cur) of
+// each product of keys, with one query.
+func (Store) MovementsPages(ctx context.Context, q sqlx.QueryerContext, keys []Key, cur *page.Key[int64], limit int) (map[Key][]*Movement, error) {
+	orgs, ids := db.Pairs(keys, func(k Key) (uuid.UUID, uuid.UUID) { return k.Org, k.Product })
+	after, args := page.After(movementOrder, cur, []any{orgs, ids, limit})
 	var rows []*Movement
-	err := sqlx.SelectContext(ctx, q, &rows, `SELECT `+movementCols+` FROM inventory_movements m
-		WHERE m.organization_id = $1 AND m.product_id = $2`+after+` ORDER BY `+movementOrder.By()+` LIMIT $3`, args...)
-	return rows, err
+	err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT p.* FROM unnest($1::uuid[], $2::uuid[]) AS k(org, id) CROSS JOIN LATERAL (
+			SELECT `+movementCols+` FROM inventory_movements m
+			WHERE m.organization_id = k.org AND m.product_id = k.id`+after+`
+			ORDER BY `+movementOrder.By()+` LIMIT $3
+		) p`, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[Key][]*Movement, len(keys))
+	for _, m := range rows {
+		k := Key{Org: m.OrganizationID, Product: m.ProductID}
+		out[k] = append(out[k], m)
+	}
+	return out, nil
 }
 
-// CountMovements counts the movements of org's product.
-func (Store) CountMovements(ctx context.Context, q sqlx.QueryerContext, org, product uuid.UUID) (int, error) {
-	var n int
-	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM inventory_movements WHERE organization_id = $1 AND product_id = $2`, org, product)
-	return n, err
+// MovementCounts counts the movements of each product of keys, with one query.
+func (Store) MovementCounts(ctx context.Context, q sqlx.QueryerContext, keys []Key) (map[Key]int, error) {
+	orgs, ids := db.Pairs(keys, func(k Key) (uuid.UUID, uuid.UUID) { return k.Org, k.Product })
+	var rows []struct {
+		Org uuid.UUID `db:"org"`
+		ID  uuid.UUID `db:"id"`
+		N   int       `db:"n"`
+	}
+	err := sqlx.SelectContext(ctx, q, &rows, `
+		SELECT k.org, k.id, count(m.id) AS n FROM unnest($1::uuid[], $2::uuid[]) AS k(org, id)
+		LEFT JOIN inventory_movements m ON m.organization_id = k.org AND m.product_id = k.id
+		GROUP BY k.org, k.id`, orgs, ids)
+	out := make(map[Key]int, len(rows))
+	for _, r := range rows {
+		out[Key{Org: r.Org, Product: r.ID}] = r.N
+	}
+	return out, err
 }
 
 // ByKeys returns the products of keys (each of its own organization) that

@@ -34,6 +34,8 @@ type Sources struct {
 	NoteCounts    func(ctx context.Context, keys []customer.Key) (map[customer.Key]int, error)
 	Customers     func(ctx context.Context, keys []customer.Key) ([]*customer.Customer, error)
 	Products      func(ctx context.Context, keys []catalog.Key) ([]*catalog.Product, error)
+	MovementPages func(ctx context.Context, r catalog.MovementsRequest) (map[catalog.Key]*catalog.MovementConnection, []*catalog.Movement, error)
+	MoveCounts    func(ctx context.Context, keys []catalog.Key) (map[catalog.Key]int, error)
 	OrderPages    func(ctx context.Context, r sales.CustomersRequest) (map[sales.CustomerKey]*sales.OrderConnection, error)
 	OrderCounts   func(ctx context.Context, keys []sales.CustomerKey) (map[sales.CustomerKey]int, error)
 	Lifetimes     func(ctx context.Context, keys []sales.CustomerKey) (map[sales.CustomerKey]sales.Value, error)
@@ -55,6 +57,9 @@ type Loaders struct {
 	NoteCount *Keyed[customer.Key, int]
 	Customer  *Keyed[customer.Key, *customer.Customer]
 	Product   *Keyed[catalog.Key, *catalog.Product]
+	// MovementsPage is the first page of a product's ledger; MovementCount its length.
+	MovementsPage *Keyed[catalog.MovementsPageKey, *catalog.MovementConnection]
+	MovementCount *Keyed[catalog.Key, int]
 	// OrdersPage is the first page of a customer's orders; OrderCount its length.
 	OrdersPage *Keyed[OrdersPageKey, *sales.OrderConnection]
 	OrderCount *Keyed[sales.CustomerKey, int]
@@ -181,6 +186,13 @@ func New(s Sources) *Loaders {
 	l.Product = keyed(r, byKey(s.Products, func(p *catalog.Product) catalog.Key {
 		return catalog.Key{Org: p.OrganizationID, Product: p.ID}
 	}))
+	l.MovementsPage = keyed(r, pages(
+		func(k catalog.MovementsPageKey) (catalog.Key, int) { return k.Key, k.First },
+		func(ctx context.Context, first int, ps []catalog.Key) (map[catalog.Key]*catalog.MovementConnection, error) {
+			conns, _, err := s.MovementPages(ctx, catalog.MovementsRequest{Products: ps, First: first})
+			return conns, err
+		}))
+	l.MovementCount = keyed(r, byMap(s.MoveCounts))
 	l.OrdersPage = keyed(r, pages(
 		func(k OrdersPageKey) (sales.CustomerKey, int) { return k.CustomerKey, k.First },
 		func(ctx context.Context, first int, custs []sales.CustomerKey) (map[sales.CustomerKey]*sales.OrderConnection, error) {
@@ -303,6 +315,7 @@ var (
 	CountMembers = count(func(l *Loaders) *Keyed[org.MemberCountKey, int] { return l.MemberCount })
 	CountNotes   = count(func(l *Loaders) *Keyed[customer.Key, int] { return l.NoteCount })
 	CountOrders  = count(func(l *Loaders) *Keyed[sales.CustomerKey, int] { return l.OrderCount })
+	CountMoves   = count(func(l *Loaders) *Keyed[catalog.Key, int] { return l.MovementCount })
 )
 
 // Membership loads user's membership of orgID (nil when not a member).

@@ -40,6 +40,11 @@ func countingSources(n *atomic.Int32) Sources {
 		NoteCounts: func(context.Context, []customer.Key) (map[customer.Key]int, error) { n.Add(1); return nil, nil },
 		Customers:  func(context.Context, []customer.Key) ([]*customer.Customer, error) { n.Add(1); return nil, nil },
 		Products:   func(context.Context, []catalog.Key) ([]*catalog.Product, error) { n.Add(1); return nil, nil },
+		MovementPages: func(context.Context, catalog.MovementsRequest) (map[catalog.Key]*catalog.MovementConnection, []*catalog.Movement, error) {
+			n.Add(1)
+			return nil, nil, nil
+		},
+		MoveCounts: func(context.Context, []catalog.Key) (map[catalog.Key]int, error) { n.Add(1); return nil, nil },
 		OrderPages: func(context.Context, sales.CustomersRequest) (map[sales.CustomerKey]*sales.OrderConnection, error) {
 			n.Add(1)
 			return nil, nil
