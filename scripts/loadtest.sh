@@ -12,14 +12,16 @@
 # again; TRUSTED_PROXY_CIDRS=127.0.0.1/32 so that the
 # generator can speak for many client addresses through X-Forwarded-For, METRICS_ADDR on a
 # free port for the allocations per request), runs the scenario against its /query (the
-# read scenarios first seed their data set into the cluster, and measure the ceiling with
-# pgbench), prints the results and writes them as JSON (and, for the read scenarios, a
-# Markdown table and the captured pgbench scripts). The servers, the cluster and the
-# directory are removed whatever the outcome.
+# read and write scenarios first seed their data set into the cluster; the read ones
+# measure the ceiling with pgbench), prints the results and writes them as JSON (and, for
+# the read and write scenarios, a Markdown table, and the read ones' captured pgbench
+# scripts). The servers, the cluster and the directory are removed whatever the outcome.
 #
-#   SCENARIO       credential-flood (default), dashboard, me, organization, customers, or
-#                  all (the four read scenarios)
-#   BASE           a git ref (read scenarios only): also build the server of that commit (from
+#   SCENARIO       credential-flood (default), dashboard, me, organization, customers (the
+#                  read scenarios), orders, orders-hot (the write scenarios: createOrder from
+#                  16 clients, each in its own organization or all on one product), or all
+#                  (the read scenarios, then the write ones)
+#   BASE           a git ref (read and write scenarios): also build the server of that commit (from
 #                  a temporary git worktree, removed afterwards), give it a database of its
 #                  own in the same cluster (migrated by its own binary, seeded alike), run
 #                  both servers and load them one at a time, alternating, -rounds rounds
@@ -46,7 +48,7 @@ read -ra gen_args <<<"${LOADTEST_ARGS:-}"
 read -ra server_env <<<"${SERVER_ENV:-}"
 stamp=$(date -u +%Y%m%d-%H%M%S)
 if [[ -n "$BASE" ]]; then
-	[[ "$SCENARIO" != credential-flood ]] || { log "error: BASE compares the read scenarios: set SCENARIO=dashboard, me, organization, customers or all"; exit 2; }
+	[[ "$SCENARIO" != credential-flood ]] || { log "error: BASE compares the read and write scenarios: set SCENARIO=dashboard, me, organization, customers, orders, orders-hot or all"; exit 2; }
 	base_rev=$(git rev-parse --verify --quiet "$BASE^{commit}") || { log "error: BASE=$BASE is not a commit here"; exit 2; }
 	json=${LOADTEST_JSON:-.data/loadtest/$SCENARIO-vs-$(printf '%s' "$BASE" | tr -c 'A-Za-z0-9._-' '_')-$stamp.json}
 else

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -138,7 +139,20 @@ func compareRuns(names ...string) func(context.Context, options) (report, error)
 			sessions[i] = s
 		}
 		fmt.Fprintf(os.Stderr, "loadtest: data set %+v seeded in both databases; %d rounds of %s per binary, scenario and connection count\n", o.Dataset, o.CmpRounds, o.Duration)
+		var writes [2]writeRuns
 		for _, name := range names {
+			if isWrite(name) {
+				row, err := compareWrite(ctx, o, targets, &writes, name)
+				if errors.Is(err, errNoOrders) {
+					fmt.Fprintf(os.Stderr, "loadtest: %s skipped: the base binary predates the orders area\n", name)
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				r.Rows = append(r.Rows, row)
+				continue
+			}
 			sc := findRead(name)
 			if sc.needs != nil && (!sc.needs(sessions[0]) || !sc.needs(sessions[1])) {
 				fmt.Fprintf(os.Stderr, "loadtest: %s skipped: the base binary predates its business area\n", name)
@@ -180,6 +194,33 @@ func compareRuns(names ...string) func(context.Context, options) (report, error)
 	}
 }
 
+// compareWrite runs a write scenario on both binaries, o.CmpRounds rounds
+// each, alternating like the read ones (no ceiling).
+func compareWrite(ctx context.Context, o options, targets [2]target, writes *[2]writeRuns, name string) (compareRow, error) {
+	row := compareRow{Scenario: name, Connections: o.Dataset.OrderClients}
+	sides := [2]*side{&row.Base, &row.New}
+	for round := range o.CmpRounds {
+		order := []int{0, 1}
+		if round%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, i := range order {
+			run, err := writes[i].run(ctx, o, targets[i], name)
+			if err != nil {
+				return row, fmt.Errorf("%s: %s: %w", targets[i].Name, name, err)
+			}
+			fmt.Fprintf(os.Stderr, "loadtest: %s with %d clients, round %d/%d, %s: %.0f req/s, p99 %.1f ms, %d errors, %d deadlocks\n",
+				name, run.Connections, round+1, o.CmpRounds, targets[i].Name, run.ReqPerSec, run.Latency.P99, run.Errors, *run.Deadlocks)
+			sides[i].Rounds = append(sides[i].Rounds, run)
+		}
+	}
+	for _, sd := range sides {
+		sd.Median = summarizeRounds(sd.Rounds)
+	}
+	row.Ratios = compare(row.Base.Median, row.New.Median)
+	return row, nil
+}
+
 func (r *compareReport) print() {
 	fmt.Printf("\ncomparison: base %s, new %s; medians of %d rounds of %s each (after %s of warm-up), alternating; data set %d viewer organizations of %d members, %d others\n",
 		r.Base, r.New, r.Settings.Rounds, r.Settings.Duration, r.Settings.Warmup, r.Dataset.ViewerOrgs, r.Dataset.Members, r.Dataset.OtherOrgs)
@@ -212,10 +253,13 @@ func (r *compareReport) print() {
 				all = append(all, throughputRun{Scenario: x.Scenario + " (" + []string{r.Base, r.New}[i] + ")", Ceiling: c})
 			}
 		}
-		for _, run := range append(x.Base.Rounds, x.New.Rounds...) {
-			if run.FirstError != "" {
-				fmt.Printf("%s at %d connections, first error: %s\n", x.Scenario, x.Connections, run.FirstError)
+		for i, sd := range []side{x.Base, x.New} {
+			named := make([]throughputRun, len(sd.Rounds))
+			for j, run := range sd.Rounds {
+				named[j] = run
+				named[j].Scenario = fmt.Sprintf("%s (%s, round %d)", x.Scenario, []string{r.Base, r.New}[i], j+1)
 			}
+			printOutcomes(named)
 		}
 	}
 	printScripts(all)

@@ -17,14 +17,20 @@
 //	organization      organization(orgId) with its first 20 members
 //	customers         the first organization's customers list (first 20, with
 //	                  totalCount, assignee and createdBy)
-//	all               dashboard, me, organization and customers, in turn
+//	orders            createOrder (one line, quantity 1) from -order-clients
+//	                  clients, each in its own organization
+//	orders-hot        the same, every client ordering one product of one
+//	                  organization
+//	all               dashboard, me, organization, customers, orders and
+//	                  orders-hot, in turn
 //
-// The read scenarios (dashboard, me, organization) seed their data set first
-// (seed.go, straight into PostgreSQL: -database-url; -seed-* for its size),
-// log the viewer in through the API, then run -connections kept-alive clients
-// that send the same request back to back for -duration, once per connection
-// count. The statements per request come from the server's access log
-// (-server-log).
+// The read scenarios (dashboard, me, organization, customers) seed their data
+// set first (seed.go, straight into PostgreSQL: -database-url; -seed-* for its
+// size), log the viewer in through the API, then run -connections kept-alive
+// clients that send the same request back to back for -duration, once per
+// connection count. The write scenarios (orders.go) seed theirs beside it and
+// log their clients in, each with a token of its own. The statements per
+// request come from the server's access log (-server-log).
 //
 // It uses the standard library and lib/pq (for the seed) only, and is no part
 // of the server binary.
@@ -86,14 +92,19 @@ func (o options) target() target {
 
 var scenarios = map[string]func(context.Context, options) (report, error){
 	"credential-flood": credentialFlood,
-	"dashboard":        readRuns("dashboard"),
-	"me":               readRuns("me"),
-	"organization":     readRuns("organization"),
-	"customers":        readRuns("customers"),
-	"all":              readRuns(readNames...),
+	"dashboard":        throughputRuns("dashboard"),
+	"me":               throughputRuns("me"),
+	"organization":     throughputRuns("organization"),
+	"customers":        throughputRuns("customers"),
+	"orders":           throughputRuns("orders"),
+	"orders-hot":       throughputRuns("orders-hot"),
+	"all":              throughputRuns(allNames...),
 }
 
-const scenarioNames = "credential-flood, dashboard, me, organization, customers, all"
+// allNames are what "all" runs: the read scenarios, then the write ones.
+var allNames = append(append([]string(nil), readNames...), writeNames...)
+
+const scenarioNames = "credential-flood, dashboard, me, organization, customers, orders, orders-hot, all"
 
 // markdowner is a report that can also be a Markdown table.
 type markdowner interface {
@@ -124,6 +135,8 @@ func main() {
 	flag.IntVar(&o.Dataset.Members, "seed-members", 11, "read scenarios: members of each of the viewer's organizations, the viewer included")
 	flag.IntVar(&o.Dataset.OtherOrgs, "seed-other-orgs", 1000, "read scenarios: other organizations, each with its owner")
 	flag.IntVar(&o.Dataset.Customers, "seed-customers", 1000, "read scenarios: customers of the viewer's first organization (when the schema has customers)")
+	flag.IntVar(&o.Dataset.OrderClients, "order-clients", 16, "orders, orders-hot: concurrent clients, each a member with a token of its own (orders: each in its own organization)")
+	flag.IntVar(&o.Dataset.OrderProducts, "seed-order-products", 16, "orders: products of each client's organization, ordered in turn")
 	flag.StringVar(&conns, "connections", "16,64", "read scenarios: connection counts, one run each, comma-separated")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "read scenarios: counted time of each run")
 	flag.DurationVar(&o.Warmup, "warmup", 2*time.Second, "read scenarios: uncounted time at the start of each run")
@@ -151,7 +164,7 @@ func main() {
 			o.Duration = 5 * time.Second
 		}
 		if _, ok := scenarios[scenario]; ok && scenario != "credential-flood" {
-			names := map[string][]string{"all": readNames}[scenario]
+			names := map[string][]string{"all": allNames}[scenario]
 			if names == nil {
 				names = []string{scenario}
 			}
@@ -178,11 +191,13 @@ func main() {
 	case o.Rounds < 1 || o.Phase <= 0 || o.Clients < 1 || o.Interval < 0 || o.Settle < 0 || o.Addresses < 0:
 		fatalf("-rounds and -clients must be at least 1, -phase positive, -interval, -settle and -addresses not negative")
 	case o.Base.URL != "" && (scenario == "credential-flood" || o.Base.DatabaseURL == "" || o.Base.DatabaseURL == o.DatabaseURL):
-		fatalf("a comparison (-base-url) runs read scenarios, with -base-database-url a database of its own")
+		fatalf("a comparison (-base-url) runs the read and write scenarios, with -base-database-url a database of its own")
 	case o.Pgbench != "" && o.PGCSVLog == "":
 		fatalf("-pgbench needs -pg-csvlog (the statements are captured from it)")
 	case o.Duration <= 0 || o.Warmup < 0 || o.Dataset.ViewerOrgs < 1 || o.Dataset.Members < 1 || o.Dataset.OtherOrgs < 0 || o.Dataset.Customers < 0:
 		fatalf("-duration must be positive, -warmup, -seed-other-orgs and -seed-customers not negative, -seed-viewer-orgs and -seed-members at least 1")
+	case o.Dataset.OrderClients < 1 || o.Dataset.OrderClients > 250 || o.Dataset.OrderProducts < 1:
+		fatalf("-order-clients must be 1 to 250 (one X-Forwarded-For address each), -seed-order-products at least 1")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

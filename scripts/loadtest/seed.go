@@ -34,6 +34,11 @@ type dataset struct {
 	// Customers of the viewer's first organization (assigned round-robin to
 	// its other members), when the server's schema has customers.
 	Customers int `json:"customers_in_first_viewer_org"`
+	// The write scenarios' (orders.go): clients (clerks), each a member of its
+	// own organization and of the hot one, and products of each client's
+	// organization.
+	OrderClients  int `json:"order_clients"`
+	OrderProducts int `json:"order_products_per_org"`
 }
 
 // session is the seeded viewer, logged in through the API.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,12 +120,17 @@ type throughputReport struct {
 }
 
 type throughputRun struct {
-	Scenario    string     `json:"scenario"`
-	Connections int        `json:"connections"`
-	Seconds     float64    `json:"seconds"`
-	Requests    int        `json:"requests"`
-	Errors      int        `json:"errors"`
-	FirstError  string     `json:"first_error,omitempty"`
+	Scenario    string  `json:"scenario"`
+	Connections int     `json:"connections"`
+	Seconds     float64 `json:"seconds"`
+	Requests    int     `json:"requests"`
+	Errors      int     `json:"errors"`
+	// ErrorsByCode counts the errors by errorCode; absent without errors.
+	ErrorsByCode map[string]int `json:"errors_by_code,omitempty"`
+	FirstError   string         `json:"first_error,omitempty"`
+	// Deadlocks is the growth of pg_stat_database.deadlocks of the server's
+	// database over the run (write scenarios; null for the read ones).
+	Deadlocks   *int64     `json:"deadlocks,omitempty"`
 	ReqPerSec   float64    `json:"req_per_s"`
 	Latency     latencies  `json:"latency"`
 	CPU         cpuSeconds `json:"cpu"`
@@ -162,9 +168,11 @@ type target struct {
 	MetricsURL  string
 }
 
-// readRuns seeds the data set (when -database-url is given), logs the viewer
-// in, and runs each of the named scenarios at each of o.Connections.
-func readRuns(names ...string) func(context.Context, options) (report, error) {
+// throughputRuns seeds the data set (when -database-url is given), logs the
+// viewer in, and runs each of the named scenarios: a read one at each of
+// o.Connections, a write one (orders.go) with its o.Dataset.OrderClients
+// clients.
+func throughputRuns(names ...string) func(context.Context, options) (report, error) {
 	return func(ctx context.Context, o options) (report, error) {
 		r := &throughputReport{Date: time.Now().UTC(), URL: o.URL, Machine: thisMachine(), Dataset: o.Dataset}
 		r.Settings.Duration, r.Settings.Warmup = o.Duration.String(), o.Warmup.String()
@@ -178,7 +186,17 @@ func readRuns(names ...string) func(context.Context, options) (report, error) {
 		}
 		fmt.Fprintf(os.Stderr, "loadtest: data set %+v %s in %.1fs; viewer logged in\n", o.Dataset, map[bool]string{true: "seeded", false: "found"}[s.Seeded], time.Since(t0).Seconds())
 		t := o.target()
+		var writes writeRuns
 		for _, name := range names {
+			if isWrite(name) {
+				run, err := writes.run(ctx, o, t, name)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", name, err)
+				}
+				fmt.Fprintf(os.Stderr, "loadtest: %s with %d clients: %.0f req/s, p99 %.1f ms, %d errors, %d deadlocks\n", name, run.Connections, run.ReqPerSec, run.Latency.P99, run.Errors, *run.Deadlocks)
+				r.Runs = append(r.Runs, run)
+				continue
+			}
 			sc := findRead(name)
 			if sc.needs != nil && !sc.needs(s) {
 				return nil, fmt.Errorf("%s: the server's database cannot serve it (a binary older than its business area?)", name)
@@ -253,8 +271,7 @@ func findRead(name string) readScenario {
 }
 
 // runRead checks one answer, then runs conns kept-alive clients sending the
-// scenario's request back to back for o.Warmup (not counted) and o.Duration
-// (counted: requests that end within it, the CPU time spent within it).
+// scenario's request back to back (runLoad).
 func runRead(ctx context.Context, o options, t target, s session, sc readScenario, conns int) (throughputRun, error) {
 	run := throughputRun{Scenario: sc.name, Connections: conns}
 	var vars map[string]any
@@ -262,7 +279,7 @@ func runRead(ctx context.Context, o options, t target, s session, sc readScenari
 		vars = sc.vars(s)
 	}
 	body := requestBody(sc, s)
-	c := &http.Client{Timeout: requestLimit, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+	c := &http.Client{Timeout: requestLimit}
 	defer c.CloseIdleConnections()
 	data, err := gql(ctx, c, t.URL, s.Token, sc.query, vars)
 	if err != nil {
@@ -271,21 +288,50 @@ func runRead(ctx context.Context, o options, t target, s session, sc readScenari
 	if err := sc.check(data, o); err != nil {
 		return run, err
 	}
+	clients := make([]loadClient, conns)
+	for i := range clients {
+		clients[i] = loadClient{token: s.Token, bodies: [][]byte{body}}
+	}
+	err = runLoad(ctx, o, t, &run, clients, nil)
+	return run, err
+}
 
+// loadClient is one connection of a run: the token it sends and the bodies it
+// sends in turn, back to back.
+type loadClient struct {
+	token  string
+	bodies [][]byte
+}
+
+// runLoad runs one kept-alive connection per client for o.Warmup (not
+// counted) and o.Duration (counted: requests that end within it, the CPU time
+// spent within it), and fills run with what it measured. An answer is an error
+// unless it is a 200 with data and no errors; errors are counted by code
+// (errorCode). around, when set, is called before the warm-up and after the
+// clients stopped (the write scenarios read PostgreSQL's deadlock counter).
+func runLoad(ctx context.Context, o options, t target, run *throughputRun, clients []loadClient, around func(after bool) error) error {
+	conns := len(clients)
+	c := &http.Client{Timeout: requestLimit, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+	defer c.CloseIdleConnections()
+	if around != nil {
+		if err := around(false); err != nil {
+			return err
+		}
+	}
 	var recording atomic.Bool
 	var mu sync.Mutex
 	var all []time.Duration
 	var wg sync.WaitGroup
 	wctx, stop := context.WithCancel(ctx)
-	for range conns {
+	for _, cl := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
-			errs, first := 0, ""
-			for wctx.Err() == nil {
+			codes, first := map[string]int{}, ""
+			for i := 0; wctx.Err() == nil; i++ {
 				start := time.Now()
-				b, status, err := send(wctx, c, t.URL+"/query", s.Token, body)
+				b, status, err := send(wctx, c, t.URL+"/query", cl.token, cl.bodies[i%len(cl.bodies)])
 				d := time.Since(start)
 				if !recording.Load() {
 					continue
@@ -293,7 +339,7 @@ func runRead(ctx context.Context, o options, t target, s session, sc readScenari
 				switch {
 				case wctx.Err() != nil:
 				case err != nil || status != http.StatusOK || !strings.HasPrefix(string(b), `{"data":`) || strings.Contains(string(b), `"errors":`):
-					errs++
+					codes[errorCode(b, status, err)]++
 					if first == "" {
 						first = fmt.Sprintf("HTTP %d %v %.200s", status, err, b)
 					}
@@ -303,7 +349,13 @@ func runRead(ctx context.Context, o options, t target, s session, sc readScenari
 			}
 			mu.Lock()
 			all = append(all, mine...)
-			run.Errors += errs
+			for code, n := range codes {
+				if run.ErrorsByCode == nil {
+					run.ErrorsByCode = map[string]int{}
+				}
+				run.ErrorsByCode[code] += n
+				run.Errors += n
+			}
 			if run.FirstError == "" {
 				run.FirstError = first
 			}
@@ -314,7 +366,7 @@ func runRead(ctx context.Context, o options, t target, s session, sc readScenari
 	if !sleepCtx(ctx, o.Warmup) {
 		stop()
 		wg.Wait()
-		return run, errStopped
+		return errStopped
 	}
 	run.RSSReset = resetPeakRSS(t.ServerPID)
 	logFrom := fileSize(t.ServerLog)
@@ -329,7 +381,7 @@ func runRead(ctx context.Context, o options, t target, s session, sc readScenari
 	stop()
 	wg.Wait()
 	if !ok {
-		return run, errStopped
+		return errStopped
 	}
 	run.Seconds = t1.Sub(t0).Seconds()
 	run.Requests = len(all)
@@ -346,7 +398,33 @@ func runRead(ctx context.Context, o options, t target, s session, sc readScenari
 		v := (m1 - m0) / float64(run.Requests)
 		run.AllocsPerReq = &v
 	}
-	return run, nil
+	if around != nil {
+		return around(true)
+	}
+	return nil
+}
+
+// errorCode names a failed answer for the count by code: the first error's
+// extensions.code (UNAUTHENTICATED, CONFLICT, ...), else "HTTP <status>",
+// "no code" for a GraphQL error without one, or "transport" when no answer came.
+func errorCode(b []byte, status int, err error) string {
+	if err != nil {
+		return "transport"
+	}
+	var out struct {
+		Errors []struct {
+			Extensions struct {
+				Code string `json:"code"`
+			} `json:"extensions"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(b, &out) == nil && len(out.Errors) > 0 && out.Errors[0].Extensions.Code != "" {
+		return out.Errors[0].Extensions.Code
+	}
+	if status != http.StatusOK {
+		return fmt.Sprintf("HTTP %d", status)
+	}
+	return "no code"
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -433,6 +511,9 @@ func sqlPerRequest(path string, from, to int64) (float64, int) {
 func (r *throughputReport) print() {
 	fmt.Printf("\nread scenarios: data set %d viewer organizations of %d members, %d others; %s per run after %s of warm-up\n",
 		r.Dataset.ViewerOrgs, r.Dataset.Members, r.Dataset.OtherOrgs, r.Settings.Duration, r.Settings.Warmup)
+	if hasWrites(r.Runs) {
+		fmt.Println(r.Dataset.ordersLine())
+	}
 	fmt.Printf("machine: %d CPUs, load average %s at the start, %s at the end\n\n", r.Machine.CPUs, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "scenario\tconns\treq/s\tp50 ms\tp99 ms\terrors\tserver CPU ms/req\tPostgreSQL CPU ms/req\tallocs/req\tSQL/req\tpeak RSS MB\tceiling tps\t% of ceiling\t")
@@ -441,12 +522,56 @@ func (r *throughputReport) print() {
 			x.Errors, x.ServerCPUms, x.PGCPUms, allocsCell(x.AllocsPerReq), sqlCell(x), x.PeakRSSMB, ceilingCell(x.Ceiling), pctCell(x.Ceiling))
 	}
 	w.Flush()
-	for _, x := range r.Runs {
+	printOutcomes(r.Runs)
+	printScripts(r.Runs)
+}
+
+// printOutcomes prints each run's errors by code and first error, and the
+// write runs' deadlocks.
+func printOutcomes(runs []throughputRun) {
+	for _, x := range runs {
+		if x.Deadlocks != nil || x.Errors > 0 {
+			fmt.Printf("%s at %d connections: errors by code: %s%s\n", x.Scenario, x.Connections, codesCell(x.ErrorsByCode), deadlocksCell(x.Deadlocks))
+		}
 		if x.FirstError != "" {
 			fmt.Printf("%s at %d connections, first error: %s\n", x.Scenario, x.Connections, x.FirstError)
 		}
 	}
-	printScripts(r.Runs)
+}
+
+func hasWrites(runs []throughputRun) bool {
+	for _, x := range runs {
+		if x.Deadlocks != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// codesCell is "none", or "CONFLICT 3, transport 1" (most first).
+func codesCell(codes map[string]int) string {
+	if len(codes) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(codes))
+	for k := range codes {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return codes[keys[i]] > codes[keys[j]] || codes[keys[i]] == codes[keys[j]] && keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, codes[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func deadlocksCell(n *int64) string {
+	if n == nil {
+		return ""
+	}
+	return fmt.Sprintf("; deadlocks (pg_stat_database, warm-up to %s after the run): %d", statsFlush, *n)
 }
 
 // printScripts names the captured pgbench scripts, once each.
@@ -500,5 +625,13 @@ func (r *throughputReport) markdown() string {
 	fmt.Fprintf(&b, "\n%s, %d CPUs, load average %s at the start and %s at the end; data set: %d viewer organizations of %d members, %d others; %s per run after %s of warm-up.\n",
 		r.Date.Format("2006-01-02 15:04 UTC"), r.Machine.CPUs, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd,
 		r.Dataset.ViewerOrgs, r.Dataset.Members, r.Dataset.OtherOrgs, r.Settings.Duration, r.Settings.Warmup)
+	if hasWrites(r.Runs) {
+		fmt.Fprintf(&b, "\n%s.\n", r.Dataset.ordersLine())
+		for _, x := range r.Runs {
+			if x.Deadlocks != nil {
+				fmt.Fprintf(&b, "\n%s: errors by code: %s%s.\n", x.Scenario, codesCell(x.ErrorsByCode), deadlocksCell(x.Deadlocks))
+			}
+		}
+	}
 	return b.String()
 }

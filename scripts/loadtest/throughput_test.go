@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,5 +31,33 @@ func TestSQLPerRequestReadsTheWindowOfTheAccessLog(t *testing.T) {
 	}
 	if _, n := sqlPerRequest(path, to, to); n != 0 {
 		t.Errorf("empty window: %d lines, want 0", n)
+	}
+}
+
+// A failed answer is counted under its first error's code, else under what
+// can be said of it; the counts print most first.
+func TestErrorCodes(t *testing.T) {
+	cases := []struct {
+		body   string
+		status int
+		err    error
+		want   string
+	}{
+		{`{"errors":[{"message":"not enough stock","extensions":{"code":"CONFLICT","field":"input.lines[0].quantity"}}],"data":null}`, 200, nil, "CONFLICT"},
+		{`{"errors":[{"message":"no","extensions":{"code":"RATE_LIMITED"}},{"extensions":{"code":"X"}}]}`, 429, nil, "RATE_LIMITED"},
+		{`{"errors":[{"message":"odd"}]}`, 200, nil, "no code"},
+		{`upstream gone`, 502, nil, "HTTP 502"},
+		{``, 0, errors.New("connection reset"), "transport"},
+	}
+	for _, c := range cases {
+		if got := errorCode([]byte(c.body), c.status, c.err); got != c.want {
+			t.Errorf("errorCode(%.40q, %d, %v) = %q, want %q", c.body, c.status, c.err, got, c.want)
+		}
+	}
+	if got := codesCell(map[string]int{"transport": 1, "CONFLICT": 3, "BAD": 1}); got != "CONFLICT 3, BAD 1, transport 1" {
+		t.Errorf("codesCell = %q", got)
+	}
+	if got := codesCell(nil); got != "none" {
+		t.Errorf("codesCell(nil) = %q", got)
 	}
 }
