@@ -74,10 +74,10 @@ CREATE TABLE orders (
     END)
 );
 CREATE UNIQUE INDEX orders_org_idempotency_key ON orders (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
--- The orders list is newest number first; these serve its filters.
-CREATE INDEX orders_customer_idx ON orders (organization_id, customer_id, number);
-CREATE INDEX orders_status_idx ON orders (organization_id, status, number);
-CREATE INDEX orders_created_idx ON orders (organization_id, created_at);
+-- The orders list is newest first (created_at, id): one index in that order per filter.
+CREATE INDEX orders_customer_idx ON orders (organization_id, customer_id, created_at, id);
+CREATE INDEX orders_status_idx ON orders (organization_id, status, created_at, id);
+CREATE INDEX orders_created_idx ON orders (organization_id, created_at, id);
 CREATE INDEX orders_created_by_idx ON orders (created_by);
 CREATE INDEX orders_updated_by_idx ON orders (updated_by);
 -- What a currency change checks (orders_currency_fkey): does any order use the old one?

@@ -111,8 +111,12 @@ func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f F
 // Count counts org's products matching f.
 func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter) (int, error) {
 	cond, args := where(org, f)
+	hint := ""
+	if f.Search != nil {
+		hint = db.CustomPlan // as Page: a rare term on the trigram index, a broad one otherwise
+	}
 	var n int
-	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM products p WHERE `+cond, args...)
+	err := sqlx.GetContext(ctx, q, &n, hint+`SELECT count(*) FROM products p WHERE `+cond, args...)
 	return n, err
 }
 

@@ -9,7 +9,7 @@ import (
 
 // TestOrdersListFilters: the orders list filters by status, customer and
 // placement time (placedAfter inclusive, placedBefore exclusive), newest
-// number first, and pages through a cursor.
+// first (placement time), and pages through a cursor.
 func TestOrdersListFilters(t *testing.T) {
 	t.Parallel()
 	s := newShop(t, "ord-list")

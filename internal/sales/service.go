@@ -85,12 +85,12 @@ func found(o *Order, err error) (*Order, error) {
 	return o, nil
 }
 
-// List returns a page of org's orders matching f, newest number first.
+// List returns a page of org's orders matching f, newest first.
 func (s *Service) List(ctx context.Context, orgID uuid.UUID, f Filter, first *int, after *string) (*OrderConnection, error) {
 	if f.PlacedAfter != nil && f.PlacedBefore != nil && !f.PlacedAfter.Before(*f.PlacedBefore) {
 		return nil, apperr.Invalid("placedBefore", "placedBefore must be after placedAfter")
 	}
-	req, err := page.Parse[int64](first, after, "")
+	req, err := page.Parse[time.Time](first, after, "")
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (s *Service) List(ctx context.Context, orgID uuid.UUID, f Filter, first *in
 	return page.Build(req, rows, orderKey, func(ctx context.Context) (int, error) { return s.store.Count(ctx, s.d.DB, orgID, f) }), nil
 }
 
-func orderKey(o *Order) page.Key[int64] { return page.Key[int64]{V: o.Number} }
+func orderKey(o *Order) page.Key[time.Time] { return page.Key[time.Time]{V: o.CreatedAt, ID: o.ID} }
 
 // CustomersRequest asks for the first page of orders of many customers.
 type CustomersRequest struct {
@@ -112,7 +112,7 @@ type CustomersRequest struct {
 // CustomerPages returns the first page of orders (newest first) of each
 // customer of r, with one query; their totalCounts through Deps.CountOrders.
 func (s *Service) CustomerPages(ctx context.Context, r CustomersRequest) (map[CustomerKey]*OrderConnection, error) {
-	req, err := page.Parse[int64](&r.First, nil, "")
+	req, err := page.Parse[time.Time](&r.First, nil, "")
 	if err != nil {
 		return nil, err
 	}

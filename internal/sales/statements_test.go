@@ -28,7 +28,7 @@ func TestOrdersPageCostsConstantStatements(t *testing.T) {
 		WITH n AS (INSERT INTO order_numbers (organization_id, last) VALUES ($1, 60)),
 		o AS (
 			INSERT INTO orders (organization_id, number, customer_id, status, currency, subtotal, total, line_count, created_by, created_at)
-			SELECT $1, i, ($2::uuid[])[1 + i % 3], 'PENDING', 'USD', 0, 0, 1 + i % 3, ($3::uuid[])[1 + i % 3], now()
+			SELECT $1, i, ($2::uuid[])[1 + i % 3], 'PENDING', 'USD', 0, 0, 1 + i % 3, ($3::uuid[])[1 + i % 3], now() - (60 - i) * interval '1 second'
 			FROM generate_series(1, 60) AS i RETURNING id, number, line_count)
 		INSERT INTO order_lines (organization_id, order_id, line_no, product_id, sku, name, unit_price, quantity, line_total, track_inventory)
 		SELECT $1, o.id, j, ($4::uuid[])[j], 'P-' || (j - 1), 'P', 0, 1, 0, false FROM o CROSS JOIN generate_series(1, 3) AS j WHERE j <= o.line_count`,
