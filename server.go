@@ -218,6 +218,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB,
 	var wg sync.WaitGroup
 	wg.Go(func() { a.MailWorker.Run(workerCtx) })
 	wg.Go(func() { a.Maintain(workerCtx) })
+	wg.Go(func() { a.Hub.Run(workerCtx) })
 	wg.Go(func() { a.Revocations.Run(workerCtx) })
 	// Serve only once ended sessions are known: before that, their access tokens would pass.
 	select {

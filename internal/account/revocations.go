@@ -2,92 +2,65 @@ package account
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"tenantgraph/internal/auth"
+	"tenantgraph/internal/platform/notify"
 )
 
-// RevocationWatcher keeps a process's auth.RevokedSessions current: it listens
-// on RevokedChannel over a connection of its own (not from the pool: LISTEN
-// needs a session-level connection, so not a PgBouncer in transaction mode),
-// loads the recent revocations from the database once listening, loads them
-// again after every reconnection (notifications sent while disconnected are
-// lost), and prunes the set every minute.
+// RevocationWatcher keeps a process's auth.RevokedSessions current: it
+// follows RevokedChannel through the process's notify hub, loads the recent
+// revocations from the database once the hub listens, loads them again
+// whenever notes may have been missed (a reconnection, a backlog), and prunes
+// the set every minute.
 //
-// It is Ready only once a probe it sends through the pool has come back on
-// its LISTEN connection: a LISTEN through PgBouncer in transaction mode
-// succeeds but never receives anything, and a replica behind one would go on
-// accepting the access tokens of sessions ended elsewhere. Past
-// ListenProbeTimeout without the probe it logs what is wrong, once.
+// It is Ready only once the hub is (its LISTEN connection proved to receive:
+// behind PgBouncer in transaction mode it never would, and a replica there
+// would go on accepting the access tokens of sessions ended elsewhere) and it
+// has loaded what was committed before.
 type RevocationWatcher struct {
-	db        *sqlx.DB
-	set       *auth.RevokedSessions
-	listenURL string
-	now       func() time.Time
-	log       *slog.Logger
-	store     Store
-	ready     chan struct{}
+	db    *sqlx.DB
+	set   *auth.RevokedSessions
+	hub   *notify.Hub
+	sub   *notify.Sub
+	now   func() time.Time
+	log   *slog.Logger
+	store Store
+	ready chan struct{}
 }
 
 // NewRevocationWatcher returns a watcher filling set from the database d,
-// listening through its own connection to listenURL.
-func NewRevocationWatcher(d *sqlx.DB, set *auth.RevokedSessions, listenURL string, now func() time.Time, log *slog.Logger) *RevocationWatcher {
+// following RevokedChannel through hub.
+func NewRevocationWatcher(d *sqlx.DB, set *auth.RevokedSessions, hub *notify.Hub, now func() time.Time, log *slog.Logger) *RevocationWatcher {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &RevocationWatcher{db: d, set: set, listenURL: listenURL, now: now,
+	return &RevocationWatcher{db: d, set: set, hub: hub, sub: hub.Subscribe(RevokedChannel), now: now,
 		log: log.With(slog.String("component", "account.revocations")), ready: make(chan struct{})}
 }
 
-// Ready is closed once the watcher listens and has loaded the revocations that
-// were committed before: from then on the set misses none.
+// Ready is closed once the hub listens and the watcher has loaded the
+// revocations that were committed before: from then on the set misses none.
 func (w *RevocationWatcher) Ready() <-chan struct{} { return w.ready }
 
-// retryInterval is how soon a failed load (or probe) is tried again.
+// retryInterval is how soon a failed load is tried again.
 const retryInterval = time.Second
 
-// ListenProbeTimeout is how long the watcher waits for its probe before it
-// logs that its LISTEN connection receives nothing.
-const ListenProbeTimeout = 10 * time.Second
-
-// probePrefix starts a probe's payload; every replica ignores the others'.
+// probePrefix started the probes of the watchers before the hub (a replica of
+// an earlier version may still send them): ignored.
 const probePrefix = "probe:"
 
-// Run watches until ctx ends.
+// Run watches until ctx ends (the hub runs on its own).
 func (w *RevocationWatcher) Run(ctx context.Context) {
-	l := pq.NewListener(w.listenURL, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
-		if err != nil {
-			w.log.Warn("session revocation listener", slog.String("event", ev.String()), slog.Any("err", err))
-		}
-	})
-	defer l.Close() //nolint:errcheck
-	listening := make(chan error, 1)
-	// Listen blocks until the connection is up; it fails with net.ErrClosed once closed.
-	go func() { listening <- l.Listen(RevokedChannel) }()
-	select {
-	case <-ctx.Done():
-		return
-	case err := <-listening:
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				w.log.Error("session revocation listen", slog.Any("err", err))
-			}
-			return
-		}
-	}
-	// Load after LISTEN took effect: what committed before is in the table,
-	// what commits after arrives as a notification.
-	stale := true
-	probe, probeSent, probed, warned := probePrefix+uuid.NewString(), false, false, false
-	probeBy := time.Now().Add(ListenProbeTimeout)
+	// listening: the hub's Missed note came, which it sends once LISTEN is in
+	// effect; a load after that misses nothing committed before.
+	stale, listening := true, false
+	hubReady := w.hub.Ready()
 	prune := time.NewTicker(time.Minute)
 	defer prune.Stop()
 	retry := time.NewTicker(retryInterval)
@@ -103,23 +76,7 @@ func (w *RevocationWatcher) Run(ctx context.Context) {
 				stale = false
 			}
 		}
-		if !probeSent {
-			if err := w.store.Notify(ctx, w.db, probe); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				w.log.Error("probing the session revocation listener failed; retrying", slog.Any("err", err))
-			} else {
-				probeSent = true
-			}
-		}
-		if !probed && !warned && time.Now().After(probeBy) {
-			warned = true
-			w.log.Error("the session revocation listener receives no notifications: a NOTIFY sent through DATABASE_URL "+
-				"did not reach the LISTEN of DATABASE_DIRECT_URL (default DATABASE_URL); point DATABASE_DIRECT_URL at PostgreSQL "+
-				"itself, not at a pooler in transaction mode", slog.Duration("waited", ListenProbeTimeout))
-		}
-		if !stale && probed {
+		if !stale && listening && hubReady == nil {
 			select {
 			case <-w.ready:
 			default:
@@ -129,18 +86,15 @@ func (w *RevocationWatcher) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case n := <-l.NotificationChannel():
-			if n == nil { // reconnected: notifications may have been lost
-				stale = true
-				probeSent = probed // a probe sent before may be among them
-				continue
-			}
-			if strings.HasPrefix(n.Extra, probePrefix) { // ours, or another replica's
-				probed = probed || n.Extra == probe
-				continue
-			}
-			if !w.add(n.Extra) {
-				w.log.Error("bad session revocation payload; reloading", slog.Int("bytes", len(n.Extra)))
+		case <-hubReady:
+			hubReady = nil
+		case n := <-w.sub.C():
+			switch {
+			case n.Missed:
+				stale, listening = true, true
+			case strings.HasPrefix(n.Payload, probePrefix):
+			case !w.add(n.Payload):
+				w.log.Error("bad session revocation payload; reloading", slog.Int("bytes", len(n.Payload)))
 				stale = true
 			}
 		case <-prune.C:

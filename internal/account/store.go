@@ -181,13 +181,6 @@ func (st Store) RevokeUserSessions(ctx context.Context, tx *sqlx.Tx, user, keep 
 // replica listening.
 const RevokedChannel = "session_revoked"
 
-// Notify sends payload on RevokedChannel, outside any revocation: the
-// watcher's probe of its own LISTEN connection.
-func (Store) Notify(ctx context.Context, q sqlx.ExecerContext, payload string) error {
-	_, err := q.ExecContext(ctx, `SELECT pg_notify($1, $2)`, RevokedChannel, payload)
-	return err
-}
-
 // revokedPerNotification keeps a payload (37 bytes an id) under PostgreSQL's 8000 bytes.
 const revokedPerNotification = 200
 

@@ -213,6 +213,7 @@ func start(d *sqlx.DB, url, direct string, o startOptions) (*Server, func(), err
 		wg.Go(func() { a.MailWorker.Run(wctx) })
 	}
 	if o.listen {
+		wg.Go(func() { a.Hub.Run(wctx) })
 		wg.Go(func() { a.Revocations.Run(wctx) })
 		select {
 		case <-a.Revocations.Ready():

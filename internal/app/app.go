@@ -25,6 +25,7 @@ import (
 	"tenantgraph/internal/platform/explorer"
 	"tenantgraph/internal/platform/httpx"
 	"tenantgraph/internal/platform/mail"
+	"tenantgraph/internal/platform/notify"
 	"tenantgraph/internal/platform/reqmeta"
 	"tenantgraph/internal/platform/tracing"
 	"tenantgraph/internal/sales"
@@ -74,9 +75,12 @@ type App struct {
 	MailWorker *mail.Worker
 	// Revocations keeps the set of ended sessions current; serve only once it is Ready.
 	Revocations *account.RevocationWatcher
-	Accounts    *account.Service
-	Orgs        *org.Service
-	Hasher      *auth.Hasher // every password hash and verification of the process
+	// Hub is the process's LISTEN connection (mail, revocations): run it
+	// beside the workers.
+	Hub      *notify.Hub
+	Accounts *account.Service
+	Orgs     *org.Service
+	Hasher   *auth.Hasher // every password hash and verification of the process
 
 	db  *sqlx.DB
 	log *slog.Logger
@@ -253,12 +257,14 @@ func New(o Options) (*App, error) {
 		h = tracing.Handler(o.TracerProvider, o.TracePropagator, h) // outside Edge: its log line has the trace id
 	}
 
+	// The process's one LISTEN connection, directly to PostgreSQL (docs/api.md, "Tokens";
+	// docs/operations.md, "PgBouncer").
+	hub := notify.New(cfg.DirectURL(), o.DB, o.Log)
 	worker := mail.NewWorker(o.DB, sender, o.Log, mail.WorkerOptions{
 		PollInterval: o.MailPollInterval,
-		ListenURL:    cfg.DirectURL(),
+		Notes:        hub.Subscribe(mail.NotifyChannel),
 	})
-	// LISTEN needs a connection of its own, directly to PostgreSQL (docs/api.md, "Tokens"; docs/operations.md, "PgBouncer").
-	revocations := account.NewRevocationWatcher(o.DB, revoked, cfg.DirectURL(), o.Now, o.Log)
-	return &App{Handler: h, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
+	revocations := account.NewRevocationWatcher(o.DB, revoked, hub, o.Now, o.Log)
+	return &App{Handler: h, Hub: hub, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
 		db: o.DB, log: o.Log, now: o.Now}, nil
 }

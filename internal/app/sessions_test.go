@@ -14,6 +14,7 @@ import (
 	"tenantgraph/internal/account"
 	. "tenantgraph/internal/apitest"
 	"tenantgraph/internal/app"
+	"tenantgraph/internal/platform/notify"
 )
 
 // signedIn reports whether access passes a field that needs a viewer on s;
@@ -312,13 +313,14 @@ func TestRevocationListenerBehindATransactionPoolerIsNotReady(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); a.Revocations.Run(ctx) }()
+	go a.Hub.Run(ctx)
 	defer func() { cancel(); <-done }()
 	select {
 	case <-a.Revocations.Ready():
 		t.Fatal("the watcher listening through a transaction pooler became ready")
-	case <-time.After(account.ListenProbeTimeout + 3*time.Second):
+	case <-time.After(notify.ProbeTimeout + 3*time.Second):
 	}
-	if !strings.Contains(logs.String(), "the session revocation listener receives no notifications") {
+	if !strings.Contains(logs.String(), "the LISTEN connection receives no notifications") {
 		t.Fatalf("the log does not say why the watcher is not ready:\n%s", logs.String())
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/dbtest"
+	"tenantgraph/internal/platform/notify"
 )
 
 var database *dbtest.Database
@@ -718,7 +719,7 @@ func TestRunSendsAndStopsWhenCancelled(t *testing.T) {
 	reset(t)
 	enqueueCommitted(t, Message{To: "run@example.com", Subject: "s", Body: "b"})
 	s := &fakeSender{}
-	w := NewWorker(database.DB, s, quietLog(), WorkerOptions{PollInterval: time.Minute, ListenURL: database.DirectURL})
+	w := NewWorker(database.DB, s, quietLog(), WorkerOptions{PollInterval: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
@@ -780,17 +781,17 @@ func TestRunFinishesTheSendInProgressWhenCancelled(t *testing.T) {
 func TestNotifyWakesWorker(t *testing.T) {
 	reset(t)
 	s := &fakeSender{}
-	w := NewWorker(database.DB, s, quietLog(), WorkerOptions{PollInterval: time.Minute, ListenURL: database.DirectURL})
-	listening := make(chan struct{})
-	w.onListening = func() { close(listening) }
+	hub := notify.New(database.DirectURL, database.DB, quietLog())
+	w := NewWorker(database.DB, s, quietLog(), WorkerOptions{PollInterval: time.Minute, Notes: hub.Subscribe(NotifyChannel)})
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	done := make(chan struct{}, 2)
+	go func() { w.Run(ctx); done <- struct{}{} }()
+	go func() { hub.Run(ctx); done <- struct{}{} }()
+	defer func() { cancel(); <-done; <-done }()
 	select {
-	case <-listening:
+	case <-hub.Ready():
 	case <-time.After(10 * time.Second):
-		t.Fatal("the worker never started listening")
+		t.Fatal("the hub never started listening")
 	}
 	// Let the start-up and post-LISTEN catch-up batches go by: from here on, only
 	// a notification (or the one-minute poll) can make the worker look again.

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"tenantgraph/internal/platform/notify"
+
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // WorkerOptions tune a Worker. Zero fields take the documented defaults.
@@ -21,7 +21,7 @@ type WorkerOptions struct {
 	BatchSize    int                             // default 10
 	MaxAttempts  int                             // default 8; after that status='failed', row and last_error kept
 	Backoff      func(attempt int) time.Duration // default DefaultBackoff; attempt counts from 1
-	ListenURL    string                          // if set, also LISTEN on NotifyChannel to wake as soon as a message is committed
+	Notes        *notify.Sub                     // if set (the hub's NotifyChannel), also wake on each note: as soon as a message is committed
 	SendTimeout  time.Duration                   // default 30s; limit for one Sender.Send call
 }
 
@@ -50,9 +50,6 @@ type Worker struct {
 	s   Sender
 	log *slog.Logger
 	opt WorkerOptions
-
-	// Test hooks, set before Run.
-	onListening func() // LISTEN is active
 }
 
 // NewWorker returns a Worker sending through s.
@@ -79,14 +76,14 @@ func NewWorker(d *sqlx.DB, s Sender, log *slog.Logger, opt WorkerOptions) *Worke
 }
 
 // Run delivers due messages until ctx is cancelled: at once, then whenever a
-// notification arrives (with ListenURL) or every PollInterval. On cancellation it
+// note arrives (with Notes: a notification, or a Missed note once the hub
+// listens and after it reconnected) or every PollInterval. On cancellation it
 // finishes the send in progress, records it, and returns; the rest of the batch
 // stays pending.
 func (w *Worker) Run(ctx context.Context) {
-	wake := make(chan struct{}, 1)
-	if w.opt.ListenURL != "" {
-		stop := w.listen(wake)
-		defer stop()
+	var notes <-chan notify.Note // nil without Notes: never ready
+	if w.opt.Notes != nil {
+		notes = w.opt.Notes.C()
 	}
 	tick := time.NewTicker(w.opt.PollInterval)
 	defer tick.Stop()
@@ -107,46 +104,10 @@ func (w *Worker) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-wake:
+		case <-notes:
 		case <-tick.C:
 		}
 	}
-}
-
-// listen starts a pq.Listener that pokes wake on every notification and on
-// (re)connection, when notifications may have been missed. stop closes it.
-func (w *Worker) listen(wake chan<- struct{}) (stop func()) {
-	poke := func() {
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	}
-	l := pq.NewListener(w.opt.ListenURL, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
-		if err != nil {
-			w.log.Warn("mail outbox listener", slog.String("event", ev.String()), slog.Any("err", err))
-		}
-	})
-	go func() {
-		// Listen blocks until the connection is up; it fails with net.ErrClosed once stopped.
-		if err := l.Listen(NotifyChannel); err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				w.log.Error("mail outbox listen", slog.Any("err", err))
-			}
-			return
-		}
-		if w.onListening != nil {
-			w.onListening()
-		}
-		poke() // catch up with what was committed before LISTEN took effect
-	}()
-	go func() {
-		// Drain until Close closes the channel, so the listener never blocks on it.
-		for range l.NotificationChannel() {
-			poke()
-		}
-	}()
-	return func() { l.Close() } //nolint:errcheck
 }
 
 // RunOnce processes one batch of due messages and returns how many were sent.
