@@ -24,6 +24,19 @@ func (r *auditEventResolver) Actor(ctx context.Context, obj *audit.Event) (*auth
 	return loader.User(ctx, *obj.ActorID)
 }
 
+// FirstBroken is the resolver for the firstBroken field.
+func (r *auditIntegrityResolver) FirstBroken(ctx context.Context, obj *audit.Integrity) (*audit.Event, error) {
+	if obj.BrokenEventID == nil {
+		return nil, nil
+	}
+	return r.Audit.Event(ctx, obj.OrganizationID, *obj.BrokenEventID)
+}
+
+// AuditLogIntegrity is the resolver for the auditLogIntegrity field.
+func (r *organizationResolver) AuditLogIntegrity(ctx context.Context, obj *tenant.Organization) (*audit.Integrity, error) {
+	return r.Audit.Integrity(ctx, obj.ID)
+}
+
 // AuditLog is the resolver for the auditLog field.
 func (r *organizationResolver) AuditLog(ctx context.Context, obj *tenant.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error) {
 	conn, err := r.Audit.List(ctx, obj.ID, audit.Filter{Action: action, ActorID: actorID}, first, after)
@@ -37,4 +50,10 @@ func (r *organizationResolver) AuditLog(ctx context.Context, obj *tenant.Organiz
 // AuditEvent returns AuditEventResolver implementation.
 func (r *Resolver) AuditEvent() AuditEventResolver { return &auditEventResolver{r} }
 
-type auditEventResolver struct{ *Resolver }
+// AuditIntegrity returns AuditIntegrityResolver implementation.
+func (r *Resolver) AuditIntegrity() AuditIntegrityResolver { return &auditIntegrityResolver{r} }
+
+type (
+	auditEventResolver     struct{ *Resolver }
+	auditIntegrityResolver struct{ *Resolver }
+)

@@ -43,6 +43,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	AuditEvent() AuditEventResolver
+	AuditIntegrity() AuditIntegrityResolver
 	Customer() CustomerResolver
 	CustomerNote() CustomerNoteResolver
 	InventoryMovement() InventoryMovementResolver
@@ -87,6 +88,14 @@ type ComplexityRoot struct {
 	AuditEventEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	AuditIntegrity struct {
+		Broken       func(childComplexity int) int
+		Checked      func(childComplexity int) int
+		FirstBroken  func(childComplexity int) int
+		LastVerified func(childComplexity int) int
+		Unsealed     func(childComplexity int) int
 	}
 
 	AuthPayload struct {
@@ -293,19 +302,20 @@ type ComplexityRoot struct {
 	}
 
 	Organization struct {
-		AuditLog     func(childComplexity int, first *int, after *string, action *string, actorID *uuid.UUID) int
-		CreatedAt    func(childComplexity int) int
-		Currency     func(childComplexity int) int
-		ID           func(childComplexity int) int
-		Invitations  func(childComplexity int, status *org.InvitationStatus, first *int, after *string) int
-		MemberCount  func(childComplexity int) int
-		Members      func(childComplexity int, first *int, after *string, role *tenant.Role) int
-		Name         func(childComplexity int) int
-		Owner        func(childComplexity int) int
-		SalesSummary func(childComplexity int, from time.Time, to time.Time) int
-		Slug         func(childComplexity int) int
-		TimeZone     func(childComplexity int) int
-		ViewerRole   func(childComplexity int) int
+		AuditLog          func(childComplexity int, first *int, after *string, action *string, actorID *uuid.UUID) int
+		AuditLogIntegrity func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Currency          func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Invitations       func(childComplexity int, status *org.InvitationStatus, first *int, after *string) int
+		MemberCount       func(childComplexity int) int
+		Members           func(childComplexity int, first *int, after *string, role *tenant.Role) int
+		Name              func(childComplexity int) int
+		Owner             func(childComplexity int) int
+		SalesSummary      func(childComplexity int, from time.Time, to time.Time) int
+		Slug              func(childComplexity int) int
+		TimeZone          func(childComplexity int) int
+		ViewerRole        func(childComplexity int) int
 	}
 
 	OrganizationConnection struct {
@@ -406,6 +416,9 @@ type ComplexityRoot struct {
 type AuditEventResolver interface {
 	Actor(ctx context.Context, obj *audit.Event) (*auth.User, error)
 }
+type AuditIntegrityResolver interface {
+	FirstBroken(ctx context.Context, obj *audit.Integrity) (*audit.Event, error)
+}
 type CustomerResolver interface {
 	Assignee(ctx context.Context, obj *customer.Customer) (*auth.User, error)
 	CreatedBy(ctx context.Context, obj *customer.Customer) (*auth.User, error)
@@ -482,6 +495,7 @@ type OrganizationResolver interface {
 	MemberCount(ctx context.Context, obj *tenant.Organization) (int, error)
 	Members(ctx context.Context, obj *tenant.Organization, first *int, after *string, role *tenant.Role) (*page.Connection[*org.Member], error)
 	Invitations(ctx context.Context, obj *tenant.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error)
+	AuditLogIntegrity(ctx context.Context, obj *tenant.Organization) (*audit.Integrity, error)
 	AuditLog(ctx context.Context, obj *tenant.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
 	SalesSummary(ctx context.Context, obj *tenant.Organization, from time.Time, to time.Time) (*sales.Summary, error)
 }
@@ -617,6 +631,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEventEdge.Node(childComplexity), true
+
+	case "AuditIntegrity.broken":
+		if e.ComplexityRoot.AuditIntegrity.Broken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditIntegrity.Broken(childComplexity), true
+	case "AuditIntegrity.checked":
+		if e.ComplexityRoot.AuditIntegrity.Checked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditIntegrity.Checked(childComplexity), true
+	case "AuditIntegrity.firstBroken":
+		if e.ComplexityRoot.AuditIntegrity.FirstBroken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditIntegrity.FirstBroken(childComplexity), true
+	case "AuditIntegrity.lastVerified":
+		if e.ComplexityRoot.AuditIntegrity.LastVerified == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditIntegrity.LastVerified(childComplexity), true
+	case "AuditIntegrity.unsealed":
+		if e.ComplexityRoot.AuditIntegrity.Unsealed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditIntegrity.Unsealed(childComplexity), true
 
 	case "AuthPayload.accessToken":
 		if e.ComplexityRoot.AuthPayload.AccessToken == nil {
@@ -1678,6 +1723,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Organization.AuditLog(childComplexity, args["first"].(*int), args["after"].(*string), args["action"].(*string), args["actorId"].(*uuid.UUID)), true
+	case "Organization.auditLogIntegrity":
+		if e.ComplexityRoot.Organization.AuditLogIntegrity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.AuditLogIntegrity(childComplexity), true
 	case "Organization.createdAt":
 		if e.ComplexityRoot.Organization.CreatedAt == nil {
 			break
@@ -2450,6 +2501,22 @@ func (ec *executionContext) childFields_AuditEventEdge(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_AuditIntegrity(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "checked":
+		return ec.fieldContext_AuditIntegrity_checked(ctx, field)
+	case "lastVerified":
+		return ec.fieldContext_AuditIntegrity_lastVerified(ctx, field)
+	case "broken":
+		return ec.fieldContext_AuditIntegrity_broken(ctx, field)
+	case "firstBroken":
+		return ec.fieldContext_AuditIntegrity_firstBroken(ctx, field)
+	case "unsealed":
+		return ec.fieldContext_AuditIntegrity_unsealed(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditIntegrity", field.Name)
+}
+
 func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "accessToken":
@@ -2792,6 +2859,8 @@ func (ec *executionContext) childFields_Organization(ctx context.Context, field 
 		return ec.fieldContext_Organization_members(ctx, field)
 	case "invitations":
 		return ec.fieldContext_Organization_invitations(ctx, field)
+	case "auditLogIntegrity":
+		return ec.fieldContext_Organization_auditLogIntegrity(ctx, field)
 	case "auditLog":
 		return ec.fieldContext_Organization_auditLog(ctx, field)
 	case "salesSummary":
@@ -4966,6 +5035,130 @@ func (ec *executionContext) fieldContext_AuditEventEdge_node(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _AuditIntegrity_checked(ctx context.Context, field graphql.CollectedField, obj *audit.Integrity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditIntegrity_checked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Checked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditIntegrity_checked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditIntegrity", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditIntegrity_lastVerified(ctx context.Context, field graphql.CollectedField, obj *audit.Integrity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditIntegrity_lastVerified(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastVerified, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditIntegrity_lastVerified(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditIntegrity", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditIntegrity_broken(ctx context.Context, field graphql.CollectedField, obj *audit.Integrity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditIntegrity_broken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Broken(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditIntegrity_broken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditIntegrity", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _AuditIntegrity_firstBroken(ctx context.Context, field graphql.CollectedField, obj *audit.Integrity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditIntegrity_firstBroken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AuditIntegrity().FirstBroken(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *audit.Event) graphql.Marshaler {
+			return ec.marshalOAuditEvent2ᚖtenantgraphᚋinternalᚋauditᚐEvent(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditIntegrity_firstBroken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditIntegrity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditIntegrity_unsealed(ctx context.Context, field graphql.CollectedField, obj *audit.Integrity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditIntegrity_unsealed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unsealed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditIntegrity_unsealed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditIntegrity", field, false, false, "Int")
 }
 
 func (ec *executionContext) _AuthPayload_accessToken(ctx context.Context, field graphql.CollectedField, obj *account.AuthPayload) (ret graphql.Marshaler) {
@@ -10281,6 +10474,56 @@ func (ec *executionContext) fieldContext_Organization_invitations(ctx context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _Organization_auditLogIntegrity(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_auditLogIntegrity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Organization().AuditLogIntegrity(ctx, obj)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "OWNER")
+				if err != nil {
+					var zeroVal *audit.Integrity
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *audit.Integrity
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, obj, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *audit.Integrity) graphql.Marshaler {
+			return ec.marshalNAuditIntegrity2ᚖtenantgraphᚋinternalᚋauditᚐIntegrity(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_auditLogIntegrity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Organization",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditIntegrity(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Organization_auditLog(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14224,6 +14467,60 @@ func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var auditIntegrityImplementors = []string{"AuditIntegrity"}
+
+func (ec *executionContext) _AuditIntegrity(ctx context.Context, sel ast.SelectionSet, obj *audit.Integrity) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditIntegrityImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditIntegrity")
+		case "checked":
+			out.Values[i] = ec._AuditIntegrity_checked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastVerified":
+			out.Values[i] = ec._AuditIntegrity_lastVerified(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "broken":
+			out.Values[i] = ec._AuditIntegrity_broken(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "firstBroken":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._AuditIntegrity_firstBroken(ctx, field, obj)
+				})
+		case "unsealed":
+			out.Values[i] = ec._AuditIntegrity_unsealed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var authPayloadImplementors = []string{"AuthPayload"}
 
 func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionSet, obj *account.AuthPayload) graphql.Marshaler {
@@ -15705,6 +16002,12 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Organization_invitations(ctx, field, obj)
 				})
+		case "auditLogIntegrity":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Organization_auditLogIntegrity(ctx, field, obj)
+				})
 		case "auditLog":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -16770,6 +17073,14 @@ func (ec *executionContext) marshalNAuditEventEdge2ᚖtenantgraphᚋinternalᚋp
 	return ec._AuditEventEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAuditIntegrity2ᚖtenantgraphᚋinternalᚋauditᚐIntegrity(ctx context.Context, sel ast.SelectionSet, v *audit.Integrity) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AuditIntegrity!")
+		return graphql.Null
+	}
+	return ec._AuditIntegrity(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNAuthPayload2ᚖtenantgraphᚋinternalᚋaccountᚐAuthPayload(ctx context.Context, sel ast.SelectionSet, v *account.AuthPayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuthPayload!")
@@ -17785,6 +18096,13 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 		graphql.AddInvalidNullFromMarshaler(ctx, "__TypeKind!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalOAuditEvent2ᚖtenantgraphᚋinternalᚋauditᚐEvent(ctx context.Context, sel ast.SelectionSet, v *audit.Event) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {

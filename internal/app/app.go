@@ -77,7 +77,9 @@ type App struct {
 	Revocations *account.RevocationWatcher
 	// Hub is the process's LISTEN connection (mail, revocations): run it
 	// beside the workers.
-	Hub      *notify.Hub
+	Hub *notify.Hub
+	// Sealer chains the audit log's committed events (run it beside the workers).
+	Sealer   *audit.Sealer
 	Accounts *account.Service
 	Orgs     *org.Service
 	Hasher   *auth.Hasher // every password hash and verification of the process
@@ -265,6 +267,7 @@ func New(o Options) (*App, error) {
 		Notes:        hub.Subscribe(mail.NotifyChannel),
 	})
 	revocations := account.NewRevocationWatcher(o.DB, revoked, hub, o.Now, o.Log)
-	return &App{Handler: h, Hub: hub, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
+	sealer := audit.NewSealer(o.DB, hub, o.Log)
+	return &App{Handler: h, Hub: hub, Sealer: sealer, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
 		db: o.DB, log: o.Log, now: o.Now}, nil
 }

@@ -3,6 +3,7 @@ package app_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -258,4 +259,62 @@ func TestMemberCannotTouchAnotherMembersNote(t *testing.T) {
 	// Its author may: the refusal above is about authorship, not a broken note.
 	MustOK(t, srv.Post(t, x.memberA2.AccessToken, `mutation($o: ID!, $id: ID!) { updateCustomerNote(orgId: $o, id: $id, body: "edited by its author") { id } }`,
 		map[string]any{"o": x.orgA, "id": x.noteByA2}))
+}
+
+// TestAuditLogIntegrityThroughTheEndpoint: the OWNER sees the organization's
+// chain hold once the sealer (run by the server) has sealed what its
+// mutations recorded, and, after an event is changed in the database, the
+// event that broke it.
+func TestAuditLogIntegrityThroughTheEndpoint(t *testing.T) {
+	t.Parallel()
+	owner := srv.RegisterVerified(t, "chain-owner")
+	org := srv.CreateOrg(t, owner, "chain "+uuid.NewString()[:8])
+	srv.AddMember(t, owner, org, "ADMIN", "chain-admin")
+	const q = `query($o: ID!) { organization(orgId: $o) { auditLogIntegrity { checked lastVerified broken unsealed firstBroken { id action } } } }`
+	type integrity struct {
+		Checked, LastVerified, Unsealed int
+		Broken                          bool
+		FirstBroken                     *struct{ ID uuid.UUID }
+	}
+	get := func() integrity {
+		var out struct {
+			Organization struct{ AuditLogIntegrity integrity }
+		}
+		MustOK(t, srv.Post(t, owner.AccessToken, q, map[string]any{"o": org})).Decode(t, &out)
+		return out.Organization.AuditLogIntegrity
+	}
+	var events int
+	if err := srv.DB.Get(&events, `SELECT count(*) FROM audit_events WHERE organization_id = $1`, org); err != nil {
+		t.Fatal(err)
+	}
+	var got integrity
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if got = get(); got.Unsealed == 0 && got.Checked == events || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got.Checked != events || got.LastVerified != events || got.Broken || got.FirstBroken != nil || events < 2 {
+		t.Fatalf("integrity = %+v, want %d links holding", got, events)
+	}
+	var victim uuid.UUID
+	if err := srv.DB.Get(&victim, `SELECT event_id FROM audit_chain WHERE organization_id = $1 AND seq = 2`, org); err != nil {
+		t.Fatal(err)
+	}
+	tx := srv.DB.MustBegin()
+	defer tx.Rollback() //nolint:errcheck
+	for _, stmt := range []string{
+		`ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update_delete`,
+		`UPDATE audit_events SET actor_id = NULL WHERE organization_id = '` + org.String() + `' AND id = '` + victim.String() + `'`,
+		`ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update_delete`,
+	} {
+		if _, err := tx.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got = get(); !got.Broken || got.FirstBroken == nil || got.FirstBroken.ID != victim || got.LastVerified != 1 {
+		t.Fatalf("after tampering: %+v, want the chain broken at %s", got, victim)
+	}
 }
