@@ -2,7 +2,7 @@
 -- organization's events form a hash chain, sealed shortly after they commit.
 --
 -- Appends do not wait on the chain: an audit insert only queues its event
--- (audit_unsealed, one row, and a NOTIFY at commit). A sealer (internal/audit.Sealer,
+-- (audit_unsealed, one row; no NOTIFY, whose commit-time lock every writer would take). A sealer (internal/audit.Sealer,
 -- on every replica) chains an organization's committed events in one short transaction
 -- (audit_seal), serialized per organization by a transaction-level advisory lock. It
 -- numbers them in the order it finds them committed, so a sealed number (the chain's
@@ -20,7 +20,10 @@ CREATE TABLE audit_unsealed (
 );
 
 CREATE TABLE audit_chain (
-    organization_id uuid        NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    -- No foreign key to organizations either: the sealer's insert would take FOR KEY SHARE
+    -- on the organization row and wait behind whoever holds it FOR UPDATE (a currency
+    -- change), stalling every organization's seal behind it. Its events hold the key.
+    organization_id uuid        NOT NULL,
     seq             bigint      NOT NULL CHECK (seq >= 1),
     event_id        uuid        NOT NULL,
     hash            bytea       NOT NULL CHECK (length(hash) = 32),
@@ -43,7 +46,6 @@ $$;
 CREATE FUNCTION audit_events_queue() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO audit_unsealed (organization_id, event_seq) VALUES (NEW.organization_id, NEW.seq);
-    PERFORM pg_notify('audit_unsealed', NEW.organization_id::text);
     RETURN NULL;
 END $$;
 
@@ -56,6 +58,10 @@ DECLARE
     h         bytea;
     n         integer := 0;
     r         audit_events;
+    seqs      bigint[] := '{}';
+    ids       uuid[] := '{}';
+    hashes    bytea[] := '{}';
+    prevs     bytea[] := '{}';
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('audit_seal:' || org::text, 0));
     SELECT c.seq, c.hash INTO last_seq, last_hash FROM audit_chain c WHERE c.organization_id = org ORDER BY c.seq DESC LIMIT 1;
@@ -65,13 +71,19 @@ BEGIN
     END IF;
     FOR r IN SELECT e.* FROM audit_unsealed u JOIN audit_events e ON e.organization_id = u.organization_id AND e.seq = u.event_seq
              WHERE u.organization_id = org ORDER BY u.event_seq LOOP
-        last_seq := last_seq + 1;
         h := sha256(last_hash || convert_to(audit_canonical(r), 'UTF8'));
-        INSERT INTO audit_chain (organization_id, seq, event_id, hash, prev_hash) VALUES (org, last_seq, r.id, h, last_hash);
-        DELETE FROM audit_unsealed WHERE organization_id = org AND event_seq = r.seq;
+        seqs := seqs || r.seq;
+        ids := ids || r.id;
+        prevs := prevs || last_hash;
+        hashes := hashes || h;
         last_hash := h;
         n := n + 1;
     END LOOP;
+    IF n > 0 THEN
+        INSERT INTO audit_chain (organization_id, seq, event_id, hash, prev_hash)
+        SELECT org, last_seq + i, ids[i], hashes[i], prevs[i] FROM generate_series(1, n) AS i;
+        DELETE FROM audit_unsealed WHERE organization_id = org AND event_seq = ANY (seqs);
+    END IF;
     RETURN n;
 END $$;
 
@@ -102,10 +114,7 @@ END $$;
 
 CREATE FUNCTION audit_chain_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF pg_trigger_depth() < 2 THEN -- an organization's deletion cascades
-        RAISE EXCEPTION 'audit_chain is append-only (% refused)', TG_OP USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    RETURN OLD;
+    RAISE EXCEPTION 'audit_chain is append-only (% refused)', TG_OP USING ERRCODE = 'insufficient_privilege';
 END $$;
 -- +goose StatementEnd
 

@@ -267,7 +267,7 @@ func New(o Options) (*App, error) {
 		Notes:        hub.Subscribe(mail.NotifyChannel),
 	})
 	revocations := account.NewRevocationWatcher(o.DB, revoked, hub, o.Now, o.Log)
-	sealer := audit.NewSealer(o.DB, hub, o.Log)
+	sealer := audit.NewSealer(o.DB, o.Log)
 	return &App{Handler: h, Hub: hub, Sealer: sealer, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
 		db: o.DB, log: o.Log, now: o.Now}, nil
 }

@@ -10,12 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"tenantgraph/internal/platform/db"
-	"tenantgraph/internal/platform/notify"
 )
-
-// UnsealedChannel is the notification an audit insert sends at commit, with
-// its organization's id: the sealers chain that organization's new events.
-const UnsealedChannel = "audit_unsealed"
 
 // Integrity is the result of checking an organization's hash chain.
 type Integrity struct {
@@ -114,26 +109,26 @@ func VerifyAll(ctx context.Context, d *sqlx.DB, orgs []uuid.UUID, report func(or
 }
 
 // Sealer chains the organizations' committed audit events shortly after they
-// commit: at once for the organization a notification names, and every
-// SealInterval (and after any missed notification) for every organization
-// with unsealed events. Every replica runs one; audit_seal serializes them
-// per organization.
+// commit: every SealInterval it seals every organization with unsealed events,
+// a batch each (one short transaction however many events an organization
+// committed meanwhile). Writers do not notify it: a NOTIFY takes a lock at
+// commit that every writing transaction would queue on. Every replica runs
+// one; audit_seal serializes them per organization.
 type Sealer struct {
 	db    *sqlx.DB
-	notes *notify.Sub
 	log   *slog.Logger
 	store Store
 }
 
-// SealInterval is how often the sealer looks for unsealed events without a notification.
-const SealInterval = time.Second
+// SealInterval is how often the sealer seals what committed meanwhile.
+const SealInterval = 50 * time.Millisecond
 
-// NewSealer returns a sealer of d's audit log woken by hub.
-func NewSealer(d *sqlx.DB, hub *notify.Hub, log *slog.Logger) *Sealer {
+// NewSealer returns a sealer of d's audit log.
+func NewSealer(d *sqlx.DB, log *slog.Logger) *Sealer {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sealer{db: d, notes: hub.Subscribe(UnsealedChannel), log: log.With(slog.String("component", "audit.sealer"))}
+	return &Sealer{db: d, log: log.With(slog.String("component", "audit.sealer"))}
 }
 
 // Run seals until ctx ends.
@@ -144,12 +139,6 @@ func (s *Sealer) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case n := <-s.notes.C():
-			if org, err := uuid.Parse(n.Payload); err == nil && !n.Missed {
-				s.seal(ctx, org)
-				continue
-			}
-			s.sealAll(ctx)
 		case <-tick.C:
 			s.sealAll(ctx)
 		}
