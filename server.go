@@ -211,9 +211,13 @@ func auditCmd(args []string, out io.Writer) error {
 	if url == "" {
 		return errors.New("DATABASE_URL is required")
 	}
+	opts, err := db.ParsePrepared(os.Getenv(db.PreparedSetting)) // off behind PgBouncer in transaction mode
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := db.Open(ctx, url, db.Options{})
+	d, err := db.Open(ctx, url, opts)
 	if err != nil {
 		return err
 	}
