@@ -8,7 +8,6 @@
 package sales
 
 import (
-	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -137,9 +136,6 @@ func (ls *Lines) Scan(src any) error {
 	}
 	return json.Unmarshal(b, (*[]*Line)(ls))
 }
-
-// Value is the lines as JSON (unused by the store; for completeness of the Scanner).
-func (ls Lines) Value() (driver.Value, error) { return json.Marshal([]*Line(ls)) }
 
 // LineInput is one line of an order to create.
 type LineInput struct {

@@ -26,13 +26,20 @@ const (
 	transitionRule   = "orders_status_transition"
 )
 
-// orderCols reads an order (o) with its lines, by number, as one JSON array.
-const orderCols = `o.organization_id, o.id, o.number, o.customer_id, o.status, o.currency, o.subtotal, o.total,
+// orderFields are an order's columns (o) followed by its lines, by number,
+// as one JSON array read from lines (order_lines, or the rows an insert
+// returned): the one shape every statement of the store reads an order in.
+func orderFields(lines string) string {
+	return `o.organization_id, o.id, o.number, o.customer_id, o.status, o.currency, o.subtotal, o.total,
 	o.note, o.restocked, o.created_by, o.created_at, o.paid_at, o.fulfilled_at, o.cancelled_at, o.refunded_at,
 	(SELECT json_agg(json_build_object('organization_id', l.organization_id, 'line_no', l.line_no,
 		'product_id', l.product_id, 'sku', l.sku, 'name', l.name, 'unit_price', l.unit_price,
 		'quantity', l.quantity, 'line_total', l.line_total, 'currency', o.currency) ORDER BY l.line_no)
-	 FROM order_lines l WHERE l.organization_id = o.organization_id AND l.order_id = o.id) AS lines`
+	 FROM ` + lines + `) AS lines`
+}
+
+// orderCols reads an order (o) with its lines.
+var orderCols = orderFields("order_lines l WHERE l.organization_id = o.organization_id AND l.order_id = o.id")
 
 // orderOrder is the orders list's order: newest first (placement time, then
 // id). Every filter has an index in this order (migrations/00016), so a page
@@ -89,12 +96,7 @@ func (Store) Insert(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, o
 			FROM o, unnest($11::uuid[], $12::text[], $13::text[], $14::bigint[], $15::int[], $16::bool[])
 				WITH ORDINALITY AS x(product, sku, name, price, qty, track, no)
 			RETURNING *)
-		SELECT o.organization_id, o.id, o.number, o.customer_id, o.status, o.currency, o.subtotal, o.total,
-			o.note, o.restocked, o.created_by, o.created_at, o.paid_at, o.fulfilled_at, o.cancelled_at, o.refunded_at,
-			(SELECT json_agg(json_build_object('organization_id', l.organization_id, 'line_no', l.line_no,
-				'product_id', l.product_id, 'sku', l.sku, 'name', l.name, 'unit_price', l.unit_price,
-				'quantity', l.quantity, 'line_total', l.line_total, 'currency', o.currency) ORDER BY l.line_no)
-			 FROM l) AS lines
+		SELECT `+orderFields("l")+`
 		FROM o`,
 		org, o.CustomerID, o.Currency, o.Subtotal, n, o.Note, o.Key, o.Hash, o.By, o.At,
 		pq.Array(ids), pq.Array(skus), pq.Array(names), pq.Array(prices), pq.Array(qtys), pq.Array(tracks))
