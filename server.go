@@ -281,6 +281,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB,
 	wg.Go(func() { a.Maintain(workerCtx) })
 	wg.Go(func() { a.Hub.Run(workerCtx) })
 	wg.Go(func() { a.Sealer.Run(workerCtx) })
+	wg.Go(func() { a.Feed.Run(workerCtx) })
 	wg.Go(func() { a.Revocations.Run(workerCtx) })
 	// Serve only once ended sessions are known: before that, their access tokens would pass.
 	select {

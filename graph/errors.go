@@ -33,6 +33,9 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			if field != "" {
 				out.Extensions["field"] = field
 			}
+			for k, v := range e.Extensions {
+				out.Extensions[k] = v
+			}
 			return out
 		}
 		if gqlErr.Err == nil {

@@ -52,11 +52,13 @@ type ResolverRoot interface {
 	Order() OrderResolver
 	OrderLine() OrderLineResolver
 	Organization() OrganizationResolver
+	OrganizationEvent() OrganizationEventResolver
 	Product() ProductResolver
 	ProductSales() ProductSalesResolver
 	Query() QueryResolver
 	SalesDay() SalesDayResolver
 	SalesSummary() SalesSummaryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -329,6 +331,17 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	OrganizationEvent struct {
+		Action     func(childComplexity int) int
+		Actor      func(childComplexity int) int
+		Cursor     func(childComplexity int) int
+		ID         func(childComplexity int) int
+		OccurredAt func(childComplexity int) int
+		Subject    func(childComplexity int) int
+		TargetID   func(childComplexity int) int
+		TargetType func(childComplexity int) int
+	}
+
 	PageInfo struct {
 		EndCursor   func(childComplexity int) int
 		HasNextPage func(childComplexity int) int
@@ -398,6 +411,10 @@ type ComplexityRoot struct {
 		TimeZone          func(childComplexity int) int
 		To                func(childComplexity int) int
 		TopProducts       func(childComplexity int) int
+	}
+
+	Subscription struct {
+		OrganizationEvents func(childComplexity int, orgID uuid.UUID, after *string, types []string) int
 	}
 
 	User struct {
@@ -499,6 +516,11 @@ type OrganizationResolver interface {
 	AuditLog(ctx context.Context, obj *tenant.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
 	SalesSummary(ctx context.Context, obj *tenant.Organization, from time.Time, to time.Time) (*sales.Summary, error)
 }
+type OrganizationEventResolver interface {
+	Actor(ctx context.Context, obj *audit.FeedEvent) (*auth.User, error)
+
+	Subject(ctx context.Context, obj *audit.FeedEvent) (audit.Subject, error)
+}
 type ProductResolver interface {
 	Movements(ctx context.Context, obj *catalog.Product, first *int, after *string) (*page.Connection[*catalog.Movement], error)
 	CreatedBy(ctx context.Context, obj *catalog.Product) (*auth.User, error)
@@ -525,6 +547,9 @@ type SalesDayResolver interface {
 type SalesSummaryResolver interface {
 	From(ctx context.Context, obj *sales.Summary) (string, error)
 	To(ctx context.Context, obj *sales.Summary) (string, error)
+}
+type SubscriptionResolver interface {
+	OrganizationEvents(ctx context.Context, orgID uuid.UUID, after *string, types []string) (<-chan *audit.FeedEvent, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1849,6 +1874,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.OrganizationEdge.Node(childComplexity), true
 
+	case "OrganizationEvent.action":
+		if e.ComplexityRoot.OrganizationEvent.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.Action(childComplexity), true
+	case "OrganizationEvent.actor":
+		if e.ComplexityRoot.OrganizationEvent.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.Actor(childComplexity), true
+	case "OrganizationEvent.cursor":
+		if e.ComplexityRoot.OrganizationEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.Cursor(childComplexity), true
+	case "OrganizationEvent.id":
+		if e.ComplexityRoot.OrganizationEvent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.ID(childComplexity), true
+	case "OrganizationEvent.occurredAt":
+		if e.ComplexityRoot.OrganizationEvent.OccurredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.OccurredAt(childComplexity), true
+	case "OrganizationEvent.subject":
+		if e.ComplexityRoot.OrganizationEvent.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.Subject(childComplexity), true
+	case "OrganizationEvent.targetId":
+		if e.ComplexityRoot.OrganizationEvent.TargetID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.TargetID(childComplexity), true
+	case "OrganizationEvent.targetType":
+		if e.ComplexityRoot.OrganizationEvent.TargetType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.TargetType(childComplexity), true
+
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
 			break
@@ -2195,6 +2269,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SalesSummary.TopProducts(childComplexity), true
 
+	case "Subscription.organizationEvents":
+		if e.ComplexityRoot.Subscription.OrganizationEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_organizationEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.OrganizationEvents(childComplexity, args["orgId"].(uuid.UUID), args["after"].(*string), args["types"].([]string)), true
+
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
 			break
@@ -2295,6 +2381,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -2320,7 +2423,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/account.graphqls" "schema/audit.graphqls" "schema/catalog.graphqls" "schema/customers.graphqls" "schema/orders.graphqls" "schema/organizations.graphqls"
+//go:embed "schema/account.graphqls" "schema/audit.graphqls" "schema/catalog.graphqls" "schema/customers.graphqls" "schema/events.graphqls" "schema/orders.graphqls" "schema/organizations.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2338,8 +2441,8 @@ var sources = []*ast.Source{
 #
 # This file is the root: directives, scalars, the shared types and the Query and
 # Mutation roots. Each area's types and root fields are in its own file under
-# graph/schema/ (account, organizations, audit, customers, catalog), which adds them
-# by extending the two roots.
+# graph/schema/ (account, organizations, audit, customers, catalog, orders, events), which adds them
+# by extending the roots.
 #
 # Every error carries extensions.code, one of:
 # - while executing: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT
@@ -2441,11 +2544,15 @@ enum OrderDirection {
 type Query
 
 type Mutation
+
+"Served over the graphql-transport-ws protocol on the same endpoint (docs/events.md)."
+type Subscription
 `, BuiltIn: false},
 	{Name: "schema/account.graphqls", Input: sourceData("schema/account.graphqls"), BuiltIn: false},
 	{Name: "schema/audit.graphqls", Input: sourceData("schema/audit.graphqls"), BuiltIn: false},
 	{Name: "schema/catalog.graphqls", Input: sourceData("schema/catalog.graphqls"), BuiltIn: false},
 	{Name: "schema/customers.graphqls", Input: sourceData("schema/customers.graphqls"), BuiltIn: false},
+	{Name: "schema/events.graphqls", Input: sourceData("schema/events.graphqls"), BuiltIn: false},
 	{Name: "schema/orders.graphqls", Input: sourceData("schema/orders.graphqls"), BuiltIn: false},
 	{Name: "schema/organizations.graphqls", Input: sourceData("schema/organizations.graphqls"), BuiltIn: false},
 }
@@ -2889,6 +2996,28 @@ func (ec *executionContext) childFields_OrganizationEdge(ctx context.Context, fi
 		return ec.fieldContext_OrganizationEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OrganizationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_OrganizationEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_OrganizationEvent_cursor(ctx, field)
+	case "id":
+		return ec.fieldContext_OrganizationEvent_id(ctx, field)
+	case "action":
+		return ec.fieldContext_OrganizationEvent_action(ctx, field)
+	case "actor":
+		return ec.fieldContext_OrganizationEvent_actor(ctx, field)
+	case "occurredAt":
+		return ec.fieldContext_OrganizationEvent_occurredAt(ctx, field)
+	case "targetType":
+		return ec.fieldContext_OrganizationEvent_targetType(ctx, field)
+	case "targetId":
+		return ec.fieldContext_OrganizationEvent_targetId(ctx, field)
+	case "subject":
+		return ec.fieldContext_OrganizationEvent_subject(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrganizationEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4602,6 +4731,36 @@ func (ec *executionContext) field_Query_products_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["includeArchived"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_organizationEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "orgId",
+		func(ctx context.Context, v any) (uuid.UUID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orgId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "types",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["types"] = arg2
 	return args, nil
 }
 
@@ -10790,6 +10949,199 @@ func (ec *executionContext) fieldContext_OrganizationEdge_node(_ context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _OrganizationEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *audit.FeedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _OrganizationEvent_id(ctx context.Context, field graphql.CollectedField, obj *audit.FeedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v uuid.UUID) graphql.Marshaler {
+			return ec.marshalNID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _OrganizationEvent_action(ctx context.Context, field graphql.CollectedField, obj *audit.FeedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_action(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrganizationEvent_actor(ctx context.Context, field graphql.CollectedField, obj *audit.FeedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrganizationEvent().Actor(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *auth.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrganizationEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrganizationEvent_occurredAt(ctx context.Context, field graphql.CollectedField, obj *audit.FeedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_occurredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OccurredAt(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_occurredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, false, "Time")
+}
+
+func (ec *executionContext) _OrganizationEvent_targetType(ctx context.Context, field graphql.CollectedField, obj *audit.FeedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_targetType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TargetType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_targetType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrganizationEvent_targetId(ctx context.Context, field graphql.CollectedField, obj *audit.FeedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_targetId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TargetID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_targetId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrganizationEvent_subject(ctx context.Context, field graphql.CollectedField, obj *audit.FeedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_subject(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.OrganizationEvent().Subject(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v audit.Subject) graphql.Marshaler {
+			return ec.marshalOOrganizationEventSubject2tenantgraphᚋinternalᚋauditᚐSubject(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, true, "OrganizationEventSubject")
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *page.Info) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12474,6 +12826,68 @@ func (ec *executionContext) fieldContext_SalesSummary_topProducts(_ context.Cont
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ProductSales(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_organizationEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_organizationEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().OrganizationEvents(ctx, fc.Args["orgId"].(uuid.UUID), fc.Args["after"].(*string), fc.Args["types"].([]string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal *audit.FeedEvent
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *audit.FeedEvent
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *audit.FeedEvent) graphql.Marshaler {
+			return ec.marshalNOrganizationEvent2ᚖtenantgraphᚋinternalᚋauditᚐFeedEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_organizationEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrganizationEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_organizationEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -14307,6 +14721,68 @@ func UnmarshalUpdateProductInput(ctx context.Context, raw any) (UpdateProductInp
 
 // region    ************************** interface.gotpl ***************************
 
+func (ec *executionContext) _OrganizationEventSubject(ctx context.Context, sel ast.SelectionSet, obj audit.Subject) graphql.Marshaler {
+	switch obj := (obj).(type) {
+	case nil:
+		return graphql.Null
+	case catalog.Product:
+		return ec._Product(ctx, sel, &obj)
+	case *catalog.Product:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Product(ctx, sel, obj)
+	case tenant.Organization:
+		return ec._Organization(ctx, sel, &obj)
+	case *tenant.Organization:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Organization(ctx, sel, obj)
+	case sales.Order:
+		return ec._Order(ctx, sel, &obj)
+	case *sales.Order:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Order(ctx, sel, obj)
+	case org.Member:
+		return ec._Member(ctx, sel, &obj)
+	case *org.Member:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Member(ctx, sel, obj)
+	case org.Invitation:
+		return ec._Invitation(ctx, sel, &obj)
+	case *org.Invitation:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Invitation(ctx, sel, obj)
+	case customer.CustomerNote:
+		return ec._CustomerNote(ctx, sel, &obj)
+	case *customer.CustomerNote:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._CustomerNote(ctx, sel, obj)
+	case customer.Customer:
+		return ec._Customer(ctx, sel, &obj)
+	case *customer.Customer:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Customer(ctx, sel, obj)
+	default:
+		if typedObj, ok := obj.(graphql.Marshaler); ok {
+			return typedObj
+		} else {
+			panic(fmt.Errorf("unexpected type %T; non-generated variants of OrganizationEventSubject must implement graphql.Marshaler", obj))
+		}
+	}
+}
+
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
@@ -14569,7 +15045,7 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
-var customerImplementors = []string{"Customer"}
+var customerImplementors = []string{"Customer", "OrganizationEventSubject"}
 
 func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet, obj *customer.Customer) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, customerImplementors)
@@ -14764,7 +15240,7 @@ func (ec *executionContext) _CustomerEdge(ctx context.Context, sel ast.Selection
 	return out
 }
 
-var customerNoteImplementors = []string{"CustomerNote"}
+var customerNoteImplementors = []string{"CustomerNote", "OrganizationEventSubject"}
 
 func (ec *executionContext) _CustomerNote(ctx context.Context, sel ast.SelectionSet, obj *customer.CustomerNote) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, customerNoteImplementors)
@@ -15036,7 +15512,7 @@ func (ec *executionContext) _InventoryMovementEdge(ctx context.Context, sel ast.
 	return out
 }
 
-var invitationImplementors = []string{"Invitation"}
+var invitationImplementors = []string{"Invitation", "OrganizationEventSubject"}
 
 func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSet, obj *org.Invitation) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationImplementors)
@@ -15188,7 +15664,7 @@ func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.Selecti
 	return out
 }
 
-var memberImplementors = []string{"Member"}
+var memberImplementors = []string{"Member", "OrganizationEventSubject"}
 
 func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, obj *org.Member) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, memberImplementors)
@@ -15679,7 +16155,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 	return out
 }
 
-var orderImplementors = []string{"Order"}
+var orderImplementors = []string{"Order", "OrganizationEventSubject"}
 
 func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, obj *sales.Order) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, orderImplementors)
@@ -15931,7 +16407,7 @@ func (ec *executionContext) _OrderLine(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
-var organizationImplementors = []string{"Organization"}
+var organizationImplementors = []string{"Organization", "OrganizationEventSubject"}
 
 func (ec *executionContext) _Organization(ctx context.Context, sel ast.SelectionSet, obj *tenant.Organization) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, organizationImplementors)
@@ -16119,6 +16595,76 @@ func (ec *executionContext) _OrganizationEdge(ctx context.Context, sel ast.Selec
 	return out
 }
 
+var organizationEventImplementors = []string{"OrganizationEvent"}
+
+func (ec *executionContext) _OrganizationEvent(ctx context.Context, sel ast.SelectionSet, obj *audit.FeedEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, organizationEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrganizationEvent")
+		case "cursor":
+			out.Values[i] = ec._OrganizationEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "id":
+			out.Values[i] = ec._OrganizationEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "action":
+			out.Values[i] = ec._OrganizationEvent_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "actor":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrganizationEvent_actor(ctx, field, obj)
+				})
+		case "occurredAt":
+			out.Values[i] = ec._OrganizationEvent_occurredAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "targetType":
+			out.Values[i] = ec._OrganizationEvent_targetType(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "targetId":
+			out.Values[i] = ec._OrganizationEvent_targetId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "subject":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrganizationEvent_subject(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var pageInfoImplementors = []string{"PageInfo"}
 
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *page.Info) graphql.Marshaler {
@@ -16157,7 +16703,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
-var productImplementors = []string{"Product"}
+var productImplementors = []string{"Product", "OrganizationEventSubject"}
 
 func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, obj *catalog.Product) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, productImplementors)
@@ -16616,6 +17162,26 @@ func (ec *executionContext) _SalesSummary(ctx context.Context, sel ast.Selection
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "organizationEvents":
+		return ec._Subscription_organizationEvents(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var userImplementors = []string{"User"}
@@ -17743,6 +18309,14 @@ func (ec *executionContext) marshalNOrganizationEdge2ᚖtenantgraphᚋinternal�
 	return ec._OrganizationEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNOrganizationEvent2ᚖtenantgraphᚋinternalᚋauditᚐFeedEvent(ctx context.Context, sel ast.SelectionSet, v *audit.FeedEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrganizationEvent!")
+		return graphql.Null
+	}
+	return ec._OrganizationEvent(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPageInfo2tenantgraphᚋinternalᚋplatformᚋpageᚐInfo(ctx context.Context, sel ast.SelectionSet, v page.Info) graphql.Marshaler {
 	return ec._PageInfo(ctx, sel, &v)
 }
@@ -18315,6 +18889,13 @@ func (ec *executionContext) marshalOOrganization2ᚖtenantgraphᚋinternalᚋten
 	return ec._Organization(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOOrganizationEventSubject2tenantgraphᚋinternalᚋauditᚐSubject(ctx context.Context, sel ast.SelectionSet, v audit.Subject) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._OrganizationEventSubject(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalORole2ᚖtenantgraphᚋinternalᚋtenantᚐRole(ctx context.Context, v any) (*tenant.Role, error) {
 	if v == nil {
 		return nil, nil
@@ -18346,6 +18927,18 @@ var (
 		tenant.RoleMember: "MEMBER",
 	}
 )
+
+func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(v)
+	return res
+}
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
 	if v == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 	"go.opentelemetry.io/otel/trace"
 
 	"tenantgraph/internal/loader"
@@ -31,6 +32,9 @@ type HandlerOptions struct {
 	// Tracer, when set, names the request's span after the operation and spans
 	// each root field (see tracing); nil: nothing is installed.
 	Tracer trace.Tracer
+	// Socket, when set, serves subscriptions over graphql-transport-ws (an
+	// Upgrade request to the endpoint); nil: subscriptions are refused.
+	Socket *SocketOptions
 }
 
 // NewHandler builds the GraphQL HTTP handler with explicit transports and extensions.
@@ -40,6 +44,12 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 		limits = *o.Limits
 	}
 	srv := handler.New(pricedSchema{NewExecutableSchema(Config{Resolvers: r, Directives: Directives()})})
+	r.present = ErrorPresenter(o.Log)
+	r.sockets = newSockets(SocketOptions{})
+	if o.Socket != nil {
+		r.sockets = newSockets(*o.Socket)
+		srv.AddTransport(r.sockets.transport())
+	}
 	srv.AddTransport(transport.Options{})
 	trusted := o.TrustedDocuments != nil
 	srv.AddTransport(compliant{Transport: transport.GET{}, documentIDs: trusted})
@@ -71,6 +81,10 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 	srv.SetRecoverFunc(Recover(o.Log))
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		if oc := graphql.GetOperationContext(ctx); oc != nil {
+			var err error
+			if ctx, err = r.sockets.operation(ctx, oc.Operation); err != nil {
+				return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{r.present(ctx, err)}})
+			}
 			name := oc.OperationName
 			if name == "" && oc.Operation != nil {
 				name = oc.Operation.Name
@@ -88,6 +102,11 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 		}
 		return next(ctx)
 	})
+	if o.Socket != nil {
+		srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+			return next(r.sockets.response(ctx))
+		})
+	}
 	return srv
 }
 

@@ -15,6 +15,10 @@ type Mutation struct {
 type Query struct {
 }
 
+// Served over the graphql-transport-ws protocol on the same endpoint (docs/events.md).
+type Subscription struct {
+}
+
 // Changes the fields given; an explicit null (or a blank string) clears an optional field.
 type UpdateCustomerInput struct {
 	Name    *string                    `json:"name,omitempty"`

@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/audit"
 	"tenantgraph/internal/catalog"
@@ -25,6 +27,11 @@ type Resolver struct {
 	CRM      *customer.Service // customers and their notes
 	Catalog  *catalog.Service  // products and their stock
 	Sales    *sales.Service    // orders and sales figures
+	Feed     *audit.Feed       // the organizations' live events
+
+	// Set by NewHandler.
+	sockets *sockets
+	present func(ctx context.Context, err error) *gqlerror.Error
 }
 
 // withUser gives a membership returned by a mutation its user (Member.user is a

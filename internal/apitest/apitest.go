@@ -215,6 +215,7 @@ func start(d *sqlx.DB, url, direct string, o startOptions) (*Server, func(), err
 	if o.listen {
 		wg.Go(func() { a.Hub.Run(wctx) })
 		wg.Go(func() { a.Sealer.Run(wctx) })
+		wg.Go(func() { a.Feed.Run(wctx) })
 		wg.Go(func() { a.Revocations.Run(wctx) })
 		select {
 		case <-a.Revocations.Ready():

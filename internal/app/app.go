@@ -67,6 +67,8 @@ type Options struct {
 	// request's traceparent (nil: none is read). See tracing.Setup.
 	TracerProvider  trace.TracerProvider
 	TracePropagator propagation.TextMapPropagator
+	// SocketLimits replaces graph.DefaultSocketLimits (tests tighten them).
+	SocketLimits *graph.SocketLimits
 }
 
 // App is the assembled server.
@@ -79,7 +81,9 @@ type App struct {
 	// beside the workers.
 	Hub *notify.Hub
 	// Sealer chains the audit log's committed events (run it beside the workers).
-	Sealer   *audit.Sealer
+	Sealer *audit.Sealer
+	// Feed reads the organizations' new events for organizationEvents (run it beside the workers).
+	Feed     *audit.Feed
 	Accounts *account.Service
 	Orgs     *org.Service
 	Hasher   *auth.Hasher // every password hash and verification of the process
@@ -183,7 +187,12 @@ func New(o Options) (*App, error) {
 		BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log, Limits: limits, Revoked: revoked,
 	})
 
+	// The process's one LISTEN connection, directly to PostgreSQL (docs/api.md, "Tokens";
+	// docs/operations.md, "PgBouncer").
+	hub := notify.New(cfg.DirectURL(), o.DB, o.Log)
+	sealer := audit.NewSealer(o.DB, o.Log)
 	auditLog := audit.NewService(o.DB)
+	auditLog.SealWith(sealer)
 	gate := tenant.NewGate(o.DB, o.Now, auditLog)
 	orgs := org.NewService(org.Deps{DB: o.DB, Gate: gate, Audit: auditLog, Users: account.Store{}.UsersByIDs,
 		CountMembers: loader.CountMembers, BaseURL: cfg.AppBaseURL, Now: o.Now, Log: o.Log})
@@ -194,13 +203,12 @@ func New(o Options) (*App, error) {
 	products := catalog.NewService(catalog.Deps{DB: o.DB, Gate: gate, CountMovements: loader.CountMoves})
 	orders := sales.NewService(sales.Deps{DB: o.DB, Gate: gate, Catalog: forSale{products}, CountOrders: loader.CountOrders})
 
+	feed := audit.NewFeed(o.DB, hub, memberRole(orgs), audit.DefaultFeedLimits, o.Log)
+
 	var tracer trace.Tracer
 	if o.TracerProvider != nil {
 		tracer = o.TracerProvider.Tracer(graph.TraceScope)
 	}
-	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers, Catalog: products, Sales: orders},
-		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits,
-			TrustedDocuments: cfg.TrustedDocuments, Tracer: tracer})
 	sources := loader.Sources{
 		Users:         accounts.Users,
 		Organizations: orgs.Organizations,
@@ -218,6 +226,11 @@ func New(o Options) (*App, error) {
 		OrderCounts:   orders.CustomerCounts,
 		Lifetimes:     orders.LifetimeValues,
 	}
+	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers, Catalog: products, Sales: orders, Feed: feed},
+		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits,
+			TrustedDocuments: cfg.TrustedDocuments, Tracer: tracer,
+			Socket: &graph.SocketOptions{Verify: tokens.VerifyUntil, Revoked: revoked, Now: o.Now,
+				Loaders: func() *loader.Loaders { return loader.New(sources) }, Limits: socketLimits(o.SocketLimits)}})
 
 	rec, err := newRecorder(o.Metrics, o.DB, o.Log, hasher)
 	if err != nil {
@@ -229,6 +242,9 @@ func New(o Options) (*App, error) {
 			httpx.Admit(httpx.AdmitLimits{ClientRate: cfg.ClientRequestsPerSecond, ClientConcurrent: cfg.ClientConcurrentRequests,
 				Concurrent: cfg.MaxConcurrentRequests}, admissionClient, o.Now,
 				loader.Middleware(sources, gql)))))))
+	// A websocket (graphql-transport-ws) skips the request's timeout, admission
+	// and loaders: each of its operations gets its own (graph.SocketOptions).
+	endpoint = sockets(httpx.CORSOptions{Origins: cfg.CORSOrigins, AnyLocalPort: cfg.CORSAnyLocalPort}, gql, endpoint)
 	mux.Handle("/query", endpoint)
 	mux.Handle("/graphql", endpoint) // the path most clients try first
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -259,15 +275,11 @@ func New(o Options) (*App, error) {
 		h = tracing.Handler(o.TracerProvider, o.TracePropagator, h) // outside Edge: its log line has the trace id
 	}
 
-	// The process's one LISTEN connection, directly to PostgreSQL (docs/api.md, "Tokens";
-	// docs/operations.md, "PgBouncer").
-	hub := notify.New(cfg.DirectURL(), o.DB, o.Log)
 	worker := mail.NewWorker(o.DB, sender, o.Log, mail.WorkerOptions{
 		PollInterval: o.MailPollInterval,
 		Notes:        hub.Subscribe(mail.NotifyChannel),
 	})
 	revocations := account.NewRevocationWatcher(o.DB, revoked, hub, o.Now, o.Log)
-	sealer := audit.NewSealer(o.DB, o.Log)
-	return &App{Handler: h, Hub: hub, Sealer: sealer, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
+	return &App{Handler: h, Hub: hub, Sealer: sealer, Feed: feed, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
 		db: o.DB, log: o.Log, now: o.Now}, nil
 }

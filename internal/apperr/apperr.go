@@ -22,7 +22,10 @@ const (
 	BadUserInput    Code = "BAD_USER_INPUT"
 	Conflict        Code = "CONFLICT"
 	RateLimited     Code = "RATE_LIMITED"
-	Internal        Code = "INTERNAL_SERVER_ERROR"
+	// SlowConsumer ends a subscription that fell too far behind its events;
+	// extensions.lastCursor is where to resume.
+	SlowConsumer Code = "SLOW_CONSUMER"
+	Internal     Code = "INTERNAL_SERVER_ERROR"
 )
 
 // Error is a client-safe error: its message is shown as is.
@@ -35,6 +38,9 @@ type Error struct {
 	// Limit names the limit that refused a RATE_LIMITED request ("login_per_ip"),
 	// for the metrics (tenantgraph_rate_limit_refusals_total); never sent to clients.
 	Limit string
+	// Extensions are sent with the error beside code and field (a
+	// subscription's lastCursor).
+	Extensions map[string]any
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }

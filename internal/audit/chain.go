@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -109,18 +110,27 @@ func VerifyAll(ctx context.Context, d *sqlx.DB, orgs []uuid.UUID, report func(or
 }
 
 // Sealer chains the organizations' committed audit events shortly after they
-// commit: every SealInterval it seals every organization with unsealed events,
-// a batch each (one short transaction however many events an organization
-// committed meanwhile). Writers do not notify it: a NOTIFY takes a lock at
-// commit that every writing transaction would queue on. Every replica runs
-// one; audit_seal serializes them per organization.
+// commit. The events this process records are sealed as soon as their
+// transaction commits (Poke, through db.AfterCommit: no NOTIFY, whose lock at
+// commit every writing transaction would queue on); every SealInterval it also
+// seals every organization with unsealed events (another process's that
+// stopped before sealing, a migration's, the CLI's). Each organization's
+// events are sealed as a batch, in one short transaction however many it
+// committed meanwhile. Every replica runs one; audit_seal serializes them per
+// organization, and its NOTIFY (org_events) tells every replica's Feed.
 type Sealer struct {
 	db    *sqlx.DB
 	log   *slog.Logger
 	store Store
+
+	mu     sync.Mutex
+	poked  map[uuid.UUID]struct{}
+	wake   chan struct{}
+	failed time.Time // the last logged failure: at most one a second
 }
 
-// SealInterval is how often the sealer seals what committed meanwhile.
+// SealInterval is how often the sealer looks for unsealed events besides the
+// ones it was poked for.
 const SealInterval = 50 * time.Millisecond
 
 // NewSealer returns a sealer of d's audit log.
@@ -128,7 +138,20 @@ func NewSealer(d *sqlx.DB, log *slog.Logger) *Sealer {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sealer{db: d, log: log.With(slog.String("component", "audit.sealer"))}
+	return &Sealer{db: d, log: log.With(slog.String("component", "audit.sealer")),
+		poked: map[uuid.UUID]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+// Poke asks for org's committed events to be sealed now. It never blocks;
+// pokes that come while a seal runs are sealed together next.
+func (s *Sealer) Poke(org uuid.UUID) {
+	s.mu.Lock()
+	s.poked[org] = struct{}{}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Run seals until ctx ends.
@@ -139,6 +162,17 @@ func (s *Sealer) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.wake:
+			s.mu.Lock()
+			orgs := make([]uuid.UUID, 0, len(s.poked))
+			for org := range s.poked {
+				orgs = append(orgs, org)
+			}
+			clear(s.poked)
+			s.mu.Unlock()
+			for _, org := range orgs {
+				s.seal(ctx, org)
+			}
 		case <-tick.C:
 			s.sealAll(ctx)
 		}
@@ -148,9 +182,7 @@ func (s *Sealer) Run(ctx context.Context) {
 func (s *Sealer) sealAll(ctx context.Context) {
 	orgs, err := s.store.UnsealedOrgs(ctx, s.db)
 	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Error("unsealed audit events", slog.Any("err", err))
-		}
+		s.logFailure(ctx, "unsealed audit events", err)
 		return
 	}
 	for _, org := range orgs {
@@ -159,7 +191,25 @@ func (s *Sealer) sealAll(ctx context.Context) {
 }
 
 func (s *Sealer) seal(ctx context.Context, org uuid.UUID) {
-	if _, err := s.store.Seal(ctx, s.db, org); err != nil && ctx.Err() == nil {
-		s.log.Error("sealing audit events", slog.String("organization", org.String()), slog.Any("err", err))
+	if _, err := s.store.Seal(ctx, s.db, org); err != nil {
+		s.logFailure(ctx, "sealing audit events", err, slog.String("organization", org.String()))
+	}
+}
+
+// logFailure logs a failure unless ctx ended, at most once a second (the
+// sealer retries 20 times a second while the database is away).
+func (s *Sealer) logFailure(ctx context.Context, msg string, err error, attrs ...any) {
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	now := time.Now()
+	quiet := now.Sub(s.failed) < time.Second
+	if !quiet {
+		s.failed = now
+	}
+	s.mu.Unlock()
+	if !quiet {
+		s.log.Error(msg, append(attrs, slog.Any("err", err))...)
 	}
 }

@@ -10,18 +10,25 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"tenantgraph/internal/apperr"
+	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/page"
 	"tenantgraph/internal/platform/reqmeta"
+	"tenantgraph/internal/tenant"
 )
 
 // Service records and lists audit events.
 type Service struct {
-	db    *sqlx.DB
-	store Store
+	db     *sqlx.DB
+	store  Store
+	sealer *Sealer
 }
 
 // NewService returns the audit service reading through db.
 func NewService(db *sqlx.DB) *Service { return &Service{db: db} }
+
+// SealWith has sl seal each event this service records as soon as its
+// transaction commits (a run of db.WithTx), instead of at its next poll.
+func (s *Service) SealWith(sl *Sealer) { s.sealer = sl }
 
 // actionRe is the shape of every action (the table's CHECK).
 var actionRe = regexp.MustCompile(`^[a-z_]+\.[a-z_]+$`)
@@ -32,6 +39,24 @@ func (s *Service) Record(ctx context.Context, tx sqlx.ExecerContext, e Entry) er
 	m := reqmeta.From(ctx)
 	if err := s.store.Insert(ctx, tx, e, m.IP, m.UserAgent); err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	if s.sealer != nil {
+		if t := sqlTx(tx); t != nil {
+			org := e.OrganizationID
+			db.AfterCommit(t, func() { s.sealer.Poke(org) })
+		}
+	}
+	return nil
+}
+
+// sqlTx is the transaction under q (a gated transaction embeds it); nil when
+// q is none.
+func sqlTx(q sqlx.ExecerContext) *sqlx.Tx {
+	switch t := q.(type) {
+	case *sqlx.Tx:
+		return t
+	case *tenant.Tx:
+		return t.Tx
 	}
 	return nil
 }

@@ -109,6 +109,13 @@ func (t *Tokens) key(tok *jwt.Token) (any, error) {
 
 // Verify checks an access token and returns its viewer.
 func (t *Tokens) Verify(token string) (Viewer, error) {
+	v, _, err := t.VerifyUntil(token)
+	return v, err
+}
+
+// VerifyUntil checks an access token and returns its viewer and when it
+// expires (a websocket's subscriptions end then).
+func (t *Tokens) VerifyUntil(token string) (Viewer, time.Time, error) {
 	var c accessClaims
 	_, err := jwt.ParseWithClaims(token, &c, t.key,
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -120,18 +127,18 @@ func (t *Tokens) Verify(token string) (Viewer, error) {
 		jwt.WithLeeway(Leeway),
 	)
 	if err != nil {
-		return Viewer{}, fmt.Errorf("access token: %w", err)
+		return Viewer{}, time.Time{}, fmt.Errorf("access token: %w", err)
 	}
 	if c.Use != useAccess {
-		return Viewer{}, errors.New("access token: wrong token use")
+		return Viewer{}, time.Time{}, errors.New("access token: wrong token use")
 	}
 	uid, err := uuid.Parse(c.Subject)
 	if err != nil {
-		return Viewer{}, fmt.Errorf("access token: subject: %w", err)
+		return Viewer{}, time.Time{}, fmt.Errorf("access token: subject: %w", err)
 	}
 	sid, err := uuid.Parse(c.Session)
 	if err != nil {
-		return Viewer{}, fmt.Errorf("access token: session: %w", err)
+		return Viewer{}, time.Time{}, fmt.Errorf("access token: session: %w", err)
 	}
-	return Viewer{UserID: uid, SessionID: sid}, nil
+	return Viewer{UserID: uid, SessionID: sid}, c.ExpiresAt.Time.Add(Leeway), nil
 }

@@ -16,6 +16,8 @@ type RevokedSessions struct {
 	keep time.Duration
 	mu   sync.RWMutex
 	ids  map[uuid.UUID]time.Time // session -> when it was revoked
+	// watch holds what waits for a session's end (Watch).
+	watch map[uuid.UUID]map[*func()]struct{}
 }
 
 // NewRevokedSessions returns an empty set that keeps an entry for keep after its
@@ -41,11 +43,53 @@ func (r *RevokedSessions) Has(session uuid.UUID) bool {
 
 // Add records sessions as revoked at at. Adding one twice keeps the later time.
 func (r *RevokedSessions) Add(at time.Time, sessions ...uuid.UUID) {
+	var ended []func()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, s := range sessions {
 		if old, ok := r.ids[s]; !ok || at.After(old) {
 			r.ids[s] = at
+		}
+		for f := range r.watch[s] {
+			ended = append(ended, *f)
+		}
+		delete(r.watch, s)
+	}
+	r.mu.Unlock()
+	for _, f := range ended {
+		f()
+	}
+}
+
+// Watch calls ended once session is revoked (at once when it already is),
+// unless stop was called first. ended must not block (it cancels a
+// websocket's context). A nil set never calls it.
+func (r *RevokedSessions) Watch(session uuid.UUID, ended func()) (stop func()) {
+	if r == nil {
+		return func() {}
+	}
+	key := &ended
+	r.mu.Lock()
+	if _, done := r.ids[session]; done {
+		r.mu.Unlock()
+		ended()
+		return func() {}
+	}
+	if r.watch == nil {
+		r.watch = map[uuid.UUID]map[*func()]struct{}{}
+	}
+	if r.watch[session] == nil {
+		r.watch[session] = map[*func()]struct{}{}
+	}
+	r.watch[session][key] = struct{}{}
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if w := r.watch[session]; w != nil {
+			delete(w, key)
+			if len(w) == 0 {
+				delete(r.watch, session)
+			}
 		}
 	}
 }

@@ -74,6 +74,15 @@ func (s *Service) Get(ctx context.Context, orgID, id uuid.UUID) (*Customer, erro
 	return c, nil
 }
 
+// Note returns org's note id (nil when there is none).
+func (s *Service) Note(ctx context.Context, orgID, id uuid.UUID) (*CustomerNote, error) {
+	n, err := s.store.Note(ctx, s.d.DB, orgID, id)
+	if err != nil {
+		return nil, fmt.Errorf("customer note: %w", err)
+	}
+	return n, nil
+}
+
 // List returns a page of org's customers matching f.
 func (s *Service) List(ctx context.Context, orgID uuid.UUID, f Filter, first *int, after *string) (*CustomerConnection, error) {
 	if f.Order.Field == "" {

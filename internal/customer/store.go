@@ -242,9 +242,18 @@ func (Store) InsertNote(ctx context.Context, q sqlx.QueryerContext, org, custome
 		VALUES ($1, $2, $3, $4, $5, $5) RETURNING `+noteCols, org, customer, author, body, now)
 }
 
+// Note returns org's note id; nil when org has none.
+func (Store) Note(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID) (*CustomerNote, error) {
+	return note(ctx, q, org, id, "")
+}
+
 // NoteForUpdate locks and returns org's note id; nil when org has none.
 func (Store) NoteForUpdate(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID) (*CustomerNote, error) {
-	return db.GetOrNil[CustomerNote](ctx, q, `SELECT `+noteCols+` FROM customer_notes n WHERE n.organization_id = $1 AND n.id = $2 FOR UPDATE`, org, id)
+	return note(ctx, q, org, id, " FOR UPDATE")
+}
+
+func note(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, lock string) (*CustomerNote, error) {
+	return db.GetOrNil[CustomerNote](ctx, q, `SELECT `+noteCols+` FROM customer_notes n WHERE n.organization_id = $1 AND n.id = $2`+lock, org, id)
 }
 
 // UpdateNote replaces a note's body.

@@ -281,6 +281,11 @@ func Middleware(s Sources, next http.Handler) http.Handler {
 	})
 }
 
+// With returns ctx carrying l (a websocket operation's, or one event's).
+func With(ctx context.Context, l *Loaders) context.Context {
+	return context.WithValue(ctx, ctxKey{}, l)
+}
+
 // From returns the request's loaders.
 func From(ctx context.Context) *Loaders {
 	return ctx.Value(ctxKey{}).(*Loaders)

@@ -58,6 +58,15 @@ func invitationKeyset(i *Invitation) page.Key[time.Time] {
 	return page.Key[time.Time]{V: i.CreatedAt, ID: i.ID}
 }
 
+// Invitation returns org's invitation id (nil when there is none).
+func (s *Service) Invitation(ctx context.Context, orgID, id uuid.UUID) (*Invitation, error) {
+	inv, err := s.store.Invitation(ctx, s.d.DB, orgID, id, s.d.Now())
+	if err != nil {
+		return nil, fmt.Errorf("invitation: %w", err)
+	}
+	return inv, nil
+}
+
 // Invite emails an invitation to join orgID with role.
 func (s *Service) Invite(ctx context.Context, actor auth.Viewer, orgID uuid.UUID, email string, role Role) (*Invitation, error) {
 	email, err := validate.Email(email)

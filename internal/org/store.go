@@ -256,10 +256,19 @@ func (Store) InsertInvitation(ctx context.Context, q sqlx.QueryerContext, org uu
 	return &inv, err
 }
 
+// Invitation returns org's invitation id; nil when org has no such invitation.
+func (Store) Invitation(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, now time.Time) (*Invitation, error) {
+	return invitation(ctx, q, org, id, now, "")
+}
+
 // InvitationForUpdate locks org's invitation id; nil when org has no such invitation.
 func (Store) InvitationForUpdate(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, now time.Time) (*Invitation, error) {
+	return invitation(ctx, q, org, id, now, " FOR UPDATE")
+}
+
+func invitation(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, now time.Time, lock string) (*Invitation, error) {
 	return db.GetOrNil[Invitation](ctx, q, `
-		SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2 AND i.id = $3 FOR UPDATE`, now, org, id)
+		SELECT `+invitationCols+` FROM invitations i WHERE i.organization_id = $2 AND i.id = $3`+lock, now, org, id)
 }
 
 // InvitationByToken returns the invitation a token belongs to; nil when none. Tokens are

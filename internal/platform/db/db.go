@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -78,13 +79,35 @@ func WithTx(ctx context.Context, d *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	afterCommit.Store(tx, new([]func()))
+	defer afterCommit.Delete(tx)
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	if hooks, ok := afterCommit.LoadAndDelete(tx); ok {
+		for _, h := range *hooks.(*[]func()) {
+			h()
+		}
+	}
 	return nil
+}
+
+// afterCommit holds the hooks of the transactions WithTx runs (*sqlx.Tx ->
+// *[]func()) while they run; a transaction's own goroutine adds to its list.
+var afterCommit sync.Map
+
+// AfterCommit runs fn once tx, a transaction of WithTx (or RetryTx), has
+// committed; never when it rolls back. fn must be quick and must not block:
+// it runs on the committing goroutine (for example, waking a worker). On a
+// transaction begun elsewhere it is never called.
+func AfterCommit(tx *sqlx.Tx, fn func()) {
+	if v, ok := afterCommit.Load(tx); ok {
+		hooks := v.(*[]func())
+		*hooks = append(*hooks, fn)
+	}
 }
 
 // Retry bounds RetryTx: how many times in all a transaction runs, and the

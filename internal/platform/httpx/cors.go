@@ -19,6 +19,12 @@ type CORSOptions struct {
 	AnyLocalPort bool
 }
 
+// Allows reports whether a page of origin may call the API.
+func (o CORSOptions) Allows(origin string) bool {
+	return slices.ContainsFunc(o.Origins, func(s string) bool { return strings.EqualFold(s, origin) }) ||
+		(o.AnyLocalPort && LocalDevOrigin(origin))
+}
+
 // Enabled reports whether any origin is allowed.
 func (o CORSOptions) Enabled() bool { return len(o.Origins) > 0 || o.AnyLocalPort }
 
@@ -28,14 +34,8 @@ func CORS(o CORSOptions, next http.Handler) http.Handler {
 	if !o.Enabled() {
 		return next
 	}
-	listed := make(map[string]bool, len(o.Origins))
-	for _, s := range o.Origins {
-		listed[strings.ToLower(s)] = true
-	}
 	c := cors.New(cors.Options{
-		AllowOriginFunc: func(origin string) bool {
-			return listed[strings.ToLower(origin)] || (o.AnyLocalPort && LocalDevOrigin(origin))
-		},
+		AllowOriginFunc: o.Allows,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id", "Apollo-Require-Preflight"},
 		ExposedHeaders: []string{"X-Request-Id"},
