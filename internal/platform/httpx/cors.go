@@ -36,10 +36,10 @@ func CORS(o CORSOptions, next http.Handler) http.Handler {
 	}
 	c := cors.New(cors.Options{
 		AllowOriginFunc: o.Allows,
-		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id", "Apollo-Require-Preflight"},
-		ExposedHeaders: []string{"X-Request-Id"},
-		MaxAge:         600,
+		AllowedMethods:  []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+		AllowedHeaders:  []string{"Authorization", "Content-Type", "X-Request-Id", "Apollo-Require-Preflight"},
+		ExposedHeaders:  []string{"X-Request-Id"},
+		MaxAge:          600,
 	})
 	h := c.Handler(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
