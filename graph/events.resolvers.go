@@ -12,9 +12,15 @@ import (
 	"tenantgraph/internal/audit"
 	"tenantgraph/internal/auth"
 	"tenantgraph/internal/loader"
+	"tenantgraph/internal/tenant"
 
 	"github.com/google/uuid"
 )
+
+// EventsCursor is the resolver for the eventsCursor field.
+func (r *organizationResolver) EventsCursor(ctx context.Context, obj *tenant.Organization) (string, error) {
+	return r.Audit.EventsCursor(ctx, obj.ID)
+}
 
 // Actor is the resolver for the actor field.
 func (r *organizationEventResolver) Actor(ctx context.Context, obj *audit.FeedEvent) (*auth.User, error) {

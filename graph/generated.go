@@ -308,6 +308,7 @@ type ComplexityRoot struct {
 		AuditLogIntegrity func(childComplexity int) int
 		CreatedAt         func(childComplexity int) int
 		Currency          func(childComplexity int) int
+		EventsCursor      func(childComplexity int) int
 		ID                func(childComplexity int) int
 		Invitations       func(childComplexity int, status *org.InvitationStatus, first *int, after *string) int
 		MemberCount       func(childComplexity int) int
@@ -514,6 +515,7 @@ type OrganizationResolver interface {
 	Invitations(ctx context.Context, obj *tenant.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error)
 	AuditLogIntegrity(ctx context.Context, obj *tenant.Organization) (*audit.Integrity, error)
 	AuditLog(ctx context.Context, obj *tenant.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
+	EventsCursor(ctx context.Context, obj *tenant.Organization) (string, error)
 	SalesSummary(ctx context.Context, obj *tenant.Organization, from time.Time, to time.Time) (*sales.Summary, error)
 }
 type OrganizationEventResolver interface {
@@ -1766,6 +1768,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Organization.Currency(childComplexity), true
+	case "Organization.eventsCursor":
+		if e.ComplexityRoot.Organization.EventsCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.EventsCursor(childComplexity), true
 	case "Organization.id":
 		if e.ComplexityRoot.Organization.ID == nil {
 			break
@@ -2970,6 +2978,8 @@ func (ec *executionContext) childFields_Organization(ctx context.Context, field 
 		return ec.fieldContext_Organization_auditLogIntegrity(ctx, field)
 	case "auditLog":
 		return ec.fieldContext_Organization_auditLog(ctx, field)
+	case "eventsCursor":
+		return ec.fieldContext_Organization_eventsCursor(ctx, field)
 	case "salesSummary":
 		return ec.fieldContext_Organization_salesSummary(ctx, field)
 	}
@@ -10745,6 +10755,47 @@ func (ec *executionContext) fieldContext_Organization_auditLog(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Organization_eventsCursor(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_eventsCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Organization().EventsCursor(ctx, obj)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "MEMBER")
+				if err != nil {
+					var zeroVal string
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal string
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, obj, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_eventsCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Organization", field, true, true, "String")
+}
+
 func (ec *executionContext) _Organization_salesSummary(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16489,6 +16540,12 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Organization_auditLog(ctx, field, obj)
+				})
+		case "eventsCursor":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Organization_eventsCursor(ctx, field, obj)
 				})
 		case "salesSummary":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,

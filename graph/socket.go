@@ -155,7 +155,8 @@ func (s *sockets) init(ctx context.Context, p transport.InitPayload) (context.Co
 	s.mu.Unlock()
 
 	ctx, cancel := context.WithCancelCause(ctx)
-	sock := &socket{all: s, viewer: v, expires: exp, meta: reqmeta.From(ctx)}
+	// expires is on the process's monotonic clock; exp on the token's (Now).
+	sock := &socket{all: s, viewer: v, expires: time.Now().Add(exp.Sub(s.o.Now())), meta: reqmeta.From(ctx)}
 	sock.stop = s.o.Revoked.Watch(v.SessionID, func() { cancel(errSessionEnded) })
 	ctx = context.WithValue(auth.WithViewer(ctx, v), socketKey{}, sock)
 	return ctx, nil, nil

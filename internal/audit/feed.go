@@ -579,3 +579,12 @@ func (e *FeedEvent) Cursor() string { return EventCursor(e.Seq) }
 
 // OccurredAt is when the event's transaction recorded it.
 func (e *FeedEvent) OccurredAt() time.Time { return e.CreatedAt }
+
+// EventsCursor is the cursor of org's newest chained event.
+func (s *Service) EventsCursor(ctx context.Context, org uuid.UUID) (string, error) {
+	heads, err := s.store.Heads(ctx, s.db, []uuid.UUID{org})
+	if err != nil {
+		return "", fmt.Errorf("events cursor: %w", err)
+	}
+	return EventCursor(heads[org]), nil
+}
