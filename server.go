@@ -314,6 +314,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, d *sqlx.DB,
 	log.Info("shutting down: finishing in-flight requests", "timeout", shutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	a.CloseSockets() // Shutdown waits for requests, not for the websockets it handed over
 	err = srv.Shutdown(sctx)
 	a.Accounts.Wait() // password reset requests answered but still being resolved
 	stopWorker()

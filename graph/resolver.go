@@ -34,6 +34,14 @@ type Resolver struct {
 	present func(ctx context.Context, err error) *gqlerror.Error
 }
 
+// CloseSockets closes the websockets of the subscriptions (the server is
+// shutting down: clients reconnect elsewhere and resume with after).
+func (r *Resolver) CloseSockets() {
+	if r.sockets != nil {
+		r.sockets.closeAll()
+	}
+}
+
 // withUser gives a membership returned by a mutation its user (Member.user is a
 // plain field, filled where members are read with their users), through the
 // request's loader.

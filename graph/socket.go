@@ -80,6 +80,7 @@ type sockets struct {
 	total       int
 	userSubs    map[uuid.UUID]int
 	userSockets map[uuid.UUID]int
+	open        map[*socket]context.CancelCauseFunc
 }
 
 // socket is one signed-in connection; its operations find it in their context.
@@ -111,7 +112,7 @@ func newSockets(o SocketOptions) *sockets {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &sockets{o: o, userSubs: map[uuid.UUID]int{}, userSockets: map[uuid.UUID]int{}}
+	return &sockets{o: o, userSubs: map[uuid.UUID]int{}, userSockets: map[uuid.UUID]int{}, open: map[*socket]context.CancelCauseFunc{}}
 }
 
 // transport is the graphql-transport-ws (and legacy graphql-ws) transport.
@@ -158,8 +159,24 @@ func (s *sockets) init(ctx context.Context, p transport.InitPayload) (context.Co
 	// expires is on the process's monotonic clock; exp on the token's (Now).
 	sock := &socket{all: s, viewer: v, expires: time.Now().Add(exp.Sub(s.o.Now())), meta: reqmeta.From(ctx)}
 	sock.stop = s.o.Revoked.Watch(v.SessionID, func() { cancel(errSessionEnded) })
+	s.mu.Lock()
+	s.open[sock] = cancel
+	s.mu.Unlock()
 	ctx = context.WithValue(auth.WithViewer(ctx, v), socketKey{}, sock)
 	return ctx, nil, nil
+}
+
+// errShutdown ends the sockets of a server shutting down.
+var errShutdown = errors.New("the server is shutting down")
+
+// closeAll closes every signed-in socket (code 1000): http.Server.Shutdown
+// does not wait for the connections it handed over to websockets.
+func (s *sockets) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cancel := range s.open {
+		cancel(errShutdown)
+	}
 }
 
 // closed releases what init took.
@@ -171,6 +188,7 @@ func (s *sockets) closed(ctx context.Context, _ int) {
 	sock.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.open, sock)
 	if s.userSockets[sock.viewer.UserID]--; s.userSockets[sock.viewer.UserID] <= 0 {
 		delete(s.userSockets, sock.viewer.UserID)
 	}

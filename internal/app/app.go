@@ -83,10 +83,13 @@ type App struct {
 	// Sealer chains the audit log's committed events (run it beside the workers).
 	Sealer *audit.Sealer
 	// Feed reads the organizations' new events for organizationEvents (run it beside the workers).
-	Feed     *audit.Feed
-	Accounts *account.Service
-	Orgs     *org.Service
-	Hasher   *auth.Hasher // every password hash and verification of the process
+	Feed *audit.Feed
+	// CloseSockets closes the subscriptions' websockets (at shutdown, which
+	// does not wait for them).
+	CloseSockets func()
+	Accounts     *account.Service
+	Orgs         *org.Service
+	Hasher       *auth.Hasher // every password hash and verification of the process
 
 	db  *sqlx.DB
 	log *slog.Logger
@@ -226,7 +229,8 @@ func New(o Options) (*App, error) {
 		OrderCounts:   orders.CustomerCounts,
 		Lifetimes:     orders.LifetimeValues,
 	}
-	gql := graph.NewHandler(&graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers, Catalog: products, Sales: orders, Feed: feed},
+	resolver := &graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers, Catalog: products, Sales: orders, Feed: feed}
+	gql := graph.NewHandler(resolver,
 		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits,
 			TrustedDocuments: cfg.TrustedDocuments, Tracer: tracer,
 			Socket: &graph.SocketOptions{Verify: tokens.VerifyUntil, Revoked: revoked, Now: o.Now,
@@ -280,6 +284,6 @@ func New(o Options) (*App, error) {
 		Notes:        hub.Subscribe(mail.NotifyChannel),
 	})
 	revocations := account.NewRevocationWatcher(o.DB, revoked, hub, o.Now, o.Log)
-	return &App{Handler: h, Hub: hub, Sealer: sealer, Feed: feed, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
+	return &App{Handler: h, Hub: hub, Sealer: sealer, Feed: feed, CloseSockets: resolver.CloseSockets, MailWorker: worker, Revocations: revocations, Accounts: accounts, Orgs: orgs, Hasher: hasher,
 		db: o.DB, log: o.Log, now: o.Now}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -17,6 +18,7 @@ import (
 
 	"tenantgraph/graph"
 	. "tenantgraph/internal/apitest"
+	"tenantgraph/internal/audit"
 )
 
 // The actors of the authorization matrix.
@@ -358,7 +360,7 @@ func (f *authzFixture) respondToken(actor string) string {
 
 // authzOp is one operation of the tenancy API and its expected result per actor.
 type authzOp struct {
-	op    string // "Query.x", "Mutation.x" or "Organization.x" (reached via organization(orgId))
+	op    string // "Query.x", "Mutation.x", "Subscription.x" (over a websocket) or "Organization.x" (reached via organization(orgId))
 	query string
 	vars  func(f *authzFixture, actor string) map[string]any
 	want  map[string]string // actor -> authzOK or extensions.code
@@ -715,6 +717,13 @@ func authzOps() []authzOp {
 			vars: authzOrgVars,
 			want: map[string]string{authzAnon: "UNAUTHENTICATED", authzUnverified: "NOT_FOUND", authzOutsider: "NOT_FOUND",
 				authzMember: "FORBIDDEN", authzAdmin: "FORBIDDEN", authzOwner: authzOK}},
+		{op: "Organization.eventsCursor", query: `query($o: ID!) { organization(orgId: $o) { eventsCursor } }`,
+			vars: authzOrgVars, want: authzWantMember},
+		// Replayed from the organization's first event: an OK row gets one at once.
+		{op: "Subscription.organizationEvents", query: `subscription($o: ID!, $a: String) { organizationEvents(orgId: $o, after: $a) { cursor action } }`,
+			vars: func(f *authzFixture, actor string) map[string]any {
+				return map[string]any{"o": f.org, "a": audit.EventCursor(0)}
+			}, want: authzWantMember},
 		{op: "Mutation.setOrganizationTimeZone", query: `mutation($o: ID!) { setOrganizationTimeZone(orgId: $o, timeZone: "Europe/Paris") { timeZone } }`,
 			vars: authzOrgVars, want: authzWantAdmin},
 	}
@@ -727,7 +736,7 @@ func authzSchemaOps(t *testing.T) (required, all map[string]bool) {
 	t.Helper()
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{}}).Schema()
 	required, all = map[string]bool{}, map[string]bool{}
-	for _, def := range []string{"Query", "Mutation", "Organization"} {
+	for _, def := range []string{"Query", "Mutation", "Subscription", "Organization"} {
 		d := schema.Types[def]
 		if d == nil {
 			t.Fatalf("schema has no type %s", def)
@@ -851,8 +860,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			})
 		}
 	})
-	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 276 {
-		t.Errorf("executed %d rows, want %d (46 operations x 6 actors = 276)", n, want)
+	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 288 {
+		t.Errorf("executed %d rows, want %d (48 operations x 6 actors = 288)", n, want)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-28s", "operation")
@@ -871,10 +880,41 @@ func TestAuthorizationMatrix(t *testing.T) {
 // authzRow runs operation o as actor on fixture f and checks its row of the
 // matrix: the code, that a refusal or a read changed nothing (the digest of
 // every table before and after), and that an accepted mutation changed something.
+// authzExec runs o as token: over HTTP, or a subscription over a websocket,
+// whose first message is its answer (a socket refused for want of a token
+// counts as UNAUTHENTICATED).
+func authzExec(t *testing.T, o authzOp, token string, vars map[string]any) Response {
+	t.Helper()
+	if !strings.HasPrefix(o.op, "Subscription.") {
+		return srv.Post(t, token, o.query, vars)
+	}
+	unauthenticated := Response{Errors: []Error{{Message: "no socket", Extensions: map[string]any{"code": "UNAUTHENTICATED"}}}}
+	w, err := srv.DialWS(t, token, WSOptions{})
+	if closeCode(err) == 4403 {
+		return unauthenticated
+	}
+	if err != nil {
+		t.Fatalf("websocket: %v", err)
+	}
+	defer w.Close()
+	w.Subscribe(t, "1", o.query, vars)
+	m, err := w.Next(5 * time.Second)
+	switch {
+	case err != nil:
+		t.Fatalf("%s: %v", o.op, err)
+	case m.Type == "next":
+		return m.Response(t)
+	case m.Type == "error":
+		return Response{Errors: m.Errors(t), Raw: string(m.Payload)}
+	}
+	t.Fatalf("%s: unexpected %s %s", o.op, m.Type, m.Payload)
+	return Response{}
+}
+
 func authzRow(t *testing.T, o authzOp, actor string, f *authzFixture, executed *atomic.Int64, record func(op, actor, got string)) {
 	scope := f.scope()
 	before := authzDigest(t, scope)
-	r := srv.Post(t, f.token(actor), o.query, o.vars(f, actor))
+	r := authzExec(t, o, f.token(actor), o.vars(f, actor))
 	executed.Add(1)
 	got := r.Code()
 	if got == "" {
