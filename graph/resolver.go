@@ -42,6 +42,15 @@ func (r *Resolver) CloseSockets() {
 	}
 }
 
+// SocketCounts returns the signed-in websockets and the subscriptions open
+// now in this process (for the metrics).
+func (r *Resolver) SocketCounts() (sockets, subscriptions int) {
+	if r.sockets == nil {
+		return 0, 0
+	}
+	return r.sockets.counts()
+}
+
 // withUser gives a membership returned by a mutation its user (Member.user is a
 // plain field, filled where members are read with their users), through the
 // request's loader.

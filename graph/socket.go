@@ -166,6 +166,13 @@ func (s *sockets) init(ctx context.Context, p transport.InitPayload) (context.Co
 	return ctx, nil, nil
 }
 
+// counts returns the signed-in sockets and the subscriptions open now.
+func (s *sockets) counts() (socks, subs int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open), s.total
+}
+
 // errShutdown ends the sockets of a server shutting down.
 var errShutdown = errors.New("the server is shutting down")
 

@@ -236,7 +236,7 @@ func New(o Options) (*App, error) {
 			Socket: &graph.SocketOptions{Verify: tokens.VerifyUntil, Revoked: revoked, Now: o.Now,
 				Loaders: func() *loader.Loaders { return loader.New(sources) }, Limits: socketLimits(o.SocketLimits)}})
 
-	rec, err := newRecorder(o.Metrics, o.DB, o.Log, hasher)
+	rec, err := newRecorder(o.Metrics, o.DB, o.Log, hasher, resolver.SocketCounts)
 	if err != nil {
 		return nil, err
 	}

@@ -22,9 +22,10 @@ import (
 // (recorded by observe), the database pool's (read from sql.DB.Stats at scrape
 // time: go_sql_*{db_name="tenantgraph"}) and the mail outbox's (one query at
 // scrape time), and the password hashes done in process because no hash
-// worker could do them (read from the hasher at scrape time). A nil reg
+// worker could do them (read from the hasher at scrape time), and the open
+// websockets and subscriptions (read at scrape time). A nil reg
 // records nothing.
-func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger, hasher *auth.Hasher) (*metrics.Recorder, error) {
+func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger, hasher *auth.Hasher, sockets func() (int, int)) (*metrics.Recorder, error) {
 	if reg == nil {
 		return nil, nil
 	}
@@ -45,6 +46,17 @@ func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger, hasher
 	}, func() float64 { return float64(hasher.Fallbacks()) })
 	if err := reg.Register(fallbacks); err != nil {
 		return nil, err
+	}
+	for i, g := range []prometheus.GaugeOpts{
+		{Name: "tenantgraph_websockets", Help: "Signed-in websockets (graphql-transport-ws) open in this process."},
+		{Name: "tenantgraph_subscriptions", Help: "Subscriptions running in this process."},
+	} {
+		if err := reg.Register(prometheus.NewGaugeFunc(g, func() float64 {
+			socks, subs := sockets()
+			return float64([]int{socks, subs}[i])
+		})); err != nil {
+			return nil, err
+		}
 	}
 	return rec, nil
 }

@@ -234,4 +234,16 @@ func TestMetricsCountRequestsByOperation(t *testing.T) {
 	if got := value(t, s, "tenantgraph_mail_outbox_oldest_pending_age_seconds"); got < (60 * 24 * time.Hour).Seconds() {
 		t.Errorf("tenantgraph_mail_outbox_oldest_pending_age_seconds = %v, want at least 60 days", got)
 	}
+
+	// The websockets, read at scrape time.
+	u := srv.Register(t, "metrics-ws")
+	w := api.MustDialWS(t, u.AccessToken)
+	s = scrape(t, expose)
+	if got := value(t, s, "tenantgraph_websockets"); got != 1 {
+		t.Errorf("tenantgraph_websockets = %v with one open, want 1", got)
+	}
+	if got := value(t, s, "tenantgraph_subscriptions"); got != 0 {
+		t.Errorf("tenantgraph_subscriptions = %v, want 0", got)
+	}
+	w.Close()
 }
