@@ -7,7 +7,6 @@ package graph
 
 import (
 	"context"
-
 	"tenantgraph/internal/apperr"
 	"tenantgraph/internal/audit"
 	"tenantgraph/internal/auth"
