@@ -34,10 +34,13 @@ type SocketLimits struct {
 	// SocketsPerUser is the signed-in sockets at once of one user: one more
 	// is closed with 1013 (try again later).
 	SocketsPerUser int
+	// Sockets is the websockets at once in the process, signed in or not
+	// yet: one more upgrade is refused with HTTP 503 (the app's edge counts them).
+	Sockets int
 }
 
 // DefaultSocketLimits are the documented limits.
-var DefaultSocketLimits = SocketLimits{PerSocket: 10, PerUser: 100, Total: 20_000, SocketsPerUser: 32}
+var DefaultSocketLimits = SocketLimits{PerSocket: 10, PerUser: 100, Total: 20_000, SocketsPerUser: 32, Sockets: 20_000}
 
 // The limits' names, in a refusal's extensions.limit.
 const (

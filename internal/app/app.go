@@ -248,7 +248,8 @@ func New(o Options) (*App, error) {
 				loader.Middleware(sources, gql)))))))
 	// A websocket (graphql-transport-ws) skips the request's timeout, admission
 	// and loaders: each of its operations gets its own (graph.SocketOptions).
-	endpoint = sockets(httpx.CORSOptions{Origins: cfg.CORSOrigins, AnyLocalPort: cfg.CORSAnyLocalPort}, gql, endpoint)
+	endpoint = sockets(httpx.CORSOptions{Origins: cfg.CORSOrigins, AnyLocalPort: cfg.CORSAnyLocalPort},
+		socketLimits(o.SocketLimits).Sockets, gql, endpoint)
 	mux.Handle("/query", endpoint)
 	mux.Handle("/graphql", endpoint) // the path most clients try first
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +15,10 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
+	"tenantgraph/graph"
+	"tenantgraph/internal/account"
 	. "tenantgraph/internal/apitest"
+	"tenantgraph/internal/app"
 	"tenantgraph/internal/auth"
 )
 
@@ -380,5 +386,46 @@ func TestSubscriptionLimits(t *testing.T) {
 	}
 	if got[stopped] || got[refused] || !got["11"] {
 		t.Fatalf("events went to %v: want every one but %s (stopped) and %s (refused)", got, stopped, refused)
+	}
+}
+
+// TestSocketLimitsOfTheProcess: past its sockets at once a user's next
+// socket is closed with 1013; past the process's websockets an upgrade gets
+// 503; past a user's subscriptions (over all their sockets) the next one is
+// RATE_LIMITED. (A server of its own, with small limits.)
+func TestSocketLimitsOfTheProcess(t *testing.T) {
+	t.Parallel()
+	a, err := app.New(app.Options{Config: srv.Config, DB: srv.DB, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Argon2: FastArgon2, RateLimits: &account.Limits{},
+		SocketLimits: &graph.SocketLimits{PerSocket: 10, PerUser: 2, Total: 100, SocketsPerUser: 2, Sockets: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	hs := httptest.NewServer(a.Handler)
+	defer hs.Close()
+	api := &Server{URL: hs.URL}
+	owner := srv.RegisterVerified(t, "ws-cap-o")
+	org := srv.CreateOrg(t, owner, "Caps")
+	ann, bob := srv.AddMember(t, owner, org, "MEMBER", "ws-cap-a"), srv.Register(t, "ws-cap-b")
+
+	a1, a2 := api.MustDialWS(t, ann.AccessToken), api.MustDialWS(t, ann.AccessToken)
+	if _, err := api.DialWS(t, ann.AccessToken, WSOptions{}); closeCode(err) != 1013 {
+		t.Fatalf("ann's third socket: %v, want close 1013", err)
+	}
+	api.MustDialWS(t, bob.AccessToken)
+	var refused *UpgradeError
+	if _, err := api.DialWS(t, bob.AccessToken, WSOptions{}); !errors.As(err, &refused) || refused.Status != http.StatusServiceUnavailable {
+		t.Fatalf("a fourth websocket in the process: %v, want 503", err)
+	}
+
+	// This server runs no feed: Ann's first two subscriptions wait for it,
+	// counted; the third is over her two.
+	a1.Subscribe(t, "1", eventsSub, map[string]any{"org": org})
+	a2.Subscribe(t, "2", eventsSub, map[string]any{"org": org})
+	time.Sleep(200 * time.Millisecond)
+	a1.Subscribe(t, "3", eventsSub, map[string]any{"org": org})
+	if code, _ := endsWith(t, a1, "3", 2*time.Second); code != "RATE_LIMITED" {
+		t.Errorf("ann's third subscription: %s, want RATE_LIMITED", code)
 	}
 }
