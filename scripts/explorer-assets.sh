@@ -11,7 +11,8 @@
 # Why these: graphiql 4.1.2 is the newest GraphiQL with a prebuilt browser (UMD) bundle
 # that runs from plain <script> tags without a bundler or import map; GraphiQL 5 is
 # ESM-only and runs Monaco in web workers. The UMD bundle needs React and ReactDOM as
-# globals: React 18's UMD builds (React 19 publishes none).
+# globals: React 18's UMD builds (React 19 publishes none). graphql-ws's UMD build (the
+# global graphqlWs) runs the subscriptions over the websocket.
 #
 #   NPM_REGISTRY  registry base URL (default https://registry.npmjs.org); a mirror works
 #                 as long as it serves the very same tarballs.
@@ -29,6 +30,7 @@ PINS=(
 	"graphiql 4.1.2 6aa9cb6d82e656d38b72991264f41545889881e8dc23059199be3b94fff2ad05 package/graphiql.min.js:graphiql.min.js package/graphiql.min.css:graphiql.min.css package/LICENSE:LICENSE.graphiql"
 	"react 18.3.1 8d9bed01a672e7eaf387942d781ad47c6a43089a30a0306060f9fd5ac7870347 package/umd/react.production.min.js:react.production.min.js package/LICENSE:LICENSE.react"
 	"react-dom 18.3.1 031d4427a99f2f3f6cac18bbbf308594a67e4f47d10f4896fdec446505b040e0 package/umd/react-dom.production.min.js:react-dom.production.min.js package/LICENSE:LICENSE.react-dom"
+	"graphql-ws 6.4.2 14516ff4e3feaeded14bd2fcad590276656e8f3b3cc427bfd63e21fa04d4f53c package/umd/graphql-ws.min.js:graphql-ws.min.js package/LICENSE.md:LICENSE.graphql-ws"
 )
 pins_text=$(printf '%s\n' "${PINS[@]}")
 

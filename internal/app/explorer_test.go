@@ -113,8 +113,8 @@ func TestExplorerIsSelfContained(t *testing.T) {
 			t.Errorf("%s mentions %s", ref, u)
 		}
 	}
-	if len(files) != 6 {
-		t.Errorf("the page loads %d files, want its 4 scripts and 2 stylesheets:\n%s", len(files), html)
+	if len(files) != 7 {
+		t.Errorf("the page loads %d files, want its 5 scripts and 2 stylesheets:\n%s", len(files), html)
 	}
 	for _, path := range []string{explorer.Prefix, explorer.Prefix + "README.md", explorer.Prefix + ".pins", explorer.Prefix + "../app.go"} {
 		if res, _ := get(t, srv.URL+path); res.StatusCode != 404 {
@@ -403,6 +403,35 @@ func TestExplorerInBrowser(t *testing.T) {
 	setQuery(me, "Me")
 	execute("", fmt.Sprintf(`"email": %q`, email))
 
+	// A subscription runs over the websocket, signed in with the same header: the
+	// event of a change made elsewhere (here, over HTTP from the test) shows in
+	// the result pane, and so does the next one, live.
+	access := res.Data.Login.AccessToken
+	var created struct{ CreateOrganization struct{ ID string } }
+	apitest.MustOK(t, srv.Post(t, access, `mutation { createOrganization(input: {name: "Explorer live"}) { id } }`, nil)).Decode(t, &created)
+	orgID := created.CreateOrganization.ID
+	var cur struct{ Organization struct{ EventsCursor string } }
+	apitest.MustOK(t, srv.Post(t, access, `query($o: ID!) { organization(orgId: $o) { eventsCursor } }`, map[string]any{"o": orgID})).Decode(t, &cur)
+	customer := func(name string) {
+		t.Helper()
+		apitest.MustOK(t, srv.Post(t, access, `mutation($o: ID!, $n: String!) { createCustomer(orgId: $o, input: {name: $n}) { id } }`,
+			map[string]any{"o": orgID, "n": name}))
+	}
+	customer("Seen in the explorer")
+	setQuery(fmt.Sprintf(`subscription Live { organizationEvents(orgId: %q, after: %q) { action subject { ... on Customer { name } } } }`,
+		orgID, cur.Organization.EventsCursor), "Live")
+	execute("", `"name": "Seen in the explorer"`)
+	customer("Seen live")
+	{
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		js := fmt.Sprintf("%s.getValue()", editor(resultPane))
+		if _, err := chromedp.Run(sctx, chromedp.Poll[bool](fmt.Sprintf("%s.includes(%q)", js, `"name": "Seen live"`),
+			chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+			t.Fatalf("the live event never showed: %v; the result pane has: %s", err, eval("reading the result", js))
+		}
+	}
+
 	if v := eval("reading CSP violations", "JSON.stringify(window.__cspViolations)"); v != "[]" {
 		t.Errorf("the Content-Security-Policy refused: %s", v)
 	}
@@ -414,6 +443,6 @@ func TestExplorerInBrowser(t *testing.T) {
 		}
 	}
 	if len(requests) < 7 {
-		t.Errorf("saw %d requests, want the page, its 6 files and the GraphQL calls: %v", len(requests), requests)
+		t.Errorf("saw %d requests, want the page, its 7 files and the GraphQL calls: %v", len(requests), requests)
 	}
 }

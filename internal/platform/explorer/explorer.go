@@ -1,5 +1,6 @@
 // Package explorer serves the GraphQL explorer (GraphiQL) from the binary itself:
-// a small page of ours, its mount script, and GraphiQL, React and ReactDOM as fetched
+// a small page of ours, its mount script, and GraphiQL, React, ReactDOM and the
+// graphql-ws client (subscriptions) as fetched
 // from the npm registry by `make explorer-assets` (scripts/explorer-assets.sh, pinned
 // by version and sha256) into dist/, which is embedded here and ignored by git. The
 // page loads nothing from any other origin, so it works offline, and its
@@ -23,7 +24,8 @@ import (
 const Prefix = "/explorer/"
 
 // CSP is the Content-Security-Policy of the page and of every file under Prefix:
-// scripts, styles, requests (the GraphQL endpoint) only from the server's own origin,
+// scripts, styles, requests (the GraphQL endpoint, its websocket for subscriptions:
+// 'self' covers ws: and wss: of the same host) only from the server's own origin,
 // no inline script, no frames, no plugins. data: is allowed for images and fonts only
 // because graphiql.min.css carries its fonts and a few icons inline as data: URLs
 // (part of the same stylesheet: nothing is fetched from elsewhere). GraphiQL 4 edits
@@ -41,7 +43,7 @@ func PageCSP(nonce string) string {
 }
 
 // Vendored are the files scripts/explorer-assets.sh puts in dist/; the page needs them all.
-var Vendored = []string{"graphiql.min.css", "graphiql.min.js", "react.production.min.js", "react-dom.production.min.js"}
+var Vendored = []string{"graphiql.min.css", "graphiql.min.js", "react.production.min.js", "react-dom.production.min.js", "graphql-ws.min.js"}
 
 //go:embed dist
 var dist embed.FS
