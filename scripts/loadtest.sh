@@ -20,7 +20,9 @@
 #   SCENARIO       credential-flood (default), dashboard, me, organization, customers (the
 #                  read scenarios), orders, orders-hot (the write scenarios: createOrder from
 #                  16 clients, each in its own organization or all on one product), or all
-#                  (the read scenarios, then the write ones)
+#                  (the read scenarios, then the write ones); subscriptions: a second server
+#                  process on the same database, 1,000 organizationEvents subscribers over
+#                  both while orders are created at 200 a second (scripts/loadtest/subscriptions.go)
 #   BASE           a git ref (read and write scenarios): also build the server of that commit (from
 #                  a temporary git worktree, removed afterwards), give it a database of its
 #                  own in the same cluster (migrated by its own binary, seeded alike), run
@@ -121,6 +123,17 @@ if [[ -n "$BASE" ]]; then
 		-base-metrics-url "http://127.0.0.1:$base_metrics/metrics" -base-name "$base_name" -new-name "$new_name")
 	log "base server $BASE (pid $SRV_PID) on $SRV_BASE"
 fi
+peer_args=()
+if [[ "$SCENARIO" == subscriptions ]]; then
+	# A second process of the same binary on the same database (a replica).
+	[[ -z "$BASE" ]] || { log "error: SCENARIO=subscriptions compares nothing: unset BASE"; exit 2; }
+	mkdir -p "$tmp/peer"
+	cp "$tmp/tenantgraph" "$tmp/peer/tenantgraph"
+	start "$tmp/peer" "$(pg_free_port)" || exit 1
+	SRV_OTHER_PIDS=("$SRV_PID")
+	peer_args=(-peer-url "$SRV_BASE" -peer-pid "$SRV_PID")
+	log "second server (pid $SRV_PID) on $SRV_BASE"
+fi
 metrics=$(pg_free_port)
 start "$tmp" "$metrics" || exit 1
 log "server (pid $SRV_PID${SERVER_ENV:+, $SERVER_ENV}) on $SRV_BASE, metrics on 127.0.0.1:$metrics, postgres pid $pg_pid; scenario $SCENARIO"
@@ -133,5 +146,5 @@ else
 fi
 "$tmp/loadtest" -scenario "$SCENARIO" -url "$SRV_BASE" -server-pid "$SRV_PID" -pg-pid "$pg_pid" \
 	-database-url "$SRV_DATABASE_URL" -server-log "$tmp/server.log" -metrics-url "http://127.0.0.1:$metrics/metrics" \
-	"${ceiling_args[@]}" "${cmp_args[@]}" -json "$json" -markdown "${json%.json}.md" "${gen_args[@]}"
+	"${ceiling_args[@]}" "${cmp_args[@]}" "${peer_args[@]}" -json "$json" -markdown "${json%.json}.md" "${gen_args[@]}"
 log "results written to $json (server log: ${json%.json}.server.log)"

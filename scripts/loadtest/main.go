@@ -23,6 +23,9 @@
 //	                  organization
 //	all               dashboard, me, organization, customers, orders and
 //	                  orders-hot, in turn
+//	subscriptions     organizationEvents subscribers on two server processes
+//	                  (-peer-url) while orders are created at -event-rate
+//	                  (subscriptions.go)
 //
 // The read scenarios (dashboard, me, organization, customers) seed their data
 // set first (seed.go, straight into PostgreSQL: -database-url; -seed-* for its
@@ -32,8 +35,8 @@
 // log their clients in, each with a token of its own. The statements per
 // request come from the server's access log (-server-log).
 //
-// It uses the standard library and lib/pq (for the seed) only, and is no part
-// of the server binary.
+// It uses the standard library, lib/pq (for the seed) and coder/websocket (for
+// the subscribers) only, and is no part of the server binary.
 package main
 
 import (
@@ -78,6 +81,12 @@ type options struct {
 	PGCSVLog     string // the cluster's csvlog, where the ceiling's statements are captured from
 	ScriptPrefix string // captured pgbench scripts go to PREFIX.SCENARIO[.BINARY].pgbench.sql
 
+	// The subscriptions scenario: a second server process on the same database.
+	PeerURL     string
+	PeerPID     int
+	Subscribers int
+	EventRate   int
+
 	Base      target // a comparison's base binary (Base.URL "": no comparison)
 	BaseName  string // labels of the two binaries in a comparison
 	NewName   string
@@ -99,12 +108,13 @@ var scenarios = map[string]func(context.Context, options) (report, error){
 	"orders":           throughputRuns("orders"),
 	"orders-hot":       throughputRuns("orders-hot"),
 	"all":              throughputRuns(allNames...),
+	"subscriptions":    subscriptionsRun,
 }
 
 // allNames are what "all" runs: the read scenarios, then the write ones.
 var allNames = append(append([]string(nil), readNames...), writeNames...)
 
-const scenarioNames = "credential-flood, dashboard, me, organization, customers, orders, orders-hot, all"
+const scenarioNames = "credential-flood, dashboard, me, organization, customers, orders, orders-hot, all, subscriptions"
 
 // markdowner is a report that can also be a Markdown table.
 type markdowner interface {
@@ -152,6 +162,10 @@ func main() {
 	flag.StringVar(&o.Base.MetricsURL, "base-metrics-url", "", "comparison: the base server's Prometheus metrics (\"\": n/a)")
 	flag.StringVar(&o.BaseName, "base-name", "base", "comparison: label of the base binary (e.g. its git ref)")
 	flag.StringVar(&o.NewName, "new-name", "new", "comparison: label of the new binary")
+	flag.StringVar(&o.PeerURL, "peer-url", "", "subscriptions: base URL of a second server process on the same database")
+	flag.IntVar(&o.PeerPID, "peer-pid", 0, "subscriptions: the second server's pid")
+	flag.IntVar(&o.Subscribers, "subscribers", 1000, "subscriptions: organizationEvents subscriptions, one per socket, spread over the -order-clients organizations and both processes")
+	flag.IntVar(&o.EventRate, "event-rate", 200, "subscriptions: orders created per second while the subscribers listen")
 	flag.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&mdPath, "markdown", "", "also write the results as a Markdown table to this file (read scenarios)")
 	flag.Parse()
