@@ -26,7 +26,11 @@ func (r *organizationEventResolver) Actor(ctx context.Context, obj *audit.FeedEv
 	if obj.ActorID == nil {
 		return nil, nil
 	}
-	return loader.User(ctx, *obj.ActorID)
+	u, err := obj.Actor(func() (any, error) { return loader.User(ctx, *obj.ActorID) })
+	if err != nil {
+		return nil, err
+	}
+	return u.(*auth.User), nil
 }
 
 // Subject is the resolver for the subject field.

@@ -57,7 +57,7 @@ func nextEvent(t *testing.T, w *WS, id string, d time.Duration) event {
 	return out.OrganizationEvents
 }
 
-func createCustomer(t *testing.T, s *Server, token string, org uuid.UUID, name string) uuid.UUID {
+func createCustomer(t testing.TB, s *Server, token string, org uuid.UUID, name string) uuid.UUID {
 	t.Helper()
 	r := MustOK(t, s.Post(t, token, `mutation($o: ID!, $n: String!) { createCustomer(orgId: $o, input: {name: $n}) { id } }`,
 		map[string]any{"o": org, "n": name}))
@@ -68,7 +68,7 @@ func createCustomer(t *testing.T, s *Server, token string, org uuid.UUID, name s
 
 // eventsCursor reads the organization's newest event cursor (to subscribe
 // from a known point: no race with the subscription's start).
-func eventsCursor(t *testing.T, s *Server, token string, org uuid.UUID) string {
+func eventsCursor(t testing.TB, s *Server, token string, org uuid.UUID) string {
 	t.Helper()
 	r := MustOK(t, s.Post(t, token, `query($o: ID!) { organization(orgId: $o) { eventsCursor } }`, map[string]any{"o": org}))
 	var out struct{ Organization struct{ EventsCursor string } }

@@ -36,27 +36,40 @@ type FeedEvent struct {
 	TargetID       string     `db:"target_id"`
 	CreatedAt      time.Time  `db:"created_at"`
 
-	mu      sync.Mutex
-	loaded  bool
-	subject any
+	subject, actor shared
 }
 
-// Subject returns what load returns the first time it succeeds: the
-// subscribers of one process that receive the event from the feed share one
-// read of the changed object.
-func (e *FeedEvent) Subject(load func() (any, error)) (any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.loaded {
-		return e.subject, nil
+// shared is a value read once for every subscriber of a process that
+// receives the event from the feed.
+type shared struct {
+	mu     sync.Mutex
+	loaded bool
+	v      any
+}
+
+// get returns what load returns the first time it succeeds.
+func (s *shared) get(load func() (any, error)) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loaded {
+		return s.v, nil
 	}
 	v, err := load()
 	if err != nil {
 		return nil, err
 	}
-	e.subject, e.loaded = v, true
+	s.v, s.loaded = v, true
 	return v, nil
 }
+
+// Subject returns what load returns the first time it succeeds: the
+// subscribers of one process that receive the event from the feed share one
+// read of the changed object.
+func (e *FeedEvent) Subject(load func() (any, error)) (any, error) { return e.subject.get(load) }
+
+// Actor is Subject's sharing for the event's actor (a user: the fields a
+// viewer may not see are decided per viewer when they resolve).
+func (e *FeedEvent) Actor(load func() (any, error)) (any, error) { return e.actor.get(load) }
 
 // AdminOnly reports whether only ADMINs and OWNERs receive e: the events about
 // invitations, as in the audit log (an invitation's email and role).
