@@ -2,7 +2,7 @@
 // the authorization directives and the error presenter.
 package graph
 
-//go:generate go tool gqlgen generate
+//go:generate go run ./gqlgen
 
 import (
 	"context"

@@ -1,0 +1,58 @@
+package graph
+
+import (
+	"context"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+)
+
+// marshalSequentially is graphql.MarshalSliceConcurrently for a list whose
+// elements cannot wait (see graph/gqlgen): the same arguments and result, the
+// elements marshalled one after the other on the caller's goroutine. Each
+// element still gets a field context of its own holding its index (errors
+// and the path read it), but the contexts and indexes of one list are
+// allocated together. A panicking element is null with an error in place,
+// as with gqlgen's, unless omitPanicHandler.
+func marshalSequentially(ctx context.Context, length int, _ int64, omitPanicHandler bool,
+	marshalElement func(ctx context.Context, i int) graphql.Marshaler,
+) graphql.Array {
+	ret := make(graphql.Array, length)
+	if length == 0 {
+		return ret
+	}
+	index := make([]int, length)
+	fcs := make([]graphql.FieldContext, length)
+	for i := range length {
+		index[i] = i
+		fcs[i].Index = &index[i]
+		child := graphql.WithFieldContext(ctx, &fcs[i])
+		if omitPanicHandler {
+			ret[i] = marshalElement(child, i)
+			continue
+		}
+		ret[i] = marshalRecovered(child, i, marshalElement)
+	}
+	return ret
+}
+
+func marshalRecovered(ctx context.Context, i int, marshalElement func(ctx context.Context, i int) graphql.Marshaler) (m graphql.Marshaler) {
+	defer func() {
+		if r := recover(); r != nil {
+			graphql.AddError(ctx, graphql.Recover(ctx, r))
+			m = graphql.Null
+		}
+	}()
+	return marshalElement(ctx, i)
+}
+
+// newDeferredGroup is graphql.NewDeferredGroup (see graph/gqlgen) when the
+// operation may use @defer, and otherwise an empty group: one no field of the
+// operation is added to (only a deferred field is), for which gqlgen's
+// would have built the object's path, a field set and a map.
+func newDeferredGroup(ctx context.Context, oc *graphql.OperationContext) graphql.DeferredGroup {
+	if oc == nil || strings.Contains(oc.RawQuery, "defer") {
+		return graphql.NewDeferredGroup(ctx)
+	}
+	return graphql.DeferredGroup{}
+}

@@ -1,0 +1,113 @@
+package graph
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestSequentialListsCannotWait holds graph/gqlgen's rewrite to its rule,
+// derived here again from the generated code rather than from gqlgen's model:
+// a list marshalled by marshalSequentially must reach, through the generated
+// functions it calls, no resolver call (ec.Resolvers), no directive
+// (ec.Directives) and no method of the bound object given a context, for in a
+// loop each of those could wait (a loader's batch window) once per element.
+// It also fails when no business list is sequential any more, so that a
+// change to gqlgen's output the rewrite no longer matches cannot pass
+// unnoticed.
+func TestSequentialListsCannotWait(t *testing.T) {
+	fset := token.NewFileSet()
+	file, err := parser.ParseFile(fset, "generated.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string][]string{} // executionContext method -> the ec methods it calls
+	waits := map[string]string{}   // executionContext method -> what in it may wait
+	sequential := []string{}       // list marshallers calling marshalSequentially
+	for _, d := range file.Decls {
+		fn, ok := d.(*ast.FuncDecl)
+		if !ok || fn.Recv == nil || fn.Body == nil {
+			continue
+		}
+		name := fn.Name.Name
+		ast.Inspect(fn.Body, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				x, ok := n.X.(*ast.Ident)
+				if !ok {
+					return true
+				}
+				switch {
+				case x.Name == "ec" && (n.Sel.Name == "Resolvers" || n.Sel.Name == "Directives"):
+					waits[name] = "ec." + n.Sel.Name
+				case x.Name == "ec":
+					calls[name] = append(calls[name], n.Sel.Name)
+				}
+			case *ast.CallExpr:
+				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "marshalSequentially" {
+					sequential = append(sequential, name)
+				}
+				sel, ok := n.Fun.(*ast.SelectorExpr)
+				if !ok {
+					return true
+				}
+				if x, ok := sel.X.(*ast.Ident); ok && x.Name == "obj" {
+					for _, a := range n.Args {
+						if id, ok := a.(*ast.Ident); ok && id.Name == "ctx" {
+							waits[name] = "obj." + sel.Sel.Name + "(ctx)"
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+
+	// reach returns what in fn, or in a function fn calls, may wait, with the
+	// chain of calls to it; "" when nothing.
+	memo := map[string]string{}
+	var reach func(fn string) string
+	reach = func(fn string) string {
+		if v, ok := memo[fn]; ok {
+			return v
+		}
+		memo[fn] = "" // a cycle adds nothing of its own
+		v := ""
+		if w, ok := waits[fn]; ok {
+			v = fn + ": " + w
+		} else {
+			for _, c := range calls[fn] {
+				if w := reach(c); w != "" {
+					v = fn + " -> " + w
+					break
+				}
+			}
+		}
+		memo[fn] = v
+		return v
+	}
+
+	business := 0
+	sort.Strings(sequential)
+	for _, fn := range sequential {
+		if w := reach(fn); w != "" {
+			t.Errorf("%s marshals its elements one after the other, but they may wait: %s", fn, w)
+		}
+		if !strings.Contains(fn, "introspection") {
+			business++
+		}
+		t.Logf("sequential: %s", fn)
+	}
+	if business == 0 {
+		t.Errorf("no list of the schema's own types is marshalled sequentially: graph/gqlgen's rewrite no longer matches the generated code")
+	}
+	// The rule, checked against a list known to wait: customers have resolvers.
+	for name := range calls {
+		if strings.HasPrefix(name, "marshalNCustomerEdge2ᚕ") && reach(name) == "" {
+			t.Errorf("%s: the check finds nothing that waits under a customer, whose assignee is a resolver", name)
+		}
+	}
+}
