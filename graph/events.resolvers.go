@@ -51,7 +51,7 @@ func (r *subscriptionResolver) OrganizationEvents(ctx context.Context, orgID uui
 	}
 	m, err := loader.Membership(ctx, orgID, v.UserID) // read by @hasRole
 	if err != nil {
-		return nil, err
+		return ended[*audit.FeedEvent](ctx, err)
 	}
 	if m == nil {
 		return nil, apperr.New(apperr.NotFound, "organization not found")
@@ -64,7 +64,7 @@ func (r *subscriptionResolver) OrganizationEvents(ctx context.Context, orgID uui
 	sub, err := r.Feed.Subscribe(ctx, req)
 	if err != nil {
 		release()
-		return nil, err
+		return ended[*audit.FeedEvent](ctx, err)
 	}
 	return stream(ctx, r.present, release, sub.Next, sub.Close), nil
 }

@@ -5063,6 +5063,12 @@ func (ec *executionContext) fieldContext_AuditEventEdge_cursor(_ context.Context
 }
 
 func (ec *executionContext) _AuditEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*audit.Event]) (ret graphql.Marshaler) {
+	if v := obj.Node; v != nil {
+		if fc, err := ec.fieldContext_AuditEventEdge_node(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNAuditEvent2ᚖtenantgraphᚋinternalᚋauditᚐEvent(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5192,6 +5198,12 @@ func (ec *executionContext) fieldContext_AuthPayload_refreshToken(_ context.Cont
 }
 
 func (ec *executionContext) _AuthPayload_user(ctx context.Context, field graphql.CollectedField, obj *account.AuthPayload) (ret graphql.Marshaler) {
+	if v := obj.User; v != nil {
+		if fc, err := ec.fieldContext_AuthPayload_user(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5611,6 +5623,12 @@ func (ec *executionContext) fieldContext_CustomerEdge_cursor(_ context.Context, 
 }
 
 func (ec *executionContext) _CustomerEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*customer.Customer]) (ret graphql.Marshaler) {
+	if v := obj.Node; v != nil {
+		if fc, err := ec.fieldContext_CustomerEdge_node(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNCustomer2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomer(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5813,6 +5831,12 @@ func (ec *executionContext) fieldContext_CustomerNoteEdge_cursor(_ context.Conte
 }
 
 func (ec *executionContext) _CustomerNoteEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*customer.CustomerNote]) (ret graphql.Marshaler) {
+	if v := obj.Node; v != nil {
+		if fc, err := ec.fieldContext_CustomerNoteEdge_node(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNCustomerNote2ᚖtenantgraphᚋinternalᚋcustomerᚐCustomerNote(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6015,6 +6039,12 @@ func (ec *executionContext) fieldContext_InventoryMovementEdge_cursor(_ context.
 }
 
 func (ec *executionContext) _InventoryMovementEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*catalog.Movement]) (ret graphql.Marshaler) {
+	if v := obj.Node; v != nil {
+		if fc, err := ec.fieldContext_InventoryMovementEdge_node(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNInventoryMovement2ᚖtenantgraphᚋinternalᚋcatalogᚐMovement(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6254,6 +6284,12 @@ func (ec *executionContext) fieldContext_InvitationEdge_cursor(_ context.Context
 }
 
 func (ec *executionContext) _InvitationEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*org.Invitation]) (ret graphql.Marshaler) {
+	if v := obj.Node; v != nil {
+		if fc, err := ec.fieldContext_InvitationEdge_node(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNInvitation2ᚖtenantgraphᚋinternalᚋorgᚐInvitation(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6286,6 +6322,12 @@ func (ec *executionContext) fieldContext_InvitationEdge_node(_ context.Context, 
 }
 
 func (ec *executionContext) _Member_user(ctx context.Context, field graphql.CollectedField, obj *org.Member) (ret graphql.Marshaler) {
+	if v := obj.User; v != nil {
+		if fc, err := ec.fieldContext_Member_user(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNUser2ᚖtenantgraphᚋinternalᚋauthᚐUser(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6442,6 +6484,12 @@ func (ec *executionContext) fieldContext_MemberEdge_cursor(_ context.Context, fi
 }
 
 func (ec *executionContext) _MemberEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*org.Member]) (ret graphql.Marshaler) {
+	if v := obj.Node; v != nil {
+		if fc, err := ec.fieldContext_MemberEdge_node(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNMember2ᚖtenantgraphᚋinternalᚋorgᚐMember(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9286,6 +9334,12 @@ func (ec *executionContext) fieldContext_OrderEdge_cursor(_ context.Context, fie
 }
 
 func (ec *executionContext) _OrderEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*sales.Order]) (ret graphql.Marshaler) {
+	if v := obj.Node; v != nil {
+		if fc, err := ec.fieldContext_OrderEdge_node(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNOrder2ᚖtenantgraphᚋinternalᚋsalesᚐOrder(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9993,6 +10047,12 @@ func (ec *executionContext) fieldContext_OrganizationEdge_cursor(_ context.Conte
 }
 
 func (ec *executionContext) _OrganizationEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*org.Organization]) (ret graphql.Marshaler) {
+	if v := obj.Node; v != nil {
+		if fc, err := ec.fieldContext_OrganizationEdge_node(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNOrganization2ᚖtenantgraphᚋinternalᚋtenantᚐOrganization(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10456,6 +10516,12 @@ func (ec *executionContext) fieldContext_ProductEdge_cursor(_ context.Context, f
 }
 
 func (ec *executionContext) _ProductEdge_node(ctx context.Context, field graphql.CollectedField, obj *page.Edge[*catalog.Product]) (ret graphql.Marshaler) {
+	if v := obj.Node; v != nil {
+		if fc, err := ec.fieldContext_ProductEdge_node(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalNProduct2ᚖtenantgraphᚋinternalᚋcatalogᚐProduct(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11921,6 +11987,12 @@ func (ec *executionContext) fieldContext___Field_args(ctx context.Context, field
 }
 
 func (ec *executionContext) ___Field_type(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
+	if v := obj.Type; v != nil {
+		if fc, err := ec.fieldContext___Field_type(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalN__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12029,6 +12101,12 @@ func (ec *executionContext) fieldContext___InputValue_description(_ context.Cont
 }
 
 func (ec *executionContext) ___InputValue_type(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
+	if v := obj.Type; v != nil {
+		if fc, err := ec.fieldContext___InputValue_type(ctx, field); err == nil {
+			fc.Result = v
+			return ec.marshalN__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13421,7 +13499,7 @@ func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var auditEventConnectionImplementors = []string{"AuditEventConnection"}
@@ -13465,7 +13543,7 @@ func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var auditEventEdgeImplementors = []string{"AuditEventEdge"}
@@ -13503,7 +13581,7 @@ func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var auditIntegrityImplementors = []string{"AuditIntegrity"}
@@ -13557,7 +13635,7 @@ func (ec *executionContext) _AuditIntegrity(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var authPayloadImplementors = []string{"AuthPayload"}
@@ -13605,7 +13683,7 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var customerImplementors = []string{"Customer", "OrganizationEventSubject"}
@@ -13718,7 +13796,7 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var customerConnectionImplementors = []string{"CustomerConnection"}
@@ -13762,7 +13840,7 @@ func (ec *executionContext) _CustomerConnection(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var customerEdgeImplementors = []string{"CustomerEdge"}
@@ -13800,7 +13878,7 @@ func (ec *executionContext) _CustomerEdge(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var customerNoteImplementors = []string{"CustomerNote", "OrganizationEventSubject"}
@@ -13854,7 +13932,7 @@ func (ec *executionContext) _CustomerNote(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var customerNoteConnectionImplementors = []string{"CustomerNoteConnection"}
@@ -13898,7 +13976,7 @@ func (ec *executionContext) _CustomerNoteConnection(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var customerNoteEdgeImplementors = []string{"CustomerNoteEdge"}
@@ -13936,7 +14014,7 @@ func (ec *executionContext) _CustomerNoteEdge(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var inventoryMovementImplementors = []string{"InventoryMovement"}
@@ -13990,7 +14068,7 @@ func (ec *executionContext) _InventoryMovement(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var inventoryMovementConnectionImplementors = []string{"InventoryMovementConnection"}
@@ -14034,7 +14112,7 @@ func (ec *executionContext) _InventoryMovementConnection(ctx context.Context, se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var inventoryMovementEdgeImplementors = []string{"InventoryMovementEdge"}
@@ -14072,7 +14150,7 @@ func (ec *executionContext) _InventoryMovementEdge(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var invitationImplementors = []string{"Invitation", "OrganizationEventSubject"}
@@ -14142,7 +14220,7 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var invitationConnectionImplementors = []string{"InvitationConnection"}
@@ -14186,7 +14264,7 @@ func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var invitationEdgeImplementors = []string{"InvitationEdge"}
@@ -14224,7 +14302,7 @@ func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var memberImplementors = []string{"Member", "OrganizationEventSubject"}
@@ -14267,7 +14345,7 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var memberConnectionImplementors = []string{"MemberConnection"}
@@ -14311,7 +14389,7 @@ func (ec *executionContext) _MemberConnection(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var memberEdgeImplementors = []string{"MemberEdge"}
@@ -14349,7 +14427,7 @@ func (ec *executionContext) _MemberEdge(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var moneyImplementors = []string{"Money"}
@@ -14392,7 +14470,7 @@ func (ec *executionContext) _Money(ctx context.Context, sel ast.SelectionSet, ob
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var mutationImplementors = []string{"Mutation"}
@@ -14821,7 +14899,7 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var orderConnectionImplementors = []string{"OrderConnection"}
@@ -14865,7 +14943,7 @@ func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var orderEdgeImplementors = []string{"OrderEdge"}
@@ -14903,7 +14981,7 @@ func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var orderLineImplementors = []string{"OrderLine"}
@@ -14967,7 +15045,7 @@ func (ec *executionContext) _OrderLine(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var organizationImplementors = []string{"Organization", "OrganizationEventSubject"}
@@ -15079,7 +15157,7 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var organizationConnectionImplementors = []string{"OrganizationConnection"}
@@ -15123,7 +15201,7 @@ func (ec *executionContext) _OrganizationConnection(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var organizationEdgeImplementors = []string{"OrganizationEdge"}
@@ -15161,7 +15239,7 @@ func (ec *executionContext) _OrganizationEdge(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var organizationEventImplementors = []string{"OrganizationEvent"}
@@ -15231,7 +15309,7 @@ func (ec *executionContext) _OrganizationEvent(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -15269,7 +15347,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var productImplementors = []string{"Product", "OrganizationEventSubject"}
@@ -15364,7 +15442,7 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var productConnectionImplementors = []string{"ProductConnection"}
@@ -15408,7 +15486,7 @@ func (ec *executionContext) _ProductConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var productEdgeImplementors = []string{"ProductEdge"}
@@ -15446,7 +15524,7 @@ func (ec *executionContext) _ProductEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var productSalesImplementors = []string{"ProductSales"}
@@ -15500,7 +15578,7 @@ func (ec *executionContext) _ProductSales(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var queryImplementors = []string{"Query"}
@@ -15660,7 +15738,7 @@ func (ec *executionContext) _SalesDay(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var salesSummaryImplementors = []string{"SalesSummary"}
@@ -15730,7 +15808,7 @@ func (ec *executionContext) _SalesSummary(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var subscriptionImplementors = []string{"Subscription"}
@@ -15803,7 +15881,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -15856,7 +15934,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -15904,7 +15982,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -15962,7 +16040,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -16020,7 +16098,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -16078,7 +16156,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -16161,7 +16239,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 // endregion **************************** object.gotpl ****************************

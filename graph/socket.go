@@ -275,6 +275,18 @@ func (s *sockets) acquire(ctx context.Context) (release func(), err error) {
 	}, nil
 }
 
+// ended is a subscription's start failing with err: when the client or the
+// socket stopped it meanwhile (err is then the cancellation), there is no one
+// to tell, and it ends without an error instead of an internal one.
+func ended[T any](ctx context.Context, err error) (<-chan T, error) {
+	if ctx.Err() != nil {
+		ch := make(chan T)
+		close(ch)
+		return ch, nil
+	}
+	return nil, err
+}
+
 // stream hands next's events to gqlgen, one at a time, until next fails, the
 // operation ends (the client's complete, the socket's close, the session's
 // revocation) or the access token expires. An error that ends it is sent as

@@ -1,5 +1,5 @@
 // Command gqlgen is `gqlgen generate` (go generate ./graph runs it) plus
-// three rewrites of the generated executor, for the work gqlgen does per
+// four rewrites of the generated executor, for the work gqlgen does per
 // object and per field that most responses never use:
 //
 //   - A list of objects that cannot wait is marshalled in a plain loop
@@ -14,6 +14,12 @@
 //     middleware closures and boxing of graphql.ResolveField. Such a field
 //     cannot fail, so its context is never read; the server has no field
 //     middleware (only root-field ones, which these are not).
+//   - A struct field holding a pointer to an object (an edge's node, a
+//     member's user) is marshalled with the field's context but without the
+//     rest of graphql.ResolveField (closures, boxing, a deferred recover)
+//     when it is not nil; nil takes gqlgen's path, which reports it.
+//   - An object is written by objectWriter, not graphql.FieldSet's MarshalGQL,
+//     which allocates a map, an iterator and a copy of each field per object.
 //
 // A list's element type cannot wait when no field reachable from it through
 // the selection can: no resolver or context-taking method (gqlgen's
@@ -28,7 +34,7 @@
 // choice, and its plugins run before it writes, so this step takes the list
 // of marshaller names from gqlgen's own model (a plugin's GenerateCode) and
 // afterwards rewrites the call in exactly those functions of the generated
-// file. TestSequentialListsCannotWait (graph/sequential_test.go) re-derives
+// file. TestSequentialListsCannotWait (graph/execfast_test.go) re-derives
 // the rule from the generated code itself.
 package main
 
@@ -49,7 +55,7 @@ import (
 )
 
 // sequentialFunc is the hand-written replacement for graphql.MarshalSliceConcurrently
-// (graph/sequential.go), with the same signature.
+// (graph/execfast.go), with the same signature.
 const sequentialFunc = "marshalSequentially"
 
 func main() {
@@ -76,6 +82,7 @@ func run() error {
 type sequentialLists struct {
 	funcs map[string]bool // list marshaller function names
 	plain map[string]bool // field function names (_Type_field)
+	ptrs  map[string]bool // field function names (_Type_field)
 }
 
 func (*sequentialLists) Name() string { return "sequential-lists" }
@@ -98,14 +105,17 @@ func (p *sequentialLists) GenerateCode(data *codegen.Data) error {
 			}
 		}
 	}
-	p.plain = map[string]bool{}
+	p.plain, p.ptrs = map[string]bool{}, map[string]bool{}
 	for _, o := range data.Objects {
 		if o.Root {
 			continue
 		}
 		for _, f := range o.Fields {
-			if plainField(f) {
+			switch {
+			case plainField(f):
 				p.plain["_"+o.Name+"_"+f.Name] = true
+			case pointerField(f):
+				p.ptrs["_"+o.Name+"_"+f.Name] = true
 			}
 		}
 	}
@@ -125,6 +135,17 @@ func plainField(f *codegen.Field) bool {
 		return false
 	}
 	return !ref.GQL.NonNull || !ref.IsNilable()
+}
+
+// pointerField says whether f is a struct field holding a pointer to an
+// object, with no arguments, no directive and no resolver.
+func pointerField(f *codegen.Field) bool {
+	ref := f.TypeReference
+	if f.IsResolver || f.MethodHasContext || !f.IsVariable() || len(f.Directives) > 0 || len(f.Args) > 0 ||
+		ref == nil || ref.Definition == nil || ref.IsSlice() || !ref.IsPtr() || ref.IsPtrToPtr() {
+		return false
+	}
+	return ref.Definition.Kind == ast.Object
 }
 
 // waits decides, per GraphQL type name, whether marshalling a value of it may wait.
@@ -179,7 +200,7 @@ func (w *waits) decide(name string) bool {
 	return true
 }
 
-// rewrite applies the three rewrites to the generated file at path, and
+// rewrite applies the rewrites to the generated file at path, and
 // fails unless it found every function p named.
 func rewrite(path string, p *sequentialLists) error {
 	src, err := os.ReadFile(path)
@@ -206,8 +227,8 @@ func rewrite(path string, p *sequentialLists) error {
 			continue
 		}
 		name := fn.Name.Name
-		if p.plain[name] {
-			body, err := plainBody(src, fset, fn)
+		if p.plain[name] || p.ptrs[name] {
+			body, err := fieldBody(src, fset, fn, p.ptrs[name])
 			if err != nil {
 				return fmt.Errorf("%s: %s: %w", path, name, err)
 			}
@@ -216,6 +237,12 @@ func rewrite(path string, p *sequentialLists) error {
 			continue
 		}
 		goast.Inspect(fn.Body, func(n goast.Node) bool {
+			if r, ok := n.(*goast.ReturnStmt); ok && len(r.Results) == 1 && isObjectFieldSet(fn) {
+				if id, ok := r.Results[0].(*goast.Ident); ok && id.Name == "out" {
+					replace(r, "return &objectWriter{fields: fields, values: out.Values}")
+				}
+				return true
+			}
 			call, ok := n.(*goast.CallExpr)
 			if !ok {
 				return true
@@ -247,6 +274,11 @@ func rewrite(path string, p *sequentialLists) error {
 			return fmt.Errorf("%s: no field function %s", path, name)
 		}
 	}
+	for name := range p.ptrs {
+		if !found[name] {
+			return fmt.Errorf("%s: no field function %s", path, name)
+		}
+	}
 	sort.Slice(edits, func(i, j int) bool { return edits[i].from < edits[j].from })
 	var out bytes.Buffer
 	last := 0
@@ -263,8 +295,32 @@ func rewrite(path string, p *sequentialLists) error {
 	return os.WriteFile(path, formatted, 0o644)
 }
 
-// plainBody returns the new body of a plain field's function, whose
-// generated body is
+// isObjectFieldSet says whether fn is an object's marshaller, which starts
+//
+//	fields := graphql.CollectFields(...)
+//	out := graphql.NewFieldSet(fields)
+func isObjectFieldSet(fn *goast.FuncDecl) bool {
+	if len(fn.Body.List) < 2 {
+		return false
+	}
+	is := func(st goast.Stmt, name, call string) bool {
+		a, ok := st.(*goast.AssignStmt)
+		if !ok || len(a.Lhs) != 1 || len(a.Rhs) != 1 {
+			return false
+		}
+		id, ok := a.Lhs[0].(*goast.Ident)
+		c, ok2 := a.Rhs[0].(*goast.CallExpr)
+		if !ok || !ok2 || id.Name != name {
+			return false
+		}
+		sel, ok := c.Fun.(*goast.SelectorExpr)
+		return ok && sel.Sel.Name == call
+	}
+	return is(fn.Body.List[0], "fields", "CollectFields") && is(fn.Body.List[1], "out", "NewFieldSet")
+}
+
+// fieldBody returns the new body of a plain or pointer field's function,
+// whose generated body is
 //
 //	return graphql.ResolveField(ctx, ec.OperationContext, field, <field context>,
 //		func(ctx context.Context) (any, error) { return <value>, nil },
@@ -273,8 +329,10 @@ func rewrite(path string, p *sequentialLists) error {
 //			return ec.<marshal>(ctx, selections, v)
 //		}, ...)
 //
-// and becomes "return ec.<marshal>(ctx, field.Selections, <value>)".
-func plainBody(src []byte, fset *token.FileSet, fn *goast.FuncDecl) (string, error) {
+// and becomes "return ec.<marshal>(ctx, field.Selections, <value>)"; for a
+// pointer, that with the field's context when the value is not nil, and the
+// generated body otherwise.
+func fieldBody(src []byte, fset *token.FileSet, fn *goast.FuncDecl, pointer bool) (string, error) {
 	text := func(n goast.Node) string {
 		return string(src[fset.Position(n.Pos()).Offset:fset.Position(n.End()).Offset])
 	}
@@ -309,5 +367,28 @@ func plainBody(src []byte, fset *token.FileSet, fn *goast.FuncDecl) (string, err
 	if !ok || len(mcall.Args) != 3 {
 		return "", fmt.Errorf("marshaller is not a call of three")
 	}
-	return fmt.Sprintf("{\n\treturn %s(ctx, field.Selections, %s)\n}", text(mcall.Fun), text(vret.Results[0])), nil
+	if !pointer {
+		return fmt.Sprintf("{\n\treturn %s(ctx, field.Selections, %s)\n}", text(mcall.Fun), text(vret.Results[0])), nil
+	}
+	fc, ok := call.Args[3].(*goast.FuncLit)
+	if !ok || len(fc.Body.List) != 1 {
+		return "", fmt.Errorf("field context is not one statement")
+	}
+	fret, ok := fc.Body.List[0].(*goast.ReturnStmt)
+	if !ok || len(fret.Results) != 1 {
+		return "", fmt.Errorf("field context is not a return")
+	}
+	fcall, ok := fret.Results[0].(*goast.CallExpr)
+	if !ok {
+		return "", fmt.Errorf("field context is not a call")
+	}
+	return fmt.Sprintf(`{
+	if v := %s; v != nil {
+		if fc, err := %s(ctx, field); err == nil {
+			fc.Result = v
+			return %s(graphql.WithFieldContext(ctx, fc), field.Selections, v)
+		}
+	}
+	%s
+}`, text(vret.Results[0]), text(fcall.Fun), text(mcall.Fun), text(ret)), nil
 }

@@ -79,6 +79,15 @@ func eventsCursor(t testing.TB, s *Server, token string, org uuid.UUID) string {
 // subscribeFrom subscribes id on w to org's events after the newest one.
 func subscribeFrom(t *testing.T, s *Server, w *WS, token, id string, org uuid.UUID, types ...string) {
 	t.Helper()
+	// The events of the set-up just committed are sealed a moment later (the
+	// poke after the commit): a cursor read before would replay them.
+	waitFor(t, "the organization's events sealed", func() bool {
+		var n int
+		if err := s.DB.Get(&n, `SELECT count(*) FROM audit_unsealed WHERE organization_id = $1`, org); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
 	vars := map[string]any{"org": org, "after": eventsCursor(t, s, token, org)}
 	if len(types) > 0 {
 		vars["types"] = types
@@ -416,7 +425,16 @@ func TestSocketLimitsOfTheProcess(t *testing.T) {
 	if _, err := api.DialWS(t, ann.AccessToken, WSOptions{}); closeCode(err) != 1013 {
 		t.Fatalf("ann's third socket: %v, want close 1013", err)
 	}
-	api.MustDialWS(t, bob.AccessToken)
+	// The refused socket's place is given back once the server has closed it,
+	// a moment after the client saw the close.
+	waitFor(t, "bob's socket, the process's third", func() bool {
+		_, err := api.DialWS(t, bob.AccessToken, WSOptions{})
+		var refused *UpgradeError
+		if err != nil && !(errors.As(err, &refused) && refused.Status == http.StatusServiceUnavailable) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
 	var refused *UpgradeError
 	if _, err := api.DialWS(t, bob.AccessToken, WSOptions{}); !errors.As(err, &refused) || refused.Status != http.StatusServiceUnavailable {
 		t.Fatalf("a fourth websocket in the process: %v, want 503", err)

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"io"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -55,4 +56,44 @@ func newDeferredGroup(ctx context.Context, oc *graphql.OperationContext) graphql
 		return graphql.NewDeferredGroup(ctx)
 	}
 	return graphql.DeferredGroup{}
+}
+
+// objectWriter writes an object's fields in order (see graph/gqlgen): what
+// graphql.FieldSet's MarshalGQL writes, without the map, iterator and copy
+// of each field it allocates per object. As there, the first field of an
+// alias wins; a field's alias is a GraphQL name, written without escaping.
+type objectWriter struct {
+	fields []graphql.CollectedField
+	values []graphql.Marshaler
+}
+
+func (o *objectWriter) MarshalGQL(w io.Writer) {
+	io.WriteString(w, "{") //nolint:errcheck // as graphql.FieldSet: the writer is a buffer
+	first := true
+	for i := range o.fields {
+		alias := o.fields[i].Alias
+		if written(o.fields[:i], alias) {
+			continue
+		}
+		if !first {
+			io.WriteString(w, ",") //nolint:errcheck
+		}
+		first = false
+		io.WriteString(w, `"`)   //nolint:errcheck
+		io.WriteString(w, alias) //nolint:errcheck
+		io.WriteString(w, `":`)  //nolint:errcheck
+		o.values[i].MarshalGQL(w)
+	}
+	io.WriteString(w, "}") //nolint:errcheck
+}
+
+// written says whether one of fields has alias. Objects have few fields, and
+// the alias limit bounds them, so a scan beats a map.
+func written(fields []graphql.CollectedField, alias string) bool {
+	for i := range fields {
+		if fields[i].Alias == alias {
+			return true
+		}
+	}
+	return false
 }
