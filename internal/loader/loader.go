@@ -45,6 +45,7 @@ type Sources struct {
 // (keyed), so that ClearAll reaches every one.
 type Loaders struct {
 	all registry
+	src Sources
 
 	User        *Keyed[uuid.UUID, *account.User]
 	Org         *Keyed[uuid.UUID, *org.Organization]
@@ -143,7 +144,7 @@ func (k *Keyed[K, V]) Prefetch(ctx context.Context, keys []K) {
 
 // New returns fresh loaders for one request.
 func New(s Sources) *Loaders {
-	l := &Loaders{}
+	l := &Loaders{src: s}
 	r := &l.all
 	l.User = keyed(r, byKey(s.Users, func(u *account.User) uuid.UUID { return u.ID }))
 	l.Org = keyed(r, byKey(s.Organizations, func(o *org.Organization) uuid.UUID { return o.ID }))
@@ -201,6 +202,37 @@ func New(s Sources) *Loaders {
 	l.OrderCount = keyed(r, byMap(s.OrderCounts))
 	l.Lifetime = keyed(r, byMap(s.Lifetimes))
 	return l
+}
+
+// PrefetchMembersCounted prefetches the first pages of keys' member lists
+// (every role: Role "") and, in the same statement, their organizations'
+// member counts (MemberCount): the dashboard's members and memberCount. Keys
+// with a role are left to MembersPage, and nothing is primed on error.
+func (l *Loaders) PrefetchMembersCounted(ctx context.Context, keys []org.MembersPageKey) {
+	byFirst := map[int][]uuid.UUID{}
+	for _, k := range keys {
+		if k.Role != "" {
+			continue
+		}
+		if _, ok := l.MembersPage.cache.Get(ctx, k); !ok {
+			byFirst[k.First] = append(byFirst[k.First], k.Org)
+		}
+	}
+	for first, orgs := range byFirst {
+		conns, members, err := l.src.MemberPages(ctx, org.MembersRequest{Orgs: orgs, First: first, Counted: true})
+		if err != nil {
+			continue
+		}
+		for _, m := range members {
+			l.primeUser(ctx, m.User)
+		}
+		for o, c := range conns {
+			l.MembersPage.Prime(ctx, org.MembersPageKey{Org: o, First: first}, c)
+			if n, err := c.TotalCount(ctx); err == nil {
+				l.MemberCount.Prime(ctx, org.MemberCountKey{Org: o}, n)
+			}
+		}
+	}
 }
 
 func (l *Loaders) primeUser(ctx context.Context, u *account.User) {

@@ -35,6 +35,9 @@ type MembersRequest struct {
 	First int
 	After *string
 	Role  Role // "" for every role
+	// Counted: each organization's member count comes in the same statement,
+	// as its connection's totalCount (Role must be "", the count's filter).
+	Counted bool
 }
 
 // MemberPages returns a page of members, ordered by join time, for each of the
@@ -45,13 +48,19 @@ func (s *Service) MemberPages(ctx context.Context, r MembersRequest) (map[uuid.U
 	if err != nil {
 		return nil, nil, err
 	}
-	pages, err := s.store.MembersPages(ctx, s.d.DB, r.Orgs, r.Role, req.After, req.Limit())
+	if r.Counted && r.Role != "" {
+		return nil, nil, fmt.Errorf("members pages: counted with role %q", r.Role)
+	}
+	pages, totals, err := s.store.MembersPages(ctx, s.d.DB, r.Orgs, r.Role, req.After, req.Limit(), r.Counted)
 	if err != nil {
 		return nil, nil, fmt.Errorf("members pages: %w", err)
 	}
 	out := page.Each(req, r.Orgs, pages,
 		func(m *Member) page.Key[time.Time] { return page.Key[time.Time]{V: m.JoinedAt, ID: m.UserID} },
 		func(ctx context.Context, o uuid.UUID) (int, error) {
+			if n, ok := totals[o]; ok {
+				return n, nil
+			}
 			return page.Counts[MemberCountKey]{Loaded: s.d.CountMembers, Direct: s.MemberCounts}.Of(ctx, MemberCountKey{Org: o, Role: r.Role})
 		})
 	var all []*Member

@@ -211,24 +211,42 @@ var memberOrder = page.Order{Col: "m.created_at", ID: "m.user_id"}
 
 // MembersPages returns, for each of orgs, up to limit members with role ("" for
 // every role) after cur (a join time and user id), in memberOrder, with their users.
-func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, role Role, cur *page.Key[time.Time], limit int) (map[uuid.UUID][]*Member, error) {
-	var rows []memberUserRow
+func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, role Role, cur *page.Key[time.Time], limit int, counted bool) (map[uuid.UUID][]*Member, map[uuid.UUID]int, error) {
+	var rows []struct {
+		memberUserRow
+		Total int `db:"total"`
+	}
 	after, args := page.After(memberOrder, cur, []any{pq.Array(orgs), role, limit})
+	// counted: each organization's member count (every role) in the same
+	// statement, an index-only count per organization, for the dashboard's
+	// memberCount next to its members.
+	total, count := "0", ""
+	if counted {
+		total, count = "c.n", `
+		CROSS JOIN LATERAL (SELECT count(*) AS n FROM organization_members c WHERE c.organization_id = k.org) c`
+	}
 	err := sqlx.SelectContext(ctx, q, &rows, `
-		SELECT p.* FROM unnest($1::uuid[]) AS k(org) CROSS JOIN LATERAL (
+		SELECT `+total+` AS total, p.* FROM unnest($1::uuid[]) AS k(org)`+count+` CROSS JOIN LATERAL (
 			SELECT `+memberUserCols+`
 			FROM organization_members m JOIN users u ON u.id = m.user_id
 			WHERE m.organization_id = k.org AND ($2 = '' OR m.role = $2)`+after+`
 			ORDER BY `+memberOrder.By()+` LIMIT $3
 		) p`, args...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pages := make(map[uuid.UUID][]*Member, len(orgs))
+	var totals map[uuid.UUID]int
+	if counted {
+		totals = make(map[uuid.UUID]int, len(orgs))
+	}
 	for _, r := range rows {
 		pages[r.OrganizationID] = append(pages[r.OrganizationID], r.withUser())
+		if counted {
+			totals[r.OrganizationID] = r.Total
+		}
 	}
-	return pages, nil
+	return pages, totals, nil
 }
 
 // --- invitations ---
