@@ -95,22 +95,8 @@ func prefetchCustomerFields(ctx context.Context, cs []*customer.Customer, list b
 				func(c *customer.Customer, n int) customer.NotesPageKey {
 					return customer.NotesPageKey{Key: key(c), First: n}
 				}, key)
-			l.NotesPage.Prefetch(ctx, pages)
+			l.NotesPage.Prefetch(ctx, pages) // with their authors
 			l.NoteCount.Prefetch(ctx, counts)
-			if len(pages) == 0 || !selectedIn(oc, f.Selections, "edges", "node", "author") {
-				continue
-			}
-			for _, k := range pages {
-				conn, err := l.NotesPage.Load(ctx, k)()
-				if err != nil || conn == nil {
-					continue
-				}
-				for _, e := range conn.Edges {
-					if e.Node.AuthorID != nil {
-						users = append(users, *e.Node.AuthorID)
-					}
-				}
-			}
 		case "lifetimeValue":
 			keys := make([]sales.CustomerKey, len(cs))
 			for i, c := range cs {
@@ -156,12 +142,6 @@ func prefetchCustomerFields(ctx context.Context, cs []*customer.Customer, list b
 
 func salesKey(c *customer.Customer) sales.CustomerKey {
 	return sales.CustomerKey{Org: c.OrganizationID, Customer: c.ID}
-}
-
-// prefetchNoteAuthors loads, in one query, the authors of a page of notes
-// when they are selected.
-func prefetchNoteAuthors(ctx context.Context, notes []*customer.CustomerNote) {
-	prefetchUsers(ctx, notes, "author", func(n *customer.CustomerNote) *uuid.UUID { return n.AuthorID })
 }
 
 // loadProduct is org's product id through the request's loader: a product the

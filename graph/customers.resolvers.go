@@ -41,20 +41,11 @@ func (r *customerResolver) Notes(ctx context.Context, obj *customer.Customer, fi
 	if after == nil {
 		return loader.From(ctx).NotesPage.Load(ctx, customer.NotesPageKey{Key: key, First: n})()
 	}
-	conns, notes, err := r.CRM.NotesPages(ctx, customer.NotesRequest{Customers: []customer.Key{key}, First: n, After: after})
+	conns, _, err := r.CRM.NotesPages(ctx, customer.NotesRequest{Customers: []customer.Key{key}, First: n, After: after})
 	if err != nil {
 		return nil, err
 	}
-	prefetchNoteAuthors(ctx, notes)
 	return conns[key], nil
-}
-
-// Author is the resolver for the author field.
-func (r *customerNoteResolver) Author(ctx context.Context, obj *customer.CustomerNote) (*auth.User, error) {
-	if obj.AuthorID == nil {
-		return nil, nil
-	}
-	return loader.User(ctx, *obj.AuthorID)
 }
 
 // CreateCustomer is the resolver for the createCustomer field.
@@ -126,10 +117,4 @@ func (r *queryResolver) Customer(ctx context.Context, orgID uuid.UUID, id uuid.U
 // Customer returns CustomerResolver implementation.
 func (r *Resolver) Customer() CustomerResolver { return &customerResolver{r} }
 
-// CustomerNote returns CustomerNoteResolver implementation.
-func (r *Resolver) CustomerNote() CustomerNoteResolver { return &customerNoteResolver{r} }
-
-type (
-	customerResolver     struct{ *Resolver }
-	customerNoteResolver struct{ *Resolver }
-)
+type customerResolver struct{ *Resolver }

@@ -3,7 +3,6 @@ package graph
 import (
 	"context"
 	"io"
-	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 )
@@ -47,13 +46,15 @@ func marshalRecovered(ctx context.Context, i int, marshalElement func(ctx contex
 	return marshalElement(ctx, i)
 }
 
-// newDeferredGroup is graphql.NewDeferredGroup (see graph/gqlgen) when the
-// operation may use @defer, and otherwise an empty group: one no field of the
-// operation is added to (only a deferred field is), for which gqlgen's
-// would have built the object's path, a field set and a map.
-func newDeferredGroup(ctx context.Context, oc *graphql.OperationContext) graphql.DeferredGroup {
-	if oc == nil || strings.Contains(oc.RawQuery, "defer") {
-		return graphql.NewDeferredGroup(ctx)
+// newDeferredGroup is graphql.NewDeferredGroup (see graph/gqlgen) when one of
+// an object's fields is deferred (@defer), and otherwise an empty group: no
+// field is added to it (only a deferred one is), and gqlgen's would have
+// built the object's path, a field set and a map.
+func newDeferredGroup(ctx context.Context, fields []graphql.CollectedField) graphql.DeferredGroup {
+	for i := range fields {
+		if fields[i].IsDeferred() {
+			return graphql.NewDeferredGroup(ctx)
+		}
 	}
 	return graphql.DeferredGroup{}
 }

@@ -6,8 +6,8 @@
 //     (marshalSequentially, graph/sequential.go) instead of a goroutine per
 //     element (graphql.MarshalSliceConcurrently).
 //   - An object's deferred group (graphql.NewDeferredGroup, which builds the
-//     object's path, a field set and a map) is made only when the operation
-//     may use @defer (newDeferredGroup).
+//     object's path, a field set and a map) is made only when one of the
+//     object's fields is deferred (newDeferredGroup).
 //   - A plain field (a struct field of scalar or enum type, no arguments, no
 //     directive, no resolver, nothing that can fail or be null where it must
 //     not) is marshalled straight from the struct, without the field context,
@@ -259,7 +259,7 @@ func rewrite(path string, p *sequentialLists) error {
 				replace(sel, sequentialFunc)
 				found[name] = true
 			case sel.Sel.Name == "NewDeferredGroup" && len(call.Args) == 1:
-				replace(call, "newDeferredGroup(ctx, ec.OperationContext)")
+				replace(call, "newDeferredGroup(ctx, fields)")
 			}
 			return true
 		})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/page"
 )
 
@@ -74,9 +75,12 @@ type CustomerNote struct {
 	ID             uuid.UUID  `db:"id"`
 	CustomerID     uuid.UUID  `db:"customer_id"`
 	AuthorID       *uuid.UUID `db:"author_id"`
-	Body           string     `db:"body"`
-	CreatedAt      time.Time  `db:"created_at"`
-	UpdatedAt      time.Time  `db:"updated_at"`
+	// Author is read with the note (null once the account is gone), so
+	// that a timeline's notes need no lookup each: nothing in them waits.
+	Author    *auth.User `db:"-"`
+	Body      string     `db:"body"`
+	CreatedAt time.Time  `db:"created_at"`
+	UpdatedAt time.Time  `db:"updated_at"`
 }
 
 // CreateCustomerInput is the creation form (also one row of an import). Its

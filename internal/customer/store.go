@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"tenantgraph/internal/auth"
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/page"
 )
@@ -235,11 +236,47 @@ func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f 
 
 // --- notes ---
 
+// noteRow is a note read with its author's account (noteAuthorCols, over
+// "LEFT JOIN users u ON u.id = n.author_id").
+type noteRow struct {
+	CustomerNote
+	UFound      bool       `db:"u_found"`
+	UEmail      string     `db:"u_email"`
+	UName       string     `db:"u_name"`
+	UVerifiedAt *time.Time `db:"u_verified_at"`
+	UCreatedAt  time.Time  `db:"u_created_at"`
+}
+
+// noteAuthorCols are a note's and its author's columns, none null but the
+// verification time (a pointer each would cost an allocation a row).
+const (
+	noteAuthorCols = noteCols + `, u.id IS NOT NULL AS u_found, coalesce(u.email, '') AS u_email, coalesce(u.name, '') AS u_name,
+		u.email_verified_at AS u_verified_at, coalesce(u.created_at, n.created_at) AS u_created_at`
+	noteAuthorJoin = ` LEFT JOIN users u ON u.id = n.author_id`
+)
+
+func (r *noteRow) note() *CustomerNote {
+	n := r.CustomerNote
+	if n.AuthorID != nil && r.UFound {
+		n.Author = &auth.User{ID: *n.AuthorID, Email: r.UEmail, Name: r.UName, EmailVerifiedAt: r.UVerifiedAt, CreatedAt: r.UCreatedAt}
+	}
+	return &n
+}
+
+func getNote(ctx context.Context, q sqlx.QueryerContext, query string, args ...any) (*CustomerNote, error) {
+	r, err := db.GetOrNil[noteRow](ctx, q, query, args...)
+	if r == nil {
+		return nil, err
+	}
+	return r.note(), err
+}
+
 // InsertNote adds a note to org's customer.
 func (Store) InsertNote(ctx context.Context, q sqlx.QueryerContext, org, customer, author uuid.UUID, body string, now time.Time) (*CustomerNote, error) {
-	return db.GetOrNil[CustomerNote](ctx, q, `
-		INSERT INTO customer_notes AS n (organization_id, customer_id, author_id, body, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $5) RETURNING `+noteCols, org, customer, author, body, now)
+	return getNote(ctx, q, `
+		WITH n AS (INSERT INTO customer_notes (organization_id, customer_id, author_id, body, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $5) RETURNING *)
+		SELECT `+noteAuthorCols+` FROM n`+noteAuthorJoin, org, customer, author, body, now)
 }
 
 // Note returns org's note id; nil when org has none.
@@ -249,18 +286,19 @@ func (Store) Note(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID)
 
 // NoteForUpdate locks and returns org's note id; nil when org has none.
 func (Store) NoteForUpdate(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID) (*CustomerNote, error) {
-	return note(ctx, q, org, id, " FOR UPDATE")
+	return note(ctx, q, org, id, " FOR UPDATE OF n")
 }
 
 func note(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, lock string) (*CustomerNote, error) {
-	return db.GetOrNil[CustomerNote](ctx, q, `SELECT `+noteCols+` FROM customer_notes n WHERE n.organization_id = $1 AND n.id = $2`+lock, org, id)
+	return getNote(ctx, q, `SELECT `+noteAuthorCols+` FROM customer_notes n`+noteAuthorJoin+`
+		WHERE n.organization_id = $1 AND n.id = $2`+lock, org, id)
 }
 
 // UpdateNote replaces a note's body.
 func (Store) UpdateNote(ctx context.Context, q sqlx.QueryerContext, org, id uuid.UUID, body string, now time.Time) (*CustomerNote, error) {
-	return db.GetOrNil[CustomerNote](ctx, q, `
-		UPDATE customer_notes n SET body = $3, updated_at = $4 WHERE n.organization_id = $1 AND n.id = $2 RETURNING `+noteCols,
-		org, id, body, now)
+	return getNote(ctx, q, `
+		WITH n AS (UPDATE customer_notes SET body = $3, updated_at = $4 WHERE organization_id = $1 AND id = $2 RETURNING *)
+		SELECT `+noteAuthorCols+` FROM n`+noteAuthorJoin, org, id, body, now)
 }
 
 // DeleteNote deletes a note.
@@ -276,11 +314,11 @@ var noteOrder = page.Order{Col: "n.created_at", ID: "n.id", Dir: page.Desc}
 // cur (a creation time and id), in noteOrder, with one query.
 func (Store) NotesPages(ctx context.Context, q sqlx.QueryerContext, keys []Key, cur *page.Key[time.Time], limit int) (map[Key][]*CustomerNote, error) {
 	orgs, custs := db.Pairs(keys, func(k Key) (uuid.UUID, uuid.UUID) { return k.Org, k.Customer })
-	var rows []*CustomerNote
+	var rows []noteRow
 	after, args := page.After(noteOrder, cur, []any{orgs, custs, limit})
 	err := sqlx.SelectContext(ctx, q, &rows, `
 		SELECT p.* FROM unnest($1::uuid[], $2::uuid[]) AS k(org, cust) CROSS JOIN LATERAL (
-			SELECT `+noteCols+` FROM customer_notes n
+			SELECT `+noteAuthorCols+` FROM customer_notes n`+noteAuthorJoin+`
 			WHERE n.organization_id = k.org AND n.customer_id = k.cust`+after+`
 			ORDER BY `+noteOrder.By()+` LIMIT $3
 		) p`, args...)
@@ -288,7 +326,22 @@ func (Store) NotesPages(ctx context.Context, q sqlx.QueryerContext, keys []Key, 
 		return nil, err
 	}
 	out := make(map[Key][]*CustomerNote, len(keys))
-	for _, n := range rows {
+	authors := map[uuid.UUID]*auth.User{} // a page's notes share their authors' accounts
+	for i := range rows {
+		r := &rows[i]
+		var shared *auth.User
+		if r.AuthorID != nil && r.UFound {
+			if shared = authors[*r.AuthorID]; shared != nil {
+				r.UFound = false // no new copy of the account
+			}
+		}
+		n := r.note()
+		switch {
+		case shared != nil:
+			n.Author = shared
+		case n.Author != nil:
+			authors[n.Author.ID] = n.Author
+		}
 		k := Key{Org: n.OrganizationID, Customer: n.CustomerID}
 		out[k] = append(out[k], n)
 	}

@@ -100,6 +100,16 @@ func keyed[K comparable, V any](r *registry, batch dataloader.BatchFunc[K, V]) *
 
 func (k *Keyed[K, V]) clear() { k.ClearAll() }
 
+// Load is dataloader's Load, except that a cached key's thunk comes straight
+// from the cache: dataloader's makes a channel, a result and a trace closure
+// on every call, a hit too, and a prefetched list calls it for every item.
+func (k *Keyed[K, V]) Load(ctx context.Context, key K) dataloader.Thunk[V] {
+	if t, ok := k.cache.Get(ctx, key); ok {
+		return t
+	}
+	return k.Loader.Load(ctx, key)
+}
+
 // Now loads key at once: from the cache when it is there, else with one
 // batch of its own, primed into the loader. For the lookups a request makes
 // once, one after the other (the viewer, the @hasRole membership, a root

@@ -55,6 +55,11 @@ func Open(ctx context.Context, url string, o Options) (*sqlx.DB, error) {
 	// price: []byte arguments go in binary format, right for bytea only (send
 	// JSON for a jsonb column as a string).
 	cfg.BinaryParameters = true
+	// Results in text: lib/pq asks a prepared statement's uuid and integer
+	// columns in binary, then turns each uuid into a new 36-byte text that
+	// uuid.UUID.Scan copies into a string again (4 allocations per uuid, 2
+	// in text): about 1,000 of a customers page's 21,600.
+	cfg.DisablePreparedBinaryResult = true
 	pc, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
