@@ -298,7 +298,7 @@ pg_start() {
 	test) opts+=" -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" ;;
 	load)
 		opts+=" -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-		opts+=" -c logging_collector=on -c log_destination=stderr,csvlog -c log_filename=postgresql.log -c log_rotation_size=0"
+		opts+=" -c logging_collector=on -c log_destination=stderr,csvlog -c log_filename=postgresql.log -c log_rotation_size=0 -c log_timezone=UTC"
 		;;
 	dev) opts+=" -c max_connections=100" ;;
 	*) pg_die "pg_start: unknown mode $mode (dev|test|load)" ;;

@@ -28,6 +28,7 @@ const captureApp = "tenantgraph-loadtest-capture"
 
 // Columns of PostgreSQL's csvlog (PostgreSQL 13 and later; 0-based).
 const (
+	csvTime     = 0
 	csvDatabase = 2
 	csvSession  = 5
 	csvSeverity = 11
@@ -40,12 +41,16 @@ const (
 // <unnamed>: SQL", "execute name: SQL", "execute name/portal: SQL".
 var executeLine = regexp.MustCompile(`(?s)^execute [^:]*: (.*)$`)
 
+// csvTimeLayout is the csvlog's log_time.
+const csvTimeLayout = "2006-01-02 15:04:05.000 MST"
+
 // pgbenchScript reads a csvlog and returns the statements that database's
-// sessions other than skipApp's logged (log_statement), each with its
+// sessions other than skipApp's logged (log_statement) within [from, to]
+// (when from is not zero: the request's own time), each with its
 // parameters inlined as literals, grouped by session in the order the
 // sessions first appear (so that a transaction's statements stay together),
 // one per command of a pgbench script; and how many statements that is.
-func pgbenchScript(r io.Reader, database, skipApp string) (string, int, error) {
+func pgbenchScript(r io.Reader, database, skipApp string, from, to time.Time) (string, int, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
@@ -61,6 +66,15 @@ func pgbenchScript(r io.Reader, database, skipApp string) (string, int, error) {
 		}
 		if len(rec) <= csvApp || rec[csvDatabase] != database || rec[csvApp] == skipApp || rec[csvSeverity] != "LOG" {
 			continue
+		}
+		if !from.IsZero() {
+			at, err := time.Parse(csvTimeLayout, rec[csvTime])
+			if err != nil {
+				return "", 0, fmt.Errorf("reading the csvlog: log_time %q: %w", rec[csvTime], err)
+			}
+			if at.Before(from) || at.After(to) {
+				continue // the server's background work (the sealer's poll, the mail worker)
+			}
 		}
 		msg := rec[csvMessage]
 		var stmt string
@@ -299,16 +313,21 @@ func captureStatements(ctx context.Context, o options, t target, s session, body
 	counts := map[string]int{}
 	for range 3 {
 		from := settledSize(ctx, o.PGCSVLog)
+		// The server's background work logs too (the sealer polls every 50
+		// ms): only what was logged while the request ran is its own. The
+		// log's times are in milliseconds.
+		start := time.Now().Truncate(time.Millisecond).Add(-time.Millisecond)
 		b, status, err := send(ctx, c, t.URL+"/query", s.Token, body)
 		if err != nil || status != http.StatusOK || strings.Contains(string(b), `"errors":`) {
 			return "", 0, fmt.Errorf("the captured request failed: HTTP %d %v %.200s", status, err, b)
 		}
+		end := time.Now().Add(time.Millisecond)
 		to := settledSize(ctx, o.PGCSVLog)
 		f, err := os.Open(o.PGCSVLog)
 		if err != nil {
 			return "", 0, err
 		}
-		script, n, err := pgbenchScript(io.NewSectionReader(f, from, to-from), dbName, captureApp)
+		script, n, err := pgbenchScript(io.NewSectionReader(f, from, to-from), dbName, captureApp, start, end)
 		f.Close()
 		if err != nil {
 			return "", 0, err
@@ -329,10 +348,11 @@ func captureStatements(ctx context.Context, o options, t target, s session, body
 }
 
 // settledSize waits until path has not grown for 100 ms (the log collector
-// has written what the backends sent it; at most 3 s) and returns its size.
+// has written what the backends sent it; at most 1 s, as the server's
+// background work may never let it rest) and returns its size.
 func settledSize(ctx context.Context, path string) int64 {
 	last := fileSize(path)
-	for i := 0; i < 30; i++ {
+	for i := 0; i < 10; i++ {
 		if !sleepCtx(ctx, 100*time.Millisecond) {
 			break
 		}

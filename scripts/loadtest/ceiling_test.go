@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // csvLine is one csvlog record (PostgreSQL 15: 26 columns) with the columns
@@ -34,7 +35,7 @@ func TestPgbenchScriptFromTheCSVLog(t *testing.T) {
 		csvLine("tenantgraph", "656.1", "", "ERROR", "relation \"x\" does not exist", "") +
 		csvLine("tenantgraph", "657.2", "", "LOG", "execute S_2/C_3: SELECT count(*)::int FROM users", "") +
 		csvLine("tenantgraph", "656.1", "", "LOG", "statement: COMMIT;", "")
-	got, n, err := pgbenchScript(strings.NewReader(log), "tenantgraph", captureApp)
+	got, n, err := pgbenchScript(strings.NewReader(log), "tenantgraph", captureApp, time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,5 +100,22 @@ func TestDatabaseName(t *testing.T) {
 	}
 	if _, err := databaseName("host=x dbname=y"); err == nil {
 		t.Error("a conninfo string accepted")
+	}
+}
+
+// Within a window (the captured request's time), a statement logged before
+// or after it (the sealer's poll) is left out.
+func TestPgbenchScriptKeepsTheRequestsTime(t *testing.T) {
+	at := func(line, when string) string { return strings.Replace(line, "2026-11-27 17:21:10.123 UTC", when, 1) }
+	log := at(csvLine("tenantgraph", "1.1", "", "LOG", "statement: SELECT 'before'", ""), "2026-11-27 17:21:10.099 UTC") +
+		at(csvLine("tenantgraph", "1.2", "", "LOG", "statement: SELECT 'during'", ""), "2026-11-27 17:21:10.101 UTC") +
+		at(csvLine("tenantgraph", "1.1", "", "LOG", "statement: SELECT 'after'", ""), "2026-11-27 17:21:10.106 UTC")
+	from := time.Date(2026, 11, 27, 17, 21, 10, 100_000_000, time.UTC)
+	got, n, err := pgbenchScript(strings.NewReader(log), "tenantgraph", captureApp, from, from.Add(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || !strings.Contains(got, "during") {
+		t.Fatalf("script of %d statements:\n%s\nwant only the one during the window", n, got)
 	}
 }
