@@ -1,12 +1,18 @@
 package graph
 
 import (
+	"bytes"
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
+	gqlast "github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // TestSequentialListsCannotWait holds graph/gqlgen's rewrite to its rule,
@@ -108,6 +114,30 @@ func TestSequentialListsCannotWait(t *testing.T) {
 	for name := range calls {
 		if strings.HasPrefix(name, "marshalNCustomerEdge2ᚕ") && reach(name) == "" {
 			t.Errorf("%s: the check finds nothing that waits under a customer, whose assignee is a resolver", name)
+		}
+	}
+}
+
+// TestWriteResponseIsGqlgens: writeResponse writes what gqlgen's transports
+// write (json.Marshal of the response), byte for byte.
+func TestWriteResponseIsGqlgens(t *testing.T) {
+	for _, resp := range []*graphql.Response{
+		{Data: json.RawMessage(`{"me":{"id":"1","name":"Ann \"A\""}}`)},
+		{},
+		{Errors: gqlerror.List{{Message: "no", Path: gqlast.Path{gqlast.PathName("me")}, Extensions: map[string]any{"code": "NOT_FOUND"}}},
+			Data: json.RawMessage(`{"me":null}`)},
+		{Data: json.RawMessage(`{"a":1}`), Extensions: map[string]any{"cost": 3}},
+	} {
+		want, err := json.Marshal(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if !writeResponse(&got, resp) {
+			t.Fatalf("wrote nothing for %s", want)
+		}
+		if got.String() != string(want) {
+			t.Errorf("wrote %s, want %s", got.String(), want)
 		}
 	}
 }

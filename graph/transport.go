@@ -31,6 +31,10 @@ import (
 //     while it is read answers 413 with BAD_USER_INPUT; a mutation over GET answers 405.
 //   - A response to a request that was not executed has no "data" entry.
 //   - Every error carries an extensions.code.
+//
+// And an executed operation's response is written as it is (writeResponse):
+// gqlgen's json.Marshal of the response validates and copies its data, which
+// the executor wrote as compact JSON already.
 
 const mediaGraphQLResponse = "application/graphql-response+json"
 
@@ -44,7 +48,7 @@ type compliant struct {
 
 func (c compliant) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	rw := &shapingWriter{ResponseWriter: w, meta: reqmeta.From(r.Context())}
-	ex := &shapingExecutor{GraphExecutor: exec, w: rw}
+	ex := &shapingExecutor{GraphExecutor: exec, w: rw, direct: r.Method == http.MethodPost || r.Method == http.MethodGet}
 	if r.Body != nil {
 		br := &bodyReader{ReadCloser: r.Body, tooLarge: &rw.tooLarge, text: &ex.text}
 		if c.documentIDs && r.Method == http.MethodPost {
@@ -96,6 +100,9 @@ type shapingExecutor struct {
 	text  utf8Checker   // the raw request: body, or the URL's query parameters
 	body  *bytes.Buffer // the POST body, kept to read its documentId
 	docID *documentID   // the request's documentId, when it sent one
+	// direct: the transport writes one response per request (POST, GET), which
+	// the executor writes itself (writeResponse).
+	direct bool
 }
 
 func (e *shapingExecutor) CreateOperationContext(ctx context.Context, p *graphql.RawParams) (*graphql.OperationContext, gqlerror.List) {
@@ -137,8 +144,44 @@ func (e *shapingExecutor) DispatchOperation(ctx context.Context, oc *graphql.Ope
 			resp.Errors = capErrors(resp.Errors)
 			reqmeta.From(ctx).SetOutcome(outcome(resp.Errors))
 		}
+		if e.direct && resp != nil && resp.HasNext == nil && resp.Label == "" && resp.Path == nil && writeResponse(e.w, resp) {
+			e.w.written = true // the transport's copy is dropped
+			return &graphql.Response{}
+		}
 		return resp
 	}, ctx
+}
+
+// writeResponse writes resp as gqlgen's transports do (the fields of
+// graphql.Response, in its order), its data as the executor wrote it; false
+// when it wrote nothing (its errors or extensions would not marshal).
+func writeResponse(w io.Writer, resp *graphql.Response) bool {
+	head := []byte(`{"data":`)
+	if len(resp.Errors) > 0 {
+		errs, err := json.Marshal(resp.Errors)
+		if err != nil {
+			return false
+		}
+		head = append(append([]byte(`{"errors":`), errs...), `,"data":`...)
+	}
+	tail := []byte("}")
+	if len(resp.Extensions) > 0 {
+		ext, err := json.Marshal(resp.Extensions)
+		if err != nil {
+			return false
+		}
+		tail = append(append([]byte(`,"extensions":`), ext...), '}')
+	}
+	data := []byte(resp.Data)
+	if len(data) == 0 {
+		data = []byte("null")
+	}
+	for _, b := range [][]byte{head, data, tail} {
+		if _, err := w.Write(b); err != nil {
+			break // the client is gone
+		}
+	}
+	return true
 }
 
 func (e *shapingExecutor) DispatchError(ctx context.Context, list gqlerror.List) *graphql.Response {
@@ -171,6 +214,7 @@ type shapingWriter struct {
 	status   int
 	buf      bytes.Buffer
 	passing  bool // writing through
+	written  bool // the executor wrote the response (writeResponse): drop the transport's
 	meta     *reqmeta.Meta
 }
 
@@ -182,6 +226,9 @@ func (w *shapingWriter) WriteHeader(status int) {
 }
 
 func (w *shapingWriter) Write(b []byte) (int, error) {
+	if w.written {
+		return len(b), nil
+	}
 	if w.passing {
 		return w.ResponseWriter.Write(b)
 	}
