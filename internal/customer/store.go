@@ -175,9 +175,18 @@ func order(o CustomerOrder) page.Order {
 // where builds the filter of a list: the statement's text depends on which
 // filters are present (so that each shape gets a plan of its own, the search
 // one on the trigram index), the values are parameters.
+//
+// With a search, the organization is db.Unestimated: planned as the average
+// organization rather than from its statistics, which know nothing of a new
+// one (estimated at one row, its 30,000 customers were read and sorted for
+// every page of "C": 40 ms, instead of walking the ordering's index for 21
+// rows: 1 ms).
 func where(org uuid.UUID, f Filter) (string, []any) {
 	args := []any{org}
 	conds := []string{"c.organization_id = $1"}
+	if f.Search != nil {
+		conds[0] = "c.organization_id = " + db.Unestimated("$1", "uuid")
+	}
 	add := func(cond string, v any) {
 		args = append(args, v)
 		conds = append(conds, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
@@ -223,14 +232,21 @@ func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f F
 	return toCustomers(rows), err
 }
 
-// Count counts org's customers matching f: with a search, on the trigram
-// index; without, on customers_active_idx (migrations/00011) with an index-only
-// scan, or for includeArchived on customers_assignee_idx.
+// Count counts org's customers matching f (without a search): on
+// customers_active_idx (migrations/00011) with an index-only scan, or for
+// includeArchived on customers_assignee_idx.
 func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter) (int, error) {
 	cond, args := where(org, f)
 	var n int
 	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM customers c WHERE `+cond, args...)
 	return n, err
+}
+
+// CountUpTo counts org's customers matching f, but at most limit of them (a
+// search's capped totalCount: db.CountUpTo).
+func (Store) CountUpTo(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, limit int) (int, error) {
+	cond, args := where(org, f)
+	return db.CountUpTo(ctx, q, `customers c WHERE `+cond, limit, args...)
 }
 
 // --- notes ---

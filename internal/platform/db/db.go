@@ -168,6 +168,28 @@ func LikeContains(s string) string {
 	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
 }
 
+// CountUpTo counts the rows of `SELECT 1 FROM <from>` (from: the tables and
+// their WHERE, with args as $1…), but at most limit of them: the subquery
+// stops after limit rows, so a count that would reach millions reads limit
+// rows at most (page.Connection.Capped gives limit = page.CountCap + 1). It is
+// sent unprepared (CustomPlan), planned for its values.
+func CountUpTo(ctx context.Context, q sqlx.QueryerContext, from string, limit int, args ...any) (int, error) {
+	args = append(args, limit)
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, fmt.Sprintf("%sSELECT count(*) FROM (SELECT 1 FROM %s LIMIT $%d) capped", CustomPlan, from, len(args)), args...)
+	return n, err
+}
+
+// Unestimated is the parameter p (e.g. "$1") of SQL type typ as a value the
+// planner cannot see when it plans, `(SELECT $1::uuid)`: a condition on it is
+// estimated from the column's average frequency, not from its statistics for
+// that value. A search's page uses it for the organization: an organization
+// that the statistics do not know yet (a new tenant who just imported 30,000
+// customers) is otherwise estimated at one row, and the plan that reads and
+// sorts all its matches looks cheaper than the walk of the ordering's index
+// that stops after one page (docs/testing.md, "Benchmarks").
+func Unestimated(p, typ string) string { return "(SELECT " + p + "::" + typ + ")" }
+
 // SQLSTATE codes the stores map to domain errors.
 const (
 	UniqueViolation     = "23505"
