@@ -80,8 +80,13 @@ func (Store) InsertMovement(ctx context.Context, q sqlx.ExecerContext, m *Moveme
 
 // where is a product list's filter: the statement's text depends on which
 // filters are present, the values are parameters.
+// With a search, the organization is db.Unestimated, as for the customers'
+// search (internal/customer's where).
 func where(org uuid.UUID, f Filter) (string, []any) {
 	cond, args := "p.organization_id = $1", []any{org}
+	if f.Search != nil {
+		cond = "p.organization_id = " + db.Unestimated("$1", "uuid")
+	}
 	if !f.IncludeArchived {
 		cond += " AND p.archived_at IS NULL"
 	}
@@ -108,16 +113,19 @@ func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f F
 	return rows, err
 }
 
-// Count counts org's products matching f.
+// Count counts org's products matching f (without a search).
 func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter) (int, error) {
 	cond, args := where(org, f)
-	hint := ""
-	if f.Search != nil {
-		hint = db.CustomPlan // as Page: a rare term on the trigram index, a broad one otherwise
-	}
 	var n int
-	err := sqlx.GetContext(ctx, q, &n, hint+`SELECT count(*) FROM products p WHERE `+cond, args...)
+	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM products p WHERE `+cond, args...)
 	return n, err
+}
+
+// CountUpTo counts org's products matching f, but at most limit of them (a
+// search's capped totalCount: db.CountUpTo, planned for its term).
+func (Store) CountUpTo(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, limit int) (int, error) {
+	cond, args := where(org, f)
+	return db.CountUpTo(ctx, q, `products p WHERE `+cond, limit, args...)
 }
 
 // MovementsPages returns up to limit movements (newest first, after cur) of
