@@ -92,7 +92,9 @@ func (s *Service) List(ctx context.Context, orgID uuid.UUID, f Filter, first *in
 		func(ctx context.Context) (int, error) { return s.store.Count(ctx, s.d.DB, orgID, f) })
 	if f.Search != nil {
 		// Capped like the customers' search (page.CountCap).
-		conn.Capped(func(ctx context.Context, limit int) (int, error) { return s.store.CountUpTo(ctx, s.d.DB, orgID, f, limit) })
+		conn.Capped(func(ctx context.Context, limit int) (int, error) {
+			return s.store.CountUpTo(ctx, s.d.DB, orgID, f, limit)
+		})
 	}
 	return conn, nil
 }

@@ -130,7 +130,9 @@ func list[V page.Value](ctx context.Context, s *Service, orgID uuid.UUID, f Filt
 		func(ctx context.Context) (int, error) { return s.store.Count(ctx, s.d.DB, orgID, f) })
 	if f.Search != nil {
 		// A search's count is capped (page.CountCap): "C" matches every customer.
-		conn.Capped(func(ctx context.Context, limit int) (int, error) { return s.store.CountUpTo(ctx, s.d.DB, orgID, f, limit) })
+		conn.Capped(func(ctx context.Context, limit int) (int, error) {
+			return s.store.CountUpTo(ctx, s.d.DB, orgID, f, limit)
+		})
 	}
 	return conn, nil
 }
