@@ -106,10 +106,21 @@ func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f F
 	if f.Search != nil {
 		hint = db.CustomPlan // see the customers' Page: a plan for each term
 	}
-	var rows []*Product
-	err := sqlx.SelectContext(ctx, q, &rows, hint+`SELECT `+productCols+`
+	query := hint + `SELECT ` + productCols + `
 		FROM products p JOIN organizations o ON o.id = p.organization_id
-		WHERE `+cond+after+` ORDER BY `+productOrder.By()+` LIMIT $`+strconv.Itoa(len(args)), args...)
+		WHERE ` + cond + after + ` ORDER BY ` + productOrder.By() + ` LIMIT $` + strconv.Itoa(len(args))
+	if f.Search != nil && !db.HasTrigram(*f.Search) {
+		// As the customers' page: a term without a trigram takes the page's
+		// keys from an index-only walk of products_name_page_idx (which
+		// includes the SKU, migrations/00020), then the rows.
+		query = hint + `SELECT ` + productCols + ` FROM (
+			SELECT p.organization_id, p.id FROM products p
+			WHERE ` + cond + after + ` ORDER BY ` + productOrder.By() + ` LIMIT $` + strconv.Itoa(len(args)) + `) k
+		JOIN products p ON p.organization_id = k.organization_id AND p.id = k.id
+		JOIN organizations o ON o.id = p.organization_id ORDER BY ` + productOrder.By()
+	}
+	var rows []*Product
+	err := sqlx.SelectContext(ctx, q, &rows, query, args...)
 	return rows, err
 }
 

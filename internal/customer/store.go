@@ -226,9 +226,20 @@ func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f F
 	if f.Search != nil {
 		hint = db.CustomPlan
 	}
+	query := fmt.Sprintf(`%sSELECT %s FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d`,
+		hint, customerCol, cond, after, o.By(), len(args))
+	if f.Search != nil && !db.HasTrigram(*f.Search) {
+		// A term without a trigram ("C", "Cu": what a search box sends first)
+		// has no index to narrow it, and usually matches most customers: the
+		// page's keys come from a walk of the ordering's index that stops at
+		// the page, index-only in NAME order (customers_name_page_idx includes
+		// the searched columns, migrations/00020), then its rows by key.
+		query = fmt.Sprintf(`%sSELECT %s FROM (SELECT c.organization_id, c.id FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d) k
+			JOIN customers c ON c.organization_id = k.organization_id AND c.id = k.id ORDER BY %s`,
+			hint, customerCol, cond, after, o.By(), len(args), o.By())
+	}
 	var rows []customerRow
-	err := sqlx.SelectContext(ctx, q, &rows, fmt.Sprintf(`%sSELECT %s FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d`,
-		hint, customerCol, cond, after, o.By(), len(args)), args...)
+	err := sqlx.SelectContext(ctx, q, &rows, query, args...)
 	return toCustomers(rows), err
 }
 

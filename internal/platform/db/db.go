@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -179,6 +180,11 @@ func CountUpTo(ctx context.Context, q sqlx.QueryerContext, from string, limit in
 	err := sqlx.GetContext(ctx, q, &n, fmt.Sprintf("%sSELECT count(*) FROM (SELECT 1 FROM %s LIMIT $%d) capped", CustomPlan, from, len(args)), args...)
 	return n, err
 }
+
+// HasTrigram reports whether pg_trgm can narrow an ILIKE '%term%' by term
+// with a trigram index: a term of fewer than 3 characters has no trigram, and
+// the index could only return every row of the organization.
+func HasTrigram(term string) bool { return utf8.RuneCountInString(term) >= 3 }
 
 // Unestimated is the parameter p (e.g. "$1") of SQL type typ as a value the
 // planner cannot see when it plans, `(SELECT $1::uuid)`: a condition on it is
