@@ -175,18 +175,25 @@ func order(o CustomerOrder) page.Order {
 // where builds the filter of a list: the statement's text depends on which
 // filters are present (so that each shape gets a plan of its own, the search
 // one on the trigram index), the values are parameters.
-//
-// With a search, the organization is db.Unestimated: planned as the average
-// organization rather than from its statistics, which know nothing of a new
-// one (estimated at one row, its 30,000 customers were read and sorted for
-// every page of "C": 40 ms, instead of walking the ordering's index for 21
-// rows: 1 ms).
 func where(org uuid.UUID, f Filter) (string, []any) {
-	args := []any{org}
-	conds := []string{"c.organization_id = $1"}
-	if f.Search != nil {
-		conds[0] = "c.organization_id = " + db.Unestimated("$1", "uuid")
+	return whereOrg(org, "$1", f)
+}
+
+// orgParam is how a list's statements write the organization's parameter:
+// db.Unestimated for a search term without a trigram (Page, CountUpTo), else
+// "$1".
+func orgParam(f Filter) string {
+	if f.Search != nil && !db.HasTrigram(*f.Search) {
+		return db.Unestimated("$1", "uuid")
 	}
+	return "$1"
+}
+
+// whereOrg is where with the organization's parameter written as orgParam
+// ("$1", or db.Unestimated's form of it).
+func whereOrg(org uuid.UUID, orgParam string, f Filter) (string, []any) {
+	args := []any{org}
+	conds := []string{"c.organization_id = " + orgParam}
 	add := func(cond string, v any) {
 		args = append(args, v)
 		conds = append(conds, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
@@ -212,7 +219,8 @@ func where(org uuid.UUID, f Filter) (string, []any) {
 // Page returns up to limit of org's customers matching f after cur (a
 // page.Key of f.Order's value type), in f.Order.
 func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, cur page.Cursor, limit int) ([]*Customer, error) {
-	cond, args := where(org, f)
+	short := f.Search != nil && !db.HasTrigram(*f.Search)
+	cond, args := whereOrg(org, orgParam(f), f)
 	o := order(f.Order)
 	after, args := page.After(o, cur, args)
 	args = append(args, limit)
@@ -228,12 +236,16 @@ func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f F
 	}
 	query := fmt.Sprintf(`%sSELECT %s FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d`,
 		hint, customerCol, cond, after, o.By(), len(args))
-	if f.Search != nil && !db.HasTrigram(*f.Search) {
+	if short {
 		// A term without a trigram ("C", "Cu": what a search box sends first)
 		// has no index to narrow it, and usually matches most customers: the
 		// page's keys come from a walk of the ordering's index that stops at
-		// the page, index-only in NAME order (customers_name_page_idx includes
-		// the searched columns, migrations/00020), then its rows by key.
+		// the page, then its rows by key. In NAME order the walk is index-only
+		// (customers_name_page_idx includes the searched columns,
+		// migrations/00020), and the organization is db.Unestimated: one that
+		// the statistics do not know yet (an import of 30,000 just made) was
+		// estimated at one row, and its whole list read and sorted for every
+		// keystroke (23 ms at 30,000, instead of 2.5).
 		query = fmt.Sprintf(`%sSELECT %s FROM (SELECT c.organization_id, c.id FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d) k
 			JOIN customers c ON c.organization_id = k.organization_id AND c.id = k.id ORDER BY %s`,
 			hint, customerCol, cond, after, o.By(), len(args), o.By())
@@ -254,9 +266,13 @@ func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f 
 }
 
 // CountUpTo counts org's customers matching f, but at most limit of them (a
-// search's capped totalCount: db.CountUpTo).
+// search's capped totalCount: db.CountUpTo). For a term without a trigram the
+// organization is db.Unestimated as in Page: with its own estimate, an
+// organization holding a third of the table was counted by a sequential scan
+// that stops after limit matches, but first read every other organization's
+// rows stored before its own (20 ms instead of 8).
 func (Store) CountUpTo(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, limit int) (int, error) {
-	cond, args := where(org, f)
+	cond, args := whereOrg(org, orgParam(f), f)
 	return db.CountUpTo(ctx, q, `customers c WHERE `+cond, limit, args...)
 }
 
