@@ -149,7 +149,11 @@ func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f 
 // search's capped totalCount: db.CountUpTo, planned for its term).
 func (Store) CountUpTo(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, limit int) (int, error) {
 	cond, args := whereOrg(org, orgParam(f), f)
-	return db.CountUpTo(ctx, q, `products p WHERE `+cond, limit, args...)
+	by := ""
+	if f.Search != nil && !db.HasTrigram(*f.Search) {
+		by = productOrder.By() // as the customers' CountUpTo
+	}
+	return db.CountUpTo(ctx, q, `products p WHERE `+cond, by, limit, args...)
 }
 
 // MovementsPages returns up to limit movements (newest first, after cur) of

@@ -172,12 +172,19 @@ func LikeContains(s string) string {
 // CountUpTo counts the rows of `SELECT 1 FROM <from>` (from: the tables and
 // their WHERE, with args as $1…), but at most limit of them: the subquery
 // stops after limit rows, so a count that would reach millions reads limit
-// rows at most (page.Connection.Capped gives limit = page.CountCap + 1). It is
-// sent unprepared (CustomPlan), planned for its values.
-func CountUpTo(ctx context.Context, q sqlx.QueryerContext, from string, limit int, args ...any) (int, error) {
+// rows at most (page.Connection.Capped gives limit = page.CountCap + 1). With
+// orderBy (a list's ORDER BY, or "") the rows are taken in that order: the
+// count then walks the list's index as its page does, instead of a sequential
+// scan that the planner expects to find limit matches early but that may
+// first read every other organization's rows stored before the ones it
+// counts. It is sent unprepared (CustomPlan), planned for its values.
+func CountUpTo(ctx context.Context, q sqlx.QueryerContext, from, orderBy string, limit int, args ...any) (int, error) {
 	args = append(args, limit)
+	if orderBy != "" {
+		orderBy = " ORDER BY " + orderBy
+	}
 	var n int
-	err := sqlx.GetContext(ctx, q, &n, fmt.Sprintf("%sSELECT count(*) FROM (SELECT 1 FROM %s LIMIT $%d) capped", CustomPlan, from, len(args)), args...)
+	err := sqlx.GetContext(ctx, q, &n, fmt.Sprintf("%sSELECT count(*) FROM (SELECT 1 FROM %s%s LIMIT $%d) capped", CustomPlan, from, orderBy, len(args)), args...)
 	return n, err
 }
 
