@@ -2553,8 +2553,9 @@ type PageInfo {
 
 # Every list is a connection: keyset-paginated (` + "`" + `first` + "`" + ` defaults to 20, at most
 # 100; pass pageInfo.endCursor as ` + "`" + `after` + "`" + ` for the next page). totalCount counts
-# the whole list with its own query, only when selected. The connection types
-# are in their areas' files.
+# the whole list with its own query, only when selected; a search's totalCount
+# counts at most 10,000 (totalCountIsExact says when it stopped there). The
+# connection types are in their areas' files.
 
 enum OrderDirection {
   ASC
