@@ -88,8 +88,15 @@ func (s *Service) List(ctx context.Context, orgID uuid.UUID, f Filter, first *in
 	if err != nil {
 		return nil, fmt.Errorf("products page: %w", err)
 	}
-	return page.Build(req, rows, func(p *Product) page.Key[string] { return page.Key[string]{V: p.Name, ID: p.ID} },
-		func(ctx context.Context) (int, error) { return s.store.Count(ctx, s.d.DB, orgID, f) }), nil
+	conn := page.Build(req, rows, func(p *Product) page.Key[string] { return page.Key[string]{V: p.Name, ID: p.ID} },
+		func(ctx context.Context) (int, error) { return s.store.Count(ctx, s.d.DB, orgID, f) })
+	if f.Search != nil {
+		// Capped like the customers' search (page.CountCap).
+		conn.Capped(func(ctx context.Context, limit int) (int, error) {
+			return s.store.CountUpTo(ctx, s.d.DB, orgID, f, limit)
+		})
+	}
+	return conn, nil
 }
 
 // MovementsRequest is a ledger page of several products: all share First and After.

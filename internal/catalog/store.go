@@ -81,7 +81,23 @@ func (Store) InsertMovement(ctx context.Context, q sqlx.ExecerContext, m *Moveme
 // where is a product list's filter: the statement's text depends on which
 // filters are present, the values are parameters.
 func where(org uuid.UUID, f Filter) (string, []any) {
-	cond, args := "p.organization_id = $1", []any{org}
+	return whereOrg(org, "$1", f)
+}
+
+// orgParam is how a list's statements write the organization's parameter:
+// db.Unestimated for a search term without a trigram (Page, CountUpTo), else
+// "$1", as for the customers (internal/customer's orgParam).
+func orgParam(f Filter) string {
+	if f.Search != nil && !db.HasTrigram(*f.Search) {
+		return db.Unestimated("$1", "uuid")
+	}
+	return "$1"
+}
+
+// whereOrg is where with the organization's parameter written as orgParam
+// ("$1", or db.Unestimated's form of it).
+func whereOrg(org uuid.UUID, orgParam string, f Filter) (string, []any) {
+	cond, args := "p.organization_id = "+orgParam, []any{org}
 	if !f.IncludeArchived {
 		cond += " AND p.archived_at IS NULL"
 	}
@@ -94,30 +110,50 @@ func where(org uuid.UUID, f Filter) (string, []any) {
 
 // Page returns up to limit of org's products matching f after cur, by name.
 func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, cur *page.Key[string], limit int) ([]*Product, error) {
-	cond, args := where(org, f)
+	short := f.Search != nil && !db.HasTrigram(*f.Search)
+	cond, args := whereOrg(org, orgParam(f), f)
 	after, args := page.After(productOrder, cur, args)
 	args = append(args, limit)
 	hint := ""
 	if f.Search != nil {
 		hint = db.CustomPlan // see the customers' Page: a plan for each term
 	}
-	var rows []*Product
-	err := sqlx.SelectContext(ctx, q, &rows, hint+`SELECT `+productCols+`
+	query := hint + `SELECT ` + productCols + `
 		FROM products p JOIN organizations o ON o.id = p.organization_id
-		WHERE `+cond+after+` ORDER BY `+productOrder.By()+` LIMIT $`+strconv.Itoa(len(args)), args...)
+		WHERE ` + cond + after + ` ORDER BY ` + productOrder.By() + ` LIMIT $` + strconv.Itoa(len(args))
+	if short {
+		// As the customers' page: a term without a trigram takes the page's
+		// keys from an index-only walk of products_name_page_idx (which
+		// includes the SKU, migrations/00020), the organization
+		// db.Unestimated, then the rows.
+		query = hint + `SELECT ` + productCols + ` FROM (
+			SELECT p.organization_id, p.id FROM products p
+			WHERE ` + cond + after + ` ORDER BY ` + productOrder.By() + ` LIMIT $` + strconv.Itoa(len(args)) + `) k
+		JOIN products p ON p.organization_id = k.organization_id AND p.id = k.id
+		JOIN organizations o ON o.id = p.organization_id ORDER BY ` + productOrder.By()
+	}
+	var rows []*Product
+	err := sqlx.SelectContext(ctx, q, &rows, query, args...)
 	return rows, err
 }
 
-// Count counts org's products matching f.
+// Count counts org's products matching f (without a search).
 func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter) (int, error) {
 	cond, args := where(org, f)
-	hint := ""
-	if f.Search != nil {
-		hint = db.CustomPlan // as Page: a rare term on the trigram index, a broad one otherwise
-	}
 	var n int
-	err := sqlx.GetContext(ctx, q, &n, hint+`SELECT count(*) FROM products p WHERE `+cond, args...)
+	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM products p WHERE `+cond, args...)
 	return n, err
+}
+
+// CountUpTo counts org's products matching f, but at most limit of them (a
+// search's capped totalCount: db.CountUpTo, planned for its term).
+func (Store) CountUpTo(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, limit int) (int, error) {
+	cond, args := whereOrg(org, orgParam(f), f)
+	by := ""
+	if f.Search != nil && !db.HasTrigram(*f.Search) {
+		by = productOrder.By() // as the customers' CountUpTo
+	}
+	return db.CountUpTo(ctx, q, `products p WHERE `+cond, by, limit, args...)
 }
 
 // MovementsPages returns up to limit movements (newest first, after cur) of

@@ -126,8 +126,15 @@ func list[V page.Value](ctx context.Context, s *Service, orgID uuid.UUID, f Filt
 	if err != nil {
 		return nil, fmt.Errorf("customers page: %w", err)
 	}
-	return page.Build(req, rows, func(c *Customer) page.Key[V] { return page.Key[V]{Of: of, V: value(c), ID: c.ID} },
-		func(ctx context.Context) (int, error) { return s.store.Count(ctx, s.d.DB, orgID, f) }), nil
+	conn := page.Build(req, rows, func(c *Customer) page.Key[V] { return page.Key[V]{Of: of, V: value(c), ID: c.ID} },
+		func(ctx context.Context) (int, error) { return s.store.Count(ctx, s.d.DB, orgID, f) })
+	if f.Search != nil {
+		// A search's count is capped (page.CountCap): "C" matches every customer.
+		conn.Capped(func(ctx context.Context, limit int) (int, error) {
+			return s.store.CountUpTo(ctx, s.d.DB, orgID, f, limit)
+		})
+	}
+	return conn, nil
 }
 
 // NotesRequest is a timeline page of several customers: all share First and After.

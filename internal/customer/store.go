@@ -177,8 +177,24 @@ func order(o CustomerOrder) page.Order {
 // filters are present (so that each shape gets a plan of its own, the search
 // one on the trigram index), the values are parameters.
 func where(org uuid.UUID, f Filter) (string, []any) {
+	return whereOrg(org, "$1", f)
+}
+
+// orgParam is how a list's statements write the organization's parameter:
+// db.Unestimated for a search term without a trigram (Page, CountUpTo), else
+// "$1".
+func orgParam(f Filter) string {
+	if f.Search != nil && !db.HasTrigram(*f.Search) {
+		return db.Unestimated("$1", "uuid")
+	}
+	return "$1"
+}
+
+// whereOrg is where with the organization's parameter written as orgParam
+// ("$1", or db.Unestimated's form of it).
+func whereOrg(org uuid.UUID, orgParam string, f Filter) (string, []any) {
 	args := []any{org}
-	conds := []string{"c.organization_id = $1"}
+	conds := []string{"c.organization_id = " + orgParam}
 	add := func(cond string, v any) {
 		args = append(args, v)
 		conds = append(conds, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
@@ -204,7 +220,8 @@ func where(org uuid.UUID, f Filter) (string, []any) {
 // Page returns up to limit of org's customers matching f after cur (a
 // page.Key of f.Order's value type), in f.Order.
 func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, cur page.Cursor, limit int) ([]*Customer, error) {
-	cond, args := where(org, f)
+	short := f.Search != nil && !db.HasTrigram(*f.Search)
+	cond, args := whereOrg(org, orgParam(f), f)
 	o := order(f.Order)
 	after, args := page.After(o, cur, args)
 	args = append(args, limit)
@@ -218,20 +235,50 @@ func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f F
 	if f.Search != nil {
 		hint = db.CustomPlan
 	}
+	query := fmt.Sprintf(`%sSELECT %s FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d`,
+		hint, customerCol, cond, after, o.By(), len(args))
+	if short {
+		// A term without a trigram ("C", "Cu": what a search box sends first)
+		// has no index to narrow it, and usually matches most customers: the
+		// page's keys come from a walk of the ordering's index that stops at
+		// the page, then its rows by key. In NAME order the walk is index-only
+		// (customers_name_page_idx includes the searched columns,
+		// migrations/00020), and the organization is db.Unestimated: one that
+		// the statistics do not know yet (an import of 30,000 just made) was
+		// estimated at one row, and its whole list read and sorted for every
+		// keystroke (23 ms at 30,000, instead of 2.5).
+		query = fmt.Sprintf(`%sSELECT %s FROM (SELECT c.organization_id, c.id FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d) k
+			JOIN customers c ON c.organization_id = k.organization_id AND c.id = k.id ORDER BY %s`,
+			hint, customerCol, cond, after, o.By(), len(args), o.By())
+	}
 	var rows []customerRow
-	err := sqlx.SelectContext(ctx, q, &rows, fmt.Sprintf(`%sSELECT %s FROM customers c WHERE %s%s ORDER BY %s LIMIT $%d`,
-		hint, customerCol, cond, after, o.By(), len(args)), args...)
+	err := sqlx.SelectContext(ctx, q, &rows, query, args...)
 	return toCustomers(rows), err
 }
 
-// Count counts org's customers matching f: with a search, on the trigram
-// index; without, on customers_active_idx (migrations/00011) with an index-only
-// scan, or for includeArchived on customers_assignee_idx.
+// Count counts org's customers matching f (without a search): on
+// customers_active_idx (migrations/00011) with an index-only scan, or for
+// includeArchived on customers_assignee_idx.
 func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter) (int, error) {
 	cond, args := where(org, f)
 	var n int
 	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM customers c WHERE `+cond, args...)
 	return n, err
+}
+
+// CountUpTo counts org's customers matching f, but at most limit of them (a
+// search's capped totalCount: db.CountUpTo). A term without a trigram is
+// counted as Page walks it (the organization db.Unestimated, in f.Order): with
+// the organization's own estimate, one holding a third of the table was
+// counted by a sequential scan that first read every other organization's
+// rows stored before its own (20 ms instead of 7).
+func (Store) CountUpTo(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, limit int) (int, error) {
+	cond, args := whereOrg(org, orgParam(f), f)
+	by := ""
+	if f.Search != nil && !db.HasTrigram(*f.Search) {
+		by = order(f.Order).By()
+	}
+	return db.CountUpTo(ctx, q, `customers c WHERE `+cond, by, limit, args...)
 }
 
 // --- notes ---

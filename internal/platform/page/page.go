@@ -68,15 +68,27 @@ func (r Request[V]) Limit() int { return r.First + 1 }
 // Counter counts the whole list (not the page), for totalCount.
 type Counter func(ctx context.Context) (int, error)
 
+// CountCap is the most a capped count counts (Connection.Capped): a search's
+// totalCount says "more than 10,000" (10,000, not exact) rather than count
+// every match of a one-letter term on each keystroke (docs/api.md, "Limits
+// and errors").
+const CountCap = 10_000
+
+// CappedCounter counts the whole list but stops at limit rows: the count, or
+// limit when there are at least that many (db.CountUpTo).
+type CappedCounter func(ctx context.Context, limit int) (int, error)
+
 // Connection is one page of a list, bound to each area's XxxConnection type.
 type Connection[T any] struct {
 	Edges    []*Edge[T]
 	PageInfo Info
 
-	count Counter
-	once  sync.Once
-	total int
-	err   error
+	count  Counter
+	capped bool // count is a CappedCounter's, given CountCap+1
+	once   sync.Once
+	total  int
+	exact  bool
+	err    error
 }
 
 // Edge is one item with its cursor.
@@ -142,15 +154,41 @@ func (c Counts[K]) Of(ctx context.Context, k K) (int, error) {
 	return n[k], err
 }
 
-// TotalCount is the number of items in the whole list (every page), computed
-// once, on demand.
-func (c *Connection[T]) TotalCount(ctx context.Context) (int, error) {
+// Capped makes c's totalCount a capped count: count is asked for at most
+// CountCap+1 rows; when it finds that many, TotalCount is CountCap and
+// TotalCountIsExact false. It returns c.
+func (c *Connection[T]) Capped(count CappedCounter) *Connection[T] {
+	c.count = func(ctx context.Context) (int, error) { return count(ctx, CountCap+1) }
+	c.capped = true
+	return c
+}
+
+func (c *Connection[T]) counted(ctx context.Context) {
 	c.once.Do(func() {
-		if c.count != nil {
-			c.total, c.err = c.count(ctx)
+		c.exact = true
+		if c.count == nil {
+			return
+		}
+		c.total, c.err = c.count(ctx)
+		if c.capped && c.total > CountCap {
+			c.total, c.exact = CountCap, false
 		}
 	})
+}
+
+// TotalCount is the number of items in the whole list (every page), computed
+// once, on demand; for a Capped connection at most CountCap.
+func (c *Connection[T]) TotalCount(ctx context.Context) (int, error) {
+	c.counted(ctx)
 	return c.total, c.err
+}
+
+// TotalCountIsExact says whether TotalCount is the list's exact size: false
+// only when a Capped count reached its cap (the list holds more than
+// CountCap). Selected alone, it costs the same count.
+func (c *Connection[T]) TotalCountIsExact(ctx context.Context) (bool, error) {
+	c.counted(ctx)
+	return c.exact, c.err
 }
 
 // Nodes returns the page's items.
