@@ -212,10 +212,6 @@ var memberOrder = page.Order{Col: "m.created_at", ID: "m.user_id"}
 // MembersPages returns, for each of orgs, up to limit members with role ("" for
 // every role) after cur (a join time and user id), in memberOrder, with their users.
 func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, role Role, cur *page.Key[time.Time], limit int, counted bool) (map[uuid.UUID][]*Member, map[uuid.UUID]int, error) {
-	var rows []struct {
-		memberUserRow
-		Total int `db:"total"`
-	}
 	after, args := page.After(memberOrder, cur, []any{pq.Array(orgs), role, limit})
 	// counted: each organization's member count (every role) in the same
 	// statement, an index-only count per organization, for the dashboard's
@@ -225,7 +221,7 @@ func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uui
 		total, count = "c.n", `
 		CROSS JOIN LATERAL (SELECT count(*) AS n FROM organization_members c WHERE c.organization_id = k.org) c`
 	}
-	err := sqlx.SelectContext(ctx, q, &rows, `
+	rows, err := q.QueryContext(ctx, `
 		SELECT `+total+` AS total, p.* FROM unnest($1::uuid[]) AS k(org)`+count+` CROSS JOIN LATERAL (
 			SELECT `+memberUserCols+`
 			FROM organization_members m JOIN users u ON u.id = m.user_id
@@ -235,18 +231,28 @@ func (Store) MembersPages(ctx context.Context, q sqlx.QueryerContext, orgs []uui
 	if err != nil {
 		return nil, nil, err
 	}
+	defer rows.Close()
 	pages := make(map[uuid.UUID][]*Member, len(orgs))
 	var totals map[uuid.UUID]int
 	if counted {
 		totals = make(map[uuid.UUID]int, len(orgs))
 	}
-	for _, r := range rows {
-		pages[r.OrganizationID] = append(pages[r.OrganizationID], r.withUser())
+	// Scanned by hand, not by sqlx: its reflection was a tenth of a
+	// dashboard request's CPU. The columns are memberUserCols'.
+	for rows.Next() {
+		var n int
+		m, u := &Member{}, &auth.User{}
+		if err := rows.Scan(&n, &m.OrganizationID, &m.UserID, &m.Role, &m.JoinedAt,
+			&u.Email, &u.Name, &u.EmailVerifiedAt, &u.CreatedAt); err != nil {
+			return nil, nil, err
+		}
+		u.ID, m.User = m.UserID, u
+		pages[m.OrganizationID] = append(pages[m.OrganizationID], m)
 		if counted {
-			totals[r.OrganizationID] = r.Total
+			totals[m.OrganizationID] = n
 		}
 	}
-	return pages, totals, nil
+	return pages, totals, rows.Err()
 }
 
 // --- invitations ---
