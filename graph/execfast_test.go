@@ -13,6 +13,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	gqlast "github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"tenantgraph/graph/scalar"
 )
 
 // TestSequentialListsCannotWait holds graph/gqlgen's rewrite to its rule,
@@ -138,6 +140,23 @@ func TestWriteResponseIsGqlgens(t *testing.T) {
 		}
 		if got.String() != string(want) {
 			t.Errorf("wrote %s, want %s", got.String(), want)
+		}
+	}
+}
+
+// TestJSONScalarIsCompact: a JSON value (an audit event's metadata, read from
+// jsonb with a space after each colon and comma) is written compact, as
+// gqlgen's json.Marshal of the response wrote it before writeResponse.
+func TestJSONScalarIsCompact(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"after": {"role": "ADMIN"}, "ids": [1, 2]}`: `{"after":{"role":"ADMIN"},"ids":[1,2]}`,
+		``:          `null`,
+		`{"broken"`: `null`,
+	} {
+		var b bytes.Buffer
+		scalar.MarshalJSON(json.RawMessage(in)).MarshalGQL(&b)
+		if b.String() != want {
+			t.Errorf("MarshalJSON(%q) wrote %s, want %s", in, b.String(), want)
 		}
 	}
 }

@@ -3,6 +3,7 @@
 package scalar
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"strconv"
@@ -48,13 +49,18 @@ func UnmarshalTime(v any) (time.Time, error) {
 	return time.Time{}, apperr.Invalid("", "not an RFC 3339 time")
 }
 
-// MarshalJSON writes a JSON value verbatim.
+// MarshalJSON writes a JSON value compact: a jsonb column's text has a
+// space after each colon and comma, and the response goes out as the
+// executor writes it (graph's writeResponse). A value that is not JSON,
+// which a jsonb column never holds, is written as null.
 func MarshalJSON(v json.RawMessage) graphql.Marshaler {
 	return graphql.WriterFunc(func(w io.Writer) {
-		if len(v) == 0 {
-			v = json.RawMessage("null")
+		var b bytes.Buffer
+		if len(v) == 0 || json.Compact(&b, v) != nil {
+			w.Write([]byte("null")) //nolint:errcheck
+			return
 		}
-		w.Write(v) //nolint:errcheck
+		w.Write(b.Bytes()) //nolint:errcheck
 	})
 }
 
