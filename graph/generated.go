@@ -2483,6 +2483,10 @@ var sources = []*ast.Source{
 #   CREDENTIAL_OPERATION_LIMIT (more than one of login, register,
 #   resetPassword, changePassword, requestPasswordReset and refreshToken in
 #   one operation, aliases and fragments included),
+#   MUTATION_LIMIT_EXCEEDED (a mutation with over 20 root fields, aliases and
+#   fragments included; extensions.max),
+#   BULK_LIMIT_EXCEEDED (a mutation whose importCustomers rows and createOrder
+#   lines add up to over 1,000, over all its aliases; extensions.max),
 #   BAD_USER_INPUT (a NUL character or invalid UTF-8 in a string argument or
 #   variable; extensions.field names the argument);
 # - in any response: at most 50 errors; past that, the 50th is TOO_MANY_ERRORS

@@ -67,7 +67,8 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 	srv.Use(inputBytes{})
 	srv.Use(&exactEnums{})
 	// Then the shape: it is linear in the document; the complexity walk inlines fragments.
-	srv.Use(shapeLimits{depth: limits.Depth, aliases: limits.Aliases, credentialOps: limits.CredentialOps, introspection: !o.Production})
+	srv.Use(shapeLimits{depth: limits.Depth, aliases: limits.Aliases, credentialOps: limits.CredentialOps,
+		mutations: limits.Mutations, bulkRows: limits.BulkRows, introspection: !o.Production})
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if o.Production {
 		srv.SetDisableSuggestion(true)

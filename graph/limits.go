@@ -22,6 +22,21 @@ type Limits struct {
 	// CredentialOps caps the root fields of one operation that hash a password
 	// or spend a credential (CredentialFields), aliases and fragments included.
 	CredentialOps int
+	// Mutations caps the root fields of a mutation, aliases and fragments
+	// included: each is a transaction of its own.
+	Mutations int
+	// BulkRows caps the rows the bulk fields (BulkFields) of one mutation
+	// write together, over all their aliases: the work of a document is priced
+	// as a whole, not per field.
+	BulkRows int
+}
+
+// BulkFields are the Mutation fields that write one row per element of a list
+// argument, with the path of that argument: each element counts against
+// Limits.BulkRows.
+var BulkFields = map[string][]string{
+	"importCustomers": {"input"},
+	"createOrder":     {"input", "lines"},
 }
 
 // CredentialFields are the Mutation fields that hash a password, verify one or
@@ -35,7 +50,7 @@ var CredentialFields = map[string]bool{
 
 // DefaultLimits are the limits of the public endpoint. A dashboard query of 20
 // organizations with 50 members each costs 5 120 (docs/api.md, "Limits and errors").
-var DefaultLimits = Limits{Complexity: 10_000, Depth: 10, Aliases: 30, CredentialOps: 1}
+var DefaultLimits = Limits{Complexity: 10_000, Depth: 10, Aliases: 30, CredentialOps: 1, Mutations: 20, BulkRows: 1_000}
 
 // Error codes the handler adds to gqlgen's own GRAPHQL_PARSE_FAILED,
 // GRAPHQL_VALIDATION_FAILED, PERSISTED_QUERY_NOT_FOUND and COMPLEXITY_LIMIT_EXCEEDED.
@@ -44,6 +59,10 @@ const (
 	CodeAliasLimit = "ALIAS_LIMIT_EXCEEDED"
 	// CodeCredentialLimit: more than Limits.CredentialOps credential fields.
 	CodeCredentialLimit = "CREDENTIAL_OPERATION_LIMIT"
+	// CodeMutationLimit: more than Limits.Mutations root fields in a mutation.
+	CodeMutationLimit = "MUTATION_LIMIT_EXCEEDED"
+	// CodeBulkLimit: the bulk fields of a mutation write more than Limits.BulkRows rows.
+	CodeBulkLimit = "BULK_LIMIT_EXCEEDED"
 	// CodeBadRequest: the HTTP request itself is malformed (not a JSON object with a
 	// string query, an unsupported content type or method).
 	CodeBadRequest = "BAD_REQUEST"
@@ -93,6 +112,7 @@ func saturatingMul(a, b int) int {
 // aliases, before any resolver runs (gqlgen calls it after validation).
 type shapeLimits struct {
 	depth, aliases, credentialOps int
+	mutations, bulkRows           int  // 0: not checked
 	introspection                 bool // false: __schema and __type are refused
 }
 
@@ -108,7 +128,82 @@ func (l shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.Opera
 	if oc.Doc == nil || oc.Operation == nil {
 		return nil
 	}
-	return l.check(oc.Doc, oc.Operation)
+	if err := l.check(oc.Doc, oc.Operation); err != nil {
+		return err
+	}
+	return l.checkWrites(oc.Doc, oc.Operation, oc.Variables)
+}
+
+// checkWrites prices a mutation as a whole: its root fields, and the rows its
+// bulk fields write, over every alias and fragment. A refused mutation runs
+// none of its fields.
+func (l shapeLimits) checkWrites(doc *ast.QueryDocument, op *ast.OperationDefinition, vars map[string]any) *gqlerror.Error {
+	if op.Operation != ast.Mutation {
+		return nil
+	}
+	fields, rows := Writes(doc, op, vars)
+	if l.bulkRows > 0 && rows > l.bulkRows {
+		err := gqlerror.Errorf("the mutation writes %d rows through its bulk fields (importCustomers rows, createOrder lines), which exceeds the limit of %d per request: split it", rows, l.bulkRows)
+		errcode.Set(err, CodeBulkLimit)
+		err.Extensions["limit"], err.Extensions["max"] = "bulkRows", l.bulkRows
+		return err
+	}
+	if l.mutations > 0 && fields > l.mutations {
+		err := gqlerror.Errorf("the mutation has %d root fields, which exceeds the limit of %d per request: split it", fields, l.mutations)
+		errcode.Set(err, CodeMutationLimit)
+		err.Extensions["limit"], err.Extensions["max"] = "mutations", l.mutations
+		return err
+	}
+	return nil
+}
+
+// Writes counts the root fields of op and the rows its BulkFields write (the
+// length of each one's list argument, with vars), each alias and each use of
+// a fragment counted. It runs after validation, which has resolved the
+// fields' definitions; a fragment that spreads itself is not followed again.
+func Writes(doc *ast.QueryDocument, op *ast.OperationDefinition, vars map[string]any) (fields, rows int) {
+	active := map[string]bool{}
+	var walk func(ast.SelectionSet)
+	walk = func(set ast.SelectionSet) {
+		for _, sel := range set {
+			switch s := sel.(type) {
+			case *ast.Field:
+				if strings.HasPrefix(s.Name, "__") {
+					continue
+				}
+				fields = satAdd(fields, 1)
+				if path, ok := BulkFields[s.Name]; ok && s.Definition != nil {
+					rows = satAdd(rows, listLen(s.ArgumentMap(vars), path))
+				}
+			case *ast.InlineFragment:
+				walk(s.SelectionSet)
+			case *ast.FragmentSpread:
+				def := doc.Fragments.ForName(s.Name)
+				if def == nil || active[s.Name] {
+					continue
+				}
+				active[s.Name] = true
+				walk(def.SelectionSet)
+				delete(active, s.Name)
+			}
+		}
+	}
+	walk(op.SelectionSet)
+	return fields, rows
+}
+
+// listLen is the length of the list at path in args (0 when there is none).
+func listLen(args map[string]any, path []string) int {
+	var v any = args
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return 0
+		}
+		v = m[k]
+	}
+	l, _ := v.([]any)
+	return len(l)
 }
 
 func (l shapeLimits) check(doc *ast.QueryDocument, op *ast.OperationDefinition) *gqlerror.Error {
