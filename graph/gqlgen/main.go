@@ -1,9 +1,9 @@
 // Command gqlgen is `gqlgen generate` (go generate ./graph runs it) plus
-// four rewrites of the generated executor, for the work gqlgen does per
+// five rewrites of the generated executor, for the work gqlgen does per
 // object and per field that most responses never use:
 //
 //   - A list of objects that cannot wait is marshalled in a plain loop
-//     (marshalSequentially, graph/sequential.go) instead of a goroutine per
+//     (marshalSequentially, graph/execfast.go) instead of a goroutine per
 //     element (graphql.MarshalSliceConcurrently).
 //   - An object's deferred group (graphql.NewDeferredGroup, which builds the
 //     object's path, a field set and a map) is made only when one of the
