@@ -122,30 +122,32 @@ func (p *sequentialLists) GenerateCode(data *codegen.Data) error {
 	return nil
 }
 
-// plainField says whether f is a struct field whose value marshals without
-// a context: of scalar or enum type, not a list, with no arguments, no
-// directive and no resolver, and not null where the schema forbids it.
-func plainField(f *codegen.Field) bool {
+// structField says whether f is a struct field of one value (not a list)
+// read as it is: no resolver, no method, no arguments, no directive.
+func structField(f *codegen.Field) bool {
 	ref := f.TypeReference
-	if f.IsResolver || f.MethodHasContext || !f.IsVariable() || len(f.Directives) > 0 || len(f.Args) > 0 ||
-		ref == nil || ref.Definition == nil || ref.IsSlice() || ref.IsContext || f.Name == "__typename" {
+	return !f.IsResolver && !f.MethodHasContext && f.IsVariable() && len(f.Directives) == 0 && len(f.Args) == 0 &&
+		ref != nil && ref.Definition != nil && !ref.IsSlice() && f.Name != "__typename"
+}
+
+// plainField says whether f is a structField whose value marshals without a
+// context: of scalar or enum type, not a context marshaller, and not null
+// where the schema forbids it.
+func plainField(f *codegen.Field) bool {
+	if !structField(f) || f.TypeReference.IsContext {
 		return false
 	}
+	ref := f.TypeReference
 	if ref.Definition.Kind != ast.Scalar && ref.Definition.Kind != ast.Enum {
 		return false
 	}
 	return !ref.GQL.NonNull || !ref.IsNilable()
 }
 
-// pointerField says whether f is a struct field holding a pointer to an
-// object, with no arguments, no directive and no resolver.
+// pointerField says whether f is a structField holding a pointer to an object.
 func pointerField(f *codegen.Field) bool {
 	ref := f.TypeReference
-	if f.IsResolver || f.MethodHasContext || !f.IsVariable() || len(f.Directives) > 0 || len(f.Args) > 0 ||
-		ref == nil || ref.Definition == nil || ref.IsSlice() || !ref.IsPtr() || ref.IsPtrToPtr() {
-		return false
-	}
-	return ref.Definition.Kind == ast.Object
+	return structField(f) && ref.IsPtr() && !ref.IsPtrToPtr() && ref.Definition.Kind == ast.Object
 }
 
 // waits decides, per GraphQL type name, whether marshalling a value of it may wait.

@@ -84,17 +84,7 @@ func where(org uuid.UUID, f Filter) (string, []any) {
 	return whereOrg(org, "$1", f)
 }
 
-// orgParam is how a list's statements write the organization's parameter:
-// db.Unestimated for a search term without a trigram (Page, CountUpTo), else
-// "$1", as for the customers (internal/customer's orgParam).
-func orgParam(f Filter) string {
-	if f.Search != nil && !db.HasTrigram(*f.Search) {
-		return db.Unestimated("$1", "uuid")
-	}
-	return "$1"
-}
-
-// whereOrg is where with the organization's parameter written as orgParam
+// whereOrg is where with the organization's parameter written as db.OrgParam
 // ("$1", or db.Unestimated's form of it).
 func whereOrg(org uuid.UUID, orgParam string, f Filter) (string, []any) {
 	cond, args := "p.organization_id = "+orgParam, []any{org}
@@ -110,8 +100,8 @@ func whereOrg(org uuid.UUID, orgParam string, f Filter) (string, []any) {
 
 // Page returns up to limit of org's products matching f after cur, by name.
 func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, cur *page.Key[string], limit int) ([]*Product, error) {
-	short := f.Search != nil && !db.HasTrigram(*f.Search)
-	cond, args := whereOrg(org, orgParam(f), f)
+	short := db.ShortTerm(f.Search)
+	cond, args := whereOrg(org, db.OrgParam(f.Search), f)
 	after, args := page.After(productOrder, cur, args)
 	args = append(args, limit)
 	hint := ""
@@ -148,9 +138,9 @@ func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f 
 // CountUpTo counts org's products matching f, but at most limit of them (a
 // search's capped totalCount: db.CountUpTo, planned for its term).
 func (Store) CountUpTo(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, limit int) (int, error) {
-	cond, args := whereOrg(org, orgParam(f), f)
+	cond, args := whereOrg(org, db.OrgParam(f.Search), f)
 	by := ""
-	if f.Search != nil && !db.HasTrigram(*f.Search) {
+	if db.ShortTerm(f.Search) {
 		by = productOrder.By() // as the customers' CountUpTo
 	}
 	return db.CountUpTo(ctx, q, `products p WHERE `+cond, by, limit, args...)

@@ -180,17 +180,7 @@ func where(org uuid.UUID, f Filter) (string, []any) {
 	return whereOrg(org, "$1", f)
 }
 
-// orgParam is how a list's statements write the organization's parameter:
-// db.Unestimated for a search term without a trigram (Page, CountUpTo), else
-// "$1".
-func orgParam(f Filter) string {
-	if f.Search != nil && !db.HasTrigram(*f.Search) {
-		return db.Unestimated("$1", "uuid")
-	}
-	return "$1"
-}
-
-// whereOrg is where with the organization's parameter written as orgParam
+// whereOrg is where with the organization's parameter written as db.OrgParam
 // ("$1", or db.Unestimated's form of it).
 func whereOrg(org uuid.UUID, orgParam string, f Filter) (string, []any) {
 	args := []any{org}
@@ -220,8 +210,8 @@ func whereOrg(org uuid.UUID, orgParam string, f Filter) (string, []any) {
 // Page returns up to limit of org's customers matching f after cur (a
 // page.Key of f.Order's value type), in f.Order.
 func (Store) Page(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, cur page.Cursor, limit int) ([]*Customer, error) {
-	short := f.Search != nil && !db.HasTrigram(*f.Search)
-	cond, args := whereOrg(org, orgParam(f), f)
+	short := db.ShortTerm(f.Search)
+	cond, args := whereOrg(org, db.OrgParam(f.Search), f)
 	o := order(f.Order)
 	after, args := page.After(o, cur, args)
 	args = append(args, limit)
@@ -273,9 +263,9 @@ func (Store) Count(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f 
 // counted by a sequential scan that first read every other organization's
 // rows stored before its own (20 ms instead of 7).
 func (Store) CountUpTo(ctx context.Context, q sqlx.QueryerContext, org uuid.UUID, f Filter, limit int) (int, error) {
-	cond, args := whereOrg(org, orgParam(f), f)
+	cond, args := whereOrg(org, db.OrgParam(f.Search), f)
 	by := ""
-	if f.Search != nil && !db.HasTrigram(*f.Search) {
+	if db.ShortTerm(f.Search) {
 		by = order(f.Order).By()
 	}
 	return db.CountUpTo(ctx, q, `customers c WHERE `+cond, by, limit, args...)

@@ -198,6 +198,20 @@ func CountUpTo(ctx context.Context, q sqlx.QueryerContext, from, orderBy string,
 // the index could only return every row of the organization.
 func HasTrigram(term string) bool { return utf8.RuneCountInString(term) >= 3 }
 
+// ShortTerm reports whether search is a term without a trigram: a list's page
+// then walks its ordering's index and its capped count follows that order
+// (the customers' and products' stores).
+func ShortTerm(search *string) bool { return search != nil && !HasTrigram(*search) }
+
+// OrgParam is how a list's statements write the organization's parameter $1
+// for search: Unestimated for a ShortTerm, else "$1".
+func OrgParam(search *string) string {
+	if ShortTerm(search) {
+		return Unestimated("$1", "uuid")
+	}
+	return "$1"
+}
+
 // Unestimated is the parameter p (e.g. "$1") of SQL type typ as a value the
 // planner cannot see when it plans, `(SELECT $1::uuid)`: a condition on it is
 // estimated from the column's average frequency, not from its statistics for
