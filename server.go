@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"tenantgraph/internal/app"
 	"tenantgraph/internal/audit"
 	"tenantgraph/internal/auth"
+	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/config"
 	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/metrics"
@@ -68,11 +70,14 @@ func run(args []string) error {
 	if cmd == "audit" {
 		return auditCmd(args[1:], os.Stdout)
 	}
+	if cmd == "org" {
+		return orgCmd(args[1:], os.Stdout)
+	}
 	if cmd == auth.WorkerArg {
 		return auth.RunHashWorker()
 	}
 	if cmd != "serve" {
-		return fmt.Errorf("unknown command %q (want serve, migrate or audit)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, audit or org)", cmd)
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(ServeGCPercent)
@@ -182,6 +187,85 @@ func migrate(args []string) error {
 		return db.MigrateStatus(ctx, d.DB, os.Stdout)
 	}
 	return errors.New("usage: tenantgraph migrate up|down|status")
+}
+
+// orgLimitsUsage is the org command's usage line.
+const orgLimitsUsage = "usage: tenantgraph org limits get|set --org ID [--seats N] [--customers N] [--notes-per-customer N] [--products N] [--orders-per-day N]"
+
+// orgCmd is `tenantgraph org limits get|set --org ID [--seats N ...]`: an
+// operator reads an organization's quotas and their use, or changes some
+// (the others keep their values), on DATABASE_URL, and sees them afterwards.
+func orgCmd(args []string, out io.Writer) error {
+	if len(args) < 2 || args[0] != "limits" || (args[1] != "get" && args[1] != "set") {
+		return errors.New(orgLimitsUsage)
+	}
+	fs := flag.NewFlagSet("org limits "+args[1], flag.ContinueOnError)
+	orgID := fs.String("org", "", "the organization's id")
+	var change org.LimitsChange
+	for _, f := range []struct {
+		name, usage string
+		v           **int
+	}{
+		{"seats", "members plus pending invitations", &change.Seats},
+		{"customers", "active customers", &change.Customers},
+		{"notes-per-customer", "notes one customer may have", &change.NotesPerCustomer},
+		{"products", "active products", &change.Products},
+		{"orders-per-day", "orders placed in a day, in the organization's time zone", &change.OrdersPerDay},
+	} {
+		fs.Func(f.name, f.usage, func(s string) error {
+			n, err := strconv.Atoi(s)
+			*f.v = &n
+			return err
+		})
+	}
+	if err := fs.Parse(args[2:]); err != nil {
+		return err
+	}
+	id, err := uuid.Parse(*orgID)
+	if err != nil {
+		return fmt.Errorf("--org: %w\n%s", err, orgLimitsUsage)
+	}
+	if args[1] == "get" && change != (org.LimitsChange{}) {
+		return errors.New("org limits get takes only --org")
+	}
+	url := os.Getenv("DATABASE_URL")
+	if url == "" {
+		return errors.New("DATABASE_URL is required")
+	}
+	opts, err := db.ParsePrepared(os.Getenv(db.PreparedSetting))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d, err := db.Open(ctx, url, opts)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	orgs := org.NewService(org.Deps{DB: d, Now: time.Now})
+	var l *org.OrganizationLimits
+	if args[1] == "set" {
+		l, err = orgs.SetLimits(ctx, id, change)
+	} else {
+		var all map[uuid.UUID]*org.OrganizationLimits
+		all, err = orgs.Limits(ctx, []uuid.UUID{id})
+		if l = all[id]; err == nil && l == nil {
+			err = errors.New("organization not found")
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "organization %s\n", id)
+	for _, q := range []struct {
+		name string
+		q    org.Quota
+	}{{"seats", l.Seats}, {"customers", l.Customers}, {"products", l.Products}, {"orders-per-day", l.OrdersPerDay}} {
+		fmt.Fprintf(out, "%-19s %d of %d\n", q.name, q.q.Used, q.q.Max)
+	}
+	fmt.Fprintf(out, "%-19s %d\n", "notes-per-customer", l.NotesPerCustomer)
+	return nil
 }
 
 // errChainBroken makes `tenantgraph audit verify` exit non-zero.

@@ -21,8 +21,11 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		if e, ok := apperr.As(err); ok {
-			if e.Code == apperr.RateLimited {
-				reqmeta.From(ctx).RateLimited(e.Limit) // for the metrics
+			switch e.Code { // for the metrics
+			case apperr.RateLimited:
+				reqmeta.From(ctx).RateLimited(e.Limit)
+			case apperr.QuotaExceeded:
+				reqmeta.From(ctx).QuotaExceeded(e.Limit)
 			}
 			out := &gqlerror.Error{Message: e.Message, Path: gqlErr.Path, Locations: gqlErr.Locations,
 				Extensions: map[string]any{"code": string(e.Code)}}

@@ -311,6 +311,7 @@ type ComplexityRoot struct {
 		EventsCursor      func(childComplexity int) int
 		ID                func(childComplexity int) int
 		Invitations       func(childComplexity int, status *org.InvitationStatus, first *int, after *string) int
+		Limits            func(childComplexity int) int
 		MemberCount       func(childComplexity int) int
 		Members           func(childComplexity int, first *int, after *string, role *tenant.Role) int
 		Name              func(childComplexity int) int
@@ -341,6 +342,14 @@ type ComplexityRoot struct {
 		Subject    func(childComplexity int) int
 		TargetID   func(childComplexity int) int
 		TargetType func(childComplexity int) int
+	}
+
+	OrganizationLimits struct {
+		Customers        func(childComplexity int) int
+		NotesPerCustomer func(childComplexity int) int
+		OrdersPerDay     func(childComplexity int) int
+		Products         func(childComplexity int) int
+		Seats            func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -396,6 +405,11 @@ type ComplexityRoot struct {
 		Organizations func(childComplexity int, first *int, after *string) int
 		Product       func(childComplexity int, orgID uuid.UUID, id uuid.UUID) int
 		Products      func(childComplexity int, orgID uuid.UUID, first *int, after *string, search *string, includeArchived *bool) int
+	}
+
+	Quota struct {
+		Max  func(childComplexity int) int
+		Used func(childComplexity int) int
 	}
 
 	SalesDay struct {
@@ -511,6 +525,7 @@ type OrganizationResolver interface {
 	MemberCount(ctx context.Context, obj *tenant.Organization) (int, error)
 	Members(ctx context.Context, obj *tenant.Organization, first *int, after *string, role *tenant.Role) (*page.Connection[*org.Member], error)
 	Invitations(ctx context.Context, obj *tenant.Organization, status *org.InvitationStatus, first *int, after *string) (*page.Connection[*org.Invitation], error)
+	Limits(ctx context.Context, obj *tenant.Organization) (*org.OrganizationLimits, error)
 	AuditLogIntegrity(ctx context.Context, obj *tenant.Organization) (*audit.Integrity, error)
 	AuditLog(ctx context.Context, obj *tenant.Organization, first *int, after *string, action *string, actorID *uuid.UUID) (*page.Connection[*audit.Event], error)
 	EventsCursor(ctx context.Context, obj *tenant.Organization) (string, error)
@@ -1795,6 +1810,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Organization.Invitations(childComplexity, args["status"].(*org.InvitationStatus), args["first"].(*int), args["after"].(*string)), true
+	case "Organization.limits":
+		if e.ComplexityRoot.Organization.Limits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.Limits(childComplexity), true
 	case "Organization.memberCount":
 		if e.ComplexityRoot.Organization.MemberCount == nil {
 			break
@@ -1934,6 +1955,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrganizationEvent.TargetType(childComplexity), true
+
+	case "OrganizationLimits.customers":
+		if e.ComplexityRoot.OrganizationLimits.Customers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationLimits.Customers(childComplexity), true
+	case "OrganizationLimits.notesPerCustomer":
+		if e.ComplexityRoot.OrganizationLimits.NotesPerCustomer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationLimits.NotesPerCustomer(childComplexity), true
+	case "OrganizationLimits.ordersPerDay":
+		if e.ComplexityRoot.OrganizationLimits.OrdersPerDay == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationLimits.OrdersPerDay(childComplexity), true
+	case "OrganizationLimits.products":
+		if e.ComplexityRoot.OrganizationLimits.Products == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationLimits.Products(childComplexity), true
+	case "OrganizationLimits.seats":
+		if e.ComplexityRoot.OrganizationLimits.Seats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationLimits.Seats(childComplexity), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -2218,6 +2270,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Products(childComplexity, args["orgId"].(uuid.UUID), args["first"].(*int), args["after"].(*string), args["search"].(*string), args["includeArchived"].(*bool)), true
+
+	case "Quota.max":
+		if e.ComplexityRoot.Quota.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quota.Max(childComplexity), true
+	case "Quota.used":
+		if e.ComplexityRoot.Quota.Used == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quota.Used(childComplexity), true
 
 	case "SalesDay.day":
 		if e.ComplexityRoot.SalesDay.Day == nil {
@@ -2991,6 +3056,8 @@ func (ec *executionContext) childFields_Organization(ctx context.Context, field 
 		return ec.fieldContext_Organization_members(ctx, field)
 	case "invitations":
 		return ec.fieldContext_Organization_invitations(ctx, field)
+	case "limits":
+		return ec.fieldContext_Organization_limits(ctx, field)
 	case "auditLogIntegrity":
 		return ec.fieldContext_Organization_auditLogIntegrity(ctx, field)
 	case "auditLog":
@@ -3045,6 +3112,22 @@ func (ec *executionContext) childFields_OrganizationEvent(ctx context.Context, f
 		return ec.fieldContext_OrganizationEvent_subject(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OrganizationEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_OrganizationLimits(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "seats":
+		return ec.fieldContext_OrganizationLimits_seats(ctx, field)
+	case "customers":
+		return ec.fieldContext_OrganizationLimits_customers(ctx, field)
+	case "products":
+		return ec.fieldContext_OrganizationLimits_products(ctx, field)
+	case "ordersPerDay":
+		return ec.fieldContext_OrganizationLimits_ordersPerDay(ctx, field)
+	case "notesPerCustomer":
+		return ec.fieldContext_OrganizationLimits_notesPerCustomer(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrganizationLimits", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3127,6 +3210,16 @@ func (ec *executionContext) childFields_ProductSales(ctx context.Context, field 
 		return ec.fieldContext_ProductSales_revenue(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProductSales", field.Name)
+}
+
+func (ec *executionContext) childFields_Quota(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "used":
+		return ec.fieldContext_Quota_used(ctx, field)
+	case "max":
+		return ec.fieldContext_Quota_max(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Quota", field.Name)
 }
 
 func (ec *executionContext) childFields_SalesDay(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -9769,6 +9862,56 @@ func (ec *executionContext) fieldContext_Organization_invitations(ctx context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _Organization_limits(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_limits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Organization().Limits(ctx, obj)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2tenantgraphᚋinternalᚋtenantᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *org.OrganizationLimits
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *org.OrganizationLimits
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, obj, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *org.OrganizationLimits) graphql.Marshaler {
+			return ec.marshalNOrganizationLimits2ᚖtenantgraphᚋinternalᚋorgᚐOrganizationLimits(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_limits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Organization",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrganizationLimits(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Organization_auditLogIntegrity(ctx context.Context, field graphql.CollectedField, obj *tenant.Organization) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10259,6 +10402,141 @@ func (ec *executionContext) _OrganizationEvent_subject(ctx context.Context, fiel
 }
 func (ec *executionContext) fieldContext_OrganizationEvent_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, true, "OrganizationEventSubject")
+}
+
+func (ec *executionContext) _OrganizationLimits_seats(ctx context.Context, field graphql.CollectedField, obj *org.OrganizationLimits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationLimits_seats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seats, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v org.Quota) graphql.Marshaler {
+			return ec.marshalNQuota2tenantgraphᚋinternalᚋorgᚐQuota(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationLimits_seats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrganizationLimits",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Quota(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrganizationLimits_customers(ctx context.Context, field graphql.CollectedField, obj *org.OrganizationLimits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationLimits_customers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Customers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v org.Quota) graphql.Marshaler {
+			return ec.marshalNQuota2tenantgraphᚋinternalᚋorgᚐQuota(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationLimits_customers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrganizationLimits",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Quota(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrganizationLimits_products(ctx context.Context, field graphql.CollectedField, obj *org.OrganizationLimits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationLimits_products(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Products, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v org.Quota) graphql.Marshaler {
+			return ec.marshalNQuota2tenantgraphᚋinternalᚋorgᚐQuota(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationLimits_products(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrganizationLimits",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Quota(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrganizationLimits_ordersPerDay(ctx context.Context, field graphql.CollectedField, obj *org.OrganizationLimits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationLimits_ordersPerDay(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrdersPerDay, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v org.Quota) graphql.Marshaler {
+			return ec.marshalNQuota2tenantgraphᚋinternalᚋorgᚐQuota(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationLimits_ordersPerDay(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrganizationLimits",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Quota(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrganizationLimits_notesPerCustomer(ctx context.Context, field graphql.CollectedField, obj *org.OrganizationLimits) (ret graphql.Marshaler) {
+	return ec.marshalNInt2int(ctx, field.Selections, obj.NotesPerCustomer)
+}
+func (ec *executionContext) fieldContext_OrganizationLimits_notesPerCustomer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationLimits", field, false, false, "Int")
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *page.Info) (ret graphql.Marshaler) {
@@ -11438,6 +11716,20 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Quota_used(ctx context.Context, field graphql.CollectedField, obj *org.Quota) (ret graphql.Marshaler) {
+	return ec.marshalNInt2int(ctx, field.Selections, obj.Used)
+}
+func (ec *executionContext) fieldContext_Quota_used(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Quota", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Quota_max(ctx context.Context, field graphql.CollectedField, obj *org.Quota) (ret graphql.Marshaler) {
+	return ec.marshalNInt2int(ctx, field.Selections, obj.Max)
+}
+func (ec *executionContext) fieldContext_Quota_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Quota", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SalesDay_day(ctx context.Context, field graphql.CollectedField, obj *sales.Day) (ret graphql.Marshaler) {
@@ -15195,6 +15487,12 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Organization_invitations(ctx, field, obj)
 				})
+		case "limits":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Organization_limits(ctx, field, obj)
+				})
 		case "auditLogIntegrity":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -15371,6 +15669,59 @@ func (ec *executionContext) _OrganizationEvent(ctx context.Context, sel ast.Sele
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrganizationEvent_subject(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return &objectWriter{fields: fields, values: out.Values}
+}
+
+var organizationLimitsImplementors = []string{"OrganizationLimits"}
+
+func (ec *executionContext) _OrganizationLimits(ctx context.Context, sel ast.SelectionSet, obj *org.OrganizationLimits) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, organizationLimitsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := newDeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrganizationLimits")
+		case "seats":
+			out.Values[i] = ec._OrganizationLimits_seats(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "customers":
+			out.Values[i] = ec._OrganizationLimits_customers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "products":
+			out.Values[i] = ec._OrganizationLimits_products(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ordersPerDay":
+			out.Values[i] = ec._OrganizationLimits_ordersPerDay(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "notesPerCustomer":
+			out.Values[i] = ec._OrganizationLimits_notesPerCustomer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -15777,6 +16128,44 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	}
 
 	return out
+}
+
+var quotaImplementors = []string{"Quota"}
+
+func (ec *executionContext) _Quota(ctx context.Context, sel ast.SelectionSet, obj *org.Quota) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, quotaImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := newDeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Quota")
+		case "used":
+			out.Values[i] = ec._Quota_used(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._Quota_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return &objectWriter{fields: fields, values: out.Values}
 }
 
 var salesDayImplementors = []string{"SalesDay"}
@@ -17046,6 +17435,14 @@ func (ec *executionContext) marshalNOrganizationEvent2ᚖtenantgraphᚋinternal�
 	return ec._OrganizationEvent(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNOrganizationLimits2ᚖtenantgraphᚋinternalᚋorgᚐOrganizationLimits(ctx context.Context, sel ast.SelectionSet, v *org.OrganizationLimits) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrganizationLimits!")
+		return graphql.Null
+	}
+	return ec._OrganizationLimits(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPageInfo2tenantgraphᚋinternalᚋplatformᚋpageᚐInfo(ctx context.Context, sel ast.SelectionSet, v page.Info) graphql.Marshaler {
 	return ec._PageInfo(ctx, sel, &v)
 }
@@ -17112,6 +17509,10 @@ func (ec *executionContext) marshalNProductSales2ᚖtenantgraphᚋinternalᚋsal
 		return graphql.Null
 	}
 	return ec._ProductSales(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNQuota2tenantgraphᚋinternalᚋorgᚐQuota(ctx context.Context, sel ast.SelectionSet, v org.Quota) graphql.Marshaler {
+	return ec._Quota(ctx, sel, &v)
 }
 
 func (ec *executionContext) unmarshalNRegisterInput2tenantgraphᚋinternalᚋaccountᚐRegisterInput(ctx context.Context, v any) (account.RegisterInput, error) {

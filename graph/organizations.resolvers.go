@@ -164,6 +164,15 @@ func (r *organizationResolver) Invitations(ctx context.Context, obj *tenant.Orga
 	return conn, nil
 }
 
+// Limits is the resolver for the limits field.
+func (r *organizationResolver) Limits(ctx context.Context, obj *tenant.Organization) (*org.OrganizationLimits, error) {
+	l, err := loader.From(ctx).Limits.Load(ctx, obj.ID)()
+	if err == nil && l == nil {
+		err = fmt.Errorf("organization %s has no limits", obj.ID)
+	}
+	return l, err
+}
+
 // Organizations is the resolver for the organizations field.
 func (r *queryResolver) Organizations(ctx context.Context, first *int, after *string) (*page.Connection[*org.Organization], error) {
 	conn, members, err := r.Orgs.OrganizationsOf(ctx, me(ctx).UserID, first, after)

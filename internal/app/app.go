@@ -217,6 +217,7 @@ func New(o Options) (*App, error) {
 		Organizations: orgs.Organizations,
 		Memberships:   orgs.Memberships,
 		MemberCounts:  orgs.MemberCounts,
+		Limits:        orgs.Limits,
 		Owners:        orgs.Owners,
 		MemberPages:   orgs.MemberPages,
 		NotesPages:    customers.NotesPages,

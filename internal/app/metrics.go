@@ -95,6 +95,9 @@ func observe(rec *metrics.Recorder, next http.Handler) http.Handler {
 			for _, l := range meta.RateLimits() {
 				rec.RateLimited(l)
 			}
+			for _, l := range meta.Quotas() {
+				rec.QuotaExceeded(l)
+			}
 		}()
 		next.ServeHTTP(sw, r)
 		completed = true

@@ -22,6 +22,9 @@ const (
 	BadUserInput    Code = "BAD_USER_INPUT"
 	Conflict        Code = "CONFLICT"
 	RateLimited     Code = "RATE_LIMITED"
+	// QuotaExceeded refuses a write that would take an organization past one
+	// of its quotas; extensions.limit names it and extensions.max is its number.
+	QuotaExceeded Code = "QUOTA_EXCEEDED"
 	// SlowConsumer ends a subscription that fell too far behind its events;
 	// extensions.lastCursor is where to resume.
 	SlowConsumer Code = "SLOW_CONSUMER"
@@ -36,7 +39,8 @@ type Error struct {
 	// "email" or "input[17].email"; empty when no one field is.
 	Field string
 	// Limit names the limit that refused a RATE_LIMITED request ("login_per_ip"),
-	// for the metrics (tenantgraph_rate_limit_refusals_total); never sent to clients.
+	// for the metrics (tenantgraph_rate_limit_refusals_total), or the quota of a
+	// QUOTA_EXCEEDED one ("seats", sent as extensions.limit too).
 	Limit string
 	// Extensions are sent with the error beside code and field (a
 	// subscription's lastCursor).

@@ -29,6 +29,7 @@ type Sources struct {
 	Memberships   func(ctx context.Context, keys []org.MemberKey) ([]*org.Member, error)
 	MemberCounts  func(ctx context.Context, keys []org.MemberCountKey) (map[org.MemberCountKey]int, error)
 	Owners        func(ctx context.Context, orgs []uuid.UUID) ([]*org.Member, error)
+	Limits        func(ctx context.Context, orgs []uuid.UUID) (map[uuid.UUID]*org.OrganizationLimits, error)
 	MemberPages   func(ctx context.Context, r org.MembersRequest) (map[uuid.UUID]*org.MemberConnection, []*org.Member, error)
 	NotesPages    func(ctx context.Context, r customer.NotesRequest) (map[customer.Key]*customer.CustomerNoteConnection, []*customer.CustomerNote, error)
 	NoteCounts    func(ctx context.Context, keys []customer.Key) (map[customer.Key]int, error)
@@ -52,6 +53,7 @@ type Loaders struct {
 	Membership  *Keyed[org.MemberKey, *org.Member]
 	MemberCount *Keyed[org.MemberCountKey, int]
 	Owner       *Keyed[uuid.UUID, *org.Member]
+	Limits      *Keyed[uuid.UUID, *org.OrganizationLimits]
 	MembersPage *Keyed[org.MembersPageKey, *org.MemberConnection]
 	// NotesPage is the first page of a customer's timeline; NoteCount its length.
 	NotesPage *Keyed[customer.NotesPageKey, *customer.CustomerNoteConnection]
@@ -171,6 +173,7 @@ func New(s Sources) *Loaders {
 		}
 		return each(keys, err, func(k uuid.UUID) *org.Member { return byOrg[k] })
 	})
+	l.Limits = keyed(r, byMap(s.Limits))
 	type membersShape struct {
 		first int
 		role  org.Role

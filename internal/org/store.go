@@ -390,3 +390,50 @@ func (Store) CountPendingInvitationsFor(ctx context.Context, q sqlx.QueryerConte
 		SELECT count(*) FROM invitations i WHERE i.email = `+viewerEmail+` AND i.status = 'PENDING' AND i.expires_at > $1`, now, user)
 	return n, err
 }
+
+// Limits reads orgs' limits and their use at now, by organization (none for
+// an organization that does not exist).
+func (Store) Limits(ctx context.Context, q sqlx.QueryerContext, orgs []uuid.UUID, now time.Time) (map[uuid.UUID]*OrganizationLimits, error) {
+	rows, err := q.QueryxContext(ctx, `
+		SELECT l.organization_id, l.seats, organization_seats(l.organization_id, $2, NULL),
+			l.customers, coalesce(c.used, 0), l.products, coalesce(p.used, 0),
+			l.orders_per_day, CASE WHEN d.period = ($2 AT TIME ZONE o.time_zone)::date THEN d.used ELSE 0 END,
+			l.notes_per_customer
+		FROM organization_limits l
+		JOIN organizations o ON o.id = l.organization_id
+		LEFT JOIN organization_usage c ON c.organization_id = l.organization_id AND c.quota = 'customers'
+		LEFT JOIN organization_usage p ON p.organization_id = l.organization_id AND p.quota = 'products'
+		LEFT JOIN organization_usage d ON d.organization_id = l.organization_id AND d.quota = 'ordersPerDay'
+		WHERE l.organization_id = ANY($1)`, pq.Array(orgs), now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[uuid.UUID]*OrganizationLimits, len(orgs))
+	for rows.Next() {
+		var (
+			id uuid.UUID
+			l  OrganizationLimits
+		)
+		if err := rows.Scan(&id, &l.Seats.Max, &l.Seats.Used, &l.Customers.Max, &l.Customers.Used, &l.Products.Max, &l.Products.Used,
+			&l.OrdersPerDay.Max, &l.OrdersPerDay.Used, &l.NotesPerCustomer); err != nil {
+			return nil, err
+		}
+		out[id] = &l
+	}
+	return out, rows.Err()
+}
+
+// SetLimits sets org's limits that c gives (ok false when org has none).
+func (Store) SetLimits(ctx context.Context, q sqlx.ExecerContext, org uuid.UUID, c LimitsChange, now time.Time) (bool, error) {
+	res, err := q.ExecContext(ctx, `
+		UPDATE organization_limits SET seats = coalesce($2, seats), customers = coalesce($3, customers),
+			notes_per_customer = coalesce($4, notes_per_customer), products = coalesce($5, products),
+			orders_per_day = coalesce($6, orders_per_day), updated_at = $7
+		WHERE organization_id = $1`, org, c.Seats, c.Customers, c.NotesPerCustomer, c.Products, c.OrdersPerDay, now)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,10 +89,10 @@ func WithTx(ctx context.Context, d *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 	afterCommit.Store(tx, new([]func()))
 	defer afterCommit.Delete(tx)
 	if err := fn(tx); err != nil {
-		return err
+		return quotaError(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return quotaError(fmt.Errorf("commit: %w", err))
 	}
 	if hooks, ok := afterCommit.LoadAndDelete(tx); ok {
 		for _, h := range *hooks.(*[]func()) {
@@ -156,6 +157,28 @@ func RetryTx(ctx context.Context, d *sqlx.DB, fn func(tx *sqlx.Tx) error) error 
 // transaction was rolled back and may succeed when run again.
 func Retryable(err error) bool {
 	return IsViolation(err, SerializationFail, "") || IsViolation(err, DeadlockDetected, "")
+}
+
+// QuotaConstraint is the constraint name of the organization quota triggers'
+// refusals (migrations/00021_organization_quotas.sql): SQLSTATE 23514, DETAIL
+// "<limit> <max>", a client-safe message.
+const QuotaConstraint = "organization_quota"
+
+// quotaError turns a quota trigger's refusal in err into QUOTA_EXCEEDED, with
+// extensions.limit (the limit's API name, "seats") and extensions.max; any
+// other error is returned as is.
+func quotaError(err error) error {
+	var pe *pq.Error
+	if !errors.As(err, &pe) || pe.Code != CheckViolation || pe.Constraint != QuotaConstraint {
+		return err
+	}
+	limit, n, _ := strings.Cut(pe.Detail, " ")
+	max, perr := strconv.Atoi(n)
+	if perr != nil || limit == "" {
+		return err
+	}
+	return &apperr.Error{Code: apperr.QuotaExceeded, Message: pe.Message,
+		Limit: limit, Extensions: map[string]any{"limit": limit, "max": max}}
 }
 
 // Constraint returns the name of the constraint a PostgreSQL error is about

@@ -46,6 +46,7 @@ type Recorder struct {
 	duration   *prometheus.HistogramVec
 	statements *prometheus.HistogramVec
 	refusals   *prometheus.CounterVec
+	quotas     *prometheus.CounterVec
 
 	mu    sync.RWMutex
 	known map[string]bool // operation names kept as label values
@@ -73,6 +74,10 @@ func NewRecorder(reg prometheus.Registerer) (*Recorder, error) {
 			Name: "tenantgraph_rate_limit_refusals_total",
 			Help: "Requests (or parts of them) refused with RATE_LIMITED, by the limit that refused them.",
 		}, []string{"limit"}),
+		quotas: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgraph_quota_refusals_total",
+			Help: "Writes refused with QUOTA_EXCEEDED, by the organization limit that refused them (seats, customers, products, ordersPerDay, notesPerCustomer).",
+		}, []string{"limit"}),
 		known: map[string]bool{},
 	}
 	names := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -83,7 +88,7 @@ func NewRecorder(reg prometheus.Registerer) (*Recorder, error) {
 		defer r.mu.RUnlock()
 		return float64(len(r.known))
 	})
-	for _, c := range []prometheus.Collector{r.requests, r.duration, r.statements, r.refusals, names} {
+	for _, c := range []prometheus.Collector{r.requests, r.duration, r.statements, r.refusals, r.quotas, names} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -148,6 +153,15 @@ func (r *Recorder) RateLimited(limit string) {
 		limit = "unnamed"
 	}
 	r.refusals.WithLabelValues(limit).Inc()
+}
+
+// QuotaExceeded records one refusal by the organization quota named limit
+// (one of the five of migrations/00021: the label is bounded).
+func (r *Recorder) QuotaExceeded(limit string) {
+	if r == nil {
+		return
+	}
+	r.quotas.WithLabelValues(limit).Inc()
 }
 
 // Backlog reads the mail outbox: how many messages are pending and how long

@@ -25,6 +25,7 @@ type Meta struct {
 	docName    string // the operation's name in the document, "" when anonymous
 	outcome    string
 	rateLimits []string
+	quotas     []string
 }
 
 // With returns ctx carrying m.
@@ -99,4 +100,19 @@ func (m *Meta) RateLimits() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]string(nil), m.rateLimits...)
+}
+
+// QuotaExceeded records that the organization quota named limit refused part
+// of the request.
+func (m *Meta) QuotaExceeded(limit string) {
+	m.mu.Lock()
+	m.quotas = append(m.quotas, limit)
+	m.mu.Unlock()
+}
+
+// Quotas returns the quotas that refused part of the request, in order.
+func (m *Meta) Quotas() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.quotas...)
 }
