@@ -27,7 +27,7 @@ CREATE TABLE organization_limits (
 -- +goose StatementBegin
 CREATE FUNCTION organization_limits_default() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO organization_limits (organization_id) VALUES (NEW.id);
+    INSERT INTO organization_limits (organization_id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
     RETURN NULL;
 END $$;
 -- +goose StatementEnd
@@ -58,13 +58,16 @@ CREATE FUNCTION organization_limit(o uuid, q text) RETURNS integer LANGUAGE sql 
     FROM organization_limits l WHERE l.organization_id = o
 $$;
 
--- Refuses a write that takes organization o to n > its limit q; what names the unit.
+-- Refuses a write that takes organization o to n > its limit q; what names the unit. An
+-- organization inserted by the same statement may have no limits row yet (its trigger
+-- runs at the statement's end): it gets its defaults here.
 CREATE FUNCTION organization_quota_check(o uuid, q text, n bigint, what text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     cap integer := organization_limit(o, q);
 BEGIN
     IF cap IS NULL THEN
-        RAISE EXCEPTION 'organization % has no limits row', o;
+        INSERT INTO organization_limits (organization_id) VALUES (o) ON CONFLICT DO NOTHING;
+        cap := organization_limit(o, q);
     END IF;
     IF n > cap THEN
         RAISE EXCEPTION 'this organization has reached its limit of % %', cap, what

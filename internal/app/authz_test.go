@@ -497,6 +497,22 @@ func authzOps() []authzOp {
 					t.Errorf("invitations.totalCount = %d, want 6", out.Organization.Invitations.TotalCount)
 				}
 			}},
+		{op: "Organization.limits", query: `query($o: ID!) { organization(orgId: $o) { limits { seats { used max } customers { max } notesPerCustomer } } }`,
+			vars: authzOrgVars, want: authzWantAdmin,
+			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
+				var out struct {
+					Organization struct {
+						Limits struct {
+							Seats     struct{ Used, Max int }
+							Customers struct{ Max int }
+						}
+					}
+				}
+				r.Decode(t, &out)
+				if l := out.Organization.Limits; l.Seats.Used != 7 || l.Seats.Max != 250 || l.Customers.Max != 250000 { // 4 members + 3 pending
+					t.Errorf("limits = %+v, want 7 of 250 seats and 250,000 customers", l)
+				}
+			}},
 		{op: "Organization.auditLog", query: `query($o: ID!) { organization(orgId: $o) { auditLog(first: 100) { totalCount } } }`,
 			vars: authzOrgVars, want: authzWantAdmin,
 			check: func(t *testing.T, _ *authzFixture, _ string, r Response) {
@@ -860,8 +876,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			})
 		}
 	})
-	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 288 {
-		t.Errorf("executed %d rows, want %d (48 operations x 6 actors = 288)", n, want)
+	if n, want := executed.Load(), int64(len(ops)*len(authzActors)); n != want || n != 294 {
+		t.Errorf("executed %d rows, want %d (49 operations x 6 actors = 294)", n, want)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-28s", "operation")

@@ -1,6 +1,7 @@
 package customer_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -427,4 +428,67 @@ func TestDBCustomerVersionGoesUpOnEveryChange(t *testing.T) {
 	if !db.IsViolation(err, db.CheckViolation, "customers_version_check") {
 		t.Errorf("lowering the version: %v, want a check violation", err)
 	}
+}
+
+// TestDBCustomerQuotas: active customers never pass the organization's limit,
+// whether inserted one by one or many in one statement (refused whole), or
+// restored; archiving frees a slot; the notes of one customer never pass
+// theirs.
+func TestDBCustomerQuotas(t *testing.T) {
+	t.Parallel()
+	orgA, orgB := newOrg(t, dbtest.NewUser(t, database.DB)), newOrg(t, dbtest.NewUser(t, database.DB))
+	dbtest.Exec(t, database.DB, `UPDATE organization_limits SET customers = 2, notes_per_customer = 1 WHERE organization_id = $1`, orgA)
+	insert := func(names ...string) error {
+		_, err := database.DB.Exec(`INSERT INTO customers (organization_id, name, created_at, updated_at)
+			SELECT $1, n, now(), now() FROM unnest($2::text[]) n`, orgA, pq.Array(names))
+		return err
+	}
+	quota := func(err error, what, detail string) {
+		t.Helper()
+		var pe *pq.Error
+		if !errors.As(err, &pe) || pe.Code != "23514" || pe.Constraint != "organization_quota" || pe.Detail != detail {
+			t.Fatalf("%s: %v, want the organization_quota violation %q", what, err, detail)
+		}
+	}
+	count := func() (rows, used int) {
+		t.Helper()
+		if err := database.DB.QueryRow(`SELECT (SELECT count(*) FROM customers WHERE organization_id = $1 AND archived_at IS NULL),
+			(SELECT used FROM organization_usage WHERE organization_id = $1 AND quota = 'customers')`, orgA).Scan(&rows, &used); err != nil {
+			t.Fatal(err)
+		}
+		return rows, used
+	}
+	if err := insert("One"); err != nil {
+		t.Fatal(err)
+	}
+	quota(insert("Two", "Three"), "two in one statement with one slot left", "customers 2")
+	if err := insert("Two"); err != nil {
+		t.Fatal(err)
+	}
+	quota(insert("Three"), "a third", "customers 2")
+	var one uuid.UUID
+	if err := database.DB.Get(&one, `UPDATE customers SET archived_at = now() WHERE organization_id = $1 AND name = 'One' RETURNING id`, orgA); err != nil {
+		t.Fatal(err)
+	}
+	if err := insert("Three"); err != nil {
+		t.Fatalf("a third once one is archived: %v", err)
+	}
+	_, err := database.DB.Exec(`UPDATE customers SET archived_at = NULL WHERE organization_id = $1 AND id = $2`, orgA, one)
+	quota(err, "restoring a third", "customers 2")
+	if rows, used := count(); rows != 2 || used != 2 {
+		t.Fatalf("%d active customers, %d counted; want 2 and 2", rows, used)
+	}
+	// Another organization's customers count for it alone.
+	if _, err := database.DB.Exec(`INSERT INTO customers (organization_id, name, created_at, updated_at) VALUES ($1, 'B1', now(), now()), ($1, 'B2', now(), now()), ($1, 'B3', now(), now())`, orgB); err != nil {
+		t.Fatalf("customers of another organization: %v", err)
+	}
+
+	note := func() error {
+		_, err := insertNote(orgA, one, "hello")
+		return err
+	}
+	if err := note(); err != nil {
+		t.Fatal(err)
+	}
+	quota(note(), "a second note", "notesPerCustomer 1")
 }

@@ -29,6 +29,10 @@ func countingSources(n *atomic.Int32) Sources {
 			return nil, nil
 		},
 		Owners: func(context.Context, []uuid.UUID) ([]*org.Member, error) { n.Add(1); return nil, nil },
+		Limits: func(context.Context, []uuid.UUID) (map[uuid.UUID]*org.OrganizationLimits, error) {
+			n.Add(1)
+			return nil, nil
+		},
 		MemberPages: func(context.Context, org.MembersRequest) (map[uuid.UUID]*org.MemberConnection, []*org.Member, error) {
 			n.Add(1)
 			return nil, nil, nil

@@ -747,3 +747,42 @@ func TestTransferOwnershipWhileThePoolIsBusy(t *testing.T) {
 		t.Errorf("roles after the transfer: %v", r)
 	}
 }
+
+// TestConcurrentAcceptsWithOneSeatLeft: ten invitations sent while seats were
+// free, then the limit lowered to one free seat: of ten concurrent
+// acceptances exactly one makes a member, and the others are QUOTA_EXCEEDED
+// with their invitations still pending.
+func TestConcurrentAcceptsWithOneSeatLeft(t *testing.T) {
+	owner := srv.RegisterVerified(t, "raceseatowner")
+	org := srv.CreateOrg(t, owner, "Race seats "+uuid.NewString()[:8])
+	const n = 10
+	invitees := make([]*Session, n)
+	tokens := make([]string, n)
+	for i := range n {
+		invitees[i] = srv.RegisterVerified(t, "raceseat")
+		_, tokens[i] = srv.Invite(t, owner, org, invitees[i].Email, "MEMBER")
+	}
+	if _, err := srv.DB.Exec(`UPDATE organization_limits SET seats = 2 WHERE organization_id = $1`, org); err != nil {
+		t.Fatal(err)
+	}
+	codes := make([]string, n)
+	elapsed := raceRun(t, n, func(i int) {
+		codes[i] = raceCheck(t, "accept", racePost(t, invitees[i].AccessToken, fmt.Sprintf("race-seat-%02d", i), raceAcceptMut, map[string]any{"t": tokens[i]}))
+	})
+	tally := map[string]int{}
+	for _, c := range codes {
+		tally[c]++
+	}
+	t.Logf("%d accepts in %s: %s", n, elapsed.Round(time.Millisecond), raceTally(tally))
+	if tally[""] != 1 || tally["QUOTA_EXCEEDED"] != n-1 {
+		t.Errorf("outcomes %s, want OK=1 QUOTA_EXCEEDED=%d", raceTally(tally), n-1)
+	}
+	var members, pending int
+	if err := srv.DB.QueryRow(`SELECT (SELECT count(*) FROM organization_members WHERE organization_id = $1),
+		(SELECT count(*) FROM invitations WHERE organization_id = $1 AND status = 'PENDING')`, org).Scan(&members, &pending); err != nil {
+		t.Fatal(err)
+	}
+	if members != 2 || pending != n-1 {
+		t.Errorf("%d members and %d pending invitations, want 2 and %d", members, pending, n-1)
+	}
+}

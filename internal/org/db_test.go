@@ -391,3 +391,52 @@ func TestDBEmailsHoldNoControlCharacters(t *testing.T) {
 	dbtest.Exec(t, database.DB, `INSERT INTO users (email, name, password_hash) VALUES ($1, 'Accent', '$argon2id$x')`,
 		"é-"+strings.ReplaceAll(uuid.NewString(), "-", "")+"@x.test")
 }
+
+// TestDBSeats: members plus pending, unexpired invitations never pass the
+// organization's seats. A new member counts the members only (its own
+// invitation held its seat); an invitation counts when it becomes pending and
+// unexpired at its updated_at, and an expired or closed one holds none.
+func TestDBSeats(t *testing.T) {
+	t.Parallel()
+	f := newOrg(t) // 3 members
+	dbtest.Exec(t, database.DB, `UPDATE organization_limits SET seats = 4 WHERE organization_id = $1`, f.org)
+	invite := func(expires string) (uuid.UUID, error) {
+		var id uuid.UUID
+		err := database.DB.Get(&id, `INSERT INTO invitations (organization_id, email, role, token_hash, expires_at)
+			VALUES ($1, $2, 'MEMBER', $3, now() + $4::interval) RETURNING id`, f.org, fmt.Sprintf("seat-%s@x.test", uuid.NewString()[:8]), token32(), expires)
+		return id, err
+	}
+	quota := func(err error, what string) {
+		t.Helper()
+		wantViolation(t, err, what, "23514", "organization_quota", "limit of 4 seats")
+		if pe := pqErr(t, err, what); pe.Detail != "seats 4" {
+			t.Fatalf("%s: DETAIL %q, want %q", what, pe.Detail, "seats 4")
+		}
+	}
+	stale, err := invite("-1 day") // expired: holds no seat
+	if err != nil {
+		t.Fatalf("an expired invitation: %v", err)
+	}
+	pending, err := invite("7 days")
+	if err != nil {
+		t.Fatalf("the 4th seat's invitation: %v", err)
+	}
+	_, err = invite("7 days")
+	quota(err, "a 5th seat's invitation")
+	_, err = database.DB.Exec(`UPDATE invitations SET expires_at = now() + interval '7 days', updated_at = now() WHERE organization_id = $1 AND id = $2`, f.org, stale)
+	quota(err, "renewing an expired invitation into a 5th seat")
+
+	// The members alone fit: the pending invitation's member joins.
+	if _, err := database.DB.Exec(`INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'MEMBER')`, f.org, dbtest.NewUser(t, database.DB)); err != nil {
+		t.Fatalf("a 4th member: %v", err)
+	}
+	dbtest.Exec(t, database.DB, `UPDATE invitations SET status = 'ACCEPTED' WHERE organization_id = $1 AND id = $2`, f.org, pending)
+	_, err = database.DB.Exec(`INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'MEMBER')`, f.org, dbtest.NewUser(t, database.DB))
+	quota(err, "a 5th member")
+
+	// A seat freed is a seat to give.
+	dbtest.Exec(t, database.DB, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, f.org, f.member1)
+	if _, err := invite("7 days"); err != nil {
+		t.Fatalf("an invitation to the freed seat: %v", err)
+	}
+}
