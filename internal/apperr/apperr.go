@@ -22,6 +22,10 @@ const (
 	BadUserInput    Code = "BAD_USER_INPUT"
 	Conflict        Code = "CONFLICT"
 	RateLimited     Code = "RATE_LIMITED"
+	// Timeout: a statement ran past the database's statement timeout
+	// (DATABASE_STATEMENT_TIMEOUT) and PostgreSQL cancelled it; nothing of the
+	// request's transaction was written. The platform db layer maps it.
+	Timeout Code = "TIMEOUT"
 	// SlowConsumer ends a subscription that fell too far behind its events;
 	// extensions.lastCursor is where to resume.
 	SlowConsumer Code = "SLOW_CONSUMER"
