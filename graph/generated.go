@@ -2464,8 +2464,10 @@ var sources = []*ast.Source{
 #
 # Every error carries extensions.code, one of:
 # - while executing: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT
-#   (with extensions.field), CONFLICT, RATE_LIMITED or INTERNAL_SERVER_ERROR
-#   (message masked, extensions.requestId set);
+#   (with extensions.field), CONFLICT, RATE_LIMITED, TIMEOUT (a statement ran
+#   past the database's statement timeout, 5 s by default; a mutation's
+#   transaction wrote nothing) or INTERNAL_SERVER_ERROR (message masked,
+#   extensions.requestId set);
 # - refusing the operation before any of it runs (no "data" in the response;
 #   HTTP 200 when the client accepts application/json, 400 when it accepts
 #   application/graphql-response+json):
