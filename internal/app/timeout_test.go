@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -126,6 +127,16 @@ func TestStatementTimeout(t *testing.T) {
 	}
 	if stuck != 1+3 || after != audits+3 {
 		t.Errorf("customers named Stuck: %d, want 4; audit events %d → %d, want +3", stuck, audits, after)
+	}
+	// The code is documented where clients read the codes.
+	for _, f := range []string{"../../schema.graphqls", "../../docs/api.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "TIMEOUT") {
+			t.Errorf("%s does not list TIMEOUT", f)
+		}
 	}
 }
 
