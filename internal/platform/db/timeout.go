@@ -69,8 +69,8 @@ func openHint(err error) error {
 	var pe *pq.Error
 	if errors.As(err, &pe) && strings.Contains(pe.Message, "unsupported startup parameter") && strings.Contains(pe.Message, "statement_timeout") {
 		return fmt.Errorf("%w (a connection pooler refuses the statement timeout the server sends at connection start: "+
-			"behind PgBouncer, list statement_timeout in its ignore_startup_parameters and set the timeout on PgBouncer's "+
-			"side, see docs/operations.md, \"PgBouncer\")", err)
+			"behind PgBouncer, list statement_timeout in its ignore_startup_parameters and set the timeout on the server "+
+			"connections it opens, see docs/operations.md, \"PgBouncer\")", err)
 	}
 	return err
 }
