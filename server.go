@@ -90,17 +90,19 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if !cfg.Production() {
+		// On a pool of its own without the requests' statement timeout: a
+		// migration may take longer.
+		if err := migrateUp(ctx, cfg.DatabaseURL, cfg.DB); err != nil {
+			return err
+		}
+	}
 	d, err := db.Open(ctx, cfg.DatabaseURL, cfg.DB)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-
-	if !cfg.Production() {
-		if err := db.MigrateUp(ctx, d.DB); err != nil {
-			return err
-		}
-	}
+	checkStatementTimeout(ctx, log, d, cfg.DB.StatementTimeout)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err
@@ -125,6 +127,39 @@ func run(args []string) error {
 		appMetrics = reg
 	}
 	return serve(ctx, cfg, log, d, ln, appMetrics)
+}
+
+// migrateUp applies the pending migrations on a pool of its own with no
+// statement timeout (db.Unbounded), closed when they are done.
+func migrateUp(ctx context.Context, url string, o db.Options) error {
+	o.StatementTimeout = db.Unbounded
+	m, err := db.Open(ctx, url, o)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return db.MigrateUp(ctx, m.DB)
+}
+
+// checkStatementTimeout warns when the pool's connections do not have the
+// statement timeout configured (DATABASE_STATEMENT_TIMEOUT): behind PgBouncer,
+// which drops the startup parameter, it is set on PgBouncer's side
+// (docs/operations.md, "PgBouncer"), and a forgotten one leaves requests
+// unbounded. One statement, at start.
+func checkStatementTimeout(ctx context.Context, log *slog.Logger, d *sqlx.DB, want time.Duration) {
+	if want == 0 {
+		return
+	}
+	got, err := db.SessionStatementTimeout(ctx, d)
+	switch {
+	case err != nil:
+		log.Warn("statement timeout: could not read it", "error", err)
+	case got != want.Truncate(time.Millisecond):
+		log.Warn("statement timeout: the pool's connections do not have the configured one: behind PgBouncer, set it there (docs/operations.md, PgBouncer)",
+			"configured", want.String(), "in_effect", got.String())
+	default:
+		log.Info("statement timeout", "timeout", got.String())
+	}
 }
 
 // servePprof serves net/http/pprof on addr, apart from the API (development
@@ -169,7 +204,9 @@ func migrate(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := db.Open(ctx, url, db.Options{})
+	// No statement timeout: a migration may take long (on DATABASE_URL straight
+	// to PostgreSQL; behind PgBouncer, PgBouncer's own applies).
+	d, err := db.Open(ctx, url, db.Options{StatementTimeout: db.Unbounded})
 	if err != nil {
 		return err
 	}
@@ -299,6 +336,7 @@ func auditCmd(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	opts.StatementTimeout = db.Unbounded // a long chain takes long to check
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d, err := db.Open(ctx, url, opts)

@@ -2531,8 +2531,10 @@ var sources = []*ast.Source{
 # - while executing: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT
 #   (with extensions.field), CONFLICT, RATE_LIMITED, QUOTA_EXCEEDED (a write
 #   past one of the organization's quotas, Organization.limits; nothing
-#   written; extensions.limit and extensions.max) or INTERNAL_SERVER_ERROR
-#   (message masked, extensions.requestId set);
+#   written; extensions.limit and extensions.max), TIMEOUT (a statement ran
+#   past the database's statement timeout, 5 s by default; a mutation's
+#   transaction wrote nothing) or INTERNAL_SERVER_ERROR (message masked,
+#   extensions.requestId set);
 # - refusing the operation before any of it runs (no "data" in the response;
 #   HTTP 200 when the client accepts application/json, 400 when it accepts
 #   application/graphql-response+json):

@@ -416,7 +416,10 @@ pgb_start() {
 		printf 'pool_mode = transaction\n'
 		printf '; as many server connections per database as the pool of db.Open (20)\n'
 		printf 'default_pool_size = 20\nmax_client_conn = 1000\n'
-		printf 'ignore_startup_parameters = extra_float_digits\n'
+		printf '; statement_timeout: sent by the server (DATABASE_STATEMENT_TIMEOUT), dropped here: behind\n'
+		printf '; PgBouncer 1.18 the timeout is set on the server side (docs/operations.md, "PgBouncer"); the\n'
+		printf '; tests set it per database (dbtest.Options.StatementTimeout)\n'
+		printf 'ignore_startup_parameters = extra_float_digits,statement_timeout\n'
 		printf 'logfile = %s/pgbouncer.log\npidfile = %s/pgbouncer.pid\n' "$dir" "$dir"
 		printf 'log_connections = 0\nlog_disconnections = 0\n'
 	} >"$ini"

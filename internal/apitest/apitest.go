@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"tenantgraph/internal/account"
 	"tenantgraph/internal/app"
@@ -127,9 +128,30 @@ func MainDB(m *testing.M, s **Server, d **dbtest.Database) {
 	os.Exit(code)
 }
 
+// StartOptions shape a server of Start.
+type StartOptions struct {
+	// Metrics receives the server's series (app.Options.Metrics); nil: none.
+	Metrics prometheus.Registerer
+}
+
+// Start runs a server of its own on database d (a database of
+// dbtest.NewWith, such as one whose pool has a short statement timeout), as
+// Main does for the package's: with the mail worker and the listener. It
+// stops when t ends; the database stays the caller's.
+func Start(t testing.TB, d *dbtest.Database, o StartOptions) *Server {
+	t.Helper()
+	s, stop, err := start(d.DB, d.URL, d.DirectURL, startOptions{mailWorker: true, listen: true, metrics: o.Metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return s
+}
+
 type startOptions struct {
 	mailWorker bool // deliver the outbox (one server per database does)
 	listen     bool // run the session revocation watcher, and wait until it is ready
+	metrics    prometheus.Registerer
 }
 
 // ReplicaOptions shape a Replica.
@@ -183,7 +205,7 @@ func start(d *sqlx.DB, url, direct string, o startOptions) (*Server, func(), err
 	// The package's tests all come from 127.0.0.1: no rate limits here
 	// (TestCredentialEndpointsAreRateLimited builds a server with the defaults).
 	a, err := app.New(app.Options{Config: cfg, DB: d, Log: log, Now: clock.Now, Argon2: FastArgon2,
-		MailPollInterval: 50 * time.Millisecond, RateLimits: &account.Limits{}})
+		MailPollInterval: 50 * time.Millisecond, RateLimits: &account.Limits{}, Metrics: o.metrics})
 	if err != nil {
 		return nil, nil, err
 	}

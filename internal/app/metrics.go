@@ -63,7 +63,7 @@ func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger, hasher
 
 // observe records each request to next in rec: its operation (set by the
 // GraphQL layer in reqmeta), outcome code, duration, SQL statements (the
-// edge's db.Counter) and rate-limit refusals. It runs inside httpx.Edge.
+// edge's db.Counter), statements cut by the statement timeout and rate-limit refusals. It runs inside httpx.Edge.
 func observe(rec *metrics.Recorder, next http.Handler) http.Handler {
 	if rec == nil {
 		return next
@@ -91,7 +91,8 @@ func observe(rec *metrics.Recorder, next http.Handler) http.Handler {
 			if c := db.CounterFrom(r.Context()); c != nil {
 				statements = c.Load()
 			}
-			rec.Request(metrics.Request{Type: typ, Operation: name, Code: code, Duration: time.Since(start), Statements: statements})
+			rec.Request(metrics.Request{Type: typ, Operation: name, Code: code, Duration: time.Since(start), Statements: statements,
+				Timeouts: meta.StatementTimeouts()})
 			for _, l := range meta.RateLimits() {
 				rec.RateLimited(l)
 			}

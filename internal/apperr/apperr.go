@@ -25,6 +25,10 @@ const (
 	// QuotaExceeded refuses a write that would take an organization past one
 	// of its quotas; extensions.limit names it and extensions.max is its number.
 	QuotaExceeded Code = "QUOTA_EXCEEDED"
+	// Timeout: a statement ran past the database's statement timeout
+	// (DATABASE_STATEMENT_TIMEOUT) and PostgreSQL cancelled it; nothing of the
+	// request's transaction was written. The platform db layer maps it.
+	Timeout Code = "TIMEOUT"
 	// SlowConsumer ends a subscription that fell too far behind its events;
 	// extensions.lastCursor is where to resume.
 	SlowConsumer Code = "SLOW_CONSUMER"

@@ -191,7 +191,22 @@ func (s *Sealer) sealAll(ctx context.Context) {
 }
 
 func (s *Sealer) seal(ctx context.Context, org uuid.UUID) {
-	if _, err := s.store.Seal(ctx, s.db, org); err != nil {
+	_, err := s.store.Seal(ctx, s.db, org)
+	if db.IsStatementTimeout(err) {
+		// A backlog (after an outage) takes audit_seal longer than the
+		// requests' statement timeout, which would cut it every time: it is
+		// sealed again in a transaction without it. An ordinary seal stays
+		// one statement.
+		s.log.Warn("sealing a backlog of audit events past the statement timeout: again without it", slog.String("organization", org.String()))
+		err = db.WithTx(ctx, s.db, func(tx *sqlx.Tx) error {
+			if err := db.WithoutStatementTimeout(ctx, tx); err != nil {
+				return err
+			}
+			_, err := s.store.Seal(ctx, tx, org)
+			return err
+		})
+	}
+	if err != nil {
 		s.logFailure(ctx, "sealing audit events", err, slog.String("organization", org.String()))
 	}
 }

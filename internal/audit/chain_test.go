@@ -1,11 +1,18 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"tenantgraph/internal/platform/db"
 )
 
 // insertEvent appends an event of org in its own committed transaction and returns its id.
@@ -159,4 +166,88 @@ func TestSealersOfOneOrganizationTakeTurns(t *testing.T) {
 	if err != nil || i.Broken() || i.Checked != int64(total) || i.Unsealed != 0 || total < 30 {
 		t.Fatalf("4 sealers sealed %d; verify = %+v, %v", total, i, err)
 	}
+}
+
+// TestSealerOutlastsTheStatementTimeout: a seal that runs past the pool's
+// statement timeout (here it waits for another session holding the
+// organization's sealing lock, as a long backlog's seal would run long) is
+// cut once, then runs again without the timeout and seals, however long it
+// takes; an ordinary seal is one statement.
+func TestSealerOutlastsTheStatementTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const timeout = 100 * time.Millisecond
+	// Straight to PostgreSQL: the startup parameter holds there in both modes.
+	p, err := db.Open(ctx, database.DirectURL, db.Options{StatementTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	logs := &bytes.Buffer{}
+	var mu sync.Mutex
+	s := NewSealer(p, slog.New(slog.NewTextHandler(lockedWriter{&mu, logs}, nil)))
+	org, _ := newOrg(t)
+	insertEvent(t, org, "test.event")
+	c := &db.Counter{}
+	s.seal(db.WithCounter(ctx, c), org)
+	if n := c.Load(); n != 1 || len(chainOrder(t, org)) != 1 {
+		t.Fatalf("an ordinary seal: %d statements, %d sealed; want 1 and 1", n, len(chainOrder(t, org)))
+	}
+
+	insertEvent(t, org, "test.event")
+	holder, err := database.DB.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback() //nolint:errcheck
+	if _, err := holder.Exec(`SELECT pg_advisory_xact_lock(hashtextextended('audit_seal:' || $1::text, 0))`, org); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.seal(ctx, org)
+	}()
+	// The second attempt, in a transaction, waits past three timeouts.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var waiting bool
+		if err := database.DB.Get(&waiting, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE query LIKE '%audit_seal%' AND wait_event_type = 'Lock' AND xact_start < query_start
+			AND now() - query_start > $1 * interval '1 ms')`, 3*timeout.Milliseconds()); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			mu.Lock()
+			t.Fatalf("no seal waiting without the statement timeout; logs: %s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := holder.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the seal did not end once the lock was released")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := len(chainOrder(t, org)); got != 2 || !strings.Contains(logs.String(), "level=WARN msg=\"sealing a backlog") || strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("%d sealed, want 2; logs: %s", got, logs)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

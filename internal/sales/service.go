@@ -200,7 +200,8 @@ func (s *Service) Create(ctx context.Context, actor auth.Viewer, orgID uuid.UUID
 		return tenant.Once(ctx, t, key, "order.create", asSent, func() (*Order, error) {
 			o, err := s.price(ctx, t, orgID, in)
 			if err != nil {
-				if _, refused := apperr.As(err); refused && key != nil {
+				// (Not after a statement timeout: it aborted the transaction.)
+				if e, refused := apperr.As(err); refused && e.Code != apperr.Timeout && key != nil {
 					// A retry after the kit's key expired: the order the key made
 					// comes before what the catalog says today.
 					if prev, err := s.keyed(ctx, t, orgID, *key, hash); err != nil || prev != nil {

@@ -22,7 +22,7 @@ import (
 type Config struct {
 	Env             string // development | production
 	DatabaseURL     string
-	DB              db.Options // DATABASE_PREPARED_STATEMENTS
+	DB              db.Options // DATABASE_PREPARED_STATEMENTS, DATABASE_STATEMENT_TIMEOUT
 	HTTPAddr        string
 	PprofAddr       string // development only: net/http/pprof on its own address ("" = off)
 	MetricsAddr     string // Prometheus metrics at /metrics on its own address ("" = off)
@@ -121,6 +121,7 @@ func Load() (Config, error) {
 	// straight to PostgreSQL (docs/operations.md, "PgBouncer").
 	c.DatabaseDirectURL = get("DATABASE_DIRECT_URL", c.DatabaseURL)
 	var errs []error
+	var err error
 	if c.Env != "development" && c.Env != "production" {
 		errs = append(errs, fmt.Errorf("APP_ENV must be development or production, got %q", c.Env))
 	}
@@ -132,10 +133,12 @@ func Load() (Config, error) {
 	} else {
 		c.DB = o
 	}
+	if c.DB.StatementTimeout, err = db.ParseTimeout(os.Getenv(db.TimeoutSetting)); err != nil {
+		errs = append(errs, err)
+	}
 	if c.PprofAddr != "" && c.Production() {
 		errs = append(errs, errors.New("PPROF_ADDR is for development only (profiles expose the process's internals): unset it in production"))
 	}
-	var err error
 	if c.AccessTokenTTL, err = duration("ACCESS_TOKEN_TTL", 15*time.Minute); err != nil {
 		errs = append(errs, err)
 	}

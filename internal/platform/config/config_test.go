@@ -259,6 +259,30 @@ func TestRequestAdmissionLimits(t *testing.T) {
 	}
 }
 
+// TestStatementTimeout: DATABASE_STATEMENT_TIMEOUT is 5s unless set, 0 is
+// none, and anything but 0 or 1ms to 30s is refused, naming the variable.
+func TestStatementTimeout(t *testing.T) {
+	devEnv(t)
+	t.Setenv("MAIL_DRIVER", "")
+	t.Setenv("DATABASE_STATEMENT_TIMEOUT", "")
+	c, err := Load()
+	if err != nil || c.DB.StatementTimeout != 5*time.Second {
+		t.Fatalf("default: %v, %v; want 5s (docs/configuration.md)", c.DB.StatementTimeout, err)
+	}
+	for v, want := range map[string]time.Duration{"0": 0, " 800ms ": 800 * time.Millisecond, "30s": 30 * time.Second, "1ms": time.Millisecond} {
+		t.Setenv("DATABASE_STATEMENT_TIMEOUT", v)
+		if c, err = Load(); err != nil || c.DB.StatementTimeout != want {
+			t.Errorf("DATABASE_STATEMENT_TIMEOUT=%q: %v, %v; want %v", v, c.DB.StatementTimeout, err, want)
+		}
+	}
+	for _, bad := range []string{"5", "-1s", "ten", "31s", "1h", "500us", "0s5"} {
+		t.Setenv("DATABASE_STATEMENT_TIMEOUT", bad)
+		if _, err := Load(); err == nil || !strings.Contains(err.Error(), "DATABASE_STATEMENT_TIMEOUT") {
+			t.Errorf("DATABASE_STATEMENT_TIMEOUT=%q: err = %v, want one naming the variable", bad, err)
+		}
+	}
+}
+
 func TestTrustedProxies(t *testing.T) {
 	devEnv(t)
 	t.Setenv("TRUSTED_PROXY_CIDRS", "10.0.0.0/8, 192.168.1.7, fd00::/8")

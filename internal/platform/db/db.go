@@ -26,6 +26,14 @@ type Options struct {
 	// instead of preparing it once per connection: for connection poolers that
 	// cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
 	NoPrepare bool
+	// StatementTimeout bounds each statement of the pool's connections: sent
+	// as the statement_timeout startup parameter of every connection, so it
+	// costs no statement (PostgreSQL cancels a statement that runs longer,
+	// lock waits included, with TIMEOUT: see mapTimeout). 0 sends none (the
+	// server's default applies: behind PgBouncer, which drops the parameter,
+	// the one set there); Unbounded sends 0, no timeout (migrations). In whole
+	// milliseconds.
+	StatementTimeout time.Duration
 }
 
 // PreparedSetting is the environment variable that switches prepared
@@ -62,6 +70,12 @@ func Open(ctx context.Context, url string, o Options) (*sqlx.DB, error) {
 	// uuid.UUID.Scan copies into a string again (4 allocations per uuid, 2
 	// in text): about 1,000 of a customers page's 21,600.
 	cfg.DisablePreparedBinaryResult = true
+	if v := o.startupTimeout(); v != "" {
+		if cfg.Runtime == nil {
+			cfg.Runtime = map[string]string{}
+		}
+		cfg.Runtime["statement_timeout"] = v
+	}
 	pc, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -74,7 +88,7 @@ func Open(ctx context.Context, url string, o Options) (*sqlx.DB, error) {
 	defer cancel()
 	if err := d.PingContext(pctx); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("connect to database: %w", err)
+		return nil, fmt.Errorf("connect to database: %w", openHint(err))
 	}
 	return d, nil
 }

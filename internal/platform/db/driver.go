@@ -111,24 +111,37 @@ type cachedStmt struct {
 	used uint64
 }
 
+// query and exec map a statement timeout to TIMEOUT (mapTimeout), on the
+// statement and on the rows it streams.
 func (c *conn) query(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	count(ctx)
+	var rows driver.Rows
+	var err error
 	if c.stmts == nil || len(args) == 0 || strings.HasPrefix(q, CustomPlan) {
-		return c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+		rows, err = c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+	} else {
+		rows, err = withStmt(c, ctx, q, func(st driver.Stmt) (driver.Rows, error) {
+			return st.(driver.StmtQueryContext).QueryContext(ctx, args)
+		})
 	}
-	return withStmt(c, ctx, q, func(st driver.Stmt) (driver.Rows, error) {
-		return st.(driver.StmtQueryContext).QueryContext(ctx, args)
-	})
+	if err != nil {
+		return nil, mapTimeout(ctx, err)
+	}
+	return &timedRows{Rows: rows, ctx: ctx}, nil
 }
 
 func (c *conn) exec(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
 	count(ctx)
+	var res driver.Result
+	var err error
 	if c.stmts == nil || len(args) == 0 || strings.HasPrefix(q, CustomPlan) {
-		return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+		res, err = c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+	} else {
+		res, err = withStmt(c, ctx, q, func(st driver.Stmt) (driver.Result, error) {
+			return st.(driver.StmtExecContext).ExecContext(ctx, args)
+		})
 	}
-	return withStmt(c, ctx, q, func(st driver.Stmt) (driver.Result, error) {
-		return st.(driver.StmtExecContext).ExecContext(ctx, args)
-	})
+	return res, mapTimeout(ctx, err)
 }
 
 // withStmt runs use with q's prepared statement on c, preparing it first when
@@ -253,7 +266,7 @@ type countedTx struct {
 func (t *countedTx) commit() error {
 	count(t.ctx)
 	t.conn.inTx = false
-	return t.Tx.Commit()
+	return mapTimeout(t.ctx, t.Tx.Commit()) // deferred triggers run at commit
 }
 
 func (t *countedTx) rollback() error {

@@ -48,9 +48,22 @@ type Database struct {
 // PgBouncerSetting names the variable that routes the test pools through PgBouncer.
 const PgBouncerSetting = "TEST_PGBOUNCER_URL"
 
+// Options shape a database of NewWith.
+type Options struct {
+	// StatementTimeout bounds the statements of the database's pool
+	// (db.Options.StatementTimeout). Straight to PostgreSQL the pool sends it
+	// at connection start; through PgBouncer, which drops that, it is also
+	// the database's own setting (ALTER DATABASE … SET statement_timeout), as
+	// an operator sets it behind PgBouncer (docs/operations.md, "PgBouncer").
+	StatementTimeout time.Duration
+}
+
 // New creates a fresh database for one test package from the migrated template.
 // It fails when TEST_DATABASE_URL is not set: the tests need a real PostgreSQL (run `make test`).
-func New(ctx context.Context) (*Database, error) {
+func New(ctx context.Context) (*Database, error) { return NewWith(ctx, Options{}) }
+
+// NewWith is New with options.
+func NewWith(ctx context.Context, o Options) (*Database, error) {
 	srv := os.Getenv("TEST_DATABASE_URL")
 	if srv == "" {
 		return nil, fmt.Errorf("TEST_DATABASE_URL is not set: run the tests with `make test`, which starts a throwaway PostgreSQL")
@@ -98,6 +111,12 @@ func New(ctx context.Context) (*Database, error) {
 	u := direct
 	if b := os.Getenv(PgBouncerSetting); b != "" {
 		u = withDB(b, name)
+		if o.StatementTimeout > 0 {
+			if _, err := conn.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %s SET statement_timeout = %d`,
+				name, o.StatementTimeout.Milliseconds())); err != nil {
+				return nil, fmt.Errorf("set the test database's statement timeout: %w", err)
+			}
+		}
 	}
 	// The suite runs both ways: make test runs it again with
 	// DATABASE_PREPARED_STATEMENTS=off, as a server behind PgBouncer would.
@@ -105,6 +124,7 @@ func New(ctx context.Context) (*Database, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.StatementTimeout = o.StatementTimeout
 	d, err := db.Open(ctx, u, opts)
 	if err != nil {
 		return nil, err

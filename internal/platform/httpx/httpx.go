@@ -114,6 +114,12 @@ func Edge(log *slog.Logger, trustedProxies []netip.Prefix, next http.Handler) ht
 			if span := trace.SpanFromContext(ctx); span.IsRecording() {
 				args = append(args, "trace_id", span.SpanContext().TraceID().String())
 			}
+			// A statement cut by the statement timeout (TIMEOUT): the same line at
+			// WARN, with how many (docs/operations.md, "Statement timeout").
+			if n := ri.StatementTimeouts(); n > 0 {
+				log.WarnContext(ctx, "request", append(args, "statement_timeouts", n)...)
+				return
+			}
 			log.InfoContext(ctx, "request", args...)
 		}()
 		next.ServeHTTP(sw, r.WithContext(ctx))

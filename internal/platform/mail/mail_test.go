@@ -866,3 +866,57 @@ func TestTruncateError(t *testing.T) {
 		t.Fatalf("truncateError = %q", got)
 	}
 }
+
+// TestRecordingASendOutlastsTheStatementTimeout: on a pool whose statement
+// timeout is 100ms, the worker's recording of a send already made waits as
+// long as it must (here for another session's lock on the outbox): cut, it
+// would roll the batch back and the message would go out again.
+func TestRecordingASendOutlastsTheStatementTimeout(t *testing.T) {
+	reset(t)
+	ctx := context.Background()
+	const timeout = 100 * time.Millisecond
+	p, err := db.Open(ctx, database.DirectURL, db.Options{StatementTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	enqueueCommitted(t, Message{To: "slow@example.com", Subject: "s", Body: "b"})
+	holder, err := database.DB.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback() //nolint:errcheck
+	s := &fakeSender{fn: func(Message) error {
+		// Once sent, the outbox is locked against the worker's UPDATE.
+		_, err := holder.Exec(`LOCK TABLE mail_outbox IN SHARE MODE`)
+		return err
+	}}
+	type result struct {
+		sent int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := NewWorker(p, s, quietLog(), WorkerOptions{}).RunOnce(ctx)
+		done <- result{n, err}
+	}()
+	waitFor(t, 20*time.Second, "the worker's UPDATE waiting past three statement timeouts", func() bool {
+		var waiting bool
+		if err := database.DB.Get(&waiting, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE query LIKE '%UPDATE mail_outbox%' AND wait_event_type = 'Lock'
+			AND now() - query_start > $1 * interval '1 ms')`, 3*timeout.Milliseconds()); err != nil {
+			t.Fatal(err)
+		}
+		return waiting
+	})
+	if err := holder.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.sent != 1 {
+		t.Fatalf("RunOnce = %d, %v; want 1 sent", r.sent, r.err)
+	}
+	if st := state(t, 1); st.Status != "sent" || st.Attempts != 1 || len(s.sent()) != 1 {
+		t.Fatalf("after the wait: %+v, %d sends; want sent once", st, len(s.sent()))
+	}
+}

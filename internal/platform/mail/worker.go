@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"tenantgraph/internal/platform/db"
 	"tenantgraph/internal/platform/notify"
 
 	"github.com/jmoiron/sqlx"
@@ -155,6 +156,12 @@ func (w *Worker) runOnce(ctx context.Context) (handled, sent int, err error) {
 	}
 	if len(rows) == 0 {
 		return 0, 0, nil
+	}
+	// From the first send on, recording what was sent must not be cut by the
+	// requests' statement timeout: a cut would roll the batch back and send it
+	// again. The claim above keeps it (SKIP LOCKED and LIMIT: it never waits).
+	if err := db.WithoutStatementTimeout(bg, tx); err != nil {
+		return 0, 0, fmt.Errorf("mail outbox: %w", err)
 	}
 
 	for _, r := range rows {

@@ -47,6 +47,7 @@ type Recorder struct {
 	statements *prometheus.HistogramVec
 	refusals   *prometheus.CounterVec
 	quotas     *prometheus.CounterVec
+	timeouts   *prometheus.CounterVec
 
 	mu    sync.RWMutex
 	known map[string]bool // operation names kept as label values
@@ -78,6 +79,10 @@ func NewRecorder(reg prometheus.Registerer) (*Recorder, error) {
 			Name: "tenantgraph_quota_refusals_total",
 			Help: "Writes refused with QUOTA_EXCEEDED, by the organization limit that refused them (seats, customers, products, ordersPerDay, notesPerCustomer).",
 		}, []string{"limit"}),
+		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgraph_statement_timeouts_total",
+			Help: "SQL statements PostgreSQL cancelled at the statement timeout (DATABASE_STATEMENT_TIMEOUT) while serving a GraphQL request, by operation type.",
+		}, []string{"type"}),
 		known: map[string]bool{},
 	}
 	names := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -88,10 +93,14 @@ func NewRecorder(reg prometheus.Registerer) (*Recorder, error) {
 		defer r.mu.RUnlock()
 		return float64(len(r.known))
 	})
-	for _, c := range []prometheus.Collector{r.requests, r.duration, r.statements, r.refusals, r.quotas, names} {
+	for _, c := range []prometheus.Collector{r.requests, r.duration, r.statements, r.refusals, r.quotas, r.timeouts, names} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
+	}
+	// Present at 0 from the start, so that a rate over them needs no first timeout.
+	for _, typ := range []string{"query", "mutation", "subscription", NoType} {
+		r.timeouts.WithLabelValues(typ)
 	}
 	return r, nil
 }
@@ -103,6 +112,8 @@ type Request struct {
 	Code       string // OK, or the first error's extensions.code
 	Duration   time.Duration
 	Statements int64 // SQL statements sent
+	// Timeouts is how many of them PostgreSQL cancelled at the statement timeout.
+	Timeouts int
 }
 
 // Request records one request.
@@ -119,6 +130,9 @@ func (r *Recorder) Request(q Request) {
 	r.requests.WithLabelValues(op, typ, q.Code).Inc()
 	r.duration.WithLabelValues(op, typ).Observe(q.Duration.Seconds())
 	r.statements.WithLabelValues(op, typ).Observe(float64(q.Statements))
+	if q.Timeouts > 0 {
+		r.timeouts.WithLabelValues(typ).Add(float64(q.Timeouts))
+	}
 }
 
 // label is the label value of the operation name: the name itself when it is

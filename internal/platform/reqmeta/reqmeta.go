@@ -13,7 +13,8 @@ type ctxKey struct{}
 // Meta is one request's metadata. The edge fills ID, IP and UserAgent; the
 // GraphQL layer records the operation name for the access log, and the
 // operation's type, the request's outcome and its rate-limit refusals for the
-// metrics.
+// metrics; the database driver counts its statements cut by the statement
+// timeout (the access log and the metrics).
 type Meta struct {
 	ID        string
 	IP        string // the client's address, behind any trusted proxies
@@ -26,6 +27,7 @@ type Meta struct {
 	outcome    string
 	rateLimits []string
 	quotas     []string
+	timeouts   int // statements PostgreSQL cancelled at the statement timeout
 }
 
 // With returns ctx carrying m.
@@ -115,4 +117,20 @@ func (m *Meta) Quotas() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]string(nil), m.quotas...)
+}
+
+// StatementTimedOut records that PostgreSQL cancelled one of the request's
+// statements at the statement timeout (the platform db layer calls it).
+func (m *Meta) StatementTimedOut() {
+	m.mu.Lock()
+	m.timeouts++
+	m.mu.Unlock()
+}
+
+// StatementTimeouts returns how many of the request's statements PostgreSQL
+// cancelled at the statement timeout.
+func (m *Meta) StatementTimeouts() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.timeouts
 }
