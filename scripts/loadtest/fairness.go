@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -17,7 +20,8 @@ import (
 
 // The fairness scenario (issue 18): organization A (-fair-customers customers,
 // -clients members, each a client of its own) sends broad searches with
-// totalCount and imports as fast as it can, while one member of organization
+// totalCount and imports as fast as it can (waiting as an answer's
+// Retry-After says, as well-behaved clients do), while one member of organization
 // B loads a small dashboard one request at a time. It alternates -rounds
 // rounds of a phase with B alone and a phase with A's flood beside it (-phase
 // each, sampled -settle after the load changed), and reports B's p50 and p99
@@ -349,7 +353,7 @@ func fairRound(ctx context.Context, o options, side *fairSide, meter cpuMeter, f
 						"s": fairSearchTerms[(k+n)%len(fairSearchTerms)]}})
 				}
 				t0 := time.Now()
-				out, status, err := send(ctx, a, side.URL+"/query", tok, body)
+				out, status, retry, err := sendRetry(ctx, a, side.URL+"/query", tok, body)
 				d := time.Since(t0)
 				if ctx.Err() != nil {
 					return
@@ -359,6 +363,13 @@ func fairRound(ctx context.Context, o options, side *fairSide, meter cpuMeter, f
 					outcome = errorCode(out, status, err)
 				}
 				side.A.record(!imports, outcome, d)
+				if retry > 0 { // as a client that honours Retry-After does
+					select {
+					case <-stop:
+						return
+					case <-time.After(retry):
+					}
+				}
 			}
 		})
 	}
@@ -420,4 +431,25 @@ func outcomesCell(m map[string]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// sendRetry is send, also returning the answer's Retry-After (0 when none).
+func sendRetry(ctx context.Context, c *http.Client, url, token string, body []byte) ([]byte, int, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	var retry time.Duration
+	if n, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && n > 0 {
+		retry = time.Duration(n) * time.Second
+	}
+	return b, resp.StatusCode, retry, err
 }
