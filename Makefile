@@ -25,7 +25,7 @@ docs-check: ## Run the docs' walk-throughs (README's tour, docs/walkthroughs/*.m
 bench: explorer-assets ## Run the benchmarks on a throwaway PostgreSQL; extra flags: GOTESTFLAGS='-benchtime 2s'
 	@GOTEST_ARGS='-run=^$$ -bench=. -benchmem -count=1' bash scripts/test.sh
 
-loadtest: ## Measure a built server on a throwaway PostgreSQL from another process (SCENARIO=credential-flood|dashboard|me|organization|customers|orders|orders-hot|all|subscriptions; LOADTEST_ARGS, SERVER_ENV; BASE=<git ref> alternates that commit's server with this one)
+loadtest: ## Measure a built server on a throwaway PostgreSQL from another process (SCENARIO=credential-flood|dashboard|me|organization|customers|orders|orders-hot|all|subscriptions|fairness; LOADTEST_ARGS, SERVER_ENV; BASE=<git ref> alternates that commit's server with this one)
 	@bash scripts/loadtest.sh
 
 audit-http: ## GraphQL-over-HTTP audit (npm graphql-http) of /query on a throwaway server and PostgreSQL

@@ -2566,8 +2566,10 @@ var sources = []*ast.Source{
 #   405: a mutation over GET, a method other than GET/POST/OPTIONS),
 #   BAD_USER_INPUT (HTTP 413: a body over 1 MiB) and RATE_LIMITED (request
 #   admission, before anything runs: HTTP 429, too many requests per second
-#   or at once from one client; 503, the server at its maximum at once;
-#   extensions.limit names the limit, Retry-After: 1).
+#   or at once from one client, or a query or mutation of an organization
+#   that found no free slot of its share of the server in time; 503,
+#   the server at its maximum at once; extensions.limit names the limit,
+#   Retry-After: 1).
 
 "Anyone may call the field, signed in or not."
 directive @public on FIELD_DEFINITION

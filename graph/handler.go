@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"tenantgraph/internal/loader"
+	"tenantgraph/internal/platform/fairshare"
 	"tenantgraph/internal/platform/reqmeta"
 )
 
@@ -35,6 +36,9 @@ type HandlerOptions struct {
 	// Socket, when set, serves subscriptions over graphql-transport-ws (an
 	// Upgrade request to the endpoint); nil: subscriptions are refused.
 	Socket *SocketOptions
+	// Organizations, when set, caps the queries and mutations of one
+	// organization served at once (fairShare); nil: no cap.
+	Organizations *fairshare.Limiter
 }
 
 // NewHandler builds the GraphQL HTTP handler with explicit transports and extensions.
@@ -103,6 +107,10 @@ func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
 		}
 		return next(ctx)
 	})
+	if o.Organizations != nil {
+		// After the names are recorded: a refusal is counted under its operation.
+		srv.AroundOperations(fairShare(o.Organizations, r.present))
+	}
 	if o.Socket != nil {
 		srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 			return next(r.sockets.response(ctx))

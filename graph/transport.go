@@ -140,6 +140,14 @@ func (e *shapingExecutor) DispatchOperation(ctx context.Context, oc *graphql.Ope
 	next, ctx := e.GraphExecutor.DispatchOperation(ctx, oc)
 	return func(ctx context.Context) *graphql.Response {
 		resp := next(ctx)
+		if e.direct && refusedByOrganization(resp) {
+			// Refused before anything ran, like request admission's refusals:
+			// HTTP 429, Retry-After, and no data entry (shapingWriter.finish).
+			e.w.Header().Set("Retry-After", "1")
+			e.w.WriteHeader(http.StatusTooManyRequests)
+			resp.Errors = capErrors(resp.Errors)
+			return resp
+		}
 		if resp != nil {
 			resp.Errors = capErrors(resp.Errors)
 			reqmeta.From(ctx).SetOutcome(outcome(resp.Errors))

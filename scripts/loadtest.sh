@@ -8,7 +8,9 @@
 # server in production mode (production rate limits and argon2 parameters, JSON logs, a
 # random JWT key, the file mail driver, the request admission limits off, since the
 # generator is one client sending far more than one client may: CLIENT_REQUESTS_PER_SECOND,
-# CLIENT_CONCURRENT_REQUESTS and MAX_CONCURRENT_REQUESTS = 0; SERVER_ENV may set them
+# CLIENT_CONCURRENT_REQUESTS and MAX_CONCURRENT_REQUESTS = 0, and, but for SCENARIO=fairness,
+# which measures it, the organization's share, ORG_CONCURRENT_SHARE = 0, since the read
+# scenarios' one viewer sends 64 requests at once in one organization; SERVER_ENV may set them
 # again; TRUSTED_PROXY_CIDRS=127.0.0.1/32 so that the
 # generator can speak for many client addresses through X-Forwarded-For, METRICS_ADDR on a
 # free port for the allocations per request), runs the scenario against its /query (the
@@ -22,7 +24,10 @@
 #                  16 clients, each in its own organization or all on one product), or all
 #                  (the read scenarios, then the write ones); subscriptions: a second server
 #                  process on the same database, 1,000 organizationEvents subscribers over
-#                  both while orders are created at 200 a second (scripts/loadtest/subscriptions.go)
+#                  both while orders are created at 200 a second (scripts/loadtest/subscriptions.go);
+#                  fairness: one member of organization B loads a small dashboard alone, then beside
+#                  16 members of organization A (60,000 customers) sending broad searches and
+#                  imports (scripts/loadtest/fairness.go); with BASE, both servers in each round
 #   BASE           a git ref (read and write scenarios): also build the server of that commit (from
 #                  a temporary git worktree, removed afterwards), give it a database of its
 #                  own in the same cluster (migrated by its own binary, seeded alike), run
@@ -50,7 +55,7 @@ read -ra gen_args <<<"${LOADTEST_ARGS:-}"
 read -ra server_env <<<"${SERVER_ENV:-}"
 stamp=$(date -u +%Y%m%d-%H%M%S)
 if [[ -n "$BASE" ]]; then
-	[[ "$SCENARIO" != credential-flood ]] || { log "error: BASE compares the read and write scenarios: set SCENARIO=dashboard, me, organization, customers, orders, orders-hot or all"; exit 2; }
+	[[ "$SCENARIO" != credential-flood ]] || { log "error: BASE compares the read and write scenarios: set SCENARIO=dashboard, me, organization, customers, orders, orders-hot, all or fairness"; exit 2; }
 	base_rev=$(git rev-parse --verify --quiet "$BASE^{commit}") || { log "error: BASE=$BASE is not a commit here"; exit 2; }
 	json=${LOADTEST_JSON:-.data/loadtest/$SCENARIO-vs-$(printf '%s' "$BASE" | tr -c 'A-Za-z0-9._-' '_')-$stamp.json}
 else
@@ -100,9 +105,11 @@ env -i PATH="$PATH" DATABASE_URL="$SRV_DATABASE_URL" "$tmp/tenantgraph" migrate 
 
 # srv_start sets APP_ENV=development; the later APP_ENV wins (env applies them in order).
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+org_share=0
+[[ "$SCENARIO" != fairness ]] || org_share=0.25 # the default, which the scenario measures
 start() { # start DIR METRICS_PORT: one server of the run
 	srv_start "$1" APP_ENV=production JWT_SECRET="$secret" MAIL_DRIVER=file MAIL_DIR="$1/mail" \
-		CLIENT_REQUESTS_PER_SECOND=0 CLIENT_CONCURRENT_REQUESTS=0 MAX_CONCURRENT_REQUESTS=0 \
+		CLIENT_REQUESTS_PER_SECOND=0 CLIENT_CONCURRENT_REQUESTS=0 MAX_CONCURRENT_REQUESTS=0 ORG_CONCURRENT_SHARE="$org_share" \
 		TRUSTED_PROXY_CIDRS=127.0.0.1/32 METRICS_ADDR="127.0.0.1:$2" "${server_env[@]}"
 }
 mkdir -p "$(dirname "$json")"

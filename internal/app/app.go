@@ -23,6 +23,7 @@ import (
 	"tenantgraph/internal/org"
 	"tenantgraph/internal/platform/config"
 	"tenantgraph/internal/platform/explorer"
+	"tenantgraph/internal/platform/fairshare"
 	"tenantgraph/internal/platform/httpx"
 	"tenantgraph/internal/platform/mail"
 	"tenantgraph/internal/platform/notify"
@@ -150,6 +151,29 @@ func admissionClient(r *http.Request) string {
 	return "addr:" + reqmeta.From(r.Context()).IP
 }
 
+// OrgQueueFactor: an organization's operations waiting for a slot are at most
+// this many times its slots; one more is refused at once.
+const OrgQueueFactor = 4
+
+// OrganizationSlots is the number of operations of one organization served at
+// once: cfg.OrgConcurrentShare of the smaller of MAX_CONCURRENT_REQUESTS and
+// the pool's connections (poolConns; 0 for either is no limit), at least 1.
+// An operation holds about one pool connection at a time, so the cap on an
+// organization's operations caps its connections too. 0: no cap (the share
+// is 0, or neither bound is set).
+func OrganizationSlots(cfg config.Config, poolConns int) int {
+	bound := 0
+	for _, n := range []int{cfg.MaxConcurrentRequests, poolConns} {
+		if n > 0 && (bound == 0 || n < bound) {
+			bound = n
+		}
+	}
+	if cfg.OrgConcurrentShare <= 0 || bound == 0 {
+		return 0
+	}
+	return max(1, int(cfg.OrgConcurrentShare*float64(bound)))
+}
+
 // New assembles the App.
 func New(o Options) (*App, error) {
 	if o.Now == nil {
@@ -231,16 +255,26 @@ func New(o Options) (*App, error) {
 		Lifetimes:     orders.LifetimeValues,
 	}
 	resolver := &graph.Resolver{Accounts: accounts, Orgs: orgs, Audit: auditLog, CRM: customers, Catalog: products, Sales: orders, Feed: feed}
-	gql := graph.NewHandler(resolver,
-		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits,
-			TrustedDocuments: cfg.TrustedDocuments, Tracer: tracer,
-			Socket: &graph.SocketOptions{Verify: tokens.VerifyUntil, Revoked: revoked, Now: o.Now,
-				Loaders: func() *loader.Loaders { return loader.New(sources) }, Limits: socketLimits(o.SocketLimits)}})
-
-	rec, err := newRecorder(o.Metrics, o.DB, o.Log, hasher, resolver.SocketCounts)
+	// One organization's share of the process (docs/api.md, "Request admission").
+	var shares *fairshare.Limiter
+	var sharesWaiting func() int
+	slots := OrganizationSlots(cfg, o.DB.Stats().MaxOpenConnections)
+	if slots > 0 {
+		sharesWaiting = func() int { return shares.Stats().Waiting }
+	}
+	rec, err := newRecorder(o.Metrics, o.DB, o.Log, hasher, resolver.SocketCounts, sharesWaiting)
 	if err != nil {
 		return nil, err
 	}
+	if slots > 0 {
+		shares = fairshare.New(fairshare.Options{Slots: slots, Queue: OrgQueueFactor * slots,
+			Wait: cfg.OrgConcurrentWait, Observe: rec.OrganizationWait})
+	}
+	gql := graph.NewHandler(resolver,
+		graph.HandlerOptions{Production: cfg.Production(), Log: o.Log, Limits: o.QueryLimits,
+			TrustedDocuments: cfg.TrustedDocuments, Tracer: tracer, Organizations: shares,
+			Socket: &graph.SocketOptions{Verify: tokens.VerifyUntil, Revoked: revoked, Now: o.Now,
+				Loaders: func() *loader.Loaders { return loader.New(sources) }, Limits: socketLimits(o.SocketLimits)}})
 	mux := http.NewServeMux()
 	endpoint := observe(rec, httpx.NoStore(httpx.LimitBody(MaxBodyBytes,
 		httpx.Detach(RequestTimeout, auth.Middleware(tokens, revoked,

@@ -23,9 +23,10 @@ import (
 // time: go_sql_*{db_name="tenantgraph"}) and the mail outbox's (one query at
 // scrape time), and the password hashes done in process because no hash
 // worker could do them (read from the hasher at scrape time), and the open
-// websockets and subscriptions (read at scrape time). A nil reg
-// records nothing.
-func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger, hasher *auth.Hasher, sockets func() (int, int)) (*metrics.Recorder, error) {
+// websockets and subscriptions (read at scrape time), and, when orgWaiting
+// is set, the operations waiting for their organization's share (read at
+// scrape time). A nil reg records nothing.
+func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger, hasher *auth.Hasher, sockets func() (int, int), orgWaiting func() int) (*metrics.Recorder, error) {
 	if reg == nil {
 		return nil, nil
 	}
@@ -55,6 +56,14 @@ func newRecorder(reg prometheus.Registerer, d *sqlx.DB, log *slog.Logger, hasher
 			socks, subs := sockets()
 			return float64([]int{socks, subs}[i])
 		})); err != nil {
+			return nil, err
+		}
+	}
+	if orgWaiting != nil {
+		if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tenantgraph_organization_share_waiting",
+			Help: "Queries and mutations waiting for a slot of their organization's share of the process, read at scrape time.",
+		}, func() float64 { return float64(orgWaiting()) })); err != nil {
 			return nil, err
 		}
 	}

@@ -26,6 +26,11 @@
 //	subscriptions     organizationEvents subscribers on two server processes
 //	                  (-peer-url) while orders are created at -event-rate
 //	                  (subscriptions.go)
+//	fairness          one member of organization B loads a small dashboard
+//	                  alone, then while -clients members of organization A
+//	                  (-fair-customers customers) send broad searches and
+//	                  imports as fast as they can (issue 18's goal: B's p99
+//	                  within 2x of alone; fairness.go)
 //
 // The read scenarios (dashboard, me, organization, customers) seed their data
 // set first (seed.go, straight into PostgreSQL: -database-url; -seed-* for its
@@ -87,6 +92,8 @@ type options struct {
 	Subscribers int
 	EventRate   int
 
+	FairCustomers int // the fairness scenario: customers of organization A
+
 	Base      target // a comparison's base binary (Base.URL "": no comparison)
 	BaseName  string // labels of the two binaries in a comparison
 	NewName   string
@@ -109,12 +116,13 @@ var scenarios = map[string]func(context.Context, options) (report, error){
 	"orders-hot":       throughputRuns("orders-hot"),
 	"all":              throughputRuns(allNames...),
 	"subscriptions":    subscriptionsRun,
+	"fairness":         fairnessRun,
 }
 
 // allNames are what "all" runs: the read scenarios, then the write ones.
 var allNames = append(append([]string(nil), readNames...), writeNames...)
 
-const scenarioNames = "credential-flood, dashboard, me, organization, customers, orders, orders-hot, all, subscriptions"
+const scenarioNames = "credential-flood, dashboard, me, organization, customers, orders, orders-hot, all, subscriptions, fairness"
 
 // markdowner is a report that can also be a Markdown table.
 type markdowner interface {
@@ -166,6 +174,7 @@ func main() {
 	flag.IntVar(&o.PeerPID, "peer-pid", 0, "subscriptions: the second server's pid")
 	flag.IntVar(&o.Subscribers, "subscribers", 1000, "subscriptions: organizationEvents subscriptions, one per socket, spread over the -order-clients organizations and both processes")
 	flag.IntVar(&o.EventRate, "event-rate", 200, "subscriptions: orders created per second while the subscribers listen")
+	flag.IntVar(&o.FairCustomers, "fair-customers", 60_000, "fairness: customers of organization A, whose -clients members flood it")
 	flag.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&mdPath, "markdown", "", "also write the results as a Markdown table to this file (read scenarios)")
 	flag.Parse()
@@ -177,7 +186,7 @@ func main() {
 		if !durationSet {
 			o.Duration = 5 * time.Second
 		}
-		if _, ok := scenarios[scenario]; ok && scenario != "credential-flood" {
+		if _, ok := scenarios[scenario]; ok && scenario != "credential-flood" && scenario != "fairness" { // fairness compares on its own
 			names := map[string][]string{"all": allNames}[scenario]
 			if names == nil {
 				names = []string{scenario}

@@ -55,6 +55,12 @@ type Config struct {
 	ClientRequestsPerSecond  int // CLIENT_REQUESTS_PER_SECOND, default 50
 	ClientConcurrentRequests int // CLIENT_CONCURRENT_REQUESTS, default 16
 	MaxConcurrentRequests    int // MAX_CONCURRENT_REQUESTS, default 256
+	// OrgConcurrentShare is the share of min(MaxConcurrentRequests, the
+	// pool's connections) one organization's operations may hold at once
+	// (ORG_CONCURRENT_SHARE, default 0.25; 0 is no limit); over it they wait
+	// up to OrgConcurrentWait (ORG_CONCURRENT_WAIT, default 1s), then are refused.
+	OrgConcurrentShare float64
+	OrgConcurrentWait  time.Duration
 
 	// DatabaseDirectURL reaches PostgreSQL itself, never through a pooler in
 	// transaction mode: the LISTEN connections use it (DATABASE_DIRECT_URL,
@@ -157,6 +163,12 @@ func Load() (Config, error) {
 		if *v.to, err = count(v.key, v.def); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.OrgConcurrentShare, err = share("ORG_CONCURRENT_SHARE", 0.25); err != nil {
+		errs = append(errs, err)
+	}
+	if c.OrgConcurrentWait, err = duration("ORG_CONCURRENT_WAIT", time.Second); err != nil {
+		errs = append(errs, err)
 	}
 	if c.SMTPPort, err = strconv.Atoi(get("SMTP_PORT", "587")); err != nil {
 		errs = append(errs, fmt.Errorf("SMTP_PORT: %w", err))
@@ -399,6 +411,19 @@ func count(key string, def int) (int, error) {
 		return 0, fmt.Errorf("%s: want a whole number from 0 (no limit) to 1000000, got %q", key, v)
 	}
 	return n, nil
+}
+
+// share reads a fraction from 0 (no limit) to 1.
+func share(key string, def float64) (float64, error) {
+	v := strings.TrimSpace(os.Getenv(key))
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f >= 0 && f <= 1) {
+		return 0, fmt.Errorf("%s: want a fraction from 0 (no limit) to 1, such as 0.25, got %q", key, v)
+	}
+	return f, nil
 }
 
 // duration accepts Go durations plus a day suffix ("30d").

@@ -283,6 +283,34 @@ func TestStatementTimeout(t *testing.T) {
 	}
 }
 
+// TestOrganizationShare: ORG_CONCURRENT_SHARE is 0.25 and ORG_CONCURRENT_WAIT
+// 1s unless set, 0 turns the share off, and a share outside 0 to 1 is
+// refused, naming the variable.
+func TestOrganizationShare(t *testing.T) {
+	devEnv(t)
+	t.Setenv("MAIL_DRIVER", "")
+	t.Setenv("ORG_CONCURRENT_SHARE", "")
+	t.Setenv("ORG_CONCURRENT_WAIT", "")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OrgConcurrentShare != 0.25 || c.OrgConcurrentWait != time.Second {
+		t.Fatalf("defaults = %v, %v; want 0.25, 1s (docs/configuration.md)", c.OrgConcurrentShare, c.OrgConcurrentWait)
+	}
+	t.Setenv("ORG_CONCURRENT_SHARE", "0")
+	t.Setenv("ORG_CONCURRENT_WAIT", "250ms")
+	if c, err = Load(); err != nil || c.OrgConcurrentShare != 0 || c.OrgConcurrentWait != 250*time.Millisecond {
+		t.Fatalf("Load() = %+v, %v", c, err)
+	}
+	for _, bad := range []string{"-0.1", "1.5", "a quarter", "NaN"} {
+		t.Setenv("ORG_CONCURRENT_SHARE", bad)
+		if _, err := Load(); err == nil || !strings.Contains(err.Error(), "ORG_CONCURRENT_SHARE") {
+			t.Errorf("ORG_CONCURRENT_SHARE=%q: err = %v, want one naming the variable", bad, err)
+		}
+	}
+}
+
 func TestTrustedProxies(t *testing.T) {
 	devEnv(t)
 	t.Setenv("TRUSTED_PROXY_CIDRS", "10.0.0.0/8, 192.168.1.7, fd00::/8")

@@ -36,6 +36,11 @@ const (
 // seconds: 1 ms to 10 s.
 var LatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
+// WaitBuckets are the upper bounds of the organization share's wait
+// histogram, in seconds: 1 ms to 2.5 s (the wait is bounded by
+// ORG_CONCURRENT_WAIT, 1 s by default).
+var WaitBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+
 // StatementBuckets are the upper bounds of the SQL statements per request histogram.
 var StatementBuckets = []float64{0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89}
 
@@ -48,6 +53,7 @@ type Recorder struct {
 	refusals   *prometheus.CounterVec
 	quotas     *prometheus.CounterVec
 	timeouts   *prometheus.CounterVec
+	orgWaits   *prometheus.HistogramVec
 
 	mu    sync.RWMutex
 	known map[string]bool // operation names kept as label values
@@ -83,6 +89,11 @@ func NewRecorder(reg prometheus.Registerer) (*Recorder, error) {
 			Name: "tenantgraph_statement_timeouts_total",
 			Help: "SQL statements PostgreSQL cancelled at the statement timeout (DATABASE_STATEMENT_TIMEOUT) while serving a GraphQL request, by operation type.",
 		}, []string{"type"}),
+		orgWaits: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tenantgraph_organization_share_wait_seconds",
+			Help:    "Time queries and mutations waited for a slot of their organization's share of the process (only those that waited), by outcome: admitted, or refused (RATE_LIMITED, limit organization_concurrent).",
+			Buckets: WaitBuckets,
+		}, []string{"outcome"}),
 		known: map[string]bool{},
 	}
 	names := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -93,7 +104,7 @@ func NewRecorder(reg prometheus.Registerer) (*Recorder, error) {
 		defer r.mu.RUnlock()
 		return float64(len(r.known))
 	})
-	for _, c := range []prometheus.Collector{r.requests, r.duration, r.statements, r.refusals, r.quotas, r.timeouts, names} {
+	for _, c := range []prometheus.Collector{r.requests, r.duration, r.statements, r.refusals, r.quotas, r.timeouts, r.orgWaits, names} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -176,6 +187,19 @@ func (r *Recorder) QuotaExceeded(limit string) {
 		return
 	}
 	r.quotas.WithLabelValues(limit).Inc()
+}
+
+// OrganizationWait records one wait for an organization's slot: how long, and
+// whether the operation was admitted or refused.
+func (r *Recorder) OrganizationWait(waited time.Duration, admitted bool) {
+	if r == nil {
+		return
+	}
+	outcome := "refused"
+	if admitted {
+		outcome = "admitted"
+	}
+	r.orgWaits.WithLabelValues(outcome).Observe(waited.Seconds())
 }
 
 // Backlog reads the mail outbox: how many messages are pending and how long
