@@ -22,7 +22,7 @@ import (
 type Config struct {
 	Env             string // development | production
 	DatabaseURL     string
-	DB              db.Options // DATABASE_PREPARED_STATEMENTS, DATABASE_STATEMENT_TIMEOUT
+	DB              db.Options // DATABASE_PREPARED_STATEMENTS, DATABASE_STATEMENT_TIMEOUT, DATABASE_MAX_CONNECTIONS
 	HTTPAddr        string
 	PprofAddr       string // development only: net/http/pprof on its own address ("" = off)
 	MetricsAddr     string // Prometheus metrics at /metrics on its own address ("" = off)
@@ -140,6 +140,9 @@ func Load() (Config, error) {
 		c.DB = o
 	}
 	if c.DB.StatementTimeout, err = db.ParseTimeout(os.Getenv(db.TimeoutSetting)); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DB.MaxConns, err = db.ParseMaxConns(os.Getenv(db.MaxConnsSetting)); err != nil {
 		errs = append(errs, err)
 	}
 	if c.PprofAddr != "" && c.Production() {

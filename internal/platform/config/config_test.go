@@ -427,3 +427,25 @@ func TestCORSDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabaseMaxConnections: the pool has 20 connections unless
+// DATABASE_MAX_CONNECTIONS says 1 to 1000; anything else is refused, naming
+// the variable.
+func TestDatabaseMaxConnections(t *testing.T) {
+	devEnv(t)
+	t.Setenv("MAIL_DRIVER", "")
+	t.Setenv("DATABASE_MAX_CONNECTIONS", "")
+	if c, err := Load(); err != nil || c.DB.MaxConns != 20 {
+		t.Fatalf("default: %v, %v; want 20 (docs/configuration.md)", c.DB.MaxConns, err)
+	}
+	t.Setenv("DATABASE_MAX_CONNECTIONS", " 5 ")
+	if c, err := Load(); err != nil || c.DB.MaxConns != 5 {
+		t.Fatalf("DATABASE_MAX_CONNECTIONS=5: %v, %v", c.DB.MaxConns, err)
+	}
+	for _, bad := range []string{"0", "-1", "1001", "many"} {
+		t.Setenv("DATABASE_MAX_CONNECTIONS", bad)
+		if _, err := Load(); err == nil || !strings.Contains(err.Error(), "DATABASE_MAX_CONNECTIONS") {
+			t.Errorf("DATABASE_MAX_CONNECTIONS=%q: err = %v, want one naming the variable", bad, err)
+		}
+	}
+}

@@ -34,6 +34,27 @@ type Options struct {
 	// the one set there); Unbounded sends 0, no timeout (migrations). In whole
 	// milliseconds.
 	StatementTimeout time.Duration
+	// MaxConns is the most connections the pool opens (DefaultMaxConns when 0).
+	MaxConns int
+}
+
+// DefaultMaxConns is the pool's size unless MaxConnsSetting says otherwise.
+const DefaultMaxConns = 20
+
+// MaxConnsSetting is the environment variable that sizes the pool.
+const MaxConnsSetting = "DATABASE_MAX_CONNECTIONS"
+
+// ParseMaxConns reads MaxConnsSetting's value ("" is DefaultMaxConns): 1 to 1000.
+func ParseMaxConns(v string) (int, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return DefaultMaxConns, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, fmt.Errorf("%s: want a whole number from 1 to 1000, got %q", MaxConnsSetting, v)
+	}
+	return n, nil
 }
 
 // PreparedSetting is the environment variable that switches prepared
@@ -81,8 +102,12 @@ func Open(ctx context.Context, url string, o Options) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	d := sqlx.NewDb(sql.OpenDB(connector{pq: pc, prepare: !o.NoPrepare}), DriverName)
-	d.SetMaxOpenConns(20)
-	d.SetMaxIdleConns(20)
+	n := o.MaxConns
+	if n <= 0 {
+		n = DefaultMaxConns
+	}
+	d.SetMaxOpenConns(n)
+	d.SetMaxIdleConns(n)
 	d.SetConnMaxIdleTime(5 * time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
