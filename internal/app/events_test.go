@@ -335,8 +335,10 @@ func TestEventsEndWithTheSession(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 
-	// A token that expires in a second (issued 30 s ago, inside the leeway).
-	tokens, err := auth.NewTokens([]auth.Key{{ID: KeyID, Secret: []byte(Secret)}}, time.Second,
+	// A token that expires in 1 to 2 seconds (issued 30 s ago, inside the
+	// leeway; its times are whole seconds, so a TTL of one second left it 0 to
+	// 1 s to live, and a slow dial could find it expired already).
+	tokens, err := auth.NewTokens([]auth.Key{{ID: KeyID, Secret: []byte(Secret)}}, 2*time.Second,
 		func() time.Time { return time.Now().Add(-auth.Leeway) })
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +349,7 @@ func TestEventsEndWithTheSession(t *testing.T) {
 	}
 	ws := srv.MustDialWS(t, short)
 	ws.Subscribe(t, "x", eventsSub, map[string]any{"org": org})
-	if code, _ := endsWith(t, ws, "x", 3*time.Second); code != "UNAUTHENTICATED" {
+	if code, _ := endsWith(t, ws, "x", 4*time.Second); code != "UNAUTHENTICATED" {
 		t.Fatalf("expired token: %s, want UNAUTHENTICATED", code)
 	}
 }
