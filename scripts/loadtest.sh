@@ -10,8 +10,9 @@
 # generator is one client sending far more than one client may: CLIENT_REQUESTS_PER_SECOND,
 # CLIENT_CONCURRENT_REQUESTS and MAX_CONCURRENT_REQUESTS = 0, and, but for SCENARIO=fairness,
 # which measures it, the organization's share, ORG_CONCURRENT_SHARE = 0, since the read
-# scenarios' one viewer sends 64 requests at once in one organization; SERVER_ENV may set them
-# again; TRUSTED_PROXY_CIDRS=127.0.0.1/32 so that the
+# scenarios' one viewer sends 64 requests at once in one organization (SCENARIO=fairness sizes
+# the pool to the machine's database instead, DATABASE_MAX_CONNECTIONS = 2 x cores + 1);
+# SERVER_ENV may set them again; TRUSTED_PROXY_CIDRS=127.0.0.1/32 so that the
 # generator can speak for many client addresses through X-Forwarded-For, METRICS_ADDR on a
 # free port for the allocations per request), runs the scenario against its /query (the
 # read and write scenarios first seed their data set into the cluster; the read ones
@@ -105,12 +106,18 @@ env -i PATH="$PATH" DATABASE_URL="$SRV_DATABASE_URL" "$tmp/tenantgraph" migrate 
 
 # srv_start sets APP_ENV=development; the later APP_ENV wins (env applies them in order).
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-org_share=0
-[[ "$SCENARIO" != fairness ]] || org_share=0.25 # the default, which the scenario measures
+org_share=0 pool=()
+if [[ "$SCENARIO" == fairness ]]; then
+	org_share=0.25 # the default, which the scenario measures
+	# A pool sized to this machine's database (2 x its cores + 1): the share is a quarter
+	# of the pool, so this leaves an organization one statement at a time on 2 cores.
+	# SERVER_ENV='DATABASE_MAX_CONNECTIONS=20' measures the default pool.
+	pool=(DATABASE_MAX_CONNECTIONS=$((2 * $(nproc) + 1)))
+fi
 start() { # start DIR METRICS_PORT: one server of the run
 	srv_start "$1" APP_ENV=production JWT_SECRET="$secret" MAIL_DRIVER=file MAIL_DIR="$1/mail" \
 		CLIENT_REQUESTS_PER_SECOND=0 CLIENT_CONCURRENT_REQUESTS=0 MAX_CONCURRENT_REQUESTS=0 ORG_CONCURRENT_SHARE="$org_share" \
-		TRUSTED_PROXY_CIDRS=127.0.0.1/32 METRICS_ADDR="127.0.0.1:$2" "${server_env[@]}"
+		TRUSTED_PROXY_CIDRS=127.0.0.1/32 METRICS_ADDR="127.0.0.1:$2" "${pool[@]}" "${server_env[@]}"
 }
 mkdir -p "$(dirname "$json")"
 cmp_args=()
