@@ -96,39 +96,21 @@ func memberOrgs(ctx context.Context, ids []uuid.UUID) []string {
 }
 
 // OrgIDs lists the distinct organizations that op's root fields name by their
-// orgId argument, with vars, in order of appearance; values that are not
-// UUIDs are left out (the field refuses them). It runs after validation; a
-// fragment that spreads itself is not followed again.
+// orgId argument, with vars, in order of appearance (eachRootField); values
+// that are not UUIDs are left out (the field refuses them). It runs after
+// validation.
 func OrgIDs(doc *ast.QueryDocument, op *ast.OperationDefinition, vars map[string]any) []uuid.UUID {
 	var ids []uuid.UUID
 	seen := map[uuid.UUID]bool{}
-	active := map[string]bool{}
-	var walk func(ast.SelectionSet)
-	walk = func(set ast.SelectionSet) {
-		for _, sel := range set {
-			switch s := sel.(type) {
-			case *ast.Field:
-				if s.Definition == nil || s.Definition.Arguments.ForName("orgId") == nil {
-					continue
-				}
-				raw, _ := s.ArgumentMap(vars)["orgId"].(string)
-				if id, err := uuid.Parse(raw); err == nil && !seen[id] {
-					seen[id] = true
-					ids = append(ids, id)
-				}
-			case *ast.InlineFragment:
-				walk(s.SelectionSet)
-			case *ast.FragmentSpread:
-				def := doc.Fragments.ForName(s.Name)
-				if def == nil || active[s.Name] {
-					continue
-				}
-				active[s.Name] = true
-				walk(def.SelectionSet)
-				delete(active, s.Name)
-			}
+	eachRootField(doc, op, func(f *ast.Field) {
+		if f.Definition == nil || f.Definition.Arguments.ForName("orgId") == nil {
+			return
 		}
-	}
-	walk(op.SelectionSet)
+		raw, _ := f.ArgumentMap(vars)["orgId"].(string)
+		if id, err := uuid.Parse(raw); err == nil && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	})
 	return ids
 }

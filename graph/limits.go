@@ -159,22 +159,33 @@ func (l shapeLimits) checkWrites(doc *ast.QueryDocument, op *ast.OperationDefini
 
 // Writes counts the root fields of op and the rows its BulkFields write (the
 // length of each one's list argument, with vars), each alias and each use of
-// a fragment counted. It runs after validation, which has resolved the
-// fields' definitions; a fragment that spreads itself is not followed again.
+// a fragment counted (eachRootField). It runs after validation, which has
+// resolved the fields' definitions.
 func Writes(doc *ast.QueryDocument, op *ast.OperationDefinition, vars map[string]any) (fields, rows int) {
+	eachRootField(doc, op, func(f *ast.Field) {
+		if strings.HasPrefix(f.Name, "__") {
+			return
+		}
+		fields = satAdd(fields, 1)
+		if path, ok := BulkFields[f.Name]; ok && f.Definition != nil {
+			rows = satAdd(rows, listLen(f.ArgumentMap(vars), path))
+		}
+	})
+	return fields, rows
+}
+
+// eachRootField calls fn with every root field of op, through inline
+// fragments and fragment spreads: each alias, and a fragment's fields each
+// time it is spread; a fragment that spreads itself is not followed again.
+// What the limits and the organization's share read of an operation.
+func eachRootField(doc *ast.QueryDocument, op *ast.OperationDefinition, fn func(*ast.Field)) {
 	active := map[string]bool{}
 	var walk func(ast.SelectionSet)
 	walk = func(set ast.SelectionSet) {
 		for _, sel := range set {
 			switch s := sel.(type) {
 			case *ast.Field:
-				if strings.HasPrefix(s.Name, "__") {
-					continue
-				}
-				fields = satAdd(fields, 1)
-				if path, ok := BulkFields[s.Name]; ok && s.Definition != nil {
-					rows = satAdd(rows, listLen(s.ArgumentMap(vars), path))
-				}
+				fn(s)
 			case *ast.InlineFragment:
 				walk(s.SelectionSet)
 			case *ast.FragmentSpread:
@@ -189,7 +200,6 @@ func Writes(doc *ast.QueryDocument, op *ast.OperationDefinition, vars map[string
 		}
 	}
 	walk(op.SelectionSet)
-	return fields, rows
 }
 
 // listLen is the length of the list at path in args (0 when there is none).

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -99,34 +98,12 @@ func TestConcurrentRequestsAreLimited(t *testing.T) {
 	orgA, orgB := srv.CreateOrg(t, alice, "Admit A "+uuid.NewString()[:8]), srv.CreateOrg(t, bob, "Admit B "+uuid.NewString()[:8])
 
 	// A transaction holds both organizations' rows: updateOrganization waits on them.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	tx, err := srv.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback() //nolint:errcheck
-	var holder int
-	if err := tx.Get(&holder, `SELECT pg_backend_pid()`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(`SELECT 1 FROM organizations WHERE id IN ($1, $2) FOR UPDATE`, orgA, orgB); err != nil {
-		t.Fatal(err)
-	}
+	lock := holdLock(t, `SELECT 1 FROM organizations WHERE id IN ($1, $2) FOR UPDATE`, orgA, orgB)
 	waiting := func(n int) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			var k int
-			// Those waiting on the holder, or on one that waits on it (a second
-			// waiter for a row queues behind the first).
-			if err := srv.DB.Get(&k, `
-				WITH RECURSIVE w(pid) AS (
-					SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))
-					UNION SELECT a.pid FROM pg_stat_activity a JOIN w ON w.pid = ANY(pg_blocking_pids(a.pid)))
-				SELECT count(*) FROM w`, holder); err != nil {
-				t.Fatal(err)
-			}
+			k := lock.waiters(t)
 			if k == n {
 				return
 			}
@@ -160,9 +137,7 @@ func TestConcurrentRequestsAreLimited(t *testing.T) {
 	wantAdmissionRefusal(t, as.Post(t, carol.AccessToken, `{ me { id } }`, nil), http.StatusServiceUnavailable, "server_concurrent")
 
 	// The held requests finish, and the slots are free again.
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	lock.release(t)
 	wg.Wait()
 	for i, r := range held {
 		if r.Status != http.StatusOK || len(r.Errors) > 0 {

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -61,20 +60,7 @@ func TestOrganizationShareIsFair(t *testing.T) {
 	alice, bob, carol := srv.RegisterVerified(t, "fairalice"), srv.RegisterVerified(t, "fairbob"), srv.RegisterVerified(t, "faircarol")
 	orgA, orgB := srv.CreateOrg(t, alice, "Fair A "+uuid.NewString()[:8]), srv.CreateOrg(t, bob, "Fair B "+uuid.NewString()[:8])
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	tx, err := srv.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback() //nolint:errcheck
-	var holder int
-	if err := tx.Get(&holder, `SELECT pg_backend_pid()`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(`SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE`, orgA); err != nil {
-		t.Fatal(err)
-	}
+	lock := holdLock(t, `SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE`, orgA)
 	poll := func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
@@ -84,17 +70,6 @@ func TestOrganizationShareIsFair(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-	}
-	onLock := func() int {
-		var k int
-		if err := srv.DB.Get(&k, `
-			WITH RECURSIVE w(pid) AS (
-				SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))
-				UNION SELECT a.pid FROM pg_stat_activity a JOIN w ON w.pid = ANY(pg_blocking_pids(a.pid)))
-			SELECT count(*) FROM w`, holder); err != nil {
-			t.Fatal(err)
-		}
-		return k
 	}
 	waiting := func() float64 { return value(t, scrape(t, expose), "tenantgraph_organization_share_waiting") }
 
@@ -107,7 +82,7 @@ func TestOrganizationShareIsFair(t *testing.T) {
 			heldOut[i] = as.Post(t, alice.AccessToken, rename, map[string]any{"o": orgA, "n": fmt.Sprintf("Held %d %s", i, uuid.NewString()[:8])})
 		})
 	}
-	poll("two renames wait on the lock", func() bool { return onLock() == 2 })
+	poll("two renames wait on the lock", func() bool { return lock.waiters(t) == 2 })
 
 	// Three more of A wait for a slot, not on the lock.
 	const orgQuery = `query($o: ID!) { organization(orgId: $o) { id } }`
@@ -126,7 +101,7 @@ func TestOrganizationShareIsFair(t *testing.T) {
 		})
 	}
 	poll("three of A wait for a slot", func() bool { return waiting() == 3 })
-	if n := onLock(); n != 2 {
+	if n := lock.waiters(t); n != 2 {
 		t.Fatalf("%d requests wait on the lock, want the 2 renames", n)
 	}
 
@@ -166,9 +141,7 @@ func TestOrganizationShareIsFair(t *testing.T) {
 		last = answer{r: r, retry: h.Get("Retry-After")}
 	})
 	poll("one of A waits for a slot", func() bool { return waiting() == 1 })
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	lock.release(t)
 	held.Wait()
 	lastDone.Wait()
 	for i, r := range heldOut {
