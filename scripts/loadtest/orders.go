@@ -182,7 +182,7 @@ func seedOrdersSQL(ctx context.Context, db *sql.DB, d dataset) error {
 			SELECT md5($1 || 'o-' || k)::uuid, CASE k WHEN 0 THEN 'Orders Hot Org' ELSE 'Orders Org ' || k END,
 			       $4 || lpad(k::text, 4, '0'), $2::timestamptz, $2::timestamptz
 			FROM generate_series(0, $3::int) k`, []any{p, seedBase, d.OrderClients, orderSlugPrefix}},
-		{"their limits (a run places more orders than a day's default quota)", `UPDATE organization_limits l SET orders_per_day = 100000000
+		{"their limits (a long run can place more orders in one organization than a day's default quota)", `UPDATE organization_limits l SET orders_per_day = 100000000
 			FROM organizations o WHERE o.id = l.organization_id AND o.slug LIKE $1 || '%'`, []any{orderSlugPrefix}},
 		{"their owner and clerks", `INSERT INTO organization_members (organization_id, user_id, role, created_at, updated_at)
 			SELECT md5($1 || 'o-' || org)::uuid, md5($1 || 'u-' || k)::uuid, CASE k WHEN 0 THEN 'OWNER' ELSE 'MEMBER' END,
