@@ -226,6 +226,23 @@ func migrate(args []string) error {
 	return errors.New("usage: tenantgraph migrate up|down|status")
 }
 
+// operatorDB opens DATABASE_URL for an operator's command (audit verify, org
+// limits), which reads only it and DATABASE_PREPARED_STATEMENTS (off behind
+// PgBouncer in transaction mode), with no statement timeout: a long chain
+// takes long to check.
+func operatorDB(ctx context.Context) (*sqlx.DB, error) {
+	url := os.Getenv("DATABASE_URL")
+	if url == "" {
+		return nil, errors.New("DATABASE_URL is required")
+	}
+	opts, err := db.ParsePrepared(os.Getenv(db.PreparedSetting))
+	if err != nil {
+		return nil, err
+	}
+	opts.StatementTimeout = db.Unbounded
+	return db.Open(ctx, url, opts)
+}
+
 // orgLimitsUsage is the org command's usage line.
 const orgLimitsUsage = "usage: tenantgraph org limits get|set --org ID [--seats N] [--customers N] [--notes-per-customer N] [--products N] [--orders-per-day N]"
 
@@ -265,17 +282,9 @@ func orgCmd(args []string, out io.Writer) error {
 	if args[1] == "get" && change != (org.LimitsChange{}) {
 		return errors.New("org limits get takes only --org")
 	}
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		return errors.New("DATABASE_URL is required")
-	}
-	opts, err := db.ParsePrepared(os.Getenv(db.PreparedSetting))
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := db.Open(ctx, url, opts)
+	d, err := operatorDB(ctx)
 	if err != nil {
 		return err
 	}
@@ -328,18 +337,9 @@ func auditCmd(args []string, out io.Writer) error {
 		}
 		orgs = []uuid.UUID{id}
 	}
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		return errors.New("DATABASE_URL is required")
-	}
-	opts, err := db.ParsePrepared(os.Getenv(db.PreparedSetting)) // off behind PgBouncer in transaction mode
-	if err != nil {
-		return err
-	}
-	opts.StatementTimeout = db.Unbounded // a long chain takes long to check
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := db.Open(ctx, url, opts)
+	d, err := operatorDB(ctx)
 	if err != nil {
 		return err
 	}

@@ -2,15 +2,11 @@ package app_test
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"sync"
 	"testing"
 
 	"github.com/google/uuid"
 
-	"tenantgraph/internal/apitest"
 	. "tenantgraph/internal/apitest"
 	"tenantgraph/internal/app"
 	"tenantgraph/internal/platform/metrics"
@@ -118,15 +114,7 @@ func TestQuotasRefuseWritesPastTheLimit(t *testing.T) {
 
 	// The refusals are counted by limit, on an app with a metrics registry.
 	reg := metrics.New()
-	a, err := app.New(app.Options{Config: srv.Config, DB: srv.DB, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Argon2: apitest.FastArgon2, Metrics: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	hs := httptest.NewServer(a.Handler)
-	defer hs.Close()
-	api := &apitest.Server{URL: hs.URL}
+	api, _ := ownServer(t, func(o *app.Options) { o.Metrics = reg })
 	for range 2 {
 		if c := api.Post(t, owner.AccessToken, createProduct, map[string]any{"o": org, "s": "W-3"}).Code(); c != "QUOTA_EXCEEDED" {
 			t.Fatalf("a 2nd product on the metered app: %s", c)

@@ -286,36 +286,7 @@ func fairRound(ctx context.Context, o options, side *fairSide, meter cpuMeter, f
 		return d, err
 	}
 	sample := func(from, end time.Time) phaseResult {
-		var p phaseResult
-		var before cpuSample
-		measuring := false
-		for {
-			now := time.Now()
-			if !measuring && !now.Before(from) {
-				before, measuring = meter.read(), true
-			}
-			if !now.Before(end) || ctx.Err() != nil {
-				break
-			}
-			d, err := dashboard()
-			if measuring {
-				p.raw = append(p.raw, d)
-				if err != nil {
-					p.Failed++
-				}
-			}
-			if err != nil && *firstErr == nil && ctx.Err() == nil {
-				*firstErr = err
-				fmt.Fprintf(os.Stderr, "loadtest: B's dashboard failed: %v\n", err)
-			}
-			time.Sleep(o.Interval)
-		}
-		if measuring {
-			p.CPU = before.to(meter.read())
-			p.Seconds = time.Since(from).Seconds()
-		}
-		p.Trivial = summarize(append([]time.Duration(nil), p.raw...))
-		return p
+		return samplePhase(ctx, meter, o.Interval, from, end, dashboard, firstErr, "B's dashboard")
 	}
 	// Warm up B's connection.
 	if _, err := dashboard(); err != nil {

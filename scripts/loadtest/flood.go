@@ -65,6 +65,44 @@ type phaseResult struct {
 	raw     []time.Duration
 }
 
+// samplePhase runs probe one at a time, interval apart, until end, keeping
+// the latencies (and failures) of those started after from, and the
+// processes' CPU time from from on. The first failure goes to *firstErr and
+// to standard error, named what.
+func samplePhase(ctx context.Context, meter cpuMeter, interval time.Duration, from, end time.Time,
+	probe func() (time.Duration, error), firstErr *error, what string) phaseResult {
+	var p phaseResult
+	var before cpuSample
+	measuring := false
+	for {
+		now := time.Now()
+		if !measuring && !now.Before(from) {
+			before, measuring = meter.read(), true
+		}
+		if !now.Before(end) || ctx.Err() != nil {
+			break
+		}
+		d, err := probe()
+		if measuring {
+			p.raw = append(p.raw, d)
+			if err != nil {
+				p.Failed++
+			}
+		}
+		if err != nil && *firstErr == nil && ctx.Err() == nil {
+			*firstErr = err
+			fmt.Fprintf(os.Stderr, "loadtest: %s failed: %v\n", what, err)
+		}
+		time.Sleep(interval)
+	}
+	if measuring {
+		p.CPU = before.to(meter.read())
+		p.Seconds = time.Since(from).Seconds()
+	}
+	p.Trivial = summarize(append([]time.Duration(nil), p.raw...))
+	return p
+}
+
 func (p *phaseResult) add(q phaseResult) {
 	p.Seconds += q.Seconds
 	p.Failed += q.Failed
@@ -137,36 +175,7 @@ func credentialFlood(ctx context.Context, o options) (report, error) {
 	// sample runs trivial queries until end, keeping those started after from.
 	var firstErr error
 	sample := func(from, end time.Time) phaseResult {
-		var p phaseResult
-		var before cpuSample
-		measuring := false
-		for {
-			now := time.Now()
-			if !measuring && !now.Before(from) {
-				before, measuring = meter.read(), true
-			}
-			if !now.Before(end) || ctx.Err() != nil {
-				break
-			}
-			d, err := query()
-			if measuring {
-				p.raw = append(p.raw, d)
-				if err != nil {
-					p.Failed++
-				}
-			}
-			if err != nil && firstErr == nil && ctx.Err() == nil {
-				firstErr = err
-				fmt.Fprintf(os.Stderr, "loadtest: trivial query failed: %v\n", err)
-			}
-			time.Sleep(o.Interval)
-		}
-		if measuring {
-			p.CPU = before.to(meter.read())
-			p.Seconds = time.Since(from).Seconds()
-		}
-		p.Trivial = summarize(append([]time.Duration(nil), p.raw...))
-		return p
+		return samplePhase(ctx, meter, o.Interval, from, end, query, &firstErr, "trivial query")
 	}
 
 	// Warm up: open the trivial client's connection and let the server settle.

@@ -29,7 +29,7 @@ type Options struct {
 	// StatementTimeout bounds each statement of the pool's connections: sent
 	// as the statement_timeout startup parameter of every connection, so it
 	// costs no statement (PostgreSQL cancels a statement that runs longer,
-	// lock waits included, with TIMEOUT: see mapTimeout). 0 sends none (the
+	// lock waits included, with TIMEOUT: see mapError). 0 sends none (the
 	// server's default applies: behind PgBouncer, which drops the parameter,
 	// the one set there); Unbounded sends 0, no timeout (migrations). In whole
 	// milliseconds.
@@ -128,10 +128,10 @@ func WithTx(ctx context.Context, d *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 	afterCommit.Store(tx, new([]func()))
 	defer afterCommit.Delete(tx)
 	if err := fn(tx); err != nil {
-		return quotaError(err)
+		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return quotaError(fmt.Errorf("commit: %w", err))
+		return fmt.Errorf("commit: %w", err)
 	}
 	if hooks, ok := afterCommit.LoadAndDelete(tx); ok {
 		for _, h := range *hooks.(*[]func()) {
@@ -203,18 +203,14 @@ func Retryable(err error) bool {
 // "<limit> <max>", a client-safe message.
 const QuotaConstraint = "organization_quota"
 
-// quotaError turns a quota trigger's refusal in err into QUOTA_EXCEEDED, with
-// extensions.limit (the limit's API name, "seats") and extensions.max; any
-// other error is returned as is.
-func quotaError(err error) error {
-	var pe *pq.Error
-	if !errors.As(err, &pe) || pe.Code != CheckViolation || pe.Constraint != QuotaConstraint {
-		return err
-	}
+// quotaError is a quota trigger's refusal as QUOTA_EXCEEDED, with
+// extensions.limit (the limit's API name, "seats") and extensions.max; nil
+// when its DETAIL is not "<limit> <max>".
+func quotaError(pe *pq.Error) *apperr.Error {
 	limit, n, _ := strings.Cut(pe.Detail, " ")
-	max, perr := strconv.Atoi(n)
-	if perr != nil || limit == "" {
-		return err
+	max, err := strconv.Atoi(n)
+	if err != nil || limit == "" {
+		return nil
 	}
 	return &apperr.Error{Code: apperr.QuotaExceeded, Message: pe.Message,
 		Limit: limit, Extensions: map[string]any{"limit": limit, "max": max}}

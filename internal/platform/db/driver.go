@@ -111,8 +111,8 @@ type cachedStmt struct {
 	used uint64
 }
 
-// query and exec map a statement timeout to TIMEOUT (mapTimeout), on the
-// statement and on the rows it streams.
+// query and exec map the errors a client may see (mapError: TIMEOUT,
+// QUOTA_EXCEEDED), on the statement and on the rows it streams.
 func (c *conn) query(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	count(ctx)
 	var rows driver.Rows
@@ -125,9 +125,9 @@ func (c *conn) query(ctx context.Context, q string, args []driver.NamedValue) (d
 		})
 	}
 	if err != nil {
-		return nil, mapTimeout(ctx, err)
+		return nil, mapError(ctx, err)
 	}
-	return &timedRows{Rows: rows, ctx: ctx}, nil
+	return &mappedRows{Rows: rows, ctx: ctx}, nil
 }
 
 func (c *conn) exec(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
@@ -141,7 +141,7 @@ func (c *conn) exec(ctx context.Context, q string, args []driver.NamedValue) (dr
 			return st.(driver.StmtExecContext).ExecContext(ctx, args)
 		})
 	}
-	return res, mapTimeout(ctx, err)
+	return res, mapError(ctx, err)
 }
 
 // withStmt runs use with q's prepared statement on c, preparing it first when
@@ -266,7 +266,7 @@ type countedTx struct {
 func (t *countedTx) commit() error {
 	count(t.ctx)
 	t.conn.inTx = false
-	return mapTimeout(t.ctx, t.Tx.Commit()) // deferred triggers run at commit
+	return mapError(t.ctx, t.Tx.Commit()) // deferred triggers run at commit
 }
 
 func (t *countedTx) rollback() error {

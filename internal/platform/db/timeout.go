@@ -80,69 +80,83 @@ func openHint(err error) error {
 // statement's context ends: "canceling statement due to user request").
 const QueryCanceled = "57014"
 
-// timeoutError is a statement PostgreSQL cancelled at the statement timeout:
-// the client-safe TIMEOUT and the driver's error, both in its chain.
-type timeoutError struct {
+// mappedError is a driver error that a client may see: the client-safe
+// error (TIMEOUT, QUOTA_EXCEEDED) and the driver's, both in its chain (so
+// Constraint and IsViolation still read the driver's).
+type mappedError struct {
 	app *apperr.Error
 	pq  error
 }
 
-func (e *timeoutError) Error() string   { return e.pq.Error() }
-func (e *timeoutError) Unwrap() []error { return []error{e.app, e.pq} }
+func (e *mappedError) Error() string   { return e.pq.Error() }
+func (e *mappedError) Unwrap() []error { return []error{e.app, e.pq} }
 
 // TimeoutMessage is what a client reads of a statement timeout.
 const TimeoutMessage = "the request took too long in the database: try again, or ask for less at once"
 
-// mapTimeout is where the statement timeout is mapped, once, for every
-// statement of the pool (queries, execs, the rows they stream, commits): a
-// PostgreSQL error 57014 "canceling statement due to statement timeout"
-// becomes, in the error's chain, an apperr.Error coded TIMEOUT, and counts in
-// the request's metadata (reqmeta.Meta.StatementTimeouts). Every other error,
-// a cancellation by the context ("due to user request") included, is
-// returned as it is. PostgreSQL must write its messages in English
-// (lc_messages, C or en_*: its default).
-func mapTimeout(ctx context.Context, err error) error {
+// mapError is where the driver's errors that a client may see are mapped,
+// once, for every statement of the pool (queries, execs, the rows they
+// stream, commits):
+//   - a PostgreSQL error 57014 "canceling statement due to statement timeout"
+//     becomes, in the error's chain, an apperr.Error coded TIMEOUT, and counts
+//     in the request's metadata (reqmeta.Meta.StatementTimeouts); a
+//     cancellation by the context ("due to user request") stays as it is.
+//     PostgreSQL must write its messages in English (lc_messages, C or en_*:
+//     its default);
+//   - an organization quota trigger's refusal (QuotaConstraint) becomes
+//     QUOTA_EXCEEDED (quotaError).
+//
+// Every other error is returned as it is.
+func mapError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
 	var pe *pq.Error
-	if !errors.As(err, &pe) || pe.Code != QueryCanceled || !strings.Contains(pe.Message, "statement timeout") {
+	if !errors.As(err, &pe) {
 		return err
 	}
-	reqmeta.From(ctx).StatementTimedOut()
-	return &timeoutError{app: apperr.New(apperr.Timeout, TimeoutMessage), pq: err}
+	switch {
+	case pe.Code == QueryCanceled && strings.Contains(pe.Message, "statement timeout"):
+		reqmeta.From(ctx).StatementTimedOut()
+		return &mappedError{app: apperr.New(apperr.Timeout, TimeoutMessage), pq: err}
+	case pe.Code == CheckViolation && pe.Constraint == QuotaConstraint:
+		if q := quotaError(pe); q != nil {
+			return &mappedError{app: q, pq: err}
+		}
+	}
+	return err
 }
 
 // IsStatementTimeout reports whether err is a statement PostgreSQL cancelled
 // at the statement timeout.
 func IsStatementTimeout(err error) bool {
-	var te *timeoutError
-	return errors.As(err, &te)
+	var me *mappedError
+	return errors.As(err, &me) && me.app.Code == apperr.Timeout
 }
 
-// timedRows maps the errors of a query's rows: a statement timeout may come
+// mappedRows maps the errors of a query's rows (mapError): a statement timeout may come
 // after the first rows (or, for a statement sent with arguments, after its
 // columns' description and before any row).
-type timedRows struct {
+type mappedRows struct {
 	driver.Rows
 	ctx context.Context
 }
 
-func (r *timedRows) Next(dest []driver.Value) error { return mapTimeout(r.ctx, r.Rows.Next(dest)) }
+func (r *mappedRows) Next(dest []driver.Value) error { return mapError(r.ctx, r.Rows.Next(dest)) }
 
-func (r *timedRows) HasNextResultSet() bool {
+func (r *mappedRows) HasNextResultSet() bool {
 	n, ok := r.Rows.(driver.RowsNextResultSet)
 	return ok && n.HasNextResultSet()
 }
 
-func (r *timedRows) NextResultSet() error {
+func (r *mappedRows) NextResultSet() error {
 	if n, ok := r.Rows.(driver.RowsNextResultSet); ok {
-		return mapTimeout(r.ctx, n.NextResultSet())
+		return mapError(r.ctx, n.NextResultSet())
 	}
 	return errors.New("no next result set")
 }
 
-func (r *timedRows) ColumnTypeDatabaseTypeName(i int) string {
+func (r *mappedRows) ColumnTypeDatabaseTypeName(i int) string {
 	if t, ok := r.Rows.(driver.RowsColumnTypeDatabaseTypeName); ok {
 		return t.ColumnTypeDatabaseTypeName(i)
 	}
