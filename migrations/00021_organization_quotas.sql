@@ -24,15 +24,8 @@ CREATE TABLE organization_limits (
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
 
--- +goose StatementBegin
-CREATE FUNCTION organization_limits_default() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO organization_limits (organization_id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
-    RETURN NULL;
-END $$;
--- +goose StatementEnd
-CREATE TRIGGER organizations_limits AFTER INSERT ON organizations
-    FOR EACH ROW EXECUTE FUNCTION organization_limits_default();
+-- A new organization gets its row, with the defaults, at its first check: its owner's
+-- membership, in the transaction that creates it (organization_quota_check).
 INSERT INTO organization_limits (organization_id) SELECT id FROM organizations;
 
 -- Counted usage: active (not archived) customers and products, and the orders placed
@@ -58,9 +51,8 @@ CREATE FUNCTION organization_limit(o uuid, q text) RETURNS integer LANGUAGE sql 
     FROM organization_limits l WHERE l.organization_id = o
 $$;
 
--- Refuses a write that takes organization o to n > its limit q; what names the unit. An
--- organization inserted by the same statement may have no limits row yet (its trigger
--- runs at the statement's end): it gets its defaults here.
+-- Refuses a write that takes organization o to n > its limit q; what names the unit. A
+-- new organization has no limits row yet: it gets its defaults here.
 CREATE FUNCTION organization_quota_check(o uuid, q text, n bigint, what text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     cap integer := organization_limit(o, q);
@@ -194,7 +186,6 @@ DROP TRIGGER products_quota_archived ON products;
 DROP TRIGGER products_quota ON products;
 DROP TRIGGER customers_quota_archived ON customers;
 DROP TRIGGER customers_quota ON customers;
-DROP TRIGGER organizations_limits ON organizations;
 DROP FUNCTION invitations_seats();
 DROP FUNCTION organization_members_seats();
 DROP FUNCTION organization_seats(uuid, timestamptz, uuid);
@@ -205,6 +196,5 @@ DROP FUNCTION quota_rows_inserted();
 DROP FUNCTION organization_usage_add(uuid, text, date, bigint, text);
 DROP FUNCTION organization_quota_check(uuid, text, bigint, text);
 DROP FUNCTION organization_limit(uuid, text);
-DROP FUNCTION organization_limits_default();
 DROP TABLE organization_usage;
 DROP TABLE organization_limits;
